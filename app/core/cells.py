@@ -1,0 +1,312 @@
+"""Recurrent cells written out one timestep at a time: the instrumented path.
+
+What this is: vanilla RNN (tanh or ReLU), LSTM and GRU, every gate on a named line, reading
+parameters in exactly the torch.nn.RNN / LSTM / GRU layout (`weight_ih_l0`, `weight_hh_l0`,
+`bias_ih_l0`, `bias_hh_l0`, `..._reverse`; gate order i, f, g, o and r, z, n). `unroll` runs a
+whole multi-layer, optionally bidirectional stack and keeps every h_t, c_t and gate as its own
+tensor, so the graph it builds is the explicit unrolled graph of backprop through time.
+
+Alongside each forward step is its hand-written backward step, which carries any number of
+gradient rows back through time at once; `app.core.probes` uses it to itemize the gradient.
+
+What this is not: the training path. Training runs the fused torch.nn modules, which this file
+reproduces to within float32 rounding (tests hold outputs and parameter gradients to 1e-5).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+import torch
+from torch import Tensor
+
+CellName = Literal["rnn_tanh", "rnn_relu", "lstm", "gru"]
+CELLS: tuple[CellName, ...] = ("rnn_tanh", "rnn_relu", "lstm", "gru")
+GATES: dict[CellName, tuple[str, ...]] = {
+    "rnn_tanh": (),
+    "rnn_relu": (),
+    "lstm": ("i", "f", "g", "o"),
+    "gru": ("r", "z", "n"),
+}
+CHUNKS: dict[CellName, int] = {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 4, "gru": 3}
+
+
+@dataclass(frozen=True)
+class Weights:
+    """One layer and direction of a stack, in torch.nn layout."""
+
+    w_ih: Tensor  # (G*H, I)
+    w_hh: Tensor  # (G*H, H)
+    b_ih: Tensor  # (G*H,)
+    b_hh: Tensor  # (G*H,)
+
+
+def suffix(layer: int, reverse: bool) -> str:
+    return f"_l{layer}" + ("_reverse" if reverse else "")
+
+
+def layer_weights(params: Mapping[str, Tensor], layer: int, reverse: bool) -> Weights:
+    s = suffix(layer, reverse)
+    return Weights(params[f"weight_ih{s}"], params[f"weight_hh{s}"], params[f"bias_ih{s}"], params[f"bias_hh{s}"])
+
+
+# ----------------------------------------------------------------------------------------------
+# forward: one timestep
+
+
+@dataclass
+class StepOut:
+    h: Tensor  # (B, H)
+    c: Tensor | None  # (B, H), LSTM only
+    gates: dict[str, Tensor]  # name -> (B, H)
+    hn: Tensor | None = None  # (B, H) GRU only: W_hn h_{t-1} + b_hn, needed by the backward step
+
+
+def step(cell: CellName, xw: Tensor, h: Tensor, c: Tensor | None, w: Weights) -> StepOut:
+    """One timestep. `xw` is the input projection x_t W_ih^T + b_ih, computed for all t at once."""
+    hw = h @ w.w_hh.T + w.b_hh  # (B, G*H)
+    if cell == "rnn_tanh":
+        return StepOut(torch.tanh(xw + hw), None, {})
+    if cell == "rnn_relu":
+        return StepOut(torch.relu(xw + hw), None, {})
+    if cell == "lstm":
+        assert c is not None
+        pre_i, pre_f, pre_g, pre_o = (xw + hw).chunk(4, dim=-1)
+        i = torch.sigmoid(pre_i)  # input gate: how much of the candidate to write
+        f = torch.sigmoid(pre_f)  # forget gate: how much of the old cell to keep
+        g = torch.tanh(pre_g)  # candidate values
+        o = torch.sigmoid(pre_o)  # output gate: how much of the cell to show
+        c = f * c + i * g
+        h = o * torch.tanh(c)
+        return StepOut(h, c, {"i": i, "f": f, "g": g, "o": o})
+    # gru
+    x_r, x_z, x_n = xw.chunk(3, dim=-1)
+    h_r, h_z, h_n = hw.chunk(3, dim=-1)
+    r = torch.sigmoid(x_r + h_r)  # reset gate: how much of the past feeds the candidate
+    z = torch.sigmoid(x_z + h_z)  # update gate: how much of the old state to keep
+    n = torch.tanh(x_n + r * h_n)  # candidate state
+    h = (1 - z) * n + z * h
+    return StepOut(h, None, {"r": r, "z": z, "n": n}, hn=h_n)
+
+
+# ----------------------------------------------------------------------------------------------
+# forward: the whole stack, unrolled
+
+
+@dataclass
+class DirectionTrace:
+    """Everything one direction of one layer computed, in natural time order (index t)."""
+
+    h: list[Tensor] = field(default_factory=list)  # T x (B, H)
+    c: list[Tensor] = field(default_factory=list)  # T x (B, H), LSTM only
+    gates: dict[str, list[Tensor]] = field(default_factory=dict)  # name -> T x (B, H)
+    hn: list[Tensor] = field(default_factory=list)  # T x (B, H), GRU only
+    h0: Tensor | None = None  # (B, H) the state before the first step of this direction
+    c0: Tensor | None = None
+
+
+@dataclass
+class Unrolled:
+    output: Tensor  # (B, T, D*H) last layer, both directions concatenated, as torch.nn returns it
+    h_n: Tensor  # (L*D, B, H)
+    c_n: Tensor | None  # (L*D, B, H), LSTM only
+    layers: list[list[DirectionTrace]]  # [layer][direction]
+    layer_inputs: list[Tensor]  # [layer] (B, T, I_l): what each layer read
+
+
+def unroll(
+    cell: CellName,
+    params: Mapping[str, Tensor],
+    x: Tensor,
+    num_layers: int,
+    bidirectional: bool,
+    state: tuple[Tensor, Tensor] | Tensor | None = None,
+    window: int | None = None,
+) -> Unrolled:
+    """Run the stack on x (B, T, I), batch first, like torch.nn with batch_first=True.
+
+    `state` is h0 (L*D, B, H), or (h0, c0) for LSTM. With `window` k, the state is carried
+    across every k steps but detached (truncated BPTT): no gradient crosses a window boundary.
+    """
+    B, T, _ = x.shape
+    D = 2 if bidirectional else 1
+    H = params["weight_hh_l0"].shape[1]
+    h0, c0 = _split_state(state)
+    zeros = x.new_zeros(B, H)
+    layers: list[list[DirectionTrace]] = []
+    layer_inputs: list[Tensor] = []
+    h_n: list[Tensor] = []
+    c_n: list[Tensor] = []
+    inp = x  # (B, T, I_l)
+    for layer in range(num_layers):
+        layer_inputs.append(inp)
+        traces = []
+        for d in range(D):
+            w = layer_weights(params, layer, reverse=d == 1)
+            k = layer * D + d
+            h = h0[k] if h0 is not None else zeros
+            c = (c0[k] if c0 is not None else zeros) if cell == "lstm" else None
+            tr = DirectionTrace(h0=h, c0=c)
+            xw = (inp @ w.w_ih.T + w.b_ih).unbind(1)  # T x (B, G*H); unbind, never x[:, t] in a loop
+            order = range(T - 1, -1, -1) if d == 1 else range(T)
+            for n, t in enumerate(order):
+                if window is not None and n > 0 and n % window == 0:
+                    h = h.detach()
+                    c = c.detach() if c is not None else None
+                out = step(cell, xw[t], h, c, w)
+                h, c = out.h, out.c
+                tr.h.append(h)
+                if c is not None:
+                    tr.c.append(c)
+                for name, value in out.gates.items():
+                    tr.gates.setdefault(name, []).append(value)
+                if out.hn is not None:
+                    tr.hn.append(out.hn)
+            if d == 1:  # store in natural time order
+                tr.h.reverse()
+                tr.c.reverse()
+                tr.hn.reverse()
+                for values in tr.gates.values():
+                    values.reverse()
+            h_n.append(h)
+            if c is not None:
+                c_n.append(c)
+            traces.append(tr)
+        layers.append(traces)
+        inp = torch.cat([torch.stack(tr.h, dim=1) for tr in traces], dim=-1)  # (B, T, D*H)
+    return Unrolled(
+        output=inp,
+        h_n=torch.stack(h_n),
+        c_n=torch.stack(c_n) if c_n else None,
+        layers=layers,
+        layer_inputs=layer_inputs,
+    )
+
+
+def _split_state(state: tuple[Tensor, Tensor] | Tensor | None) -> tuple[Tensor | None, Tensor | None]:
+    if state is None:
+        return None, None
+    if isinstance(state, tuple):
+        return state[0], state[1]
+    return state, None
+
+
+# ----------------------------------------------------------------------------------------------
+# backward: one direction of one layer, any number of gradient rows at once
+
+
+@dataclass
+class DirectionGrads:
+    h: Tensor  # (T, R, H) total dL/dh_t of each row: the readout path plus the recurrent path
+    c: Tensor | None  # (T, R, H) total dL/dc_t (LSTM)
+    x: Tensor  # (T, R, I) dL/dx_t: gradient at this layer's input
+
+
+def backward_direction(
+    cell: CellName,
+    w: Weights,
+    tr: DirectionTrace,
+    direct: Tensor,
+    reverse: bool,
+    window: int | None = None,
+    active_from: Tensor | None = None,
+) -> DirectionGrads:
+    """Backprop through time by hand for one direction of one layer.
+
+    `direct` (T, R, H) is the gradient that reaches h_t from outside the recurrence (the readout
+    or the layer above), one row per loss being differentiated. The state entering each step
+    comes from the trace (B must be 1). Returns the total gradient at every h_t (and c_t) and at
+    every input x_t, row by row: rows never mix, so one pass itemizes many losses.
+
+    `active_from` (R,) optional, in the direction's own time (reversed for `reverse`): the
+    latest step at which anything reaches row r, so that the row is zero at every later step
+    (true of the top layer, and of every layer of a one-way stack); rows are then skipped while
+    they are still zero, a pure speed-up.
+    """
+    T, R, H = direct.shape
+    seq = _stack_trace(cell, tr)  # name -> (T, H)
+    if reverse:  # walk in the direction's own time; flip back at the end
+        direct = direct.flip(0)
+        seq = {k: v.flip(0) for k, v in seq.items()}
+    prev_h = torch.cat([_initial(tr.h0, direct), seq["h"][:-1]])  # (T, H): the state each step read
+    if cell == "lstm":
+        prev_c = torch.cat([_initial(tr.c0, direct), seq["c"][:-1]])
+        tanh_c = torch.tanh(seq["c"])
+    G = CHUNKS[cell]
+    out_h = direct.new_zeros(T, R, H)
+    out_c = direct.new_zeros(T, R, H) if cell == "lstm" else None
+    delta_ih = direct.new_zeros(T, R, G * H)  # gradient at the input projection x_t W_ih^T + b_ih
+    carry_h = direct.new_zeros(R, H)  # recurrent part of dL/dh_t, from step t+1
+    carry_c = direct.new_zeros(R, H)
+    # rows with active_from[r] >= t are the only nonzero ones at local time t; keep them first
+    order = torch.argsort(active_from, descending=True, stable=True) if active_from is not None else None
+    if order is not None:
+        direct = direct[:, order]
+    for t in range(T - 1, -1, -1):
+        n = R if active_from is None else int((active_from >= t).sum())
+        if n == 0:
+            continue
+        gh = direct[t, :n] + carry_h[:n]  # (n, H)
+        if cell == "lstm":
+            i, f, g, o = seq["i"][t], seq["f"][t], seq["g"][t], seq["o"][t]
+            gc = carry_c[:n] + gh * o * (1 - tanh_c[t] ** 2)
+            d_i = gc * g * i * (1 - i)
+            d_f = gc * prev_c[t] * f * (1 - f)
+            d_g = gc * i * (1 - g**2)
+            d_o = gh * tanh_c[t] * o * (1 - o)
+            d_pre = torch.cat([d_i, d_f, d_g, d_o], dim=-1)  # (n, 4H)
+            delta_ih[t, :n] = d_pre
+            new_carry = d_pre @ w.w_hh
+            new_carry_c = gc * f
+            assert out_c is not None
+            out_c[t, :n] = gc
+        elif cell == "gru":
+            r, z, nn_, hn = seq["r"][t], seq["z"][t], seq["n"][t], seq["hn"][t]
+            d_n = gh * (1 - z) * (1 - nn_**2)
+            d_z = gh * (prev_h[t] - nn_) * z * (1 - z)
+            d_r = d_n * hn * r * (1 - r)
+            delta_ih[t, :n] = torch.cat([d_r, d_z, d_n], dim=-1)
+            new_carry = torch.cat([d_r, d_z, d_n * r], dim=-1) @ w.w_hh + gh * z
+            new_carry_c = carry_c[:n]
+        else:
+            h = seq["h"][t]
+            d_pre = gh * (1 - h**2) if cell == "rnn_tanh" else gh * (h > 0)
+            delta_ih[t, :n] = d_pre
+            new_carry = d_pre @ w.w_hh
+            new_carry_c = carry_c[:n]
+        out_h[t, :n] = gh
+        if window is not None and t % window == 0:  # truncated BPTT: the graph is cut here
+            new_carry = torch.zeros_like(new_carry)
+            new_carry_c = torch.zeros_like(new_carry_c)
+        carry_h = torch.zeros_like(carry_h)
+        carry_h[:n] = new_carry
+        carry_c = torch.zeros_like(carry_c)
+        carry_c[:n] = new_carry_c
+    dx = delta_ih @ w.w_ih  # (T, R, I)
+    if order is not None:
+        inverse = torch.argsort(order)
+        out_h, dx = out_h[:, inverse], dx[:, inverse]
+        out_c = out_c[:, inverse] if out_c is not None else None
+    if reverse:
+        out_h, dx = out_h.flip(0), dx.flip(0)
+        out_c = out_c.flip(0) if out_c is not None else None
+    return DirectionGrads(h=out_h, c=out_c, x=dx)
+
+
+def _initial(state: Tensor | None, like: Tensor) -> Tensor:
+    H = like.shape[-1]
+    return state.reshape(1, H) if state is not None else like.new_zeros(1, H)
+
+
+def _stack_trace(cell: CellName, tr: DirectionTrace) -> dict[str, Tensor]:
+    """The trace of one sample (B = 1) as (T, H) tensors."""
+    seq = {"h": torch.stack(tr.h)[:, 0]}
+    if tr.c:
+        seq["c"] = torch.stack(tr.c)[:, 0]
+    for name, values in tr.gates.items():
+        seq[name] = torch.stack(values)[:, 0]
+    if tr.hn:
+        seq["hn"] = torch.stack(tr.hn)[:, 0]
+    return seq
