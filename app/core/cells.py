@@ -49,7 +49,9 @@ def suffix(layer: int, reverse: bool) -> str:
 
 def layer_weights(params: Mapping[str, Tensor], layer: int, reverse: bool) -> Weights:
     s = suffix(layer, reverse)
-    return Weights(params[f"weight_ih{s}"], params[f"weight_hh{s}"], params[f"bias_ih{s}"], params[f"bias_hh{s}"])
+    return Weights(
+        params[f"weight_ih{s}"], params[f"weight_hh{s}"], params[f"bias_ih{s}"], params[f"bias_hh{s}"]
+    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -66,7 +68,7 @@ class StepOut:
 
 def step(cell: CellName, xw: Tensor, h: Tensor, c: Tensor | None, w: Weights) -> StepOut:
     """One timestep. `xw` is the input projection x_t W_ih^T + b_ih, computed for all t at once."""
-    hw = h @ w.w_hh.T + w.b_hh  # (B, G*H)
+    hw = torch.addmm(w.b_hh, h, w.w_hh.T)  # (B, G*H)
     if cell == "rnn_tanh":
         return StepOut(torch.tanh(xw + hw), None, {})
     if cell == "rnn_relu":
@@ -220,6 +222,9 @@ def backward_direction(
     comes from the trace (B must be 1). Returns the total gradient at every h_t (and c_t) and at
     every input x_t, row by row: rows never mix, so one pass itemizes many losses.
 
+    Every local derivative that does not depend on the incoming gradient is computed for all t
+    at once before the walk; the walk itself is a few elementwise ops and one matmul a step.
+
     `active_from` (R,) optional, in the direction's own time (reversed for `reverse`): the
     latest step at which anything reaches row r, so that the row is zero at every later step
     (true of the top layer, and of every layer of a one-way stack); rows are then skipped while
@@ -231,68 +236,72 @@ def backward_direction(
         direct = direct.flip(0)
         seq = {k: v.flip(0) for k, v in seq.items()}
     prev_h = torch.cat([_initial(tr.h0, direct), seq["h"][:-1]])  # (T, H): the state each step read
+    # local derivatives, all t at once. d_pre = spread(g) * local: spread copies the carried
+    # gradient (g_h, or g_c for LSTM) across the gate blocks it reaches
     if cell == "lstm":
+        i, f, g, o = seq["i"], seq["f"], seq["g"], seq["o"]
         prev_c = torch.cat([_initial(tr.c0, direct), seq["c"][:-1]])
         tanh_c = torch.tanh(seq["c"])
-    G = CHUNKS[cell]
-    out_h = direct.new_zeros(T, R, H)
-    out_c = direct.new_zeros(T, R, H) if cell == "lstm" else None
-    delta_ih = direct.new_zeros(T, R, G * H)  # gradient at the input projection x_t W_ih^T + b_ih
-    carry_h = direct.new_zeros(R, H)  # recurrent part of dL/dh_t, from step t+1
-    carry_c = direct.new_zeros(R, H)
-    # rows with active_from[r] >= t are the only nonzero ones at local time t; keep them first
-    order = torch.argsort(active_from, descending=True, stable=True) if active_from is not None else None
-    if order is not None:
+        h_to_c = o * (1 - tanh_c**2)  # dh_t/dc_t
+        local = torch.cat([g * i * (1 - i), prev_c * f * (1 - f), i * (1 - g**2), tanh_c * o * (1 - o)], -1)
+    elif cell == "gru":
+        r, z, cand, hn = seq["r"], seq["z"], seq["n"], seq["hn"]
+        d_n = (1 - z) * (1 - cand**2)
+        local = torch.cat([d_n * hn * r * (1 - r), (prev_h - cand) * z * (1 - z), d_n], -1)  # at x W_ih^T
+        local_hh = torch.cat([local[:, : 2 * H], d_n * r], -1)  # at h W_hh^T: the n block passes r
+    elif cell == "rnn_tanh":
+        local = 1 - seq["h"] ** 2
+    else:
+        local = (seq["h"] > 0).to(direct.dtype)
+    w_hh = w.w_hh  # (G*H, H)
+
+    # rows still zero are skipped: sort rows by when they start, busiest first
+    order: Tensor | None = None
+    counts = [R] * T
+    if active_from is not None:
+        order = torch.argsort(active_from, descending=True, stable=True)
         direct = direct[:, order]
+        counts = [int((active_from >= t).sum().item()) for t in range(T)]
+    out_h: list[Tensor] = []
+    out_c: list[Tensor] = []
+    out_x: list[Tensor] = []
+    carry_h = direct.new_zeros(0, H)  # recurrent part of dL/dh_t, from step t+1
+    carry_c = direct.new_zeros(0, H)
     for t in range(T - 1, -1, -1):
-        n = R if active_from is None else int((active_from >= t).sum())
-        if n == 0:
-            continue
-        gh = direct[t, :n] + carry_h[:n]  # (n, H)
+        n = counts[t]
+        if carry_h.shape[0] < n:  # rows whose loss enters here start from zero
+            pad = (0, 0, 0, n - int(carry_h.shape[0]))
+            carry_h, carry_c = torch.nn.functional.pad(carry_h, pad), torch.nn.functional.pad(carry_c, pad)
+        gh = direct[t, :n] + carry_h  # (n, H) total dL/dh_t
         if cell == "lstm":
-            i, f, g, o = seq["i"][t], seq["f"][t], seq["g"][t], seq["o"][t]
-            gc = carry_c[:n] + gh * o * (1 - tanh_c[t] ** 2)
-            d_i = gc * g * i * (1 - i)
-            d_f = gc * prev_c[t] * f * (1 - f)
-            d_g = gc * i * (1 - g**2)
-            d_o = gh * tanh_c[t] * o * (1 - o)
-            d_pre = torch.cat([d_i, d_f, d_g, d_o], dim=-1)  # (n, 4H)
-            delta_ih[t, :n] = d_pre
-            new_carry = d_pre @ w.w_hh
-            new_carry_c = gc * f
-            assert out_c is not None
-            out_c[t, :n] = gc
+            gc = torch.addcmul(carry_c, gh, h_to_c[t])  # (n, H) total dL/dc_t
+            d_pre = torch.cat([gc, gc, gc, gh], -1) * local[t]  # (n, 4H) at the gate pre-activations
+            carry_h, carry_c = d_pre @ w_hh, gc * f[t]
+            out_c.append(gc)
         elif cell == "gru":
-            r, z, nn_, hn = seq["r"][t], seq["z"][t], seq["n"][t], seq["hn"][t]
-            d_n = gh * (1 - z) * (1 - nn_**2)
-            d_z = gh * (prev_h[t] - nn_) * z * (1 - z)
-            d_r = d_n * hn * r * (1 - r)
-            delta_ih[t, :n] = torch.cat([d_r, d_z, d_n], dim=-1)
-            new_carry = torch.cat([d_r, d_z, d_n * r], dim=-1) @ w.w_hh + gh * z
-            new_carry_c = carry_c[:n]
+            spread = gh.repeat(1, 3)
+            d_pre = spread * local[t]  # (n, 3H) at x W_ih^T + b_ih
+            carry_h = torch.addmm(gh * z[t], spread * local_hh[t], w_hh)
         else:
-            h = seq["h"][t]
-            d_pre = gh * (1 - h**2) if cell == "rnn_tanh" else gh * (h > 0)
-            delta_ih[t, :n] = d_pre
-            new_carry = d_pre @ w.w_hh
-            new_carry_c = carry_c[:n]
-        out_h[t, :n] = gh
-        if window is not None and t % window == 0:  # truncated BPTT: the graph is cut here
-            new_carry = torch.zeros_like(new_carry)
-            new_carry_c = torch.zeros_like(new_carry_c)
-        carry_h = torch.zeros_like(carry_h)
-        carry_h[:n] = new_carry
-        carry_c = torch.zeros_like(carry_c)
-        carry_c[:n] = new_carry_c
-    dx = delta_ih @ w.w_ih  # (T, R, I)
-    if order is not None:
-        inverse = torch.argsort(order)
-        out_h, dx = out_h[:, inverse], dx[:, inverse]
-        out_c = out_c[:, inverse] if out_c is not None else None
-    if reverse:
-        out_h, dx = out_h.flip(0), dx.flip(0)
-        out_c = out_c.flip(0) if out_c is not None else None
-    return DirectionGrads(h=out_h, c=out_c, x=dx)
+            d_pre = gh * local[t]
+            carry_h = d_pre @ w_hh
+        out_h.append(gh)
+        out_x.append(d_pre @ w.w_ih)  # (n, I) at this step's input
+        if window is not None and t % window == 0:  # truncated BPTT: the graph was cut here
+            carry_h, carry_c = torch.zeros_like(carry_h), torch.zeros_like(carry_c)
+
+    def assemble(parts: list[Tensor]) -> Tensor:  # T x (n_t, K) in walk order -> (T, R, K)
+        full = torch.nn.utils.rnn.pad_sequence(parts[::-1], batch_first=True)  # (T, max n, K)
+        full = torch.nn.functional.pad(full, (0, 0, 0, R - full.shape[1]))
+        if order is not None:
+            full = full[:, torch.argsort(order)]
+        return full.flip(0) if reverse else full
+
+    return DirectionGrads(
+        h=assemble(out_h),
+        c=assemble(out_c) if cell == "lstm" else None,
+        x=assemble(out_x),
+    )
 
 
 def _initial(state: Tensor | None, like: Tensor) -> Tensor:

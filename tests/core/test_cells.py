@@ -81,7 +81,9 @@ def test_backward_direction_matches_autograd_on_the_unrolled_graph(
 
     nodes = [v for layer in u.layers for tr in layer for v in [*tr.h, *tr.c]]
     expected = [
-        torch.autograd.grad(u.output, [*nodes, x], cotangents[r : r + 1], retain_graph=True, allow_unused=True)
+        torch.autograd.grad(
+            u.output, [*nodes, x], cotangents[r : r + 1], retain_graph=True, allow_unused=True
+        )
         for r in range(rows)
     ]
 
@@ -89,8 +91,12 @@ def test_backward_direction_matches_autograd_on_the_unrolled_graph(
     for layer in reversed(range(L)):
         grads = [
             backward_direction(
-                cell, layer_weights(params, layer, d == 1), u.layers[layer][d], direct[..., d * H : (d + 1) * H],
-                reverse=d == 1, window=window,
+                cell,
+                layer_weights(params, layer, d == 1),
+                u.layers[layer][d],
+                direct[..., d * H : (d + 1) * H],
+                reverse=d == 1,
+                window=window,
             )
             for d in range(D)
         ]

@@ -1,0 +1,254 @@
+"""The training engine: one run of one network on one task, step by step, with its measurements.
+
+What this is: `Trainer(config)` builds the task, the seeded network and the optimizer, and
+trains with the fused torch.nn kernels. Every step yields a `StepMetrics` (loss, the task's
+metric, the global gradient norm before and after clipping, per-parameter gradient norms, the
+update-to-weight ratio, the learning rate); every `probe_every` steps, and at step 0 and the
+last step, a `ProbeFrame` of the run's fixed probe sample. A NaN or inf ends the run as
+"diverged" at that step instead of raising. The same config and seed train bit for bit the same
+on CPU, probes or not.
+
+What this is not: a server. It does no I/O and knows nothing of processes, storage or sockets:
+callers iterate `Trainer.events()` (or pass callbacks to `run`) and ask it to `stop()`.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+import torch
+from torch import Tensor
+
+from app.core.cells import CellName
+from app.core.model import InitScheme, ModelSpec, RecurrentNet, State, initialize
+from app.core.probes import ProbeFrame, probe
+from app.core.tasks import Batch, Task, make_task
+
+OptimizerName = Literal["sgd", "rmsprop", "adam", "adagrad"]
+OPTIMIZERS: tuple[OptimizerName, ...] = ("sgd", "rmsprop", "adam", "adagrad")
+ClipMode = Literal["off", "norm", "value"]
+Status = Literal["running", "completed", "stopped", "diverged"]
+PROBE_SEED_OFFSET = 0x5EED  # the probe sample comes from its own stream, not the training batches
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    cell: CellName
+    task: str = "adding"
+    task_params: Mapping[str, object] = field(default_factory=dict)
+    hidden_size: int = 64
+    num_layers: int = 1
+    bidirectional: bool = False
+    init: InitScheme = "default"
+    gain: float = 1.0
+    forget_bias: float | None = None
+    optimizer: OptimizerName = "adam"
+    lr: float = 3e-3
+    momentum: float = 0.0  # SGD only
+    clip: ClipMode = "norm"
+    clip_threshold: float = 1.0
+    tbptt: int | None = None  # truncated BPTT window k; None = full backprop through time
+    batch_size: int = 64
+    steps: int = 2000
+    seed: int = 0
+    probe_every: int = 10  # 0 = probe only at the first and last step
+    probe_text: str | None = None  # a person's own probe input (character models)
+    itemize: bool = True  # itemized ||dl_s/dh_t|| in every probe (sequences up to 200 steps)
+    threads: int = 1
+
+
+@dataclass
+class StepMetrics:
+    step: int
+    loss: float
+    metric: float
+    grad_norm: float  # global, before clipping
+    grad_norm_clipped: float  # global, after clipping
+    clipped: bool
+    param_grad_norms: dict[str, float]
+    update_ratio: float  # ||delta theta|| / ||theta||
+    lr: float
+    seconds: float  # wall time of this step
+
+
+@dataclass
+class End:
+    status: Status
+    step: int  # the last step trained, or the step at which the run diverged
+    reason: str = ""
+
+
+Event = StepMetrics | ProbeFrame | End
+
+
+class Trainer:
+    def __init__(self, config: TrainConfig) -> None:
+        self.config = config
+        if config.threads > 0:
+            torch.set_num_threads(config.threads)
+        self.task: Task = make_task(config.task, **dict(config.task_params))
+        spec = ModelSpec(
+            cell=config.cell,
+            input_size=self.task.input_size,
+            hidden_size=config.hidden_size,
+            output_size=self.task.output_size,
+            num_layers=config.num_layers,
+            bidirectional=config.bidirectional,
+        )
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(config.seed)
+            self.net = RecurrentNet(spec)
+            initialize(self.net, config.init, config.gain, config.forget_bias)
+        self.params = [p for p in self.net.parameters()]
+        self.param_names = [n for n, _ in self.net.named_parameters()]
+        self.optimizer = _optimizer(config, self.params)
+        self.data = torch.Generator().manual_seed(config.seed)
+        if config.probe_text is not None:
+            self.probe_sample = self.task.encode_text(config.probe_text)
+        else:
+            self.probe_sample = self.task.sample(
+                1, torch.Generator().manual_seed(config.seed + PROBE_SEED_OFFSET)
+            )
+        self.step = 0
+        self.status: Status = "running"
+        self._stop_requested = False
+
+    # -- control ---------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Ask the run to end after the step in progress (safe from another thread)."""
+        self._stop_requested = True
+
+    def events(self) -> Iterator[Event]:
+        cfg = self.config
+        yield self.probe()
+        while self.step < cfg.steps:
+            if self._stop_requested:
+                self.status = "stopped"
+                yield End("stopped", self.step, "stopped on request")
+                return
+            metrics = self.train_step()
+            if metrics is None:
+                self.status = "diverged"
+                yield End("diverged", self.step + 1, "loss or gradient became NaN or inf")
+                return
+            yield metrics
+            if self.step == cfg.steps or (cfg.probe_every and self.step % cfg.probe_every == 0):
+                yield self.probe()
+        self.status = "completed"
+        yield End("completed", self.step)
+
+    def run(
+        self,
+        on_step: Callable[[StepMetrics], None] | None = None,
+        on_probe: Callable[[ProbeFrame], None] | None = None,
+    ) -> End:
+        for event in self.events():
+            if isinstance(event, StepMetrics) and on_step is not None:
+                on_step(event)
+            elif isinstance(event, ProbeFrame) and on_probe is not None:
+                on_probe(event)
+            elif isinstance(event, End):
+                return event
+        raise AssertionError("events() always ends with End")  # pragma: no cover
+
+    # -- one step --------------------------------------------------------------------------
+
+    def train_step(self) -> StepMetrics | None:
+        """One optimizer update on a fresh batch; None (and nothing applied) if it diverged."""
+        cfg = self.config
+        started = time.perf_counter()
+        batch = self.task.sample(cfg.batch_size, self.data)
+        self.optimizer.zero_grad(set_to_none=False)
+        loss, metric = self._forward_backward(batch)
+        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in self.params]
+        norms = torch.stack([torch.linalg.vector_norm(g) for g in grads])
+        grad_norm = float(torch.linalg.vector_norm(norms))
+        if not (math.isfinite(loss) and math.isfinite(grad_norm)):
+            return None
+        clipped_norm, clipped = grad_norm, False
+        if cfg.clip == "norm" and grad_norm > cfg.clip_threshold:
+            scale = cfg.clip_threshold / (grad_norm + 1e-6)  # as torch.nn.utils.clip_grad_norm_
+            torch._foreach_mul_(grads, scale)
+            clipped_norm, clipped = grad_norm * scale, True
+        elif cfg.clip == "value":
+            clipped = any(bool((g.abs() > cfg.clip_threshold).any()) for g in grads)
+            if clipped:
+                torch.nn.utils.clip_grad_value_(self.params, cfg.clip_threshold)
+                clipped_norm = float(torch.linalg.vector_norm(torch.stack([g.norm() for g in grads])))
+        before = [p.detach().clone() for p in self.params]
+        self.optimizer.step()
+        with torch.no_grad():
+            delta = torch.stack(
+                [torch.linalg.vector_norm(p - b) for p, b in zip(self.params, before, strict=True)]
+            )
+            size = torch.stack([torch.linalg.vector_norm(b) for b in before])
+            ratio = float(torch.linalg.vector_norm(delta) / torch.linalg.vector_norm(size).clamp_min(1e-12))
+        if not math.isfinite(ratio):
+            return None
+        self.step += 1
+        return StepMetrics(
+            step=self.step,
+            loss=loss,
+            metric=metric,
+            grad_norm=grad_norm,
+            grad_norm_clipped=clipped_norm,
+            clipped=clipped,
+            param_grad_norms=dict(zip(self.param_names, norms.tolist(), strict=True)),
+            update_ratio=ratio,
+            lr=float(self.optimizer.param_groups[0]["lr"]),
+            seconds=time.perf_counter() - started,
+        )
+
+    def _forward_backward(self, batch: Batch) -> tuple[float, float]:
+        """Accumulate dL/dtheta; with truncated BPTT, window by window with the state carried."""
+        T = batch.inputs.shape[1]
+        k = self.config.tbptt or T
+        total = batch.mask.sum()
+        state: State | None = None
+        outputs: list[Tensor] = []
+        loss = 0.0
+        for a in range(0, T, k):
+            window = _window(batch, a, a + k)
+            y, state = self.net(window.inputs, state)  # (B, k, O)
+            part = self.task.step_losses(y, window).sum() / total
+            if part.requires_grad:
+                part.backward()
+            loss += float(part.detach())
+            outputs.append(y.detach())
+            state = tuple(s.detach() for s in state) if isinstance(state, tuple) else state.detach()  # type: ignore[assignment]
+        metric = self.task.metric(torch.cat(outputs, dim=1), batch)
+        return loss, metric
+
+    # -- probes ----------------------------------------------------------------------------
+
+    def probe(self, sample: Batch | None = None) -> ProbeFrame:
+        """A probe frame of the current weights, on the run's probe sample unless one is given."""
+        return probe(
+            self.net,
+            self.task,
+            sample if sample is not None else self.probe_sample,
+            step=self.step,
+            window=self.config.tbptt,
+            itemize=self.config.itemize,
+        )
+
+
+def _window(batch: Batch, a: int, b: int) -> Batch:
+    if a == 0 and b >= batch.inputs.shape[1]:
+        return batch
+    return Batch(batch.inputs[:, a:b], batch.targets[:, a:b], batch.mask[:, a:b], None)
+
+
+def _optimizer(cfg: TrainConfig, params: list[torch.nn.Parameter]) -> torch.optim.Optimizer:
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum)
+    if cfg.optimizer == "rmsprop":
+        return torch.optim.RMSprop(params, lr=cfg.lr)
+    if cfg.optimizer == "adagrad":
+        return torch.optim.Adagrad(params, lr=cfg.lr)
+    return torch.optim.Adam(params, lr=cfg.lr)

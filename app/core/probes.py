@@ -1,0 +1,182 @@
+"""Probes: what a network does with one fixed input, at one training step.
+
+What this is: `probe(net, task, sample)` runs the instrumented cells on a single sample and
+returns a `ProbeFrame`: every h_t (all layers), LSTM c_t and gates i, f, g, o, GRU gates r, z, n,
+and the gradient norms that flow back through time:
+
+- grad_h      ||dL/dh_t||, the total backprop-through-time derivative (readout *and* recurrent
+              path) of the sample's whole loss L, every layer and t; grad_c the same for c_t;
+- grad_h_last ||dl_T/dh_t||, the gradient of the last loss term alone: the classic vanishing picture;
+- itemized    ||dl_s/dh_t|| for every loss step s and every t (RNNbow), sequences up to 200 steps;
+- connectivity ||dl_s/dx_t|| at the input (Distill's "memorization in RNNs");
+- gate saturation (fractions below 0.1 and above 0.9) and per-unit gate means.
+
+All the gradients come from one hand-written backward pass over the trace
+(`app.core.cells.backward_direction`), one row per loss: the total L, the last term, and each
+l_s. Tests check every row against autograd on the explicit unrolled graph.
+
+What this is not: part of training. A probe reads the parameters and never writes them, their
+.grad, or any random generator, so a run trains bit for bit the same with or without probes.
+Norms are float32, computed in float64: underflow gives 0, never NaN.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+from torch import Tensor
+
+from app.core.cells import GATES, backward_direction, layer_weights
+from app.core.model import RecurrentNet
+from app.core.tasks import Batch, Task
+
+ITEMIZE_MAX_STEPS = 200
+SIGMOID_GATES = {"i", "f", "o", "r", "z"}  # in [0, 1]; g and n are tanh-valued, in [-1, 1]
+
+Array = NDArray[np.float32]
+
+
+@dataclass
+class ProbeFrame:
+    step: int
+    tokens: list[str] | None  # display label of each input step
+    inputs: Array  # (T, I)
+    targets: Array  # (T,) class ids, or (T, O) values
+    mask: Array  # (T,) 1 where a loss term is taken
+    outputs: Array  # (T, O) the readout's raw outputs
+    loss: float  # the sample's loss L
+    h: Array  # (L, T, D*H)
+    c: Array | None  # (L, T, D*H), LSTM
+    gates: dict[str, Array]  # name -> (L, T, D*H)
+    grad_h: Array  # (L, T) ||dL/dh_t||
+    grad_h_last: Array  # (L, T) ||dl_T/dh_t||, T the last step with a loss
+    grad_c: Array | None  # (L, T) ||dL/dc_t||, LSTM
+    itemized: Array | None  # (L, T, T) [layer][s][t] ||dl_s/dh_t||; rows without a loss are 0
+    connectivity: Array  # (T,) ||dl_T/dx_t||
+    connectivity_total: Array  # (T,) ||dL/dx_t||
+    connectivity_itemized: Array | None  # (T, T) [s][t] ||dl_s/dx_t||
+    saturation: dict[str, dict[str, list[float]]]  # gate -> {"low": [L], "high": [L]}
+    unit_means: dict[str, Array]  # gate -> (L, D*H), mean over t
+    last_step: int  # the T of grad_h_last
+
+
+def probe(
+    net: RecurrentNet,
+    task: Task,
+    sample: Batch,
+    step: int = 0,
+    window: int | None = None,
+    itemize: bool = True,
+) -> ProbeFrame:
+    """Probe `net` on `sample` (a batch of one). `window` mirrors truncated BPTT in training."""
+    spec = net.spec
+    D, H, L = spec.directions, spec.hidden_size, spec.num_layers
+    with torch.no_grad():
+        _, u = net.unrolled(sample.inputs, window=window)
+    T = sample.inputs.shape[1]
+
+    # the gradient that reaches the top layer through the readout: row s is dl_s/dh_s
+    top = u.output.detach().requires_grad_(True)  # (1, T, D*H)
+    with torch.enable_grad():
+        y = net.readout(top)  # (1, T, O)
+        terms = task.step_losses(y, sample)[0] / sample.mask.sum()  # (T,) l_s; L = sum_s l_s
+        (g_top,) = torch.autograd.grad(terms.sum(), top)
+    g_top = g_top[0]  # (T, D*H)
+
+    loss_steps = [int(s) for s in torch.nonzero(sample.mask[0]).flatten()]
+    last = loss_steps[-1]
+    itemized_steps = loss_steps if itemize and T <= ITEMIZE_MAX_STEPS else []
+    # rows: 0 the whole loss L, 1 the last term l_T, then one per itemized l_s
+    R = 2 + len(itemized_steps)
+    direct = g_top.new_zeros(T, R, D * H)
+    direct[:, 0] = g_top
+    direct[last, 1] = g_top[last]
+    for j, s in enumerate(itemized_steps):
+        direct[s, 2 + j] = g_top[s]
+    # the latest step, in each direction's own time, at which each row's loss enters
+    entry = [torch.tensor([T - 1, last, *itemized_steps]), T - 1 - torch.tensor([0, last, *itemized_steps])]
+
+    grad_h, grad_c = np.zeros((L, T), np.float32), np.zeros((L, T), np.float32)
+    row_norms = np.zeros((L, R, T), np.float32)
+    params = {k: v.detach() for k, v in net.recurrent_params().items()}
+    for layer in reversed(range(L)):
+        # nothing comes from later in the walk in the top layer, or anywhere in a one-way stack
+        skip = D == 1 or layer == L - 1
+        grads = [
+            backward_direction(
+                spec.cell,
+                layer_weights(params, layer, reverse=d == 1),
+                u.layers[layer][d],
+                direct[..., d * H : (d + 1) * H],
+                reverse=d == 1,
+                window=window,
+                active_from=entry[d] if skip else None,
+            )
+            for d in range(D)
+        ]
+        gh = torch.cat([g.h for g in grads], dim=-1)  # (T, R, D*H)
+        row_norms[layer] = _norm(gh, dim=-1).T
+        grad_h[layer] = row_norms[layer, 0]
+        if spec.cell == "lstm":
+            gc = torch.cat([g.c for g in grads if g.c is not None], dim=-1)
+            grad_c[layer] = _norm(gc[:, 0], dim=-1)
+        direct = sum(g.x for g in grads[1:]) + grads[0].x  # (T, R, I_layer): into the layer below
+
+    x_norms = _norm(direct, dim=-1).T  # (R, T)
+    itemized = conn_items = None
+    if itemized_steps:
+        itemized = np.zeros((L, T, T), np.float32)
+        itemized[:, itemized_steps] = row_norms[:, 2:]
+        conn_items = np.zeros((T, T), np.float32)
+        conn_items[itemized_steps] = x_norms[2:]
+
+    gates = {
+        name: _layers([[tr.gates[name] for tr in layer] for layer in u.layers]) for name in GATES[spec.cell]
+    }
+    return ProbeFrame(
+        step=step,
+        tokens=sample.tokens[0] if sample.tokens is not None else None,
+        inputs=_np(sample.inputs[0]),
+        targets=_np(sample.targets[0].float()),
+        mask=_np(sample.mask[0]),
+        outputs=_np(y[0].detach()),
+        loss=float(terms.sum().detach()),
+        h=_layers([[tr.h for tr in layer] for layer in u.layers]),
+        c=_layers([[tr.c for tr in layer] for layer in u.layers]) if spec.cell == "lstm" else None,
+        gates=gates,
+        grad_h=grad_h,
+        grad_h_last=row_norms[:, 1],
+        grad_c=grad_c if spec.cell == "lstm" else None,
+        itemized=itemized,
+        connectivity=x_norms[1],
+        connectivity_total=x_norms[0],
+        connectivity_itemized=conn_items,
+        saturation={name: _saturation(name, v) for name, v in gates.items()},
+        unit_means={name: v.mean(axis=1) for name, v in gates.items()},
+        last_step=last,
+    )
+
+
+def _norm(g: Tensor, dim: int) -> Array:
+    """Euclidean norms in float64, returned as finite float32 (0 for underflow or NaN)."""
+    n = torch.linalg.vector_norm(g.double(), dim=dim).float()
+    return np.asarray(torch.nan_to_num(n, nan=0.0).numpy(), dtype=np.float32)
+
+
+def _layers(per_layer: list[list[list[Tensor]]]) -> Array:
+    """[layer][direction] lists of T tensors (1, H) -> (L, T, D*H)."""
+    return np.stack([_np(torch.cat([torch.stack(v)[:, 0] for v in dirs], dim=-1)) for dirs in per_layer])
+
+
+def _saturation(name: str, values: Array) -> dict[str, list[float]]:
+    """Fractions of a gate's values below 0.1 and above 0.9 per layer (tanh gates read as (v+1)/2)."""
+    v = values if name in SIGMOID_GATES else (values + 1) / 2
+    flat = v.reshape(v.shape[0], -1)
+    return {"low": (flat < 0.1).mean(axis=1).tolist(), "high": (flat > 0.9).mean(axis=1).tolist()}
+
+
+def _np(t: Tensor) -> Array:
+    return np.asarray(t.detach().numpy(), dtype=np.float32)

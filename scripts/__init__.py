@@ -1,0 +1,1 @@
+"""Developer and benchmark scripts (run as ``python -m scripts.<name>``)."""

@@ -1,0 +1,141 @@
+"""The training engine: metrics every step, probes on schedule, reproducibility, divergence."""
+
+from __future__ import annotations
+
+import math
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+from app.core.engine import OPTIMIZERS, End, OptimizerName, StepMetrics, TrainConfig, Trainer
+from app.core.probes import ProbeFrame
+
+SMALL = TrainConfig(
+    cell="lstm", task="adding", task_params={"seq_len": 12}, hidden_size=8, batch_size=8, steps=6
+)
+
+
+def _events(config: TrainConfig) -> list[StepMetrics | ProbeFrame | End]:
+    return list(Trainer(config).events())
+
+
+def test_events_follow_the_schedule() -> None:
+    events = _events(TrainConfig(**{**SMALL.__dict__, "steps": 7, "probe_every": 3}))
+    kinds = [type(e).__name__[0] + str(getattr(e, "step", "")) for e in events]
+    assert kinds == ["P0", "S1", "S2", "S3", "P3", "S4", "S5", "S6", "P6", "S7", "P7", "E7"]
+    end = events[-1]
+    assert isinstance(end, End) and end.status == "completed"
+
+
+def test_step_metrics_are_complete_and_consistent() -> None:
+    trainer = Trainer(TrainConfig(**{**SMALL.__dict__, "clip": "norm", "clip_threshold": 1e-3}))
+    m = trainer.train_step()
+    assert m is not None
+    assert set(m.param_grad_norms) == {
+        "rnn.weight_ih_l0",
+        "rnn.weight_hh_l0",
+        "rnn.bias_ih_l0",
+        "rnn.bias_hh_l0",
+        "readout.weight",
+        "readout.bias",
+    }
+    assert math.isclose(m.grad_norm, math.sqrt(sum(v**2 for v in m.param_grad_norms.values())), rel_tol=1e-5)
+    assert m.clipped and m.grad_norm > 1e-3
+    assert math.isclose(m.grad_norm_clipped, 1e-3, rel_tol=1e-3)
+    assert m.lr == SMALL.lr and m.update_ratio > 0 and m.seconds > 0
+    assert m.metric >= 0  # MSE for the adding problem
+    assert math.isclose(m.loss, m.metric, rel_tol=1e-5)  # the adding loss is its MSE
+
+
+def test_value_clipping_and_no_clipping() -> None:
+    m = Trainer(TrainConfig(**{**SMALL.__dict__, "clip": "value", "clip_threshold": 1e-4})).train_step()
+    assert m is not None and m.clipped and m.grad_norm_clipped < m.grad_norm
+    m = Trainer(TrainConfig(**{**SMALL.__dict__, "clip": "off"})).train_step()
+    assert m is not None and not m.clipped and m.grad_norm_clipped == m.grad_norm
+
+
+def _final_params(config: TrainConfig) -> list[torch.Tensor]:
+    trainer = Trainer(config)
+    trainer.run()
+    return [p.detach().clone() for p in trainer.net.parameters()]
+
+
+@pytest.mark.parametrize("cell", ["rnn_tanh", "gru", "lstm"])
+def test_same_seed_trains_bit_for_bit_the_same_with_or_without_probes(cell: str) -> None:
+    base = TrainConfig(**{**SMALL.__dict__, "cell": cell, "probe_every": 0})
+    probed = TrainConfig(**{**base.__dict__, "probe_every": 1})
+    a, b, c = _final_params(base), _final_params(base), _final_params(probed)
+    for x, y, z in zip(a, b, c, strict=True):
+        assert torch.equal(x, y) and torch.equal(x, z)
+    other = _final_params(TrainConfig(**{**base.__dict__, "seed": 1}))
+    assert not all(torch.equal(x, y) for x, y in zip(a, other, strict=True))
+
+
+def test_cells_compared_on_one_seed_see_the_same_probe_input() -> None:
+    frames = [
+        Trainer(TrainConfig(**{**SMALL.__dict__, "cell": c})).probe() for c in ("rnn_tanh", "lstm", "gru")
+    ]
+    for f in frames[1:]:
+        np.testing.assert_array_equal(f.inputs, frames[0].inputs)
+
+
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
+def test_every_optimizer_learns_the_hello_model(optimizer: OptimizerName) -> None:
+    lr = {"sgd": 0.5, "rmsprop": 0.01, "adam": 0.01, "adagrad": 0.3}[optimizer]
+    config = TrainConfig(
+        cell="lstm", task="char_lm", task_params={"corpus": "hello"}, hidden_size=16, batch_size=1,
+        optimizer=optimizer, lr=lr, momentum=0.9 if optimizer == "sgd" else 0.0, steps=300, probe_every=0,
+    )  # fmt: skip
+    losses = [e.loss for e in Trainer(config).events() if isinstance(e, StepMetrics)]
+    assert losses[-1] < 0.1 * losses[0]
+
+
+def test_truncated_bptt_cuts_the_gradient_and_the_probe_shows_it() -> None:
+    config = TrainConfig(**{**SMALL.__dict__, "tbptt": 4, "cell": "gru"})
+    trainer = Trainer(config)
+    frame = trainer.probe()
+    # the adding loss sits at the last step: with windows of 4 nothing reaches t < 8
+    assert np.all(frame.grad_h[0, :8] == 0) and np.all(frame.grad_h[0, 8:] > 0)
+    full = Trainer(TrainConfig(**{**SMALL.__dict__, "cell": "gru"}))
+    m_cut, m_full = trainer.train_step(), full.train_step()
+    assert m_cut is not None and m_full is not None
+    assert math.isclose(m_cut.loss, m_full.loss, rel_tol=1e-5)  # same forward, same batch
+    name = "rnn.weight_ih_l0"
+    assert m_cut.param_grad_norms[name] != m_full.param_grad_norms[name]
+
+
+def test_divergence_ends_the_run_without_raising() -> None:
+    config = TrainConfig(
+        cell="rnn_relu", task="adding", task_params={"seq_len": 30}, hidden_size=16, init="identity",
+        gain=3.0, optimizer="sgd", lr=1e6, clip="off", steps=50, probe_every=0,
+    )  # fmt: skip
+    events = _events(config)
+    end = events[-1]
+    assert isinstance(end, End) and end.status == "diverged"
+    steps = [e.step for e in events if isinstance(e, StepMetrics)]
+    assert end.step == (steps[-1] + 1 if steps else 1)
+    assert all(math.isfinite(e.loss) for e in events if isinstance(e, StepMetrics))
+
+
+def test_stop_takes_effect_after_the_current_step() -> None:
+    trainer = Trainer(TrainConfig(**{**SMALL.__dict__, "steps": 100_000, "probe_every": 0}))
+    seen: list[int] = []
+
+    def on_step(m: StepMetrics) -> None:
+        seen.append(m.step)
+        if m.step == 5:
+            threading.Thread(target=trainer.stop).start()
+
+    end = trainer.run(on_step=on_step)
+    assert end.status == "stopped" and trainer.status == "stopped"
+    assert 5 <= end.step < 100 and seen[-1] == end.step
+
+
+def test_probe_text_is_used_for_character_models() -> None:
+    config = TrainConfig(
+        cell="gru", task="char_lm", task_params={"corpus": "hello"}, probe_text="hello", steps=1
+    )
+    frame = Trainer(config).probe()
+    assert frame.tokens == list("hello")

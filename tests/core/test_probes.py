@@ -1,0 +1,155 @@
+"""Every gradient a probe reports, checked against autograd on the explicit unrolled graph."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from app.core.cells import CELLS, CellName
+from app.core.model import ModelSpec, RecurrentNet, initialize
+from app.core.probes import ProbeFrame, probe
+from app.core.tasks import Batch, Task, make_task
+
+TASKS: list[tuple[str, dict[str, object]]] = [
+    ("adding", {"seq_len": 6}),
+    ("copy", {"seq_len": 3, "n_symbols": 2}),
+    ("char_lm", {"corpus": "hello"}),
+    ("tagging", {"seq_len": 5}),
+    ("counting", {"seq_len": 5}),
+]
+
+
+def _setup(
+    cell: CellName, task_index: int, layers: int, bidi: bool, seed: int
+) -> tuple[RecurrentNet, Task, Batch]:
+    name, params = TASKS[task_index]
+    task = make_task(name, **params)
+    torch.manual_seed(seed)
+    net = RecurrentNet(ModelSpec(cell, task.input_size, 5, task.output_size, layers, bidi))
+    initialize(net, "normal", gain=1.3)
+    return net, task, task.sample(1, torch.Generator().manual_seed(seed))
+
+
+def _reference(net: RecurrentNet, task: Task, sample: Batch, window: int | None) -> dict[str, np.ndarray]:
+    """Autograd on the unrolled graph: one backward pass per quantity, nothing shared with probes."""
+    x = sample.inputs.clone().requires_grad_(True)
+    y, u = net.unrolled(x, window=window)
+    terms = task.step_losses(y, sample)[0] / sample.mask.sum()
+    L, T = net.spec.num_layers, x.shape[1]
+    steps = [int(s) for s in torch.nonzero(sample.mask[0]).flatten()]
+
+    def per_layer(loss: torch.Tensor, want: str) -> np.ndarray:
+        out = np.zeros((L, T))
+        for layer, dirs in enumerate(u.layers):
+            for t in range(T):
+                nodes = [getattr(tr, want)[t] for tr in dirs]
+                gs = torch.autograd.grad(loss, nodes, retain_graph=True, allow_unused=True)
+                out[layer, t] = np.sqrt(sum(0.0 if g is None else float(g.norm()) ** 2 for g in gs))
+        return out
+
+    def at_input(loss: torch.Tensor) -> np.ndarray:
+        (g,) = torch.autograd.grad(loss, x, retain_graph=True)
+        return np.asarray(g[0].norm(dim=-1).numpy())
+
+    ref = {
+        "grad_h": per_layer(terms.sum(), "h"),
+        "grad_h_last": per_layer(terms[steps[-1]], "h"),
+        "connectivity": at_input(terms[steps[-1]]),
+        "connectivity_total": at_input(terms.sum()),
+        "itemized": np.zeros((L, T, T)),
+        "connectivity_itemized": np.zeros((T, T)),
+    }
+    for s in steps:
+        ref["itemized"][:, s] = per_layer(terms[s], "h")
+        ref["connectivity_itemized"][s] = at_input(terms[s])
+    if net.spec.cell == "lstm":
+        ref["grad_c"] = per_layer(terms.sum(), "c")
+    return ref
+
+
+def _check(frame: ProbeFrame, ref: dict[str, np.ndarray]) -> None:
+    for key, want in ref.items():
+        got = getattr(frame, key)
+        assert got is not None, key
+        np.testing.assert_allclose(got, want, rtol=2e-4, atol=1e-6, err_msg=key)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.sampled_from(CELLS),
+    st.integers(0, len(TASKS) - 1),
+    st.integers(1, 3),
+    st.booleans(),
+    st.sampled_from([None, 2]),
+    st.integers(0, 1000),
+)
+def test_probe_gradients_match_autograd(
+    cell: CellName, task_index: int, layers: int, bidi: bool, window: int | None, seed: int
+) -> None:
+    net, task, sample = _setup(cell, task_index, layers, bidi, seed)
+    frame = probe(net, task, sample, window=window)
+    _check(frame, _reference(net, task, sample, window))
+
+
+def test_probe_states_and_gates_match_the_fused_kernel() -> None:
+    net, task, sample = _setup("lstm", 0, 2, True, 3)
+    frame = probe(net, task, sample)
+    out, _ = net.rnn(sample.inputs)
+    np.testing.assert_allclose(frame.h[-1], out[0].detach().numpy(), atol=1e-5)
+    assert set(frame.gates) == {"i", "f", "g", "o"}
+    assert frame.c is not None and frame.c.shape == frame.h.shape == (2, 6, 10)
+    # c_t = f_t * c_{t-1} + i_t * g_t, forward direction of layer 0
+    g = frame.gates
+    c_prev = np.concatenate([np.zeros((1, 5)), frame.c[0, :-1, :5]])
+    np.testing.assert_allclose(
+        frame.c[0, :, :5], g["f"][0, :, :5] * c_prev + g["i"][0, :, :5] * g["g"][0, :, :5], atol=1e-6
+    )
+    gru_net, gru_task, gru_sample = _setup("gru", 0, 1, False, 3)
+    assert set(probe(gru_net, gru_task, gru_sample).gates) == {"r", "z", "n"}
+
+
+def test_total_gradient_includes_the_recurrent_path_not_just_the_readout() -> None:
+    """For many-to-one the readout only touches h_T; the total gradient reaches every h_t."""
+    net, task, sample = _setup("lstm", 0, 1, False, 0)
+    frame = probe(net, task, sample)
+    out = net.rnn(sample.inputs)[0].detach().requires_grad_(True)
+    loss = task.loss(net.readout(out), sample)
+    (readout_only,) = torch.autograd.grad(loss, out)
+    assert float(readout_only[0, 0].norm()) == 0.0
+    assert frame.grad_h[0, 0] > 0
+
+
+def test_itemized_last_row_is_grad_h_last_and_respects_causality() -> None:
+    net, task, sample = _setup("gru", 2, 1, False, 0)  # char_lm: a loss at every step
+    frame = probe(net, task, sample)
+    assert frame.itemized is not None
+    np.testing.assert_allclose(frame.itemized[:, frame.last_step], frame.grad_h_last, rtol=1e-6)
+    # causality: l_s does not depend on h_t for t > s in a one-way network
+    assert np.all(np.triu(frame.itemized[0], k=1) == 0)
+    assert np.all(frame.itemized[0][np.tril_indices(frame.itemized.shape[1])] > 0)
+
+
+def test_underflow_gives_zero_never_nan() -> None:
+    task = make_task("adding", seq_len=300)
+    torch.manual_seed(0)
+    net = RecurrentNet(ModelSpec("rnn_tanh", task.input_size, 16, task.output_size))
+    initialize(net, "normal", gain=0.05)
+    frame = probe(net, task, task.sample(1, torch.Generator().manual_seed(0)))
+    for arr in (frame.grad_h, frame.grad_h_last, frame.connectivity):
+        assert np.isfinite(arr).all()
+    assert frame.grad_h_last[0, 0] == 0.0  # vanished below float32's smallest number
+    assert frame.grad_h_last[0, -1] > 0
+    assert frame.itemized is None  # longer than 200 steps: not itemized
+
+
+def test_saturation_counts_fractions() -> None:
+    net, task, sample = _setup("lstm", 0, 1, False, 0)
+    with torch.no_grad():
+        net.recurrent_params()["bias_ih_l0"][5:10] = 50.0  # forget gate pinned open
+    frame = probe(net, task, sample)
+    assert frame.saturation["f"]["high"] == [1.0]
+    assert frame.saturation["f"]["low"] == [0.0]
+    assert frame.unit_means["f"].shape == (1, 5)
+    np.testing.assert_allclose(frame.unit_means["f"], 1.0)

@@ -1,0 +1,134 @@
+"""Layering guard: ``app.core`` is pure PyTorch and never reaches into the web stack.
+
+Direction of dependencies: app/core (pure PyTorch) <- app/services <- app/web.
+"""
+
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+CORE_DIR = REPO_ROOT / "app" / "core"
+
+FORBIDDEN = (
+    "fastapi",
+    "starlette",
+    "pydantic",
+    "pydantic_settings",
+    "sqlite3",
+    "sqlalchemy",
+    "uvicorn",
+    "jinja2",
+    "app.services",
+    "app.web",
+)
+
+# Runs in a fresh interpreter: import app.core and every module below it (walked with pkgutil),
+# then report which forbidden modules each import pulled into sys.modules.
+_PROBE = """
+import importlib, json, pkgutil, sys
+
+forbidden = tuple(json.loads(sys.argv[1]))
+
+def loaded_forbidden():
+    return sorted(
+        f for f in forbidden
+        if any(name == f or name.startswith(f + ".") for name in sys.modules)
+    )
+
+imported, offenders = [], {}
+
+def visit(name):
+    before = set(loaded_forbidden())
+    module = importlib.import_module(name)
+    imported.append(name)
+    new = [m for m in loaded_forbidden() if m not in before]
+    if new:
+        offenders[name] = new
+    if hasattr(module, "__path__"):
+        for info in pkgutil.iter_modules(module.__path__, name + "."):
+            visit(info.name)
+
+visit("app.core")
+print(json.dumps({"imported": imported, "offenders": offenders, "loaded": loaded_forbidden()}))
+"""
+
+
+def _is_forbidden(module: str) -> bool:
+    return any(module == f or module.startswith(f + ".") for f in FORBIDDEN)
+
+
+def test_importing_core_loads_no_web_stack() -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", _PROBE, json.dumps(FORBIDDEN)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, f"importing app.core failed:\n{result.stderr}"
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert "app.core" in report["imported"]
+    assert report["offenders"] == {}, f"app.core modules that load the web stack: {report['offenders']}"
+    assert report["loaded"] == []
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(REPO_ROOT).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def _imported_names(source: str, module: str, is_package: bool) -> list[str]:
+    """Absolute names of everything ``source`` (the text of ``module``) imports.
+
+    Relative imports are resolved, and ``from a import b`` yields both ``a`` and ``a.b``.
+    """
+    package = module.split(".") if is_package else module.split(".")[:-1]
+    names: list[str] = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            names.extend(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base_parts = package[: len(package) - (node.level - 1)]
+                base = ".".join([*base_parts, *([node.module] if node.module else [])])
+            else:
+                base = node.module or ""
+            names.append(base)
+            names.extend(f"{base}.{alias.name}" for alias in node.names if alias.name != "*")
+    return names
+
+
+def test_core_sources_do_not_import_web_stack() -> None:
+    offenders: dict[str, list[str]] = {}
+    for path in sorted(CORE_DIR.rglob("*.py")):
+        names = _imported_names(
+            path.read_text(encoding="utf-8"), _module_name(path), path.name == "__init__.py"
+        )
+        bad = sorted({name for name in names if _is_forbidden(name)})
+        if bad:
+            offenders[str(path.relative_to(REPO_ROOT))] = bad
+    assert offenders == {}
+
+
+def test_import_scan_resolves_relative_and_from_imports() -> None:
+    """The AST guard itself must see through relative and ``from app import web`` forms."""
+    source = (
+        "import torch\n"
+        "from ..web import routes\n"
+        "from app import services\n"
+        "from . import sibling\n"
+        "from .. import web\n"
+    )
+    names = set(_imported_names(source, "app.core.example", is_package=False))
+    assert {"torch", "app.web", "app.web.routes", "app.services", "app.core.sibling"} <= names
+    assert _is_forbidden("app.web.routes")
+    assert _is_forbidden("pydantic_settings")
+    assert not _is_forbidden("pydanticish")
+    package_names = set(_imported_names("from . import x", "app.core.sub", is_package=True))
+    assert "app.core.sub.x" in package_names

@@ -1,0 +1,119 @@
+"""The web entry points: health, the index page, and ``python -m app`` really serving."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from app import __version__
+from app.settings import Settings, get_settings
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+STARTUP_TIMEOUT_S = 20.0
+
+
+@pytest.mark.anyio
+async def test_health(client: httpx.AsyncClient) -> None:
+    response = await client.get("/api/health")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "version": __version__}
+
+
+@pytest.mark.anyio
+async def test_index_is_placeholder_page(client: httpx.AsyncClient) -> None:
+    response = await client.get("/")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+    body = response.text
+    assert "<title>Gatescope</title>" in body
+    assert 'href="/docs"' in body
+    assert "<script" not in body
+
+
+@pytest.mark.anyio
+async def test_static_stylesheet_is_served(client: httpx.AsyncClient) -> None:
+    response = await client.get("/static/style.css")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/css")
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _wait_for_health(url: str, proc: subprocess.Popen[bytes]) -> httpx.Response:
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    with httpx.Client(timeout=2.0) as http:
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise AssertionError(f"python -m app exited early with code {proc.returncode}")
+            try:
+                return http.get(url)
+            except httpx.TransportError:
+                time.sleep(0.1)
+    raise AssertionError(f"{url} did not answer within {STARTUP_TIMEOUT_S} s")
+
+
+def test_python_m_app_serves(tmp_path: Path) -> None:
+    port = _free_port()
+    env = {**os.environ, "GATESCOPE_HOST": "127.0.0.1", "GATESCOPE_PORT": str(port)}
+    log_path = tmp_path / "server.log"
+    with (
+        log_path.open("wb") as log,
+        subprocess.Popen(
+            [sys.executable, "-m", "app"],
+            cwd=REPO_ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        ) as proc,
+    ):
+        try:
+            response = _wait_for_health(f"http://127.0.0.1:{port}/api/health", proc)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n--- server log ---\n{log_path.read_text()}") from None
+        finally:
+            proc.terminate()  # SIGTERM: uvicorn shuts down gracefully
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "version": __version__}
+    # uvicorn shuts down gracefully, then re-raises the signal it caught, so the exit status is -SIGTERM.
+    log_text = log_path.read_text()
+    assert proc.returncode in (0, -signal.SIGTERM), log_text
+    assert "Application shutdown complete" in log_text
+
+
+def test_settings_read_gatescope_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GATESCOPE_PORT", "8123")
+    monkeypatch.setenv("GATESCOPE_DATA_DIR", "/tmp/gatescope-data")
+    monkeypatch.setenv("GATESCOPE_TOKEN", "secret")
+    settings = Settings()
+    assert settings.port == 8123
+    assert settings.data_dir == Path("/tmp/gatescope-data")
+    assert settings.token == "secret"
+    assert settings.host == "127.0.0.1"
+
+
+def test_settings_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("HOST", "PORT", "DATA_DIR", "MAX_RUNS", "TOKEN"):
+        monkeypatch.delenv(f"GATESCOPE_{name}", raising=False)
+    settings = Settings()
+    assert (settings.host, settings.port) == ("127.0.0.1", 8000)
+    assert settings.data_dir == Path("data")
+    assert settings.max_runs == (os.cpu_count() or 1)
+    assert settings.token is None
+    assert get_settings() is get_settings()
