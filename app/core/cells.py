@@ -209,7 +209,7 @@ class DirectionGrads:
 def backward_direction(
     cell: CellName,
     w: Weights,
-    tr: DirectionTrace,
+    seq: dict[str, Tensor],
     direct: Tensor,
     reverse: bool,
     window: int | None = None,
@@ -217,10 +217,13 @@ def backward_direction(
 ) -> DirectionGrads:
     """Backprop through time by hand for one direction of one layer.
 
+    `seq` holds what the forward pass computed for one sample, in natural time order: "h" and,
+    by cell, "c", the gates and "hn", each (T, H); optionally "h0" and "c0" (H,), the state
+    before the first step of this direction (zeros if absent). See `stack_trace`.
     `direct` (T, R, H) is the gradient that reaches h_t from outside the recurrence (the readout
-    or the layer above), one row per loss being differentiated. The state entering each step
-    comes from the trace (B must be 1). Returns the total gradient at every h_t (and c_t) and at
-    every input x_t, row by row: rows never mix, so one pass itemizes many losses.
+    or the layer above), one row per loss being differentiated. Returns the total gradient at
+    every h_t (and c_t) and at every input x_t, row by row: rows never mix, so one pass itemizes
+    many losses.
 
     Every local derivative that does not depend on the incoming gradient is computed for all t
     at once before the walk; the walk itself is a few elementwise ops and one matmul a step.
@@ -231,16 +234,16 @@ def backward_direction(
     they are still zero, a pure speed-up.
     """
     T, R, H = direct.shape
-    seq = _stack_trace(cell, tr)  # name -> (T, H)
+    h0, c0 = _initial(seq.get("h0"), direct), _initial(seq.get("c0"), direct)
     if reverse:  # walk in the direction's own time; flip back at the end
         direct = direct.flip(0)
-        seq = {k: v.flip(0) for k, v in seq.items()}
-    prev_h = torch.cat([_initial(tr.h0, direct), seq["h"][:-1]])  # (T, H): the state each step read
+        seq = {k: v.flip(0) for k, v in seq.items() if k not in ("h0", "c0")}
+    prev_h = torch.cat([h0, seq["h"][:-1]])  # (T, H): the state each step read
     # local derivatives, all t at once. d_pre = spread(g) * local: spread copies the carried
     # gradient (g_h, or g_c for LSTM) across the gate blocks it reaches
     if cell == "lstm":
         i, f, g, o = seq["i"], seq["f"], seq["g"], seq["o"]
-        prev_c = torch.cat([_initial(tr.c0, direct), seq["c"][:-1]])
+        prev_c = torch.cat([c0, seq["c"][:-1]])
         tanh_c = torch.tanh(seq["c"])
         h_to_c = o * (1 - tanh_c**2)  # dh_t/dc_t
         local = torch.cat([g * i * (1 - i), prev_c * f * (1 - f), i * (1 - g**2), tanh_c * o * (1 - o)], -1)
@@ -309,9 +312,13 @@ def _initial(state: Tensor | None, like: Tensor) -> Tensor:
     return state.reshape(1, H) if state is not None else like.new_zeros(1, H)
 
 
-def _stack_trace(cell: CellName, tr: DirectionTrace) -> dict[str, Tensor]:
-    """The trace of one sample (B = 1) as (T, H) tensors."""
+def stack_trace(tr: DirectionTrace) -> dict[str, Tensor]:
+    """The trace of one sample (B = 1) as (T, H) tensors, the form `backward_direction` reads."""
     seq = {"h": torch.stack(tr.h)[:, 0]}
+    if tr.h0 is not None:
+        seq["h0"] = tr.h0.reshape(-1)
+    if tr.c0 is not None:
+        seq["c0"] = tr.c0.reshape(-1)
     if tr.c:
         seq["c"] = torch.stack(tr.c)[:, 0]
     for name, values in tr.gates.items():

@@ -11,9 +11,11 @@ and the gradient norms that flow back through time:
 - connectivity ||dl_s/dx_t|| at the input (Distill's "memorization in RNNs");
 - gate saturation (fractions below 0.1 and above 0.9) and per-unit gate means.
 
-All the gradients come from one hand-written backward pass over the trace
-(`app.core.cells.backward_direction`), one row per loss: the total L, the last term, and each
-l_s. Tests check every row against autograd on the explicit unrolled graph.
+The forward pass runs the fused torch.nn kernel one layer and direction at a time, then
+recomputes every gate for all t at once from the states it returned (`forward_traces`). All the
+gradients come from one hand-written backward pass (`app.core.cells.backward_direction`), one
+row per loss: the total L, the last term, and each l_s. Tests check every row against autograd
+on the explicit unrolled graph of `app.core.cells.unroll`.
 
 What this is not: part of training. A probe reads the parameters and never writes them, their
 .grad, or any random generator, so a run trains bit for bit the same with or without probes.
@@ -22,6 +24,7 @@ Norms are float32, computed in float64: underflow gives 0, never NaN.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,8 +32,8 @@ import torch
 from numpy.typing import NDArray
 from torch import Tensor
 
-from app.core.cells import GATES, backward_direction, layer_weights
-from app.core.model import RecurrentNet
+from app.core.cells import GATES, CellName, Weights, backward_direction, layer_weights
+from app.core.model import ModelSpec, RecurrentNet, fused_module
 from app.core.tasks import Batch, Task
 
 ITEMIZE_MAX_STEPS = 200
@@ -75,11 +78,11 @@ def probe(
     spec = net.spec
     D, H, L = spec.directions, spec.hidden_size, spec.num_layers
     with torch.no_grad():
-        _, u = net.unrolled(sample.inputs, window=window)
+        seqs = forward_traces(net, sample.inputs)  # [layer][direction] name -> (T, H)
     T = sample.inputs.shape[1]
 
     # the gradient that reaches the top layer through the readout: row s is dl_s/dh_s
-    top = u.output.detach().requires_grad_(True)  # (1, T, D*H)
+    top = torch.cat([seq["h"] for seq in seqs[-1]], dim=-1)[None].requires_grad_(True)  # (1, T, D*H)
     with torch.enable_grad():
         y = net.readout(top)  # (1, T, O)
         terms = task.step_losses(y, sample)[0] / sample.mask.sum()  # (T,) l_s; L = sum_s l_s
@@ -109,7 +112,7 @@ def probe(
             backward_direction(
                 spec.cell,
                 layer_weights(params, layer, reverse=d == 1),
-                u.layers[layer][d],
+                seqs[layer][d],
                 direct[..., d * H : (d + 1) * H],
                 reverse=d == 1,
                 window=window,
@@ -133,9 +136,7 @@ def probe(
         conn_items = np.zeros((T, T), np.float32)
         conn_items[itemized_steps] = x_norms[2:]
 
-    gates = {
-        name: _layers([[tr.gates[name] for tr in layer] for layer in u.layers]) for name in GATES[spec.cell]
-    }
+    gates = {name: _layers(seqs, name) for name in GATES[spec.cell]}
     return ProbeFrame(
         step=step,
         tokens=sample.tokens[0] if sample.tokens is not None else None,
@@ -144,8 +145,8 @@ def probe(
         mask=_np(sample.mask[0]),
         outputs=_np(y[0].detach()),
         loss=float(terms.sum().detach()),
-        h=_layers([[tr.h for tr in layer] for layer in u.layers]),
-        c=_layers([[tr.c for tr in layer] for layer in u.layers]) if spec.cell == "lstm" else None,
+        h=_layers(seqs, "h"),
+        c=_layers(seqs, "c") if spec.cell == "lstm" else None,
         gates=gates,
         grad_h=grad_h,
         grad_h_last=row_norms[:, 1],
@@ -166,9 +167,68 @@ def _norm(g: Tensor, dim: int) -> Array:
     return np.asarray(torch.nan_to_num(n, nan=0.0).numpy(), dtype=np.float32)
 
 
-def _layers(per_layer: list[list[list[Tensor]]]) -> Array:
-    """[layer][direction] lists of T tensors (1, H) -> (L, T, D*H)."""
-    return np.stack([_np(torch.cat([torch.stack(v)[:, 0] for v in dirs], dim=-1)) for dirs in per_layer])
+def forward_traces(net: RecurrentNet, x: Tensor) -> list[list[dict[str, Tensor]]]:
+    """One sample x (1, T, I) through the stack: [layer][direction] name -> (T, H), natural time.
+
+    Each direction of each layer runs through the fused kernel (fast, and the very computation
+    training does); its gates are then recomputed from the states it returned, all t at once.
+    Only the LSTM cell state needs a loop, one fused multiply-add a step.
+    """
+    spec = net.spec
+    params = net.recurrent_params()
+    inp = x[0]  # (T, I_layer)
+    traces = []
+    for layer in range(spec.num_layers):
+        template = _single_layer(spec.cell, inp.shape[-1], spec.hidden_size)
+        dirs = []
+        for d in range(spec.directions):
+            w = layer_weights(params, layer, reverse=d == 1)
+            xs = inp.flip(0) if d == 1 else inp  # the direction's own time
+            weights = {
+                "weight_ih_l0": w.w_ih,
+                "weight_hh_l0": w.w_hh,
+                "bias_ih_l0": w.b_ih,
+                "bias_hh_l0": w.b_hh,
+            }
+            h = torch.func.functional_call(template, weights, (xs[None],))[0][0]  # (T, H)
+            seq = _gates(spec.cell, w, xs, h)
+            dirs.append({k: v.flip(0) for k, v in seq.items()} if d == 1 else seq)
+        traces.append(dirs)
+        inp = torch.cat([seq["h"] for seq in dirs], dim=-1)  # (T, D*H)
+    return traces
+
+
+@functools.cache
+def _single_layer(cell: CellName, input_size: int, hidden_size: int) -> torch.nn.RNNBase:
+    return fused_module(ModelSpec(cell, input_size, hidden_size, 1))
+
+
+def _gates(cell: CellName, w: Weights, x: Tensor, h: Tensor) -> dict[str, Tensor]:
+    """Gates of every step from the inputs x (T, I) and the states h (T, H) the kernel produced."""
+    prev = torch.cat([h.new_zeros(1, h.shape[1]), h[:-1]])  # (T, H) the state each step read
+    xw = torch.addmm(w.b_ih, x, w.w_ih.T)  # (T, G*H)
+    hw = torch.addmm(w.b_hh, prev, w.w_hh.T)  # (T, G*H)
+    if cell == "lstm":
+        pre_i, pre_f, pre_g, pre_o = (xw + hw).chunk(4, dim=-1)
+        i, f, g, o = torch.sigmoid(pre_i), torch.sigmoid(pre_f), torch.tanh(pre_g), torch.sigmoid(pre_o)
+        written = i * g
+        c = torch.zeros_like(written[0])
+        cs = []
+        for t in range(len(written)):  # c_t = f_t * c_{t-1} + i_t * g_t
+            c = torch.addcmul(written[t], f[t], c)
+            cs.append(c)
+        return {"h": h, "c": torch.stack(cs), "i": i, "f": f, "g": g, "o": o}
+    if cell == "gru":
+        x_r, x_z, x_n = xw.chunk(3, dim=-1)
+        h_r, h_z, h_n = hw.chunk(3, dim=-1)
+        r, z = torch.sigmoid(x_r + h_r), torch.sigmoid(x_z + h_z)
+        return {"h": h, "r": r, "z": z, "n": torch.tanh(x_n + r * h_n), "hn": h_n}
+    return {"h": h}
+
+
+def _layers(seqs: list[list[dict[str, Tensor]]], name: str) -> Array:
+    """One quantity of every layer, both directions side by side: (L, T, D*H)."""
+    return np.stack([_np(torch.cat([seq[name] for seq in dirs], dim=-1)) for dirs in seqs])
 
 
 def _saturation(name: str, values: Array) -> dict[str, list[float]]:

@@ -6,7 +6,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.core.cells import CELLS, CellName, backward_direction, layer_weights, unroll
+from app.core.cells import CELLS, CellName, backward_direction, layer_weights, stack_trace, unroll
 from app.core.model import ModelSpec, fused_module
 
 shapes = st.fixed_dictionaries(
@@ -93,7 +93,7 @@ def test_backward_direction_matches_autograd_on_the_unrolled_graph(
             backward_direction(
                 cell,
                 layer_weights(params, layer, d == 1),
-                u.layers[layer][d],
+                stack_trace(u.layers[layer][d]),
                 direct[..., d * H : (d + 1) * H],
                 reverse=d == 1,
                 window=window,
