@@ -64,11 +64,12 @@ def main() -> None:
     parser.add_argument("--cell", default="lstm")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--block", type=int, default=20, help="steps per block")
+    parser.add_argument("--no-itemize", action="store_true", help="probes without the itemized matrix")
     args = parser.parse_args()
     torch.set_num_threads(1)
     base = TrainConfig(
         cell=args.cell, task=args.task, task_params=TASK_PARAMS[args.task], hidden_size=128, batch_size=32,
-        optimizer="adam", lr=3e-3, steps=10**9,
+        optimizer="adam", lr=3e-3, steps=10**9, itemize=not args.no_itemize,
     )  # fmt: skip
     loops = {
         "plain": plain_loop(base),
@@ -86,7 +87,9 @@ def main() -> None:
                 loop()
             rates[name].append(args.block / (time.perf_counter() - started))
     plain = statistics.median(rates["plain"])
-    print(f"{args.cell}, task {args.task}, batch 32, T=200, H=128, Adam; {args.rounds} x {args.block} steps")
+    itemized = "without" if args.no_itemize else "with"
+    print(f"{args.cell}, {args.task}, batch 32, T=200, H=128, Adam, probes {itemized} the itemized matrix;")
+    print(f"{args.rounds} rounds x {args.block} steps, median steps/s:")
     for name, r in rates.items():
         med = statistics.median(r)
         print(f"  {name:<9} {med:6.2f} steps/s   overhead vs plain {100 * (1 - med / plain):5.1f} %")
