@@ -7,7 +7,8 @@ from app.settings import get_settings
 
 def main() -> None:
     settings = get_settings()
-    uvicorn.run("app.main:app", host=settings.host, port=settings.port)
+    # per-message deflate would compress every probe frame once per viewer: off
+    uvicorn.run("app.main:app", host=settings.host, port=settings.port, ws_per_message_deflate=False)
 
 
 if __name__ == "__main__":

@@ -1,34 +1,78 @@
-"""The FastAPI application: ``uvicorn app.main:app``."""
+"""The FastAPI application: ``uvicorn app.main:app``, or ``create_app(settings)`` for tests.
 
+What this is: the app factory. Its lifespan opens Storage(settings.data_dir), makes the Hub on the
+running event loop and a RunManager that publishes to it, starts the manager (which requeues the
+runs the last session left queued), and on exit stops the workers, closes the hub and the
+database. Creating the app starts nothing: only the lifespan does. Routes live in app/web.
+
+What this is not: the routes (app/web/api.py, app/web/ws.py) or the services (app/services).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.responses import HTMLResponse
+import anyio
+from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
-from fastapi.templating import Jinja2Templates
 
 from app import __version__
+from app.services.hub import Hub
+from app.services.manager import RunManager
+from app.services.storage import Storage
+from app.settings import Settings, get_settings
+from app.web import api, display, errors, pages, ws
 
 # templates/ and static/ sit at the repository root, beside the app package.
 # The package is installed editable, so this resolves to the source checkout.
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-TEMPLATES_DIR = PROJECT_ROOT / "templates"
 STATIC_DIR = PROJECT_ROOT / "static"
 
-templates = Jinja2Templates(directory=TEMPLATES_DIR)
-
-app = FastAPI(title="Gatescope", version=__version__)
-app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+log = logging.getLogger("app")
 
 
-@app.get("/api/health")
-def health() -> dict[str, Any]:
-    """Liveness probe."""
-    return {"status": "ok", "version": __version__}
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    storage = await anyio.to_thread.run_sync(Storage, settings.data_dir)
+    hub = Hub(asyncio.get_running_loop())
+    manager = RunManager(storage, settings.max_runs, hub.publish)
+    app.state.storage, app.state.hub, app.state.manager = storage, hub, manager
+    app.state.inference_limiter = anyio.CapacityLimiter(api.INFERENCE_THREADS)
+    try:
+        await anyio.to_thread.run_sync(manager.start)
+        yield
+    finally:
+        with anyio.CancelScope(shield=True):
+            try:
+                await anyio.to_thread.run_sync(manager.shutdown)
+            finally:
+                hub.close()
+                storage.close()
 
 
-@app.get("/", response_class=HTMLResponse, include_in_schema=False)
-def index(request: Request) -> HTMLResponse:
-    """The dashboard page (a placeholder until the run service lands)."""
-    return templates.TemplateResponse(request, "index.html", {"version": __version__})
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """A Gatescope app for `settings` (default: from the GATESCOPE_* environment)."""
+    app = FastAPI(
+        title="Gatescope",
+        version=__version__,
+        description="Train small RNNs and watch their hidden states, gates and gradients live.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings if settings is not None else get_settings()
+    app.include_router(pages.router)  # first: its /static/vendor/plotly.min.js precedes the mount
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.include_router(api.health_router)
+    app.include_router(api.router)
+    app.include_router(display.router)
+    app.include_router(ws.router)
+    errors.install(app)
+
+    return app
+
+
+app = create_app()

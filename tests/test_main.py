@@ -26,14 +26,15 @@ async def test_health(client: httpx.AsyncClient) -> None:
 
 
 @pytest.mark.anyio
-async def test_index_is_placeholder_page(client: httpx.AsyncClient) -> None:
+async def test_index_is_the_dashboard(client: httpx.AsyncClient) -> None:
     response = await client.get("/")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/html")
     body = response.text
     assert "<title>Gatescope</title>" in body
     assert 'href="/docs"' in body
-    assert "<script" not in body
+    # scripts come from files only (tests/web/test_pages.py checks the pages in detail)
+    assert '<script type="module" src="/static/js/dashboard.js"></script>' in body
 
 
 @pytest.mark.anyio

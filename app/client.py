@@ -1,0 +1,215 @@
+"""A small synchronous Python client for a Gatescope server.
+
+What this is: `GatescopeClient(base_url, token=None)`, one method per endpoint of docs/api.md
+(httpx, sync), `wait` to poll a run until it has finished, and `stream` to follow a run's
+websocket, decoding each message: text messages as dicts, probe frames as
+{"type": "probe", "header": {...}, "arrays": {name: numpy.ndarray}} (frames.decode_probe).
+
+    with GatescopeClient("http://127.0.0.1:8000") as gs:
+        run = gs.create_run({"cell": "lstm", "hidden_size": 8, "task": {"name": "char_lm"}, "steps": 300})
+        for message in gs.stream(run["id"]):
+            if message["type"] == "step":
+                print(message["steps"][-1]["loss"])
+        print(gs.sample(run["id"], prime="h", length=20))
+
+Errors: any answer other than 2xx raises `GatescopeError` with the status code and the server's
+sentence. What this is not: an async client, or a retry layer.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any, cast
+from urllib.parse import quote, urlsplit, urlunsplit
+
+import httpx
+import orjson
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
+
+from app.services.frames import decode_probe
+
+FINISHED = frozenset({"completed", "stopped", "diverged", "failed", "interrupted"})
+
+
+class GatescopeError(Exception):
+    """The server answered with an error: `status_code` and its `detail` sentence."""
+
+    def __init__(self, status_code: int, detail: Any) -> None:
+        super().__init__(f"{status_code}: {detail}")
+        self.status_code = status_code
+        self.detail = detail
+
+
+class GatescopeClient:
+    def __init__(
+        self,
+        base_url: str,
+        token: str | None = None,
+        timeout: float = 60.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.token = token
+        headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
+        self.http = httpx.Client(
+            base_url=self.base_url, headers=headers, timeout=timeout, transport=transport
+        )
+
+    def close(self) -> None:
+        self.http.close()
+
+    def __enter__(self) -> GatescopeClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- plumbing --------------------------------------------------------------------------
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        response = self.http.request(method, path, **kwargs)
+        if response.is_error:
+            try:
+                detail = response.json().get("detail", response.text)
+            except ValueError:
+                detail = response.text
+            raise GatescopeError(response.status_code, detail)
+        return response
+
+    def _json(self, method: str, path: str, **kwargs: Any) -> Any:
+        return self._request(method, path, **kwargs).json()
+
+    @staticmethod
+    def _run(run_id: str) -> str:
+        return f"/api/runs/{quote(run_id, safe='')}"
+
+    # -- the API ---------------------------------------------------------------------------
+
+    def health(self) -> dict[str, Any]:
+        return cast(dict[str, Any], self._json("GET", "/api/health"))
+
+    def catalog(self) -> dict[str, Any]:
+        return cast(dict[str, Any], self._json("GET", "/api/catalog"))
+
+    def create_run(self, config: dict[str, Any]) -> dict[str, Any]:
+        """Queue a run (a RunCreate dict); returns the run (RunPublic)."""
+        return cast(dict[str, Any], self._json("POST", "/api/runs", json=config))
+
+    def compare(self, config: dict[str, Any], cells: list[str] | None = None) -> dict[str, Any]:
+        """One run per cell, identical but for the cell; returns {"group", "runs"}."""
+        body: dict[str, Any] = {"config": config}
+        if cells is not None:
+            body["cells"] = cells
+        return cast(dict[str, Any], self._json("POST", "/api/compare", json=body))
+
+    def get_run(self, run_id: str) -> dict[str, Any]:
+        return cast(dict[str, Any], self._json("GET", self._run(run_id)))
+
+    def list_runs(self, status: str | None = None, limit: int = 50, offset: int = 0) -> dict[str, Any]:
+        """{"items": [runs, newest first], "total": n}."""
+        params: dict[str, Any] = {"limit": limit, "offset": offset}
+        if status is not None:
+            params["status"] = status
+        return cast(dict[str, Any], self._json("GET", "/api/runs", params=params))
+
+    def stop(self, run_id: str) -> dict[str, Any]:
+        return cast(dict[str, Any], self._json("POST", f"{self._run(run_id)}/stop"))
+
+    def delete(self, run_id: str) -> None:
+        self._request("DELETE", self._run(run_id))
+
+    def metrics(self, run_id: str, since: int = 0) -> list[dict[str, Any]]:
+        rows = self._json("GET", f"{self._run(run_id)}/metrics", params={"since": since})
+        return cast(list[dict[str, Any]], rows)
+
+    def metrics_csv(self, run_id: str) -> str:
+        return self._request("GET", f"{self._run(run_id)}/metrics", params={"format": "csv"}).text
+
+    def probes(self, run_id: str) -> list[int]:
+        return cast(list[int], self._json("GET", f"{self._run(run_id)}/probes"))
+
+    def probe(self, run_id: str, step: int | str = "latest") -> dict[str, Any]:
+        """A probe frame as JSON (see docs/api.md for its keys)."""
+        return cast(dict[str, Any], self._json("GET", f"{self._run(run_id)}/probes/{step}"))
+
+    def probe_frame(self, run_id: str, step: int | str = "latest") -> tuple[dict[str, Any], dict[str, Any]]:
+        """A probe frame's binary form, decoded: (header, {name: float32 numpy array})."""
+        data = self._request("GET", f"{self._run(run_id)}/probes/{step}", params={"format": "binary"}).content
+        return decode_probe(data)
+
+    def inspect(
+        self, run_id: str, text: str | None = None, inputs: list[list[float]] | None = None
+    ) -> dict[str, Any]:
+        """Probe the run's latest weights on `text` (char_lm) or raw `inputs` (T x I)."""
+        body = {"text": text} if text is not None else {"inputs": inputs}
+        return cast(dict[str, Any], self._json("POST", f"{self._run(run_id)}/inspect", json=body))
+
+    def sample(
+        self,
+        run_id: str,
+        prime: str = "\n",
+        length: int = 200,
+        temperature: float = 1.0,
+        seed: int | None = None,
+    ) -> str:
+        """Text written by a char_lm run: the prime and `length` more characters."""
+        body: dict[str, Any] = {"prime": prime, "length": length, "temperature": temperature}
+        if seed is not None:
+            body["seed"] = seed
+        return cast(str, self._json("POST", f"{self._run(run_id)}/sample", json=body)["text"])
+
+    def checkpoint(self, run_id: str) -> bytes:
+        """torch.save bytes; torch.load(io.BytesIO(data), weights_only=True)."""
+        return self._request("GET", f"{self._run(run_id)}/checkpoint").content
+
+    def export(self, run_id: str) -> bytes:
+        """The run's zip archive."""
+        return self._request("GET", f"{self._run(run_id)}/export").content
+
+    def wait(self, run_id: str, timeout: float = 120.0, poll: float = 0.2) -> dict[str, Any]:
+        """Poll until the run has finished; its final RunPublic. TimeoutError after `timeout` s."""
+        deadline = time.monotonic() + timeout
+        while True:
+            run = self.get_run(run_id)
+            if run["status"] in FINISHED:
+                return run
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"run {run_id} is still {run['status']} after {timeout} s")
+            time.sleep(poll)
+
+    # -- live ------------------------------------------------------------------------------
+
+    def ws_url(self, run_id: str) -> str:
+        parts = urlsplit(self.base_url)
+        scheme = "wss" if parts.scheme == "https" else "ws"
+        path = f"{parts.path}/ws/runs/{quote(run_id, safe='')}"
+        return urlunsplit((scheme, parts.netloc, path, "", ""))
+
+    def stream(self, run_id: str, open_timeout: float = 10.0) -> Iterator[dict[str, Any]]:
+        """The run's websocket messages, decoded, until the server closes (after "end").
+
+        Raises GatescopeError(4404) for an unknown run and GatescopeError(4401) without the token.
+        """
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token is not None else None
+        with connect(
+            self.ws_url(run_id),
+            additional_headers=headers,
+            compression=None,
+            max_size=None,
+            open_timeout=open_timeout,
+            proxy=None,
+        ) as ws:
+            try:
+                for message in ws:
+                    if isinstance(message, bytes):
+                        header, arrays = decode_probe(message)
+                        yield {"type": "probe", "header": header, "arrays": arrays}
+                    else:
+                        yield cast(dict[str, Any], orjson.loads(message))
+            except ConnectionClosed:
+                pass
+            code, reason = ws.close_code, ws.close_reason
+        if code is not None and code >= 4000:
+            raise GatescopeError(code, reason or "closed by the server")

@@ -1,0 +1,480 @@
+"""The run manager: queues runs, trains each in a worker process, records and publishes what happens.
+
+What this is: `RunManager(storage, max_runs, publish)`. `submit` stores a 'queued' run and starts
+it as soon as fewer than `max_runs` runs are running (at most MAX_QUEUED wait; more raise
+`QueueFull`). Each running run has a worker process (app.services.worker, multiprocessing
+"spawn") and a reader thread in this process that receives the worker's messages, writes them to
+storage, keeps the run's status and calls `publish(run_id, message)` with a `Message`:
+
+- StepMessage(metrics)    each training step, once it is stored (steps are written in batches
+                          at least every FLUSH_SECONDS or FLUSH_ROWS rows, and before any probe
+                          or end, so whatever was published is already in storage);
+- ProbeMessage(step, data) each probe frame (frames.encode_probe bytes), once stored;
+- StatusMessage(run)      every status change (running; then the final status);
+- EndMessage(run)         once, when the run has ended (after its final StatusMessage).
+
+Final statuses: the worker's own end (completed, stopped, diverged); 'failed' with the worker's
+"<ExcType>: message", or "worker exited with code N" if the process died without a word (e.g.
+kill -9); 'stopped' after `stop`; 'interrupted' for runs cut short by `shutdown` (and, by
+Storage.recover at the next start, for runs a crash left 'running').
+
+Threads: every public method is quick (a few SQLite writes and signals) and safe from any thread
+including the event loop's; one lock guards the scheduling state. `publish` is called from the
+reader threads (and from the caller's thread for stop/delete of a queued run), never under the
+lock: a subscriber on an event loop must hop to it itself (loop.call_soon_threadsafe).
+
+`stop` takes effect within a second: the worker stops after the step in progress, and one that
+has not stopped STOP_GRACE_SECONDS later (a long step, or a worker still importing torch) is
+terminated.
+
+What this is not: the web layer (no FastAPI here) nor the fan-out to viewers (app.services.hub).
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
+from multiprocessing.synchronize import Event as EventType
+from typing import Any
+
+import orjson
+
+from app.services import worker
+from app.services.schemas import FINISHED, RunCreate, RunPublic
+from app.services.storage import RunRecord, Storage, StorageError, utcnow
+
+MAX_QUEUED = 100
+FLUSH_SECONDS = 0.1
+FLUSH_ROWS = 200
+STOP_GRACE_SECONDS = 0.5
+POLL_SECONDS = 0.05  # the reader thread's longest wait between checks of its stop deadline
+JOIN_SECONDS = 5.0
+SHUTDOWN_ERROR = "server shut down during the run"
+DELETED_ERROR = "the run was deleted"
+
+log = logging.getLogger(__name__)
+
+
+# -- messages -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StepMessage:
+    metrics: dict[str, Any]  # StepMetrics fields
+
+
+@dataclass(frozen=True)
+class ProbeMessage:
+    step: int
+    data: bytes  # frames.encode_probe
+
+
+@dataclass(frozen=True)
+class StatusMessage:
+    run: RunPublic
+
+
+@dataclass(frozen=True)
+class EndMessage:
+    run: RunPublic
+
+
+Message = StepMessage | ProbeMessage | StatusMessage | EndMessage
+Publish = Callable[[str, Message], None]
+
+
+# -- errors ---------------------------------------------------------------------------------
+
+
+class QueueFull(Exception):  # noqa: N818  (the contract's name)
+    """MAX_QUEUED runs are already waiting (HTTP 429)."""
+
+
+class WrongState(Exception):  # noqa: N818  (the contract's name)
+    """The run is not in a state that allows this (HTTP 409)."""
+
+
+class RunNotFound(Exception):  # noqa: N818  (the contract's name)
+    """No run has this id (HTTP 404)."""
+
+
+# -- the manager ----------------------------------------------------------------------------
+
+
+@dataclass(eq=False)
+class _Handle:
+    """One running run: its worker process, pipe, reader thread and what they share."""
+
+    run_id: str
+    process: BaseProcess
+    conn: Connection  # the parent's end
+    child_conn: Connection  # the worker's end, closed here once the worker has started
+    stop_event: EventType
+    thread: threading.Thread = field(init=False)
+    checkpoint: bytes | None = None  # the latest weights, while running
+    heard: bool = False  # a first message arrived (the worker is past importing torch)
+    stop_requested: bool = False
+    stop_deadline: float | None = None  # monotonic time after which the worker is terminated
+    shutting_down: bool = False
+    deleted: bool = False
+
+
+@dataclass
+class _Outcome:
+    """How a worker ended, as the reader thread saw it."""
+
+    end: tuple[str, int, str] | None = None  # (status, step, reason) from the worker's "end"
+    error: str | None = None  # the worker's "error" text, or a storage failure
+    exitcode: int | None = None
+
+
+class RunManager:
+    """Schedules runs onto worker processes; see the module docstring."""
+
+    def __init__(self, storage: Storage, max_runs: int, publish: Publish | None = None) -> None:
+        if max_runs < 1:
+            raise ValueError("max_runs must be at least 1")
+        self.storage = storage
+        self.max_runs = max_runs
+        self._publish = publish
+        self._mp = multiprocessing.get_context("spawn")
+        self._lock = threading.Lock()
+        self._queue: deque[str] = deque()
+        self._running: dict[str, _Handle] = {}
+        self._started = False
+        self._closing = False
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Recover from the last session (requeue its queued runs) and start dispatching."""
+        queued = self.storage.recover()
+        with self._lock:
+            if self._started:
+                return
+            self._started, self._closing = True, False
+            self._queue.extend(run_id for run_id in queued if run_id not in self._queue)
+            self._dispatch()
+
+    def shutdown(self, timeout: float = 10.0) -> None:
+        """Stop every worker and join the reader threads; their runs end 'interrupted'.
+
+        Queued runs stay 'queued' in storage and are requeued by the next start(). Blocks up to
+        about STOP_GRACE_SECONDS plus the workers' exit (call it off the event loop).
+        """
+        with self._lock:
+            self._closing = True
+            handles = list(self._running.values())
+            deadline = time.monotonic() + STOP_GRACE_SECONDS
+            for h in handles:
+                h.shutting_down = True
+                h.stop_event.set()
+                h.stop_deadline = min(h.stop_deadline or deadline, deadline)
+        until = time.monotonic() + timeout
+        for h in handles:
+            h.thread.join(max(0.0, until - time.monotonic()))
+
+    # -- runs ------------------------------------------------------------------------------
+
+    def submit(self, config: RunCreate, group: str | None = None) -> RunRecord:
+        """Store a new 'queued' run and start it if a slot is free; QueueFull if MAX_QUEUED wait."""
+        record = RunRecord.new(uuid.uuid4().hex[:12], config, group)
+        with self._lock:
+            if len(self._queue) >= MAX_QUEUED:
+                raise QueueFull(
+                    f"the queue is full: {MAX_QUEUED} runs are already waiting; "
+                    "try again when some have finished"
+                )
+            self.storage.create_run(record)
+            self._queue.append(record.id)
+            self._dispatch()
+        return self.storage.get_run(record.id) or record
+
+    def stop(self, run_id: str) -> RunRecord:
+        """Stop a run: a queued one at once, a running one within a second.
+
+        Returns the run as it is now (still 'running' until its worker has stopped). RunNotFound
+        for an unknown id, WrongState if it has already ended.
+        """
+        with self._lock:
+            h = self._running.get(run_id)
+            if h is not None:
+                self._request_stop(h, grace=STOP_GRACE_SECONDS if h.heard else 0.0)
+                record = self.storage.get_run(run_id)
+                if record is None:  # pragma: no cover - deleted behind the manager's back
+                    raise RunNotFound(f"no run has the id {run_id}")
+                return record
+            record = self.storage.get_run(run_id)
+            if record is None:
+                raise RunNotFound(f"no run has the id {run_id}")
+            if record.status in FINISHED:
+                raise WrongState(f"run {run_id} has already ended: it is {record.status}")
+            if run_id in self._queue:
+                self._queue.remove(run_id)
+            updated = self.storage.update_run(run_id, status="stopped", finished_at=utcnow(), error=None)
+        assert updated is not None
+        public = updated.to_public()
+        self._emit(run_id, StatusMessage(public))
+        self._emit(run_id, EndMessage(public))
+        return updated
+
+    def delete(self, run_id: str) -> None:
+        """Delete a run and all its data, terminating its worker if it runs. RunNotFound if unknown.
+
+        Viewers of a run that had not ended get an EndMessage with status 'stopped' and the error
+        DELETED_ERROR.
+        """
+        with self._lock:
+            h = self._running.get(run_id)
+            if h is not None:
+                h.deleted = True
+                self._request_stop(h, grace=0.0)
+            if run_id in self._queue:
+                self._queue.remove(run_id)
+            record = self.storage.get_run(run_id)
+            if record is None and h is None:
+                raise RunNotFound(f"no run has the id {run_id}")
+            self.storage.delete_run(run_id)
+        if record is not None and record.status not in FINISHED:
+            record.status, record.error, record.finished_at = "stopped", DELETED_ERROR, utcnow()
+            self._emit(run_id, EndMessage(record.to_public()))
+
+    def checkpoint(self, run_id: str) -> bytes | None:
+        """The latest weights (worker.checkpoint_bytes): in memory while running, else stored.
+
+        None if the run has none yet; RunNotFound for an unknown id.
+        """
+        with self._lock:
+            h = self._running.get(run_id)
+            if h is not None and h.checkpoint is not None:
+                return h.checkpoint
+        data = self.storage.checkpoint(run_id)
+        if data is None and self.storage.get_run(run_id) is None:
+            raise RunNotFound(f"no run has the id {run_id}")
+        return data
+
+    def worker_pid(self, run_id: str) -> int | None:
+        """The pid of the run's worker process, while it runs."""
+        with self._lock:
+            h = self._running.get(run_id)
+            return h.process.pid if h is not None else None
+
+    def running(self) -> list[str]:
+        """Ids of the runs with a worker, in start order."""
+        with self._lock:
+            return list(self._running)
+
+    def queued(self) -> list[str]:
+        """Ids of the runs waiting for a slot, first to start first."""
+        with self._lock:
+            return list(self._queue)
+
+    # -- scheduling (under self._lock) -----------------------------------------------------
+
+    def _dispatch(self) -> None:
+        """Start queued runs while there are free slots. Call with the lock held."""
+        while self._started and not self._closing and self._queue and len(self._running) < self.max_runs:
+            run_id = self._queue[0]
+            record = self.storage.get_run(run_id)
+            if record is None or record.status != "queued":  # deleted or stopped meanwhile
+                self._queue.popleft()
+                continue
+            record = self.storage.update_run(run_id, status="running", started_at=utcnow())
+            self._queue.popleft()
+            assert record is not None
+            conn, child_conn = self._mp.Pipe(duplex=False)
+            stop_event = self._mp.Event()
+            process = self._mp.Process(
+                target=worker.main,
+                args=(run_id, orjson.dumps(record.config).decode(), child_conn, stop_event),
+                name=f"gatescope-run-{run_id}",
+                daemon=True,
+            )
+            h = _Handle(run_id, process, conn, child_conn, stop_event)
+            h.thread = threading.Thread(
+                target=self._serve,
+                args=(h, record.to_public()),
+                name=f"gatescope-reader-{run_id}",
+                daemon=True,
+            )
+            self._running[run_id] = h
+            h.thread.start()
+
+    def _request_stop(self, h: _Handle, grace: float) -> None:
+        h.stop_requested = True
+        h.stop_event.set()
+        deadline = time.monotonic() + grace
+        h.stop_deadline = deadline if h.stop_deadline is None else min(h.stop_deadline, deadline)
+
+    # -- the reader thread -----------------------------------------------------------------
+
+    def _serve(self, h: _Handle, running: RunPublic) -> None:
+        """A reader thread: start the worker, record its messages, record how it ended."""
+        self._emit(h.run_id, StatusMessage(running))
+        outcome = _Outcome()
+        try:
+            with self._lock:
+                abandon = h.stop_requested  # stopped or deleted before the worker even started
+            if abandon:
+                h.child_conn.close()
+            else:
+                try:
+                    h.process.start()
+                finally:
+                    h.child_conn.close()  # so that the worker's death reads as EOF here
+                self._read(h, outcome)
+        except StorageError as exc:
+            log.error("run %s: %s", h.run_id, exc)
+            outcome.error = f"the server could not record this run: {exc}"
+            self._terminate(h)
+        except Exception as exc:
+            log.exception("run %s: the reader thread failed", h.run_id)
+            outcome.error = f"the server failed while running this run: {type(exc).__name__}: {exc}"
+            self._terminate(h)
+        finally:
+            outcome.exitcode = self._reap(h)
+            h.conn.close()
+        try:
+            self._finish(h, outcome)
+        except Exception:
+            log.exception("run %s: could not record how it ended", h.run_id)
+        finally:
+            with self._lock:
+                del self._running[h.run_id]
+                if h.process.exitcode is not None:
+                    h.process.close()
+                try:
+                    self._dispatch()
+                except Exception:
+                    log.exception("could not start the next queued run")
+
+    def _read(self, h: _Handle, outcome: _Outcome) -> None:
+        """Receive until the worker ends or its pipe closes; write and publish each message."""
+        rows: list[dict[str, Any]] = []
+        flushed_at = time.monotonic()
+
+        def flush() -> None:
+            nonlocal flushed_at
+            flushed_at = time.monotonic()
+            if rows:
+                batch = rows.copy()
+                rows.clear()
+                self._store(h, self.storage.add_steps, h.run_id, batch)
+                if not h.deleted:
+                    for m in batch:
+                        self._emit(h.run_id, StepMessage(m))
+
+        while True:
+            now = time.monotonic()
+            if h.stop_deadline is not None and now >= h.stop_deadline:
+                h.stop_deadline = None
+                self._terminate(h)
+            timeout = POLL_SECONDS
+            if rows:
+                timeout = min(timeout, max(0.0, flushed_at + FLUSH_SECONDS - now))
+            try:
+                message = h.conn.recv() if h.conn.poll(timeout) else None
+            except (EOFError, OSError):
+                break  # the worker is gone
+            if message is not None:
+                h.heard = True
+                kind = message[0]
+                if kind == "step":
+                    rows.append(message[1])
+                elif kind == "probe":
+                    _, step, data, ckpt = message
+                    flush()
+                    self._store(h, self.storage.add_probe, h.run_id, step, data)
+                    if ckpt is not None:
+                        self._keep_checkpoint(h, step, ckpt)
+                    if not h.deleted:
+                        self._emit(h.run_id, ProbeMessage(step, data))
+                elif kind == "checkpoint":
+                    self._keep_checkpoint(h, message[1], message[2])
+                elif kind == "end":
+                    flush()
+                    outcome.end = (message[1], message[2], message[3])
+                    return
+                elif kind == "error":
+                    flush()
+                    outcome.error = message[1]
+                    return
+                else:  # pragma: no cover - worker and manager ship together
+                    log.warning("run %s: unknown worker message %r", h.run_id, kind)
+            if len(rows) >= FLUSH_ROWS or (rows and time.monotonic() - flushed_at >= FLUSH_SECONDS):
+                flush()
+        flush()
+
+    def _keep_checkpoint(self, h: _Handle, step: int, data: bytes) -> None:
+        with self._lock:
+            h.checkpoint = data
+        self._store(h, self.storage.save_checkpoint, h.run_id, step, data)
+
+    def _store(self, h: _Handle, write: Callable[..., None], *args: Any) -> None:
+        """A storage write for run h; a failure (unless the run was deleted) ends the run."""
+        try:
+            write(*args)
+        except StorageError:
+            if h.deleted:
+                return  # its rows went with it; nothing to keep
+            raise
+
+    @staticmethod
+    def _terminate(h: _Handle) -> None:
+        if h.process.pid is not None and h.process.is_alive():
+            h.process.terminate()
+
+    def _reap(self, h: _Handle) -> int | None:
+        """Wait for the worker to exit (terminating, then killing, one that lingers)."""
+        if h.process.pid is None:
+            return None  # never started
+        h.process.join(JOIN_SECONDS)
+        if h.process.exitcode is None:
+            h.process.terminate()
+            h.process.join(1.0)
+        if h.process.exitcode is None:
+            h.process.kill()
+            h.process.join()
+        return h.process.exitcode
+
+    def _finish(self, h: _Handle, outcome: _Outcome) -> None:
+        """Record the run's final status and publish it."""
+        if h.deleted:
+            return
+        error: str | None = None
+        if outcome.end is not None:
+            status, step, reason = outcome.end
+            if status == "diverged":
+                error = f"{reason} at step {step}"
+            elif status == "stopped" and h.shutting_down and not h.stop_requested:
+                status, error = "interrupted", SHUTDOWN_ERROR
+        elif outcome.error is not None:
+            status, error = "failed", outcome.error
+        elif h.stop_requested:
+            status = "stopped"
+        elif h.shutting_down:
+            status, error = "interrupted", SHUTDOWN_ERROR
+        else:
+            status, error = "failed", f"worker exited with code {outcome.exitcode}"
+        record = self.storage.update_run(h.run_id, status=status, finished_at=utcnow(), error=error)
+        if record is None:
+            return  # deleted meanwhile
+        public = record.to_public()
+        self._emit(h.run_id, StatusMessage(public))
+        self._emit(h.run_id, EndMessage(public))
+
+    def _emit(self, run_id: str, message: Message) -> None:
+        if self._publish is None:
+            return
+        try:
+            self._publish(run_id, message)
+        except Exception:
+            log.exception("run %s: publish failed", run_id)

@@ -1,0 +1,486 @@
+"""Durable state of every run: one SQLite file, data_dir/"gatescope.db".
+
+What this is: `Storage`, the only code that speaks SQL. Four tables: runs (one row per run, its
+config as JSON), metrics (one row per training step), probes (the encoded frames of
+app.services.frames, one per probe step) and checkpoints (the latest weights of each run), the
+last three deleted with their run (ON DELETE CASCADE). `RunRecord` is a run's row in Python.
+
+Concurrency: the database is in WAL mode, so readers never wait for the writer. Storage holds two
+connections, one for writes and one for reads, each behind its own lock, so any thread may call
+any method (web requests and the manager's reader threads do at once). Every write is one
+transaction. Times are stored as ISO 8601 UTC text with microseconds (so text order is time order)
+and come back as timezone-aware datetimes. Every sqlite3 error surfaces as `StorageError` with a
+sentence saying what went wrong (a full disk, a locked or unreadable file) and where.
+
+What this is not: a cache or a queue. It does not know about processes or the event loop, and it
+keeps nothing in memory beyond the two connections.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, fields
+from datetime import UTC, datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, cast
+
+import orjson
+
+from app.core.engine import StepMetrics
+from app.services.schemas import RunCreate, RunPublic, RunStatus
+
+DB_NAME = "gatescope.db"
+BUSY_TIMEOUT = 5.0  # seconds a statement waits for another connection's lock
+SCHEMA_VERSION = 1
+INTERRUPTED_ERROR = "server restarted during the run"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY,
+    status TEXT NOT NULL,
+    config TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    started_at TEXT,
+    finished_at TEXT,
+    step INTEGER NOT NULL DEFAULT 0,
+    steps INTEGER NOT NULL,
+    error TEXT,
+    grp TEXT
+);
+CREATE INDEX IF NOT EXISTS runs_by_created ON runs (created_at);
+CREATE INDEX IF NOT EXISTS runs_by_status ON runs (status, created_at);
+CREATE TABLE IF NOT EXISTS metrics (
+    run_id TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+    step INTEGER NOT NULL,
+    loss REAL,
+    metric REAL,
+    grad_norm REAL,
+    grad_norm_clipped REAL,
+    clipped INTEGER NOT NULL,
+    update_ratio REAL,
+    lr REAL,
+    seconds REAL,
+    param_grad_norms TEXT NOT NULL,
+    PRIMARY KEY (run_id, step)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS probes (
+    run_id TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+    step INTEGER NOT NULL,
+    data BLOB NOT NULL,
+    PRIMARY KEY (run_id, step)
+);
+CREATE TABLE IF NOT EXISTS checkpoints (
+    run_id TEXT PRIMARY KEY REFERENCES runs (id) ON DELETE CASCADE,
+    step INTEGER NOT NULL,
+    data BLOB NOT NULL
+);
+"""
+
+METRIC_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(StepMetrics))
+_RUN_COLUMNS = "id, status, config, created_at, started_at, finished_at, step, steps, error, grp"
+# RunRecord field -> runs column, for update_run
+_UPDATABLE = {
+    "status": "status",
+    "config": "config",
+    "started_at": "started_at",
+    "finished_at": "finished_at",
+    "step": "step",
+    "steps": "steps",
+    "error": "error",
+    "group": "grp",
+}
+
+
+class StorageError(Exception):
+    """The database could not do what was asked; the message is a sentence for a person."""
+
+
+def utcnow() -> datetime:
+    """Now, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+@dataclass
+class RunRecord:
+    """A run as stored. `config` is RunCreate.model_dump(mode="json"); datetimes are UTC."""
+
+    id: str
+    status: RunStatus
+    config: dict[str, Any]
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    step: int = 0  # steps trained so far
+    steps: int = 0  # steps asked for
+    error: str | None = None
+    group: str | None = None
+
+    @classmethod
+    def new(cls, run_id: str, config: RunCreate, group: str | None = None) -> RunRecord:
+        """A fresh 'queued' record of `config`, created now."""
+        return cls(
+            id=run_id,
+            status="queued",
+            config=config.model_dump(mode="json"),
+            created_at=utcnow(),
+            steps=config.steps,
+            group=group,
+        )
+
+    def to_public(self) -> RunPublic:
+        return RunPublic(
+            id=self.id,
+            status=self.status,
+            config=_run_create(orjson.dumps(self.config, option=orjson.OPT_SORT_KEYS).decode()),
+            created_at=self.created_at,
+            started_at=self.started_at,
+            finished_at=self.finished_at,
+            step=self.step,
+            steps=self.steps,
+            error=self.error,
+            group=self.group,
+        )
+
+
+CACHED_CONFIG_CHARS = 64_000  # configs up to this size (all but custom char_lm texts) are cached
+
+
+def _run_create(config_json: str) -> RunCreate:
+    """A stored config as a RunCreate. Validating a char_lm config indexes its corpus (~40 ms for
+    Hamlet), so small configs are cached (shared instances: treat them as read-only)."""
+    if len(config_json) <= CACHED_CONFIG_CHARS:
+        return _cached_run_create(config_json)
+    return RunCreate.model_validate_json(config_json)
+
+
+@lru_cache(maxsize=256)
+def _cached_run_create(config_json: str) -> RunCreate:
+    return RunCreate.model_validate_json(config_json)
+
+
+class Storage:
+    """Runs, their metrics, probe frames and checkpoints in one SQLite file (thread-safe)."""
+
+    def __init__(self, data_dir: Path, busy_timeout: float = BUSY_TIMEOUT) -> None:
+        """Open (creating if need be) data_dir/gatescope.db; `busy_timeout` seconds to wait for a lock."""
+        self.path = Path(data_dir) / DB_NAME
+        self.busy_timeout = busy_timeout
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageError(f"cannot create the data directory {self.path.parent}: {exc}") from exc
+        self._write_lock = threading.Lock()
+        self._read_lock = threading.Lock()
+        self._closed = False
+        with self._errors("opening the database"):
+            self._writer = self._connect()
+            try:
+                self._writer.execute("PRAGMA journal_mode=WAL")
+                with self._transaction():
+                    for statement in _SCHEMA.split(";"):
+                        if statement.strip():
+                            self._writer.execute(statement)
+                    self._writer.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                self._reader = self._connect()
+            except BaseException:
+                self._writer.close()
+                raise
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            self.path, isolation_level=None, check_same_thread=False, timeout=self.busy_timeout
+        )
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("PRAGMA foreign_keys = ON")
+        return conn
+
+    # -- plumbing --------------------------------------------------------------------------
+
+    @contextmanager
+    def _errors(self, action: str) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.Error as exc:
+            raise StorageError(_sentence(exc, action, self.path)) from exc
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """The write connection inside BEGIN IMMEDIATE ... COMMIT (ROLLBACK on any error)."""
+        conn = self._writer
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    @contextmanager
+    def _write(self, action: str) -> Iterator[sqlite3.Connection]:
+        with self._write_lock, self._errors(action):
+            self._check_open()
+            with self._transaction() as conn:
+                yield conn
+
+    @contextmanager
+    def _read(self, action: str) -> Iterator[sqlite3.Connection]:
+        with self._read_lock, self._errors(action):
+            self._check_open()
+            yield self._reader
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StorageError(f"the storage at {self.path} is closed")
+
+    # -- runs ------------------------------------------------------------------------------
+
+    def create_run(self, record: RunRecord) -> None:
+        """Insert a new run; StorageError if its id is taken."""
+        try:
+            with self._write("creating a run") as conn:
+                conn.execute(
+                    f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        record.id,
+                        record.status,
+                        orjson.dumps(record.config).decode(),
+                        _iso(record.created_at),
+                        _iso(record.started_at),
+                        _iso(record.finished_at),
+                        record.step,
+                        record.steps,
+                        record.error,
+                        record.group,
+                    ),
+                )
+        except StorageError as exc:
+            if isinstance(exc.__cause__, sqlite3.IntegrityError):
+                raise StorageError(f"a run with id {record.id} already exists") from exc.__cause__
+            raise
+
+    def get_run(self, run_id: str) -> RunRecord | None:
+        with self._read("reading a run") as conn:
+            row = conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,)).fetchone()
+        return _record(row) if row is not None else None
+
+    def list_runs(
+        self, status: str | None = None, limit: int = 50, offset: int = 0
+    ) -> tuple[list[RunRecord], int]:
+        """One page of runs, newest first, and the total number matching `status` (None: all)."""
+        if limit < 0 or offset < 0:
+            raise ValueError("limit and offset must not be negative")
+        where, args = ("WHERE status = ?", (status,)) if status is not None else ("", ())
+        with self._read("listing runs") as conn:
+            conn.execute("BEGIN")  # one snapshot for the page and the count
+            try:
+                rows = conn.execute(
+                    f"SELECT {_RUN_COLUMNS} FROM runs {where} ORDER BY created_at DESC, rowid DESC "
+                    "LIMIT ? OFFSET ?",
+                    (*args, limit, offset),
+                ).fetchall()
+                (total,) = conn.execute(f"SELECT count(*) FROM runs {where}", args).fetchone()
+            finally:
+                conn.execute("COMMIT")
+        return [_record(r) for r in rows], int(total)
+
+    def update_run(self, run_id: str, **fields: Any) -> RunRecord | None:
+        """Set some of a run's fields (RunRecord names: status, started_at, error, group, ...).
+
+        Returns the run as updated, or None if there is no such run. TypeError on an unknown field.
+        """
+        unknown = set(fields) - set(_UPDATABLE)
+        if unknown:
+            raise TypeError(f"update_run() cannot set {', '.join(sorted(unknown))}")
+        if not fields:
+            return self.get_run(run_id)
+        values = [_column_value(name, value) for name, value in fields.items()]
+        assignments = ", ".join(f"{_UPDATABLE[name]} = ?" for name in fields)
+        with self._write("updating a run") as conn:
+            if conn.execute(f"UPDATE runs SET {assignments} WHERE id = ?", (*values, run_id)).rowcount == 0:
+                return None
+            row = conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,)).fetchone()
+        return _record(row)
+
+    def delete_run(self, run_id: str) -> bool:
+        """Delete a run and (by cascade) its metrics, probes and checkpoint; False if there was none."""
+        with self._write("deleting a run") as conn:
+            return conn.execute("DELETE FROM runs WHERE id = ?", (run_id,)).rowcount > 0
+
+    def recover(self) -> list[str]:
+        """At startup: runs left 'running' become 'interrupted'; returns the 'queued' ids, oldest first."""
+        with self._write("recovering runs") as conn:
+            conn.execute(
+                "UPDATE runs SET status = 'interrupted', finished_at = ?, error = ? WHERE status = 'running'",
+                (_iso(utcnow()), INTERRUPTED_ERROR),
+            )
+            rows = conn.execute(
+                "SELECT id FROM runs WHERE status = 'queued' ORDER BY created_at, rowid"
+            ).fetchall()
+        return [r[0] for r in rows]
+
+    # -- metrics ---------------------------------------------------------------------------
+
+    def add_steps(self, run_id: str, rows: list[dict[str, Any]]) -> None:
+        """Store step metrics (dicts of StepMetrics fields) in one transaction; runs.step follows."""
+        if not rows:
+            return
+        params = [
+            (
+                run_id,
+                int(r["step"]),
+                r["loss"],
+                r["metric"],
+                r["grad_norm"],
+                r["grad_norm_clipped"],
+                int(bool(r["clipped"])),
+                r["update_ratio"],
+                r["lr"],
+                r["seconds"],
+                orjson.dumps(r["param_grad_norms"]).decode(),
+            )
+            for r in rows
+        ]
+        with self._write("storing step metrics") as conn:
+            conn.executemany(f"INSERT OR REPLACE INTO metrics VALUES ({', '.join('?' * 11)})", params)
+            conn.execute(
+                "UPDATE runs SET step = max(step, ?) WHERE id = ?", (max(p[1] for p in params), run_id)
+            )
+
+    def metrics(self, run_id: str, since: int = 0) -> list[dict[str, Any]]:
+        """The run's step metrics with step > `since`, in step order (keys: StepMetrics fields)."""
+        with self._read("reading metrics") as conn:
+            rows = conn.execute(
+                f"SELECT {', '.join(METRIC_FIELDS)} FROM metrics WHERE run_id = ? AND step > ? ORDER BY step",
+                (run_id, since),
+            ).fetchall()
+        out = []
+        for row in rows:
+            m = dict(zip(METRIC_FIELDS, row, strict=True))
+            m["clipped"] = bool(m["clipped"])
+            m["param_grad_norms"] = orjson.loads(m["param_grad_norms"])
+            out.append(m)
+        return out
+
+    # -- probes and checkpoints ------------------------------------------------------------
+
+    def add_probe(self, run_id: str, step: int, data: bytes) -> None:
+        with self._write("storing a probe frame") as conn:
+            conn.execute("INSERT OR REPLACE INTO probes VALUES (?, ?, ?)", (run_id, step, data))
+
+    def probe_steps(self, run_id: str) -> list[int]:
+        with self._read("listing probe frames") as conn:
+            rows = conn.execute(
+                "SELECT step FROM probes WHERE run_id = ? ORDER BY step", (run_id,)
+            ).fetchall()
+        return [r[0] for r in rows]
+
+    def probe(self, run_id: str, step: int | None = None) -> bytes | None:
+        """The encoded frame at `step` (None: the latest), or None if there is none."""
+        with self._read("reading a probe frame") as conn:
+            if step is None:
+                row = conn.execute(
+                    "SELECT data FROM probes WHERE run_id = ? ORDER BY step DESC LIMIT 1", (run_id,)
+                ).fetchone()
+            else:
+                row = conn.execute(
+                    "SELECT data FROM probes WHERE run_id = ? AND step = ?", (run_id, step)
+                ).fetchone()
+        return bytes(row[0]) if row is not None else None
+
+    def save_checkpoint(self, run_id: str, step: int, data: bytes) -> None:
+        """Keep `data` as the run's checkpoint (replacing the one before)."""
+        with self._write("storing a checkpoint") as conn:
+            conn.execute("INSERT OR REPLACE INTO checkpoints VALUES (?, ?, ?)", (run_id, step, data))
+
+    def checkpoint(self, run_id: str) -> bytes | None:
+        with self._read("reading a checkpoint") as conn:
+            row = conn.execute("SELECT data FROM checkpoints WHERE run_id = ?", (run_id,)).fetchone()
+        return bytes(row[0]) if row is not None else None
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close both connections (idempotent); any later call raises StorageError."""
+        with self._write_lock, self._read_lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._reader.close()
+            self._writer.close()
+
+    def __enter__(self) -> Storage:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+# -- conversions ----------------------------------------------------------------------------
+
+
+def _iso(value: datetime | None) -> str | None:
+    """UTC ISO 8601 with microseconds always present (naive datetimes are taken as UTC)."""
+    if value is None:
+        return None
+    value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return value.isoformat(timespec="microseconds")
+
+
+def _datetime(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value is not None else None
+
+
+def _column_value(name: str, value: Any) -> Any:
+    if name in ("started_at", "finished_at"):
+        return _iso(value)
+    if name == "config":
+        return orjson.dumps(value).decode()
+    return value
+
+
+def _record(row: tuple[Any, ...]) -> RunRecord:
+    run_id, status, config, created_at, started_at, finished_at, step, steps, error, group = row
+    created = _datetime(created_at)
+    assert created is not None
+    return RunRecord(
+        id=run_id,
+        status=cast(RunStatus, status),
+        config=orjson.loads(config),
+        created_at=created,
+        started_at=_datetime(started_at),
+        finished_at=_datetime(finished_at),
+        step=step,
+        steps=steps,
+        error=error,
+        group=group,
+    )
+
+
+def _sentence(exc: sqlite3.Error, action: str, path: Path) -> str:
+    """A sentence for a person about a sqlite3 error met while `action`."""
+    name = getattr(exc, "sqlite_errorname", "") or ""  # e.g. "SQLITE_FULL" (Python 3.11+)
+    text = str(exc)
+    where = f"{path} (while {action})"
+    for codes, words, sentence in _ERRORS:
+        if name.startswith(codes) or any(w in text for w in words):
+            return f"{sentence}: {where}"
+    if isinstance(exc, sqlite3.IntegrityError):
+        return f"the database refused a change that conflicts with what is stored ({text}): {where}"
+    if isinstance(exc, sqlite3.ProgrammingError) and "closed" in text:
+        return f"the storage at {path} is closed"
+    return f"the database failed while {action}: {text} ({path})"
+
+
+# (sqlite error name prefixes, words of the message, the sentence), first match wins
+_ERRORS: tuple[tuple[tuple[str, ...], tuple[str, ...], str], ...] = (
+    (("SQLITE_FULL",), ("disk is full",), "the disk is full"),
+    (("SQLITE_BUSY", "SQLITE_LOCKED"), ("locked",), "the database is locked by another connection"),
+    (("SQLITE_READONLY",), ("readonly",), "the database is read-only"),
+    (("SQLITE_CANTOPEN",), ("unable to open",), "cannot open the database file"),
+    (("SQLITE_CORRUPT", "SQLITE_NOTADB"), ("malformed", "not a database"), "the database file is damaged"),
+    (("SQLITE_IOERR",), ("disk I/O",), "a disk I/O error occurred on the database"),
+)

@@ -1,0 +1,157 @@
+"""The training worker: the body of one run, in its own process.
+
+What this is: `main(run_id, config_json, conn, stop_event)`, the target of a multiprocessing
+"spawn" Process started by app.services.manager. It builds the run's Trainer (one torch thread),
+iterates `Trainer.events()` and sends each event to the parent over `conn` as a tuple:
+
+    ("step", metrics: dict)                          every training step (StepMetrics as a dict)
+    ("probe", step, frame: bytes, checkpoint: bytes | None)
+                                                     every probe; frame from frames.encode_probe
+    ("checkpoint", step, checkpoint: bytes)          before "end", if the weights sent are stale
+    ("end", status, step, reason)                    the run's End, then the process exits 0
+    ("error", "<ExcType>: message")                  any exception; the process exits 1
+
+A checkpoint is `torch.save` of {"config": RunCreate JSON dict, "step", "state_dict":
+net.rnn.state_dict(), "readout": net.readout.state_dict(), "vocab": list[str] | None}; it loads
+with torch.load(weights_only=True) and its state_dict loads straight into torch.nn.LSTM / GRU /
+RNN(batch_first=True). Small nets (<= 4 MB of weights) send one with every probe; larger ones at
+most every 5 s, and always the final weights before "end".
+
+Between events the worker polls `stop_event` (then asks the trainer to stop after the step in
+progress) and its parent's pid: if the parent has died, or the pipe is broken, it exits at once.
+SIGINT is ignored, so a Ctrl-C in the server's terminal lets the server stop its runs itself.
+
+What this is not: a scheduler. It knows nothing of storage, queues or other runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import io
+import os
+import signal
+import sys
+import time
+import traceback
+from multiprocessing.connection import Connection
+from typing import Any, Protocol
+
+import torch
+
+from app.core.engine import End, StepMetrics, Trainer
+from app.core.probes import ProbeFrame
+from app.services.frames import encode_probe
+from app.services.schemas import RunCreate, to_train_config
+
+SMALL_CHECKPOINT_BYTES = 4 * 2**20  # up to this, a checkpoint goes with every probe
+CHECKPOINT_SECONDS = 5.0  # larger ones at most this often
+MAX_ERROR_CHARS = 2000
+
+
+class StopSignal(Protocol):
+    """What the worker needs of a multiprocessing (or threading) Event."""
+
+    def is_set(self) -> bool: ...
+
+
+class ParentGoneError(Exception):
+    """The parent process died or closed its end of the pipe."""
+
+
+def main(run_id: str, config_json: str, conn: Connection, stop_event: StopSignal) -> None:
+    """Process entry point: run, close the pipe, exit with run()'s code.
+
+    It leaves with os._exit: tearing down an interpreter that has loaded torch takes 1-2 s, which
+    would hold the run's slot for nothing (the worker owns no files, and the pipe is closed).
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    code = 1
+    try:
+        code = run(run_id, config_json, conn, stop_event)
+    except BaseException:  # pragma: no cover - run() reports every Exception itself
+        traceback.print_exc()
+    finally:
+        conn.close()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
+def run(run_id: str, config_json: str, conn: Connection, stop_event: StopSignal) -> int:
+    """Train one run, sending its events over `conn`; the exit code (0 after "end", 1 on error).
+
+    Callable in-process (e.g. from a thread in tests): it never touches signals or exits.
+    """
+    parent = os.getppid()
+    try:
+        config = RunCreate.model_validate_json(config_json)
+        trainer = Trainer(to_train_config(config, threads=1))
+        checkpoints = _Checkpoints(config, trainer)
+        for event in trainer.events():
+            if isinstance(event, StepMetrics):
+                _send(conn, ("step", dataclasses.asdict(event)))
+            elif isinstance(event, ProbeFrame):
+                ckpt = checkpoints.due(trainer.step)
+                _send(conn, ("probe", event.step, encode_probe(run_id, event), ckpt))
+            elif isinstance(event, End):
+                if checkpoints.sent_step != trainer.step:
+                    _send(conn, ("checkpoint", trainer.step, checkpoints.take(trainer.step)))
+                _send(conn, ("end", event.status, event.step, event.reason))
+                return 0
+            if os.getppid() != parent:
+                raise ParentGoneError
+            if stop_event.is_set():
+                trainer.stop()
+        raise AssertionError("Trainer.events() always ends with End")  # pragma: no cover
+    except ParentGoneError:
+        return 1
+    except Exception as exc:
+        message = f"{type(exc).__name__}: {exc}"
+        with contextlib.suppress(ParentGoneError):
+            _send(conn, ("error", message[:MAX_ERROR_CHARS]))
+        return 1
+
+
+def checkpoint_bytes(config: RunCreate, trainer: Trainer) -> bytes:
+    """The torch.save bytes of the trainer's current weights (layout in the module docstring)."""
+    vocab = getattr(trainer.task, "vocab", None)
+    buf = io.BytesIO()
+    torch.save(
+        {
+            "config": config.model_dump(mode="json"),
+            "step": trainer.step,
+            "state_dict": trainer.net.rnn.state_dict(),
+            "readout": trainer.net.readout.state_dict(),
+            "vocab": list(vocab) if vocab is not None else None,
+        },
+        buf,
+    )
+    return buf.getvalue()
+
+
+class _Checkpoints:
+    """When to send the weights: with every probe if small, else at most every CHECKPOINT_SECONDS."""
+
+    def __init__(self, config: RunCreate, trainer: Trainer) -> None:
+        self.config, self.trainer = config, trainer
+        nbytes = sum(p.numel() * p.element_size() for p in trainer.net.parameters())
+        self.interval = 0.0 if nbytes <= SMALL_CHECKPOINT_BYTES else CHECKPOINT_SECONDS
+        self.sent_step: int | None = None
+        self.sent_at = -float("inf")
+
+    def due(self, step: int) -> bytes | None:
+        if time.monotonic() - self.sent_at < self.interval:
+            return None
+        return self.take(step)
+
+    def take(self, step: int) -> bytes:
+        self.sent_step, self.sent_at = step, time.monotonic()
+        return checkpoint_bytes(self.config, self.trainer)
+
+
+def _send(conn: Connection, message: tuple[Any, ...]) -> None:
+    try:
+        conn.send(message)
+    except (OSError, EOFError) as exc:  # BrokenPipeError, ConnectionResetError, a closed handle
+        raise ParentGoneError from exc

@@ -1,0 +1,318 @@
+"""The REST API under /api: the catalog, and creating, listing, reading, stopping and using runs.
+
+What this is: thin typed routes. Storage reads and RunManager calls are blocking, so those routes
+are plain `def` (FastAPI runs them in its thread pool); inspect and sample run PyTorch in a worker
+thread, at most INFERENCE_THREADS at once. Every error answers {"detail": "a sentence"} (see
+errors.py); large JSON bodies (metrics, probe frames) are encoded with orjson directly.
+
+What this is not: the websocket (ws.py), or any logic of its own beyond shaping requests and
+responses: validation is in the pydantic models, work in app/services.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import uuid
+from pathlib import Path as FilePath
+from typing import Annotated, Any, Literal
+
+import anyio
+import orjson
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse
+from pydantic import ValidationError
+from starlette.background import BackgroundTask
+
+from app import __version__
+from app.services import export, inference
+from app.services.catalog import Catalog, catalog
+from app.services.frames import probe_public
+from app.services.manager import QueueFull
+from app.services.schemas import (
+    CompareCreate,
+    CompareGroup,
+    RunCreate,
+    RunPublic,
+    RunsPublic,
+    RunStatus,
+)
+from app.services.storage import RunRecord
+from app.web.deps import LimiterDep, ManagerDep, RunDep, RunId, StorageDep, require_token
+from app.web.models import (
+    Health,
+    InspectCreate,
+    ProbePublic,
+    SampleCreate,
+    SampleResult,
+    StepMetricsPublic,
+)
+
+INFERENCE_THREADS = 2  # inspect and sample requests computed at once; more wait their turn
+
+health_router = APIRouter(prefix="/api", tags=["health"])
+router = APIRouter(prefix="/api", dependencies=[Depends(require_token)])
+
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "no run with this id"}}
+JSON = "application/json"
+
+
+def _json(data: Any, status_code: int = 200) -> Response:
+    return Response(orjson.dumps(data), status_code=status_code, media_type=JSON)
+
+
+@health_router.get("/health")
+def health() -> Health:
+    """Liveness probe (needs no token)."""
+    return Health(status="ok", version=__version__)
+
+
+@router.get("/catalog", tags=["catalog"])
+def get_catalog() -> Catalog:
+    """Cells, tasks with their parameters and baselines, optimizers, init schemes, clip modes,
+    the API's limits and the presets."""
+    return catalog()
+
+
+# -- runs -----------------------------------------------------------------------------------
+
+
+@router.post(
+    "/runs",
+    status_code=201,
+    tags=["runs"],
+    responses={429: {"description": "the queue is full"}},
+)
+def create_run(body: RunCreate, manager: ManagerDep) -> RunPublic:
+    """Queue a training run; it starts as soon as fewer than GATESCOPE_MAX_RUNS runs are training."""
+    return manager.submit(body).to_public()
+
+
+@router.post(
+    "/compare",
+    status_code=201,
+    tags=["runs"],
+    responses={429: {"description": "the queue is full"}},
+)
+def compare(body: CompareCreate, manager: ManagerDep) -> CompareGroup:
+    """Queue one run per cell, identical but for the cell (same seed: same data and probe input).
+
+    init.forget_bias is dropped for the cells that are not LSTMs. Either all the runs are queued
+    or none (429 when the queue cannot take them all)."""
+    group = uuid.uuid4().hex[:12]
+    records: list[RunRecord] = []
+    try:
+        for cell in dict.fromkeys(body.cells):  # each cell once, in the order given
+            data = body.config.model_dump(mode="json")
+            data["cell"] = cell
+            if cell != "lstm":
+                data["init"]["forget_bias"] = None
+            try:
+                config = RunCreate.model_validate(data)
+            except ValidationError as exc:
+                raise RequestValidationError(exc.errors(include_url=False)) from exc
+            records.append(manager.submit(config, group=group))
+    except (QueueFull, RequestValidationError):
+        for record in records:
+            manager.delete(record.id)
+        raise
+    return CompareGroup(group=group, runs=[r.to_public() for r in records])
+
+
+@router.get("/runs", tags=["runs"])
+def list_runs(
+    storage: StorageDep,
+    status: RunStatus | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
+) -> RunsPublic:
+    """Runs, newest first, optionally only those with one status."""
+    records, total = storage.list_runs(status=status, limit=limit, offset=offset)
+    return RunsPublic(items=[r.to_public() for r in records], total=total)
+
+
+@router.get("/runs/{run_id}", tags=["runs"], responses=NOT_FOUND)
+def get_run(run: RunDep) -> RunPublic:
+    return run.to_public()
+
+
+@router.post(
+    "/runs/{run_id}/stop",
+    tags=["runs"],
+    responses={**NOT_FOUND, 409: {"description": "the run has already finished"}},
+)
+def stop_run(run_id: RunId, manager: ManagerDep) -> RunPublic:
+    """Stop a queued or running run (a running one stops within a second; GET it to see)."""
+    return manager.stop(run_id).to_public()
+
+
+@router.delete("/runs/{run_id}", status_code=204, tags=["runs"], responses=NOT_FOUND)
+def delete_run(run_id: RunId, manager: ManagerDep) -> Response:
+    """Stop the run if it is training, then delete it with all its data."""
+    manager.delete(run_id)
+    return Response(status_code=204)
+
+
+# -- what a run recorded --------------------------------------------------------------------
+
+
+@router.get(
+    "/runs/{run_id}/metrics",
+    tags=["data"],
+    response_model=list[StepMetricsPublic],
+    responses={**NOT_FOUND, 200: {"content": {"text/csv": {}}}},
+)
+def get_metrics(
+    run: RunDep,
+    storage: StorageDep,
+    format: Literal["json", "csv"] = "json",
+    since: Annotated[int, Query(ge=0, le=2**62, description="only steps after this one")] = 0,
+) -> Response:
+    """Every step's metrics, in step order (JSON list, or CSV with ?format=csv)."""
+    rows = storage.metrics(run.id, since=since)
+    if format == "csv":
+        return Response(
+            export.metrics_csv(rows),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="{run.id}-metrics.csv"'},
+        )
+    return _json(rows)
+
+
+@router.get("/runs/{run_id}/probes", tags=["data"], responses=NOT_FOUND)
+def list_probes(run: RunDep, storage: StorageDep) -> list[int]:
+    """The steps that have a probe frame, in order."""
+    return storage.probe_steps(run.id)
+
+
+ProbeStep = Annotated[
+    str,
+    Path(pattern=r"^(latest|[0-9]{1,12})$", description="a step number, or 'latest'", examples=["latest"]),
+]
+
+
+@router.get(
+    "/runs/{run_id}/probes/{step}",
+    tags=["data"],
+    response_model=ProbePublic,
+    responses={
+        404: {"description": "no such run, or no frame at that step"},
+        200: {"content": {"application/octet-stream": {}}},
+    },
+)
+def get_probe(
+    run: RunDep, step: ProbeStep, storage: StorageDep, format: Literal["json", "binary"] = "json"
+) -> Response:
+    """One probe frame as JSON, or (?format=binary) the frame's bytes as the websocket sends them."""
+    data = storage.probe(run.id, None if step == "latest" else int(step))
+    if data is None:
+        where = "yet" if step == "latest" else f"at step {int(step)}"
+        raise HTTPException(404, f"run {run.id} has no probe frame {where}")
+    if format == "binary":
+        return Response(data, media_type="application/octet-stream")
+    return _json(probe_public(data))
+
+
+def _checkpoint(run: RunRecord, manager: ManagerDep) -> bytes:
+    data = manager.checkpoint(run.id)
+    if data is None:
+        raise HTTPException(409, f"run {run.id} has no weights yet: they come with its first probe frame")
+    return data
+
+
+@router.get(
+    "/runs/{run_id}/checkpoint",
+    tags=["data"],
+    response_class=Response,
+    responses={
+        **NOT_FOUND,
+        200: {"content": {"application/octet-stream": {}}, "description": "torch.save bytes"},
+        409: {"description": "no weights yet"},
+    },
+)
+def get_checkpoint(run: RunDep, manager: ManagerDep) -> Response:
+    """The latest weights: torch.save of {"config", "step", "state_dict" (loads into torch.nn.LSTM /
+    GRU / RNN with batch_first=True), "readout", "vocab"}; torch.load(..., weights_only=True)."""
+    return Response(
+        _checkpoint(run, manager),
+        media_type="application/octet-stream",
+        headers={"Content-Disposition": f'attachment; filename="{run.id}.pt"'},
+    )
+
+
+@router.get(
+    "/runs/{run_id}/export",
+    tags=["data"],
+    response_class=FileResponse,
+    responses={**NOT_FOUND, 200: {"content": {"application/zip": {}}}},
+)
+def export_run(run: RunDep, storage: StorageDep, manager: ManagerDep) -> FileResponse:
+    """A zip: config.json, metrics.csv, probes.npz (arrays "<step>/<name>") and checkpoint.pt."""
+    fd, name = tempfile.mkstemp(prefix=f"gatescope-{run.id}-", suffix=".zip")
+    os.close(fd)
+    path = FilePath(name)
+    try:
+        export.write_export(storage, run.id, run.config, manager.checkpoint(run.id), path)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return FileResponse(
+        path,
+        media_type="application/zip",
+        filename=f"gatescope-{run.id}.zip",
+        background=BackgroundTask(path.unlink, missing_ok=True),
+    )
+
+
+# -- using the weights ----------------------------------------------------------------------
+
+
+@router.post(
+    "/runs/{run_id}/inspect",
+    tags=["inference"],
+    response_model=ProbePublic,
+    responses={**NOT_FOUND, 409: {"description": "no weights yet"}},
+)
+async def inspect_run(run: RunDep, body: InspectCreate, manager: ManagerDep, limiter: LimiterDep) -> Response:
+    """Probe the run's latest weights on your own input: a probe frame as GET .../probes/{step} gives.
+
+    With `inputs`, targets are placeholders (class 0, or 0.0), so read the gradients' shape, not
+    the loss; loss terms sit at the last step for many-to-one tasks, else at every step."""
+    checkpoint = await anyio.to_thread.run_sync(_checkpoint, run, manager)
+    config = run.to_public().config
+    try:
+        frame = await anyio.to_thread.run_sync(
+            lambda: inference.inspect(run.id, config, checkpoint, text=body.text, inputs=body.inputs),
+            limiter=limiter,
+        )
+    except ValueError as exc:
+        raise HTTPException(422, str(exc)) from exc
+    return _json(frame)
+
+
+@router.post(
+    "/runs/{run_id}/sample",
+    tags=["inference"],
+    responses={**NOT_FOUND, 409: {"description": "not a char_lm run, or no weights yet"}},
+)
+async def sample_run(
+    run: RunDep, body: SampleCreate, manager: ManagerDep, limiter: LimiterDep
+) -> SampleResult:
+    """Write text with a char_lm run's latest weights, one character at a time."""
+    config = run.to_public().config
+    if config.task.name != "char_lm":
+        raise HTTPException(
+            409, f"only char_lm runs can write text; run {run.id} trains on {config.task.name}"
+        )
+    checkpoint = await anyio.to_thread.run_sync(_checkpoint, run, manager)
+    try:
+        text = await anyio.to_thread.run_sync(
+            lambda: inference.sample(
+                config, checkpoint, body.prime, body.length, body.temperature, body.seed
+            ),
+            limiter=limiter,
+        )
+    except ValueError as exc:
+        raise HTTPException(422, str(exc)) from exc
+    return SampleResult(text=text)

@@ -1,0 +1,86 @@
+"""FastAPI dependencies: the services the lifespan put on app.state, the run a path names, the token.
+
+What this is: `Annotated[..., Depends(...)]` aliases (StorageDep, ManagerDep, HubDep, SettingsDep,
+RunDep) that routes take as typed parameters, and `require_token`, which every /api route but the
+health check and the websocket depend on. What this is not: where the services are created
+(app/main.py's lifespan does that).
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Annotated, cast
+
+import anyio
+from fastapi import Depends, HTTPException, Path, Query
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.requests import HTTPConnection
+
+from app.services.hub import Hub
+from app.services.manager import RunManager
+from app.services.storage import RunRecord, Storage
+from app.settings import Settings
+
+
+def get_storage(conn: HTTPConnection) -> Storage:
+    return cast(Storage, conn.app.state.storage)
+
+
+def get_manager(conn: HTTPConnection) -> RunManager:
+    return cast(RunManager, conn.app.state.manager)
+
+
+def get_hub(conn: HTTPConnection) -> Hub:
+    return cast(Hub, conn.app.state.hub)
+
+
+def get_settings(conn: HTTPConnection) -> Settings:
+    return cast(Settings, conn.app.state.settings)
+
+
+def get_inference_limiter(conn: HTTPConnection) -> anyio.CapacityLimiter:
+    """How many inspect/sample computations may run at once (one limiter per app, on its loop)."""
+    return cast(anyio.CapacityLimiter, conn.app.state.inference_limiter)
+
+
+StorageDep = Annotated[Storage, Depends(get_storage)]
+ManagerDep = Annotated[RunManager, Depends(get_manager)]
+HubDep = Annotated[Hub, Depends(get_hub)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+LimiterDep = Annotated[anyio.CapacityLimiter, Depends(get_inference_limiter)]
+RunId = Annotated[str, Path(min_length=1, max_length=64, description="the run's id")]
+
+
+def get_run(run_id: RunId, storage: StorageDep) -> RunRecord:
+    """The run the path names; 404 with a sentence if there is none."""
+    record = storage.get_run(run_id)
+    if record is None:
+        raise HTTPException(404, f"there is no run with id {run_id!r}")
+    return record
+
+
+RunDep = Annotated[RunRecord, Depends(get_run)]
+
+_bearer = HTTPBearer(auto_error=False, description="the server's GATESCOPE_TOKEN, when it has one")
+
+
+def token_ok(settings: Settings, presented: str | None) -> bool:
+    """True if the server has no token, or `presented` is it (compared in constant time)."""
+    if settings.token is None:
+        return True
+    return presented is not None and secrets.compare_digest(presented.encode(), settings.token.encode())
+
+
+def require_token(
+    settings: SettingsDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    token: Annotated[str | None, Query(include_in_schema=False)] = None,
+) -> None:
+    """401 unless the request carries the server's token (Authorization: Bearer, or ?token=)."""
+    presented = credentials.credentials if credentials is not None else token
+    if not token_ok(settings, presented):
+        raise HTTPException(
+            401,
+            "this server needs a token: send Authorization: Bearer <token>",
+            headers={"WWW-Authenticate": "Bearer"},
+        )

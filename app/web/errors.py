@@ -1,0 +1,77 @@
+"""How errors become HTTP answers: always {"detail": "a sentence"}, never a traceback.
+
+What this is: `install(app)` maps the services' exceptions to status codes (RunNotFound 404,
+WrongState and NotCharLMError 409, QueueFull 429, StorageError 503) and adds `CatchAll`, an ASGI
+middleware that turns any other exception into a logged 500 {"detail": "internal error"}
+(Starlette's own handler would re-raise it after answering). What this is not: validation,
+which pydantic and app.core do; their 422 bodies name the field and the limit.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.services.inference import NotCharLMError
+from app.services.manager import QueueFull, RunNotFound, WrongState
+from app.services.storage import StorageError
+
+log = logging.getLogger("app.web")
+
+STATUS: dict[type[Exception], int] = {
+    RunNotFound: 404,
+    WrongState: 409,
+    NotCharLMError: 409,
+    QueueFull: 429,
+    StorageError: 503,
+}
+
+
+def _sentence(exc: Exception, fallback: str) -> str:
+    text = str(exc).strip()
+    return text or fallback
+
+
+async def _service_error(request: Request, exc: Exception) -> JSONResponse:
+    status = next((code for kind, code in STATUS.items() if isinstance(exc, kind)), 500)
+    if status == 503:
+        log.error("storage error on %s %s: %s", request.method, request.url.path, exc)
+    headers = {"Retry-After": "5"} if status in (429, 503) else None
+    return JSONResponse({"detail": _sentence(exc, type(exc).__name__)}, status_code=status, headers=headers)
+
+
+class CatchAll:
+    """Answer any unhandled exception with a plain 500, and log it with its traceback."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracked(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracked)
+        except Exception:
+            log.exception("internal error on %s %s", scope.get("method"), scope.get("path"))
+            if started:  # too late for a status code: the client sees a cut-off response
+                return
+            response = JSONResponse({"detail": "internal error"}, status_code=500)
+            await response(scope, receive, send)
+
+
+def install(app: FastAPI) -> None:
+    for kind in STATUS:
+        app.add_exception_handler(kind, _service_error)
+    app.add_middleware(CatchAll)

@@ -1,0 +1,110 @@
+"""Request and response bodies of the web API beyond the run shapes of app/services/schemas.py.
+
+What this is: pydantic models for inspect and sample requests, and the documented shapes of a
+metrics row and a probe frame's JSON (routes return those as pre-encoded JSON for speed; the
+models are what the OpenAPI schema shows). What this is not: validation of run configs
+(schemas.py) or of task parameters (app.core.tasks).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from app.core.tasks import MAX_VOCAB
+from app.services.schemas import LIMITS
+
+InputValue = Annotated[float, Field(ge=-1e4, le=1e4, allow_inf_nan=False)]
+
+
+class InspectCreate(BaseModel):
+    """Probe a run's latest weights on your own input: text (char_lm runs) or raw vectors (T x I)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"text": "hello"}, {"inputs": [[0.5, 1.0], [0.2, 0.0], [0.9, 1.0]]}]},
+    )
+    text: Annotated[
+        str | None,
+        Field(min_length=2, max_length=LIMITS.inspect_steps, description="char_lm runs: the text to read"),
+    ] = None
+    inputs: Annotated[
+        list[Annotated[list[InputValue], Field(min_length=1, max_length=MAX_VOCAB)]] | None,
+        Field(
+            min_length=1,
+            max_length=LIMITS.inspect_steps,
+            description="one vector of the task's input size per step, e.g. [[0.5, 1], [0.2, 0]] for adding",
+        ),
+    ] = None
+
+    @model_validator(mode="after")
+    def _one(self) -> InspectCreate:
+        if (self.text is None) == (self.inputs is None):
+            raise ValueError("give exactly one of text or inputs")
+        return self
+
+
+class SampleCreate(BaseModel):
+    """Write text with a char_lm run's latest weights."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"prime": "h", "length": 20, "temperature": 0.8, "seed": 0}]},
+    )
+    prime: Annotated[str, Field(min_length=1, max_length=1000, description="the start text")] = "\n"
+    length: Annotated[int, Field(ge=1, le=LIMITS.sample_length, description="characters to write")] = 200
+    temperature: Annotated[float, Field(gt=0, le=10, allow_inf_nan=False)] = 1.0
+    seed: Annotated[
+        int | None, Field(ge=0, le=LIMITS.seed, description="the same seed gives the same text")
+    ] = None
+
+
+class SampleResult(BaseModel):
+    text: str  # the prime followed by the written characters
+
+
+class StepMetricsPublic(BaseModel):
+    """One training step, as GET /api/runs/{id}/metrics lists them and step messages carry them."""
+
+    step: int
+    loss: float
+    metric: float
+    grad_norm: float
+    grad_norm_clipped: float
+    clipped: bool
+    param_grad_norms: dict[str, float]
+    update_ratio: float
+    lr: float
+    seconds: float
+
+
+class ProbePublic(BaseModel):
+    """A probe frame as JSON (app.services.frames.probe_public); [layer][t][unit] unless noted."""
+
+    step: int
+    loss: float | None
+    tokens: list[str] | None
+    inputs: list[list[float]]
+    targets: list[Any]
+    mask: list[float]
+    outputs: list[list[float]]
+    h: list[list[list[float]]]
+    c: list[list[list[float]]] | None
+    gates: dict[str, list[list[list[float]]]]
+    grad_h: list[list[float]]
+    grad_h_last: list[float]
+    grad_h_last_layers: list[list[float]]
+    grad_c: list[list[float]] | None
+    itemized: list[list[float]] | None
+    connectivity: list[float]
+    connectivity_total: list[float]
+    connectivity_itemized: list[list[float]] | None
+    saturation: dict[str, dict[str, list[float]]]
+    unit_means: dict[str, list[list[float]]]
+    last_step: int
+
+
+class Health(BaseModel):
+    status: str
+    version: str

@@ -1,0 +1,101 @@
+"""The HTML pages (dashboard, one run, comparison, guided tour) and the plotly.js they draw with.
+
+What this is: page routes that render Jinja2 templates from templates/. A page carries no data
+and no inline script: its module under static/js/ reads data-* attributes and the URL, then
+fetches what it needs from /api. Every page is sent with a strict Content-Security-Policy
+(scripts only from this origin: no inline scripts or handlers, no eval). plotly.js is served from
+the plotly Python package, so the pages work offline.
+
+What this is not: the API (app/web/api.py, display.py) or the static files themselves
+(static/ is mounted by app/main.py).
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, Request
+from fastapi import Path as PathParam
+from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.templating import Jinja2Templates
+
+from app import __version__
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+templates = Jinja2Templates(directory=PROJECT_ROOT / "templates")
+
+CSP = "; ".join(
+    [
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self' 'unsafe-inline'",  # plotly.js styles its own elements
+        "img-src 'self' data: blob:",  # plotly.js draws heatmaps as data: images
+        "connect-src 'self'",
+        "object-src 'none'",
+        "base-uri 'self'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    ]
+)
+HEADERS = {
+    "Content-Security-Policy": CSP,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
+VENDOR_MAX_AGE = 7 * 24 * 3600
+
+router = APIRouter(include_in_schema=False)
+
+
+def _page(request: Request, template: str, page: str, **context: object) -> HTMLResponse:
+    response = templates.TemplateResponse(
+        request, template, {"version": __version__, "page": page, **context}, headers=HEADERS
+    )
+    return response
+
+
+@router.get("/", response_class=HTMLResponse)
+def dashboard(request: Request) -> HTMLResponse:
+    """Runs, the new-run form and the presets."""
+    return _page(request, "index.html", "dashboard")
+
+
+@router.get("/runs/{run_id}", response_class=HTMLResponse)
+def run_page(request: Request, run_id: Annotated[str, PathParam(max_length=64)]) -> HTMLResponse:
+    """One run, live."""
+    return _page(request, "run.html", "run", run_id=run_id)
+
+
+@router.get("/compare", response_class=HTMLResponse)
+def compare_page(request: Request) -> HTMLResponse:
+    """Runs side by side on shared scales (?runs=a,b,c)."""
+    return _page(request, "compare.html", "compare")
+
+
+@router.get("/learn", response_class=HTMLResponse)
+def learn_page(request: Request) -> HTMLResponse:
+    """A guided tour of RNNs and LSTMs, with one-click live demos."""
+    return _page(request, "learn.html", "learn")
+
+
+@cache
+def plotly_js() -> Path:
+    """plotly.min.js as the plotly Python package ships it."""
+    import plotly
+
+    path = Path(plotly.__file__).resolve().parent / "package_data" / "plotly.min.js"
+    if not path.is_file():  # pragma: no cover - a broken plotly install
+        raise RuntimeError(f"plotly.min.js is missing from the plotly package ({path})")
+    return path
+
+
+@router.get("/static/vendor/plotly.min.js")
+def vendor_plotly() -> FileResponse:
+    """plotly.js from the installed plotly package (no CDN), cached for a week."""
+    return FileResponse(
+        plotly_js(),
+        media_type="text/javascript",
+        headers={"Cache-Control": f"public, max-age={VENDOR_MAX_AGE}"},
+    )

@@ -1,0 +1,203 @@
+"""Streaming benchmark: a real server on loopback, real worker processes, real websocket viewers.
+
+    python -m scripts.bench_stream                      # starts `python -m app` on a free port
+    python -m scripts.bench_stream --url http://127.0.0.1:8000
+
+Three measurements, printed as one table:
+  latency     step-to-viewer latency, median and p95: every step message carries "time", the
+              wall clock (time.time()) at which the step reached the server's hub (the run
+              manager publishes steps once they are stored, in batches at least every 0.1 s);
+              the viewer subtracts it from its own clock at receipt (same machine, same clock).
+              So this is hub -> websocket -> client, throttle included, after storage.
+  probes      probe frames per second delivered to each of 1 and of 20 viewers, for a run that
+              probes every step (the hub sends each viewer only the newest frame, at most ~20/s).
+  throughput  training steps per second with 0 and with 20 viewers: steps / the sum of the steps'
+              own wall times (StepMetrics.seconds, measured in the worker), so it shows what the
+              viewers cost the training process, and the run's wall time from start to finish.
+Runs are small LSTMs on the adding problem; every request loop is bounded and stops by itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from app.client import GatescopeClient
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+STEPS_RUN: dict[str, Any] = {
+    "cell": "lstm",
+    "hidden_size": 32,
+    "task": {"name": "adding", "seq_len": 20},
+    "batch_size": 16,
+    "steps": 3000,
+    "probe_every": 100,
+}
+PROBE_RUN: dict[str, Any] = {
+    "cell": "lstm",
+    "hidden_size": 64,
+    "task": {"name": "adding", "seq_len": 50},
+    "batch_size": 16,
+    "steps": 600,
+    "probe_every": 1,
+}
+
+
+@contextmanager
+def local_server(data_dir: Path) -> Iterator[str]:
+    """`python -m app` on a free loopback port; SIGTERM on exit."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {
+        **os.environ,
+        "GATESCOPE_HOST": "127.0.0.1",
+        "GATESCOPE_PORT": str(port),
+        "GATESCOPE_DATA_DIR": str(data_dir),
+    }
+    url = f"http://127.0.0.1:{port}"
+    log_path = data_dir / "server.log"
+    command = [sys.executable, "-m", "app"]
+    with (
+        log_path.open("wb") as log,
+        subprocess.Popen(
+            command, cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log
+        ) as p,
+    ):
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    httpx.get(f"{url}/api/health", timeout=1).raise_for_status()
+                    break
+                except httpx.HTTPError:
+                    if p.poll() is not None or time.monotonic() > deadline:
+                        raise RuntimeError(f"the server did not start; see {log_path}") from None
+                    time.sleep(0.1)
+            yield url
+        finally:
+            p.send_signal(signal.SIGTERM)
+            try:
+                p.wait(20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+
+class Viewer(threading.Thread):
+    """Streams one run to its end, recording step latencies and probe arrivals."""
+
+    def __init__(self, gs: GatescopeClient, run_id: str) -> None:
+        super().__init__(daemon=True)
+        self.gs, self.run_id = gs, run_id
+        self.latencies: list[float] = []
+        self.probe_times: list[float] = []
+        self.ended = False
+        self.connected = threading.Event()
+
+    def run(self) -> None:
+        for message in self.gs.stream(self.run_id):
+            now = time.time()
+            kind = message["type"]
+            if kind == "snapshot":
+                self.connected.set()
+            elif kind == "step":
+                self.latencies += [now - s["time"] for s in message["steps"] if "time" in s]
+            elif kind == "probe":
+                self.probe_times.append(now)
+            elif kind == "end":
+                self.ended = True
+
+
+def watch(gs: GatescopeClient, config: dict[str, Any], viewers: int) -> tuple[dict[str, Any], list[Viewer]]:
+    """Start a run with `viewers` viewers connected before it trains; wait for it to end."""
+    run = gs.create_run(config)
+    threads = [Viewer(gs, run["id"]) for _ in range(viewers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.connected.wait(30)
+    final = gs.wait(run["id"], timeout=600)
+    for t in threads:
+        t.join(60)
+    assert all(t.ended for t in threads), "a viewer did not get the end message"
+    return final, threads
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def seconds(run: dict[str, Any]) -> float:
+    started, finished = run["started_at"], run["finished_at"]
+    return (datetime.fromisoformat(finished) - datetime.fromisoformat(started)).total_seconds()
+
+
+def throughput(gs: GatescopeClient, run: dict[str, Any]) -> float:
+    rows = gs.metrics(run["id"])
+    return len(rows) / float(sum(r["seconds"] for r in rows))
+
+
+def bench(url: str) -> list[tuple[str, str]]:
+    rows: list[tuple[str, str]] = []
+    with GatescopeClient(url) as gs:
+        run, (viewer,) = watch(gs, STEPS_RUN, 1)
+        ms = [1000 * x for x in viewer.latencies]
+        rows.append(("step -> viewer latency, median", f"{statistics.median(ms):.1f} ms ({len(ms)} steps)"))
+        rows.append(("step -> viewer latency, p95", f"{percentile(ms, 0.95):.1f} ms"))
+        alone = throughput(gs, run)
+        alone_wall = seconds(run)
+
+        for n in (1, 20):
+            run, viewers = watch(gs, PROBE_RUN, n)
+            produced = len(gs.probes(run["id"]))
+            rate = [len(v.probe_times) / seconds(run) for v in viewers]
+            made = produced / seconds(run)
+            name = f"probe frames/s to each of {n} viewer{'s' if n > 1 else ''}"
+            mean = statistics.mean(rate)
+            rows.append((name, f"{mean:.1f} (min {min(rate):.1f}; the run made {made:.0f}/s)"))
+
+        run, viewers = watch(gs, STEPS_RUN, 20)
+        crowd = throughput(gs, run)
+        ms20 = [1000 * x for v in viewers for x in v.latencies]
+        rows.append(("training steps/s, 0 viewers", f"{alone:.0f} (run wall time {alone_wall:.1f} s)"))
+        rows.append(("training steps/s, 20 viewers", f"{crowd:.0f} (run wall time {seconds(run):.1f} s)"))
+        crowd_ms = f"{statistics.median(ms20):.1f} / {percentile(ms20, 0.95):.1f} ms"
+        rows.append(("latency with 20 viewers, median / p95", crowd_ms))
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--url", help="a running Gatescope server (default: start one on loopback)")
+    args = parser.parse_args()
+    if args.url:
+        rows = bench(args.url)
+    else:
+        with tempfile.TemporaryDirectory() as tmp, local_server(Path(tmp)) as url:
+            rows = bench(url)
+    width = max(len(name) for name, _ in rows)
+    print(f"{'measure':<{width}}  value")
+    print(f"{'-' * width}  {'-' * 40}")
+    for name, value in rows:
+        print(f"{name:<{width}}  {value}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,173 @@
+// Runs side by side (/compare?runs=a,b,c): gradient flow, loss, hidden state and the latest
+// step's ||dl_T/dh_t|| for each run, on SHARED colour scales and axes, so a vanishing gradient
+// and a preserved one can be read against each other. ?kind= and ?floor= are kept in the URL.
+
+import { api, describeRun, el, setStatus } from "./api.js";
+import { Feed } from "./feed.js";
+import { Chart, legend, logRange, mergeRanges, RDBU, VIRIDIS } from "./plots.js";
+import { row } from "./probe.js";
+import { absMax, FLOOR, gradflowFigure, gradLinesFigure, lossFigure, stateFigure } from "./views.js";
+
+const $ = (id) => document.getElementById(id);
+const query = new URLSearchParams(location.search);
+const ids = (query.get("runs") || "").split(",").map((s) => s.trim()).filter(Boolean).slice(0, 8);
+const state = {
+  kind: query.get("kind") === "total" ? "total" : "last",
+  floor: Number(query.get("floor") || FLOOR),
+  t: null,
+  columns: [],
+};
+let pending = false;
+
+function column(runId) {
+  const node = el("section", { class: "column", "data-run": runId });
+  const head = el("div", { class: "col-head" });
+  const charts = {};
+  const views = [
+    ["gradflow", "Gradient flow", "chart tall"],
+    ["loss", "Loss (dashed: baseline)", "chart short"],
+    ["hidden", "Hidden state at the latest step", "chart"],
+    ["lines", "‖∂ℓ_T/∂h_t‖ at the latest step", "chart short"],
+  ];
+  node.append(head);
+  for (const [name, title, cls] of views) {
+    const chartNode = el("div", { class: cls, id: `chart-${name}-${runId}` });
+    node.append(el("h3", { class: "row-title", text: title }), chartNode);
+    const onClick = (p) => {
+      state.t = state.t === p.x ? null : p.x;
+      schedule();
+    };
+    const figure = { gradflow: gradflowFigure, loss: lossFigure, hidden: stateFigure, lines: gradLinesFigure }[name];
+    charts[name] = new Chart(chartNode, figure, { onClick, name: `${name}-${runId}` });
+  }
+  charts.gradflow.node.dataset.empty = "Waiting for the first probe frame…";
+  const col = { runId, node, head, charts, task: null, feed: null };
+  col.feed = new Feed(runId, (what) => {
+    if (what === "run" && !col.task) {
+      api(`/api/runs/${runId}/task`).then((task) => {
+        col.task = task;
+        schedule();
+      });
+    }
+    if (what === "error") head.replaceChildren(el("p", { class: "error", text: `${runId}: ${col.feed.error}` }));
+    schedule();
+  }, { kind: state.kind });
+  return col;
+}
+
+function schedule() {
+  if (pending) return;
+  pending = true;
+  requestAnimationFrame(() => {
+    pending = false;
+    render();
+  });
+}
+
+// the ranges every column shares
+function shared() {
+  const cols = state.columns.filter((c) => c.feed.run);
+  const flows = cols.map((c) => c.feed.gradflow).filter((f) => f.steps.length);
+  const flowRange = flows.length ? mergeRanges(flows.map((f) => logRange(f.z, state.floor))) : null;
+  let lo = Infinity;
+  let hi = -Infinity;
+  let steps = 1;
+  for (const c of cols) {
+    const m = c.feed.metrics;
+    for (const v of m.loss) {
+      if (Number.isFinite(v)) {
+        lo = Math.min(lo, v);
+        hi = Math.max(hi, v);
+      }
+    }
+    if (c.task) hi = Math.max(hi, c.task.baseline_loss);
+    steps = Math.max(steps, c.feed.run.steps);
+  }
+  const pad = (hi - lo) * 0.05 || 0.1;
+  const lossRange = Number.isFinite(lo) ? [Math.max(0, lo - pad), hi + pad] : null;
+  const frames = cols.map((c) => c.feed.frame).filter(Boolean);
+  const relu = cols.some((c) => c.feed.run.config.cell === "rnn_relu");
+  const hMax = relu ? Math.max(1e-6, ...frames.map((f) => absMax(f, "h"))) : 1;
+  const lines = frames.map((f) => logRange([row(f, "grad_h_last") || [1]], Math.max(state.floor, -30)));
+  const lineRange = lines.length ? mergeRanges(lines) : null;
+  return { flowRange, lossRange, xRange: [0, steps], hMax, lineRange };
+}
+
+function render() {
+  const s = shared();
+  for (const c of state.columns) {
+    const run = c.feed.run;
+    if (!run) continue;
+    const status = el("span");
+    setStatus(status, run.status);
+    c.head.replaceChildren(
+      el("h2", {}, el("a", { href: `/runs/${run.id}` }, run.config.cell), " ", status),
+      el("p", { class: "desc", text: `${describeRun(run)} · step ${Math.max(run.step, c.feed.metrics.step.at(-1) ?? 0)}/${run.steps}` }),
+    );
+    const flow = c.feed.gradflow;
+    c.charts.gradflow.update(flow.steps.length ? { flow, kind: state.kind, floor: state.floor, range: s.flowRange, t: state.t, frame: c.feed.frame } : null);
+    c.charts.loss.update({ metrics: c.feed.metrics, baseline: c.task ? c.task.baseline_loss : null, yRange: s.lossRange, xRange: s.xRange });
+    const frame = c.feed.frame;
+    if (frame) {
+      c.charts.hidden.update({ frame, name: "h", zrange: [-s.hMax, s.hMax], t: state.t });
+      c.charts.lines.update({ frame, which: ["grad_h_last"], t: state.t, yRange: s.lineRange });
+    }
+  }
+  if (s.flowRange) {
+    legend($("legend-flow"), {
+      colors: VIRIDIS, min: s.flowRange[0], max: s.flowRange[1], log: true, floor: state.floor,
+      label: `shared: ${state.kind === "last" ? "‖∂ℓ_T/∂h_t‖" : "‖∂L/∂h_t‖"}`,
+    });
+  }
+  legend($("legend-hidden"), { colors: RDBU, min: -s.hMax, max: s.hMax, label: "shared: h" });
+}
+
+function syncUrl() {
+  const url = new URL(location.href);
+  if (state.kind === "last") url.searchParams.delete("kind");
+  else url.searchParams.set("kind", state.kind);
+  if (state.floor === FLOOR) url.searchParams.delete("floor");
+  else url.searchParams.set("floor", state.floor);
+  history.replaceState(null, "", url);
+}
+
+async function listGroups() {
+  $("compare-empty").hidden = false;
+  const runs = (await api("/api/runs?limit=500")).items;
+  const groups = new Map();
+  for (const r of runs) if (r.group) (groups.get(r.group) || groups.set(r.group, []).get(r.group)).push(r);
+  const items = [...groups.values()].slice(0, 20).map((rs) => {
+    const idsOf = rs.map((r) => r.id).reverse().join(",");
+    return el("li", {}, el("a", { href: `/compare?runs=${idsOf}` }, rs.map((r) => r.config.cell).reverse().join(" · ")), ` ${describeRun(rs[0]).split(" · ")[1]}`);
+  });
+  $("groups").replaceChildren(...(items.length ? items : [el("li", { text: "no comparison groups yet" })]));
+}
+
+function main() {
+  document.querySelector(".compare-head .opts").append(
+    el("div", { class: "legend", id: "legend-flow" }),
+    el("div", { class: "legend", id: "legend-hidden" }),
+  );
+  for (const radio of document.querySelectorAll('input[name="kind"]')) {
+    radio.checked = radio.value === state.kind;
+    radio.addEventListener("change", () => {
+      state.kind = radio.value;
+      for (const c of state.columns) c.feed.setView(state.kind, 0);
+      syncUrl();
+    });
+  }
+  $("floor").value = String(state.floor);
+  $("floor").addEventListener("change", (ev) => {
+    state.floor = Number(ev.target.value);
+    syncUrl();
+    schedule();
+  });
+  if (!ids.length) return listGroups();
+  const grid = $("compare");
+  grid.style.setProperty("--columns", String(ids.length));
+  state.columns = ids.map(column);
+  grid.append(...state.columns.map((c) => c.node));
+  window.__gatescopeCompare = state;
+}
+
+main();

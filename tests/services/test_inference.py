@@ -1,0 +1,73 @@
+"""Using a run's weights after training: rebuilding the net from a checkpoint, inspecting, sampling."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from app.core.engine import Trainer
+from app.services.inference import NotCharLMError, inspect, load_model, sample
+from app.services.schemas import RunCreate, to_train_config
+from app.services.worker import checkpoint_bytes
+
+
+def trained(config: dict[str, object], steps: int = 30) -> tuple[RunCreate, Trainer, bytes]:
+    run = RunCreate.model_validate({**config, "steps": steps})
+    trainer = Trainer(to_train_config(run, threads=1))
+    trainer.run()
+    return run, trainer, checkpoint_bytes(run, trainer)
+
+
+HELLO = {"cell": "lstm", "hidden_size": 8, "task": {"name": "char_lm"}, "optimizer": {"lr": 0.05}}
+ADDING = {"cell": "rnn_tanh", "hidden_size": 4, "task": {"name": "adding", "seq_len": 5}}
+
+
+def test_load_model_restores_the_trained_weights() -> None:
+    run, trainer, checkpoint = trained(HELLO)
+    loaded = load_model(run, checkpoint)
+    assert loaded.step == 30
+    x = trainer.probe_sample.inputs
+    with torch.no_grad():
+        assert torch.equal(loaded.trainer.net(x)[0], trainer.net(x)[0])
+
+
+def test_a_checkpoint_of_another_network_is_a_value_error() -> None:
+    _, _, checkpoint = trained(HELLO, steps=1)
+    other = RunCreate.model_validate({**HELLO, "hidden_size": 16})
+    with pytest.raises(ValueError, match="does not fit"):
+        load_model(other, checkpoint)
+    with pytest.raises(ValueError, match="does not fit"):
+        load_model(other, b"not a checkpoint")
+
+
+def test_inspect_text_matches_the_trainers_own_probe() -> None:
+    run, trainer, checkpoint = trained(HELLO)
+    frame = inspect("r1", run, checkpoint, text="hell")
+    own = trainer.probe(trainer.task.encode_text("hell"))
+    assert frame["step"] == 30 and frame["tokens"] == ["h", "e", "l", "l"]
+    assert frame["grad_h_last"] == pytest.approx(own.grad_h_last[0].tolist(), rel=1e-5)
+    with pytest.raises(ValueError, match="not in the vocabulary"):
+        inspect("r1", run, checkpoint, text="hex")
+    with pytest.raises(ValueError, match="at least 2 characters"):
+        inspect("r1", run, checkpoint, text="h")
+    with pytest.raises(ValueError, match="exactly one"):
+        inspect("r1", run, checkpoint)
+
+
+def test_inspect_raw_inputs_puts_loss_terms_where_the_task_does() -> None:
+    run, _, checkpoint = trained(ADDING, steps=3)
+    frame = inspect("r1", run, checkpoint, inputs=[[0.1, 1.0], [0.5, 0.0], [0.3, 1.0]])
+    assert frame["mask"] == [0.0, 0.0, 1.0] and frame["tokens"] is None
+    assert len(frame["connectivity"]) == 3
+    with pytest.raises(ValueError, match="2 values per step"):
+        inspect("r1", run, checkpoint, inputs=[[0.1]])
+
+
+def test_sample_is_reproducible_with_a_seed_and_only_for_char_lm() -> None:
+    run, _, checkpoint = trained(HELLO, steps=60)
+    text = sample(run, checkpoint, prime="h", length=12, temperature=0.5, seed=4)
+    assert text.startswith("h") and len(text) == 13 and set(text) <= set("helo")
+    assert sample(run, checkpoint, prime="h", length=12, temperature=0.5, seed=4) == text
+    adding, _, adding_checkpoint = trained(ADDING, steps=1)
+    with pytest.raises(NotCharLMError, match="char_lm"):
+        sample(adding, adding_checkpoint, prime="h", length=3, temperature=1.0)

@@ -1,0 +1,254 @@
+"""Storage: runs CRUD, paging, metrics, probes, checkpoints, cascades, recovery, errors, threads."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from app.core.engine import StepMetrics
+from app.services.schemas import RunCreate, RunPublic
+from app.services.storage import INTERRUPTED_ERROR, METRIC_FIELDS, RunRecord, Storage, StorageError
+
+CONFIG = RunCreate.model_validate(
+    {"cell": "lstm", "hidden_size": 8, "task": {"name": "adding", "seq_len": 6}, "steps": 20}
+)
+T0 = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def storage(tmp_path: Path) -> Iterator[Storage]:
+    with Storage(tmp_path / "data") as s:
+        yield s
+
+
+def _record(run_id: str, minutes: int = 0, status: str = "queued", group: str | None = None) -> RunRecord:
+    record = RunRecord.new(run_id, CONFIG, group)
+    record.created_at = T0 + timedelta(minutes=minutes)
+    record.status = status  # type: ignore[assignment]
+    return record
+
+
+def _step(step: int, loss: float = 1.0) -> dict[str, Any]:
+    return {
+        "step": step,
+        "loss": loss,
+        "metric": loss / 2,
+        "grad_norm": 3.0,
+        "grad_norm_clipped": 1.0,
+        "clipped": step % 2 == 0,
+        "param_grad_norms": {"rnn.weight_hh_l0": 2.0, "readout.bias": 0.5},
+        "update_ratio": 1e-3,
+        "lr": 3e-3,
+        "seconds": 0.01,
+    }
+
+
+def _count(path: Path, table: str, run_id: str) -> int:
+    with sqlite3.connect(path) as conn:
+        (n,) = conn.execute(f"SELECT count(*) FROM {table} WHERE run_id = ?", (run_id,)).fetchone()
+    conn.close()
+    return int(n)
+
+
+def test_the_database_is_a_wal_file_in_the_data_dir(tmp_path: Path) -> None:
+    with Storage(tmp_path / "a" / "b") as s:
+        assert s.path == tmp_path / "a" / "b" / "gatescope.db" and s.path.exists()
+        conn = sqlite3.connect(s.path)
+        try:
+            assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        finally:
+            conn.close()
+
+
+def test_create_get_update_and_public(storage: Storage) -> None:
+    record = _record("r1", group="g")
+    storage.create_run(record)
+    got = storage.get_run("r1")
+    assert got == record
+    assert got.created_at.tzinfo is not None and got.created_at.utcoffset() == timedelta(0)
+    assert storage.get_run("nope") is None
+
+    started = datetime(2024, 5, 1, 14, 0, 0, 123, tzinfo=UTC)
+    updated = storage.update_run("r1", status="running", started_at=started)
+    assert updated is not None and updated.status == "running" and updated.started_at == started
+    assert storage.update_run("nope", status="running") is None
+    with pytest.raises(TypeError, match="cannot set colour"):
+        storage.update_run("r1", colour="red")
+    naive = datetime(2024, 5, 1, 15, 0)  # naive datetimes are read as UTC
+    done = storage.update_run("r1", status="failed", finished_at=naive, error="boom", step=7)
+    assert done is not None and done.finished_at == naive.replace(tzinfo=UTC)
+
+    public = done.to_public()
+    assert isinstance(public, RunPublic)
+    assert public.id == "r1" and public.status == "failed" and public.error == "boom" and public.group == "g"
+    assert public.config == CONFIG and public.step == 7 and public.steps == 20
+
+    with pytest.raises(StorageError, match="already exists"):
+        storage.create_run(_record("r1"))
+
+
+def test_list_runs_newest_first_with_paging_and_filter(storage: Storage) -> None:
+    for i in range(7):
+        storage.create_run(_record(f"r{i}", minutes=i, status="completed" if i % 2 else "queued"))
+    runs, total = storage.list_runs()
+    assert [r.id for r in runs] == [f"r{i}" for i in reversed(range(7))] and total == 7
+    page, total = storage.list_runs(limit=3, offset=2)
+    assert [r.id for r in page] == ["r4", "r3", "r2"] and total == 7
+    done, total = storage.list_runs(status="completed", limit=2)
+    assert [r.id for r in done] == ["r5", "r3"] and total == 3
+    assert storage.list_runs(status="running") == ([], 0)
+    assert storage.list_runs(offset=10) == ([], 7)
+    # runs created in the same microsecond keep their insertion order (newest first)
+    storage.create_run(_record("same-a", minutes=100))
+    storage.create_run(_record("same-b", minutes=100))
+    assert [r.id for r in storage.list_runs(limit=2)[0]] == ["same-b", "same-a"]
+    with pytest.raises(ValueError, match="negative"):
+        storage.list_runs(limit=-1)
+
+
+def test_steps_metrics_and_run_step(storage: Storage) -> None:
+    storage.create_run(_record("r"))
+    storage.add_steps("r", [_step(1), _step(2), _step(3)])
+    storage.add_steps("r", [])
+    rows = storage.metrics("r")
+    assert [m["step"] for m in rows] == [1, 2, 3]
+    assert rows[0] == _step(1) and set(rows[0]) == set(METRIC_FIELDS)
+    assert tuple(StepMetrics.__dataclass_fields__) == METRIC_FIELDS
+    assert rows[1]["clipped"] is True and rows[0]["clipped"] is False
+    assert [m["step"] for m in storage.metrics("r", since=2)] == [3]
+    record = storage.get_run("r")
+    assert record is not None and record.step == 3
+    storage.add_steps("r", [_step(2, loss=9.0)])  # a step written twice keeps the last write
+    assert storage.metrics("r")[1]["loss"] == 9.0
+    record = storage.get_run("r")
+    assert record is not None and record.step == 3  # runs.step never goes back
+    with pytest.raises(StorageError):
+        storage.add_steps("ghost", [_step(1)])  # a run's rows need the run
+
+
+def test_probes_and_checkpoints(storage: Storage) -> None:
+    storage.create_run(_record("r"))
+    assert storage.probe("r") is None and storage.probe_steps("r") == [] and storage.checkpoint("r") is None
+    for step in (10, 0, 20):
+        storage.add_probe("r", step, b"frame%d" % step)
+    assert storage.probe_steps("r") == [0, 10, 20]
+    assert storage.probe("r") == b"frame20" and storage.probe("r", None) == b"frame20"
+    assert storage.probe("r", 10) == b"frame10" and storage.probe("r", 5) is None
+    storage.save_checkpoint("r", 10, b"w10")
+    storage.save_checkpoint("r", 20, b"w20")
+    assert storage.checkpoint("r") == b"w20"
+
+
+def test_delete_cascades(storage: Storage) -> None:
+    for run_id in ("keep", "drop"):
+        storage.create_run(_record(run_id))
+        storage.add_steps(run_id, [_step(1), _step(2)])
+        storage.add_probe(run_id, 0, b"p")
+        storage.save_checkpoint(run_id, 2, b"w")
+    assert storage.delete_run("drop") is True
+    assert storage.delete_run("drop") is False
+    assert storage.get_run("drop") is None
+    for table in ("metrics", "probes", "checkpoints"):
+        assert _count(storage.path, table, "drop") == 0, table
+        assert _count(storage.path, table, "keep") > 0, table
+    assert storage.metrics("drop") == [] and storage.probe("drop") is None
+
+
+def test_recover_interrupts_running_and_returns_queued_oldest_first(tmp_path: Path) -> None:
+    with Storage(tmp_path) as s:
+        s.create_run(_record("q2", minutes=2))
+        s.create_run(_record("q1", minutes=1))
+        s.create_run(_record("run", minutes=0, status="running"))
+        s.create_run(_record("done", minutes=3, status="completed"))
+        s.add_steps("done", [_step(1)])
+    with Storage(tmp_path) as s:  # the next server start
+        assert s.recover() == ["q1", "q2"]
+        run = s.get_run("run")
+        assert run is not None and run.status == "interrupted" and run.error == INTERRUPTED_ERROR
+        assert run.finished_at is not None and run.finished_at > T0
+        done = s.get_run("done")
+        assert done is not None and done.status == "completed" and done.error is None and done.step == 1
+        assert len(s.metrics("done")) == 1
+        assert s.recover() == ["q1", "q2"]  # idempotent
+
+
+def test_concurrent_writers_and_readers(storage: Storage) -> None:
+    runs = [f"r{i}" for i in range(4)]
+    for run_id in runs:
+        storage.create_run(_record(run_id))
+    failures: list[BaseException] = []
+
+    def write(run_id: str) -> None:
+        try:
+            for step in range(1, 201, 10):
+                storage.add_steps(run_id, [_step(s) for s in range(step, step + 10)])
+                storage.add_probe(run_id, step, b"x" * 1000)
+        except BaseException as exc:  # pragma: no cover - reported below
+            failures.append(exc)
+
+    def read() -> None:
+        try:
+            for _ in range(50):
+                for run_id in runs:
+                    steps = [m["step"] for m in storage.metrics(run_id)]
+                    assert steps == list(range(1, len(steps) + 1))  # a transaction is all or nothing
+                storage.list_runs()
+        except BaseException as exc:  # pragma: no cover - reported below
+            failures.append(exc)
+
+    threads = [threading.Thread(target=write, args=(r,)) for r in runs] + [
+        threading.Thread(target=read) for _ in range(3)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert failures == []
+    for run_id in runs:
+        record = storage.get_run(run_id)
+        assert record is not None and record.step == 200 and len(storage.metrics(run_id)) == 200
+
+
+def test_a_locked_database_is_a_storage_error(tmp_path: Path) -> None:
+    with Storage(tmp_path, busy_timeout=0.05) as s:
+        other = sqlite3.connect(s.path, isolation_level=None)
+        try:
+            other.execute("BEGIN EXCLUSIVE")
+            with pytest.raises(StorageError, match=r"the database is locked .*gatescope\.db"):
+                s.create_run(_record("r"))
+            other.execute("ROLLBACK")
+        finally:
+            other.close()
+        s.create_run(_record("r"))  # and it works again once the lock is gone
+
+
+def test_a_full_disk_is_a_storage_error(storage: Storage) -> None:
+    storage.create_run(_record("r"))
+    (pages,) = storage._writer.execute("PRAGMA page_count").fetchone()
+    storage._writer.execute(f"PRAGMA max_page_count = {pages + 2}")  # a disk with two pages left
+    with pytest.raises(
+        StorageError, match=r"^the disk is full: .*gatescope\.db \(while storing a probe frame\)"
+    ):
+        storage.add_probe("r", 0, b"x" * 1_000_000)
+    assert storage.probe("r") is None  # the transaction was rolled back
+
+
+def test_unusable_paths_and_closed_storage(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("not a directory")
+    with pytest.raises(StorageError, match="cannot create the data directory"):
+        Storage(tmp_path / "file" / "data")
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk" / "gatescope.db").write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(StorageError, match="damaged"):
+        Storage(tmp_path / "junk")
+    s = Storage(tmp_path / "ok")
+    s.close()
+    s.close()
+    with pytest.raises(StorageError, match="closed"):
+        s.get_run("r")

@@ -1,0 +1,211 @@
+"""The worker's protocol, run in-process (worker.run in a thread): messages, checkpoints, stop, errors.
+
+The manager tests run the same code as real spawned processes.
+"""
+
+from __future__ import annotations
+
+import io
+import multiprocessing
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, fields
+from typing import Any
+
+import pytest
+import torch
+
+from app.core.engine import StepMetrics, Trainer
+from app.services import worker
+from app.services.frames import decode_probe
+from app.services.schemas import RunCreate, to_train_config
+
+LSTM = RunCreate.model_validate(
+    {
+        "cell": "lstm",
+        "hidden_size": 8,
+        "task": {"name": "adding", "seq_len": 6},
+        "batch_size": 8,
+        "steps": 12,
+        "probe_every": 5,
+    }
+)
+
+
+@dataclass
+class Result:
+    code: int | None
+    messages: list[tuple[Any, ...]]
+
+    @property
+    def kinds(self) -> list[str]:
+        """e.g. ["probe0", "step1", ..., "end"]"""
+        labels = {"step": lambda m: str(m[1]["step"]), "probe": lambda m: str(m[1])}
+        return [m[0] + labels.get(m[0], lambda m: "")(m) for m in self.messages]
+
+    def __iter__(self) -> Iterator[tuple[Any, ...]]:
+        return iter(self.messages)
+
+
+def _run(
+    config: RunCreate | str,
+    stop: threading.Event | None = None,
+    stop_after: int | None = None,
+    close_at_once: bool = False,
+) -> Result:
+    """worker.run in a thread, read here until "end" or "error" (setting `stop` at step `stop_after`)."""
+    stop = stop or threading.Event()
+    parent, child = multiprocessing.Pipe(duplex=False)
+    text = config if isinstance(config, str) else config.model_dump_json()
+    codes: list[int] = []
+    thread = threading.Thread(target=lambda: codes.append(worker.run("rid", text, child, stop)))
+    messages: list[tuple[Any, ...]] = []
+    try:
+        if close_at_once:
+            parent.close()
+        thread.start()
+        while not close_at_once:
+            message = parent.recv()
+            messages.append(message)
+            if message[0] in ("end", "error"):
+                break
+            if message[0] == "step" and message[1]["step"] == stop_after:
+                stop.set()
+        thread.join(30)
+    finally:
+        parent.close()
+        child.close()
+    return Result(codes[0] if codes else None, messages)
+
+
+def _load(data: bytes) -> dict[str, Any]:
+    loaded: dict[str, Any] = torch.load(io.BytesIO(data), weights_only=True)
+    return loaded
+
+
+def _replay(config: RunCreate, steps: int) -> Trainer:
+    """The run's net, trained again in this process (training is bit for bit reproducible)."""
+    trainer = Trainer(to_train_config(config))
+    for _ in range(steps):
+        assert trainer.train_step() is not None
+    return trainer
+
+
+def test_a_run_sends_its_events_in_order() -> None:
+    result = _run(LSTM)
+    assert result.code == 0
+    steps = [f"step{i}" for i in range(1, 13)]
+    assert result.kinds == [
+        "probe0",
+        *steps[:5],
+        "probe5",
+        *steps[5:10],
+        "probe10",
+        *steps[10:],
+        "probe12",
+        "end",
+    ]
+    assert result.messages[-1] == ("end", "completed", 12, "")
+    step = result.messages[1][1]
+    assert set(step) == {f.name for f in fields(StepMetrics)}
+    assert step["step"] == 1 and isinstance(step["param_grad_norms"], dict)
+    for message in result:
+        if message[0] == "probe":
+            _, at, frame, ckpt = message
+            header, arrays = decode_probe(frame)
+            assert header["run_id"] == "rid" and header["step"] == at and "h" in arrays
+            assert _load(ckpt)["step"] == at  # a small net's weights come with every probe
+
+
+def test_the_checkpoint_loads_into_plain_torch_modules() -> None:
+    result = _run(LSTM)
+    ckpt = _load(result.messages[-2][3])  # with the last probe
+    assert set(ckpt) == {"config", "step", "state_dict", "readout", "vocab"}
+    assert ckpt["config"] == LSTM.model_dump(mode="json") and ckpt["step"] == 12 and ckpt["vocab"] is None
+    lstm = torch.nn.LSTM(input_size=2, hidden_size=8, batch_first=True)
+    lstm.load_state_dict(ckpt["state_dict"])
+    readout = torch.nn.Linear(8, 1)
+    readout.load_state_dict(ckpt["readout"])
+
+    trainer = _replay(LSTM, 12)
+    for name, value in trainer.net.rnn.state_dict().items():
+        assert torch.equal(ckpt["state_dict"][name], value), name
+    x = trainer.probe_sample.inputs
+    with torch.no_grad():
+        expected, _ = trainer.net(x)
+        got = readout(lstm(x)[0])
+    assert torch.equal(got, expected)
+
+
+def test_a_char_model_checkpoint_has_its_vocabulary() -> None:
+    config = RunCreate.model_validate(
+        {
+            "cell": "gru",
+            "hidden_size": 4,
+            "num_layers": 2,
+            "bidirectional": True,
+            "task": {"name": "char_lm", "corpus": "hello", "seq_len": 5},
+            "batch_size": 4,
+            "steps": 2,
+            "probe_every": 0,
+        }
+    )
+    result = _run(config)
+    assert result.kinds == ["probe0", "step1", "step2", "probe2", "end"]
+    ckpt = _load(result.messages[-2][3])
+    vocab = ckpt["vocab"]
+    assert isinstance(vocab, list) and vocab and all(isinstance(ch, str) for ch in vocab)
+    gru = torch.nn.GRU(len(vocab), 4, num_layers=2, bidirectional=True, batch_first=True)
+    gru.load_state_dict(ckpt["state_dict"])
+    header, _ = decode_probe(result.messages[-2][2])
+    assert header["tokens"] and all(isinstance(t, str) for t in header["tokens"])
+
+
+def test_a_stop_before_the_first_step_ends_at_step_zero() -> None:
+    stop = threading.Event()
+    stop.set()
+    result = _run(LSTM, stop=stop)
+    assert result.code == 0 and result.kinds == ["probe0", "end"]
+    assert result.messages[-1] == ("end", "stopped", 0, "stopped on request")
+
+
+def test_a_stop_mid_run_sends_the_final_weights_first() -> None:
+    config = LSTM.model_copy(update={"steps": 1000, "probe_every": 0})
+    result = _run(config, stop_after=3)
+    assert result.code == 0
+    _, status, step, _ = result.messages[-1]
+    assert status == "stopped" and 3 <= step < 1000
+    kind, at, data = result.messages[-2]
+    assert (kind, at) == ("checkpoint", step) and _load(data)["step"] == step
+
+
+def test_large_nets_send_weights_at_most_every_few_seconds(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(worker, "SMALL_CHECKPOINT_BYTES", 0)  # every net is "large"
+    monkeypatch.setattr(worker, "CHECKPOINT_SECONDS", 3600.0)
+    result = _run(LSTM)
+    probes = [m for m in result if m[0] == "probe"]
+    assert probes[0][3] is not None and all(p[3] is None for p in probes[1:])
+    assert result.messages[-2][:2] == ("checkpoint", 12)  # the final weights, before the end
+    assert result.messages[-1][:2] == ("end", "completed")
+
+
+def test_a_bad_config_is_an_error_message() -> None:
+    result = _run('{"cell": "lstm"}')
+    assert result.code == 1
+    assert result.kinds == ["error"]
+    assert result.messages[0][1].startswith("ValidationError: ") and "task" in result.messages[0][1]
+
+
+def test_a_training_exception_is_an_error_message(monkeypatch: pytest.MonkeyPatch) -> None:
+    def boom(self: Trainer) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(Trainer, "train_step", boom)
+    result = _run(LSTM)
+    assert result.code == 1 and result.kinds == ["probe0", "error"]
+    assert result.messages[-1] == ("error", "RuntimeError: boom")
+
+
+def test_the_worker_quits_when_its_parent_has_gone() -> None:
+    result = _run(LSTM.model_copy(update={"steps": 100_000}), close_at_once=True)
+    assert result.code == 1  # at its first send, not after 100000 steps

@@ -1,0 +1,379 @@
+"""The REST API, in-process (starlette's TestClient with the lifespan running, real worker processes)."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import time
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from starlette.testclient import TestClient
+
+from app.services import manager as manager_module
+from app.services.catalog import catalog
+from app.services.frames import decode_probe
+from app.services.schemas import RunCreate
+from app.services.storage import StorageError
+from tests.web.conftest import ADDING, HELLO, SLOW, Served, make_app, wait_for
+
+PROBE_KEYS = {
+    "step",
+    "loss",
+    "tokens",
+    "inputs",
+    "targets",
+    "mask",
+    "outputs",
+    "h",
+    "c",
+    "gates",
+    "grad_h",
+    "grad_h_last",
+    "grad_h_last_layers",
+    "grad_c",
+    "itemized",
+    "connectivity",
+    "connectivity_total",
+    "connectivity_itemized",
+    "saturation",
+    "unit_means",
+    "last_step",
+}
+
+
+# -- reading finished runs ------------------------------------------------------------------
+
+
+def test_catalog_describes_every_choice_and_valid_presets(served: Served) -> None:
+    body = served.client.get("/api/catalog").json()
+    assert [c["name"] for c in body["cells"]] == ["rnn_tanh", "rnn_relu", "lstm", "gru"]
+    assert body["cells"][2]["gates"] == ["i", "f", "g", "o"]
+    tasks = {t["name"]: t for t in body["tasks"]}
+    assert set(tasks) == {"char_lm", "adding", "copy", "recall", "tagging", "counting"}
+    adding = tasks["adding"]
+    assert adding["shape"] == "many_to_one" and adding["loss_kind"] == "mse"
+    assert adding["baseline_loss"] == pytest.approx(1 / 6)
+    assert adding["params"] == [
+        {
+            "name": "seq_len",
+            "kind": "int",
+            "default": 50,
+            "minimum": 2,
+            "maximum": 1000,
+            "choices": None,
+            "doc": "number of timesteps T",
+        }
+    ]
+    assert {o["name"] for o in body["optimizers"]} == {"sgd", "rmsprop", "adam", "adagrad"}
+    assert {m["name"] for m in body["clip_modes"]} == {"off", "norm", "value"}
+    assert body["limits"]["hidden_size"] == 512
+    presets = {p["name"]: p for p in body["presets"]}
+    expected = {"vanishing", "exploding", "hello", "adding", "copy", "shakespeare", "bidirectional"}
+    assert expected <= set(presets)
+    for preset in presets.values():
+        RunCreate.model_validate(preset["config"])
+        assert preset["title"] and preset["look_for"]
+    assert presets["vanishing"]["compare"] == ["rnn_tanh", "lstm", "gru"]
+    assert presets["vanishing"]["config"]["task"] == {"name": "adding", "seq_len": 100}
+    exploding = presets["exploding"]
+    assert exploding["config"]["clip"]["mode"] == "norm"
+    assert [v["clip"]["mode"] for v in exploding["variants"]] == ["off"]
+    assert exploding["config"]["init"] == {"scheme": "normal", "gain": 3.0, "forget_bias": None}
+    assert presets["bidirectional"]["config"]["bidirectional"] is True
+    assert body == json.loads(catalog().model_dump_json())
+
+
+def test_get_and_list_runs(served: Served) -> None:
+    http = served.client
+    run = http.get(f"/api/runs/{served.hello}").json()
+    assert run["status"] == "completed" and run["step"] == run["steps"] == 40
+    assert run["config"]["task"] == {"name": "char_lm", "corpus": "hello"}
+    assert run["started_at"] and run["finished_at"] and run["error"] is None
+    listed = http.get("/api/runs").json()
+    assert listed["total"] == 2
+    assert [r["id"] for r in listed["items"]] == [served.adding, served.hello]  # newest first
+    page = http.get("/api/runs", params={"limit": 1, "offset": 1}).json()
+    assert [r["id"] for r in page["items"]] == [served.hello] and page["total"] == 2
+    assert http.get("/api/runs", params={"status": "running"}).json() == {"items": [], "total": 0}
+    bad = http.get("/api/runs", params={"status": "sleeping"})
+    assert bad.status_code == 422
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", ""),
+        ("POST", "/stop"),
+        ("DELETE", ""),
+        ("GET", "/metrics"),
+        ("GET", "/probes"),
+        ("GET", "/probes/latest"),
+        ("GET", "/checkpoint"),
+        ("GET", "/export"),
+    ],
+)
+def test_unknown_run_is_404_with_a_sentence(served: Served, method: str, path: str) -> None:
+    response = served.client.request(method, f"/api/runs/nosuchrun{path}")
+    assert response.status_code == 404
+    assert "nosuchrun" in response.json()["detail"]
+
+
+def test_inspect_and_sample_of_unknown_run_are_404(served: Served) -> None:
+    http = served.client
+    assert http.post("/api/runs/nosuchrun/inspect", json={"text": "he"}).status_code == 404
+    assert http.post("/api/runs/nosuchrun/sample", json={"prime": "h"}).status_code == 404
+
+
+def test_metrics_as_json_and_csv(served: Served) -> None:
+    http = served.client
+    rows = http.get(f"/api/runs/{served.hello}/metrics").json()
+    assert [r["step"] for r in rows] == list(range(1, 41))
+    first = rows[0]
+    assert set(first) >= {"loss", "metric", "grad_norm", "grad_norm_clipped", "clipped", "update_ratio", "lr"}
+    assert "rnn.weight_hh_l0" in first["param_grad_norms"]
+    assert rows[-1]["loss"] < rows[0]["loss"]
+    since = http.get(f"/api/runs/{served.hello}/metrics", params={"since": 35}).json()
+    assert [r["step"] for r in since] == [36, 37, 38, 39, 40]
+    csv = http.get(f"/api/runs/{served.hello}/metrics", params={"format": "csv"})
+    assert csv.headers["content-type"].startswith("text/csv")
+    lines = csv.text.strip().splitlines()
+    header = lines[0].split(",")
+    assert header[:3] == ["step", "loss", "metric"] and "grad_norm.rnn.weight_hh_l0" in header
+    assert len(lines) == 41 and lines[1].startswith("1,")
+
+
+def test_probe_steps_and_frames(served: Served) -> None:
+    http = served.client
+    assert http.get(f"/api/runs/{served.hello}/probes").json() == [0, 10, 20, 30, 40]
+    frame = http.get(f"/api/runs/{served.hello}/probes/latest").json()
+    assert set(frame) == PROBE_KEYS
+    assert frame["step"] == 40
+    assert frame["tokens"] == ["h", "e", "l", "l"]
+    assert np.asarray(frame["h"]).shape == (1, 4, 8)
+    assert set(frame["gates"]) == {"i", "f", "g", "o"}
+    assert len(frame["grad_h_last"]) == 4
+    at_10 = http.get(f"/api/runs/{served.hello}/probes/10").json()
+    assert at_10["step"] == 10
+    binary = http.get(f"/api/runs/{served.hello}/probes/10", params={"format": "binary"})
+    assert binary.headers["content-type"] == "application/octet-stream"
+    header, arrays = decode_probe(binary.content)
+    assert header["step"] == 10 and header["run_id"] == served.hello
+    assert arrays["h"].shape == (1, 4, 8)
+    missing = http.get(f"/api/runs/{served.hello}/probes/11")
+    assert missing.status_code == 404 and "step 11" in missing.json()["detail"]
+    assert http.get(f"/api/runs/{served.hello}/probes/first").status_code == 422
+
+
+def test_checkpoint_loads_into_a_plain_torch_lstm(served: Served) -> None:
+    response = served.client.get(f"/api/runs/{served.hello}/checkpoint")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/octet-stream"
+    state = torch.load(io.BytesIO(response.content), weights_only=True)
+    assert state["vocab"] == ["h", "e", "l", "o"]
+    lstm = torch.nn.LSTM(input_size=4, hidden_size=8, batch_first=True)
+    lstm.load_state_dict(state["state_dict"])
+    readout = torch.nn.Linear(8, 4)
+    readout.load_state_dict(state["readout"])
+    x = torch.nn.functional.one_hot(torch.tensor([[0, 1, 2, 2]]), 4).float()  # "hell"
+    with torch.no_grad():
+        y = readout(lstm(x)[0])
+    assert y.shape == (1, 4, 4)
+
+
+def test_export_is_a_zip_of_config_metrics_probes_and_checkpoint(served: Served) -> None:
+    response = served.client.get(f"/api/runs/{served.adding}/export")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/zip"
+    with zipfile.ZipFile(io.BytesIO(response.content)) as archive:
+        assert set(archive.namelist()) == {"config.json", "metrics.csv", "probes.npz", "checkpoint.pt"}
+        assert json.loads(archive.read("config.json"))["cell"] == "gru"
+        assert len(archive.read("metrics.csv").decode().strip().splitlines()) == 21
+        probes = np.load(io.BytesIO(archive.read("probes.npz")))
+        assert {"0/h", "20/h", "20/gates.z", "5/grad_h"} <= set(probes.files)
+        assert probes["20/h"].shape == (1, 6, 4)
+        state = torch.load(io.BytesIO(archive.read("checkpoint.pt")), weights_only=True)
+        torch.nn.GRU(2, 4, batch_first=True).load_state_dict(state["state_dict"])
+
+
+def test_inspect_text_of_a_char_lm_run(served: Served) -> None:
+    http = served.client
+    frame = http.post(f"/api/runs/{served.hello}/inspect", json={"text": "hello"}).json()
+    assert set(frame) == PROBE_KEYS
+    assert frame["tokens"] == ["h", "e", "l", "l", "o"]
+    assert frame["step"] == 40
+    assert np.asarray(frame["h"]).shape == (1, 5, 8)
+    unknown = http.post(f"/api/runs/{served.hello}/inspect", json={"text": "help"})
+    assert unknown.status_code == 422
+    assert unknown.json()["detail"] == "characters not in the vocabulary of this corpus: 'p'"
+
+
+def test_inspect_raw_inputs(served: Served) -> None:
+    http = served.client
+    inputs = [[0.5, 1.0], [0.2, 0.0], [0.9, 1.0]]
+    frame = http.post(f"/api/runs/{served.adding}/inspect", json={"inputs": inputs}).json()
+    assert np.asarray(frame["inputs"]) == pytest.approx(np.asarray(inputs), abs=1e-3)
+    assert np.asarray(frame["h"]).shape == (1, 3, 4)
+    assert frame["mask"] == [0.0, 0.0, 1.0]  # adding is many-to-one: the loss term is at the end
+    wrong = http.post(f"/api/runs/{served.adding}/inspect", json={"inputs": [[1.0, 2.0, 3.0]]})
+    assert wrong.status_code == 422
+    assert "2 values per step" in wrong.json()["detail"]
+    text = http.post(f"/api/runs/{served.adding}/inspect", json={"text": "hello"})
+    assert text.status_code == 422 and "does not take text" in text.json()["detail"]
+    for body in ({}, {"text": "he", "inputs": inputs}, {"inputs": [[float("1e9"), 0.0]]}):
+        assert http.post(f"/api/runs/{served.adding}/inspect", json=body).status_code == 422
+    too_long = http.post(f"/api/runs/{served.adding}/inspect", json={"inputs": [[0.0, 0.0]] * 1001})
+    assert too_long.status_code == 422
+
+
+def test_sample_text(served: Served) -> None:
+    http = served.client
+    body = {"prime": "h", "length": 8, "temperature": 0.5, "seed": 3}
+    first = http.post(f"/api/runs/{served.hello}/sample", json=body)
+    assert first.status_code == 200
+    text = first.json()["text"]
+    assert text.startswith("h") and len(text) == 9 and set(text) <= set("helo")
+    assert http.post(f"/api/runs/{served.hello}/sample", json=body).json()["text"] == text
+    not_lm = http.post(f"/api/runs/{served.adding}/sample", json=body)
+    assert not_lm.status_code == 409 and "char_lm" in not_lm.json()["detail"]
+    bad_prime = http.post(f"/api/runs/{served.hello}/sample", json={"prime": "hi"})
+    assert bad_prime.status_code == 422 and "'i'" in bad_prime.json()["detail"]
+    for bad in ({"length": 0}, {"length": 10_001}, {"temperature": 0}, {"temperature": 11}, {"seed": -1}):
+        assert http.post(f"/api/runs/{served.hello}/sample", json=bad).status_code == 422
+
+
+def test_stopping_a_finished_run_is_409(served: Served) -> None:
+    response = served.client.post(f"/api/runs/{served.hello}/stop")
+    assert response.status_code == 409
+    assert response.json()["detail"] == f"run {served.hello} has already ended: it is completed"
+
+
+def test_validation_errors_name_the_field_and_the_limit(served: Served) -> None:
+    http = served.client
+    big = http.post("/api/runs", json={**HELLO, "hidden_size": 100_000})
+    assert big.status_code == 422
+    (error,) = big.json()["detail"]
+    assert error["loc"] == ["body", "hidden_size"] and "512" in error["msg"]
+    long_seq = http.post("/api/runs", json={**ADDING, "task": {"name": "adding", "seq_len": 5000}})
+    assert long_seq.status_code == 422
+    assert "adding.seq_len must be at most 1000" in long_seq.text
+    unknown = http.post("/api/runs", json={**ADDING, "colour": "red"})
+    assert unknown.status_code == 422 and "colour" in unknown.text
+    assert http.get("/api/runs").json()["total"] == 2  # nothing was created
+
+
+# -- changing runs --------------------------------------------------------------------------
+
+
+def test_queue_stop_and_delete(tmp_path: Path) -> None:
+    with TestClient(make_app(tmp_path, max_runs=1)) as http:
+        first = http.post("/api/runs", json=SLOW)
+        assert first.status_code == 201
+        a = first.json()["id"]
+        b = http.post("/api/runs", json=SLOW).json()
+        assert b["status"] == "queued"
+        stopped = http.post(f"/api/runs/{b['id']}/stop").json()
+        assert stopped["status"] == "stopped"  # a queued run stops at once
+        wait_for(http, a, statuses=frozenset({"running"}))
+        while http.get(f"/api/runs/{a}").json()["step"] < 5:
+            time.sleep(0.05)
+        asked = time.monotonic()
+        assert http.post(f"/api/runs/{a}/stop").status_code == 200
+        assert wait_for(http, a, timeout=5)["status"] == "stopped"
+        assert time.monotonic() - asked < 2.0
+        assert http.delete(f"/api/runs/{a}").status_code == 204
+        assert http.get(f"/api/runs/{a}").status_code == 404
+        assert http.get("/api/runs").json()["total"] == 1
+
+
+def test_compare_makes_runs_identical_but_for_the_cell(tmp_path: Path) -> None:
+    with TestClient(make_app(tmp_path, max_runs=1)) as http:
+        config = {**SLOW, "init": {"scheme": "orthogonal", "forget_bias": 1.0}, "cell": "lstm", "seed": 7}
+        cells = ["rnn_tanh", "lstm", "gru", "lstm"]
+        response = http.post("/api/compare", json={"config": config, "cells": cells})
+        assert response.status_code == 201
+        body = response.json()
+        runs = body["runs"]
+        assert [r["config"]["cell"] for r in runs] == ["rnn_tanh", "lstm", "gru"]
+        assert {r["group"] for r in runs} == {body["group"]}
+        assert [r["config"]["init"]["forget_bias"] for r in runs] == [None, 1.0, None]
+        for r in runs:
+            rest = {k: v for k, v in r["config"].items() if k not in ("cell", "init")}
+            assert rest == {k: v for k, v in runs[1]["config"].items() if k not in ("cell", "init")}
+            assert r["config"]["seed"] == 7 and r["config"]["init"]["scheme"] == "orthogonal"
+        default_cells = http.post("/api/compare", json={"config": {**ADDING, "steps": 1}}).json()
+        assert [r["config"]["cell"] for r in default_cells["runs"]] == ["rnn_tanh", "lstm", "gru"]
+        for r in runs:
+            assert http.delete(f"/api/runs/{r['id']}").status_code == 204
+
+
+def test_a_full_queue_is_429_and_compare_queues_all_or_nothing(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(manager_module, "MAX_QUEUED", 0)
+    full = client.post("/api/runs", json=ADDING)
+    assert full.status_code == 429 and "queue is full" in full.json()["detail"]
+    manager = client.app.state.manager  # type: ignore[attr-defined]
+    submit = manager.submit
+    calls: list[int] = []
+
+    def second_fails(config: RunCreate, group: str | None = None) -> Any:
+        calls.append(1)
+        if len(calls) == 2:
+            raise manager_module.QueueFull("the queue is full")
+        return submit(config, group)
+
+    monkeypatch.setattr(manager_module, "MAX_QUEUED", 100)
+    monkeypatch.setattr(manager, "submit", second_fails)
+    response = client.post("/api/compare", json={"config": {**SLOW, "cell": "gru"}})
+    assert response.status_code == 429
+    assert client.get("/api/runs").json()["total"] == 0  # the first run was taken back
+
+
+def test_storage_errors_are_503_with_their_sentence(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def full(*args: Any, **kwargs: Any) -> Any:
+        raise StorageError("the disk is full: /data/gatescope.db (while listing runs)")
+
+    monkeypatch.setattr(client.app.state.storage, "list_runs", full)  # type: ignore[attr-defined]
+    response = client.get("/api/runs")
+    assert response.status_code == 503
+    assert response.json() == {"detail": "the disk is full: /data/gatescope.db (while listing runs)"}
+
+
+def test_unexpected_errors_are_a_plain_500_and_logged(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def boom(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("secret internals")
+
+    monkeypatch.setattr(client.app.state.storage, "list_runs", boom)  # type: ignore[attr-defined]
+    with caplog.at_level(logging.ERROR, logger="app.web"):
+        response = client.get("/api/runs")
+    assert response.status_code == 500
+    assert response.json() == {"detail": "internal error"}
+    assert "secret" not in response.text
+    assert any(r.exc_info is not None and "secret internals" in str(r.exc_info[1]) for r in caplog.records)
+
+
+def test_a_token_guards_the_api_but_not_health(tmp_path: Path) -> None:
+    with TestClient(make_app(tmp_path, token="s3cret")) as http:
+        assert http.get("/api/health").status_code == 200
+        denied = http.get("/api/runs")
+        assert denied.status_code == 401 and "token" in denied.json()["detail"]
+        assert http.get("/api/runs", headers={"Authorization": "Bearer wrong"}).status_code == 401
+        assert http.get("/api/runs", headers={"Authorization": "Bearer s3cret"}).status_code == 200
+        assert http.get("/api/runs", params={"token": "s3cret"}).status_code == 200
+
+
+def test_health_and_the_page_are_served_with_the_api(client: TestClient) -> None:
+    assert client.get("/api/health").json()["status"] == "ok"
+    page = client.get("/")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert client.get("/static/style.css").status_code == 200
