@@ -123,8 +123,8 @@ class Viewer:
     def skip_to(self, last_step: int, probe_step: int) -> None:
         """Mark everything up to `last_step` (and the probe of `probe_step`) as already sent.
 
-        Steps up to `last_step` that reach the hub only later (storage is written before the hub
-        hears of a step) are skipped too.
+        Steps up to `last_step` that reach the hub only later (a probe or end can store a step
+        batch while its messages are still on their way to the loop) are skipped too.
         """
         self.after_step = max(self.after_step, last_step)
         self.next_index = max(self.next_index, self.channel.index_after(last_step))

@@ -6,9 +6,10 @@ it as soon as fewer than `max_runs` runs are running (at most MAX_QUEUED wait; m
 "spawn") and a reader thread in this process that receives the worker's messages, writes them to
 storage, keeps the run's status and calls `publish(run_id, message)` with a `Message`:
 
-- StepMessage(metrics)    each training step, once it is stored (steps are written in batches
-                          at least every FLUSH_SECONDS or FLUSH_ROWS rows, and before any probe
-                          or end, so whatever was published is already in storage);
+- StepMessage(metrics)    each training step, as soon as it arrives (steps are written to
+                          storage in batches, at least every FLUSH_SECONDS or FLUSH_ROWS rows
+                          and before any probe or end; the hub keeps recent steps, so a viewer
+                          who joins between the two still sees every step);
 - ProbeMessage(step, data) each probe frame (frames.encode_probe bytes), once stored;
 - StatusMessage(run)      every status change (running; then the final status);
 - EndMessage(run)         once, when the run has ended (after its final StatusMessage).
@@ -368,9 +369,6 @@ class RunManager:
                 batch = rows.copy()
                 rows.clear()
                 self._store(h, self.storage.add_steps, h.run_id, batch)
-                if not h.deleted:
-                    for m in batch:
-                        self._emit(h.run_id, StepMessage(m))
 
         while True:
             now = time.monotonic()
@@ -389,6 +387,8 @@ class RunManager:
                 kind = message[0]
                 if kind == "step":
                     rows.append(message[1])
+                    if not h.deleted:
+                        self._emit(h.run_id, StepMessage(message[1]))
                 elif kind == "probe":
                     _, step, data, ckpt = message
                     flush()

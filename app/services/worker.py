@@ -90,7 +90,8 @@ def run(run_id: str, config_json: str, conn: Connection, stop_event: StopSignal)
         checkpoints = _Checkpoints(config, trainer)
         for event in trainer.events():
             if isinstance(event, StepMetrics):
-                _send(conn, ("step", dataclasses.asdict(event)))
+                # "time": the wall clock when the step was done, so a viewer can measure latency
+                _send(conn, ("step", {**dataclasses.asdict(event), "time": time.time()}))
             elif isinstance(event, ProbeFrame):
                 ckpt = checkpoints.due(trainer.step)
                 _send(conn, ("probe", event.step, encode_probe(run_id, event), ckpt))
