@@ -25,7 +25,7 @@ from app.services.hub import Hub
 from app.services.manager import RunManager
 from app.services.storage import Storage
 from app.settings import Settings, get_settings
-from app.web import api, display, errors, pages, ws
+from app.web import api, display, errors, pages, security, ws
 
 # templates/ and static/ sit at the repository root, beside the app package.
 # The package is installed editable, so this resolves to the source checkout.
@@ -38,6 +38,7 @@ log = logging.getLogger("app")
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
+    security.warn_if_exposed(settings)
     storage = await anyio.to_thread.run_sync(Storage, settings.data_dir)
     hub = Hub(asyncio.get_running_loop())
     manager = RunManager(storage, settings.max_runs, hub.publish)
@@ -71,6 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(display.router)
     app.include_router(ws.router)
     errors.install(app)
+    security.install(app, app.state.settings)  # after errors: its middlewares wrap everything
 
     return app
 

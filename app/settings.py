@@ -4,7 +4,7 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -22,6 +22,24 @@ class Settings(BaseSettings):
     data_dir: Path = Path("data")
     max_runs: int = Field(default_factory=_default_max_runs, ge=1)
     token: str | None = None
+    # comma-separated origins (scheme://host[:port]) allowed besides the server's own: enables CORS
+    # for them and lets their pages open the websocket. Empty: same origin only, no CORS.
+    allowed_origins: str = ""
+    # run creation (POST /api/runs, /api/compare) per client IP: this many per minute, bursts of
+    # run_burst; 0 turns the limit off
+    run_rate: float = Field(default=30.0, ge=0)
+    run_burst: int = Field(default=10, ge=1)
+
+    @field_validator("token")
+    @classmethod
+    def _empty_token_is_none(cls, value: str | None) -> str | None:
+        """An empty (or blank) GATESCOPE_TOKEN means no token, not a token anyone can send."""
+        return value if value and value.strip() else None
+
+    @property
+    def origins(self) -> list[str]:
+        """The allowed origins as a list, without trailing slashes."""
+        return [o.strip().rstrip("/") for o in self.allowed_origins.split(",") if o.strip()]
 
 
 @lru_cache(maxsize=1)

@@ -8,11 +8,11 @@ health check and the websocket depend on. What this is not: where the services a
 
 from __future__ import annotations
 
-import secrets
+import hmac
 from typing import Annotated, cast
 
 import anyio
-from fastapi import Depends, HTTPException, Path, Query
+from fastapi import Depends, HTTPException, Path, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.requests import HTTPConnection
 
@@ -20,6 +20,7 @@ from app.services.hub import Hub
 from app.services.manager import RunManager
 from app.services.storage import RunRecord, Storage
 from app.settings import Settings
+from app.web.security import presented_token
 
 
 def get_storage(conn: HTTPConnection) -> Storage:
@@ -68,19 +69,20 @@ def token_ok(settings: Settings, presented: str | None) -> bool:
     """True if the server has no token, or `presented` is it (compared in constant time)."""
     if settings.token is None:
         return True
-    return presented is not None and secrets.compare_digest(presented.encode(), settings.token.encode())
+    return presented is not None and hmac.compare_digest(presented.encode(), settings.token.encode())
 
 
 def require_token(
+    request: Request,
     settings: SettingsDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     token: Annotated[str | None, Query(include_in_schema=False)] = None,
 ) -> None:
-    """401 unless the request carries the server's token (Authorization: Bearer, or ?token=)."""
-    presented = credentials.credentials if credentials is not None else token
-    if not token_ok(settings, presented):
+    """401 unless the request carries the server's token (Authorization: Bearer, ?token= or the
+    cookie POST /login sets; `credentials` and `token` are parameters for the OpenAPI schema)."""
+    if not token_ok(settings, presented_token(request)):
         raise HTTPException(
             401,
-            "this server needs a token: send Authorization: Bearer <token>",
+            "this server needs a token: send Authorization: Bearer <token>, or log in at /login",
             headers={"WWW-Authenticate": "Bearer"},
         )

@@ -4,10 +4,11 @@ What this is: one endpoint. After accepting it sends {"type": "snapshot", "run",
 "probe_steps"} (everything stored so far), then the latest probe frame as a binary message, then
 hands the socket to the Hub, which sends step batches, newer probe frames, status changes and
 finally {"type": "end", "run"}, after which the server closes with 1000. An unknown run closes
-with 4404, a missing token with 4401 (after accepting, so a browser sees the reason). A finished
-run gets the snapshot, its latest probe and the end message at once. Messages from the client
-are read and ignored; a disconnect at any point is routine and never logged as an error. See
-docs/protocol.md for every message.
+with 4404, a missing token with 4401, an Origin that is neither this server nor an allowed one
+with 4403 (after accepting, so a browser sees the reason). A finished run gets the snapshot,
+its latest probe and the end message at once. Messages from the client are read and ignored; a
+disconnect at any point is routine and never logged as an error. See docs/protocol.md for every
+message.
 
 What this is not: the fan-out (app/services/hub.py) or the frame encoding (frames.py).
 """
@@ -26,6 +27,7 @@ from app.services.hub import Hub, Viewer, end_message
 from app.services.schemas import FINISHED
 from app.services.storage import RunRecord, Storage
 from app.web.deps import HubDep, SettingsDep, StorageDep, token_ok
+from app.web.security import origin_allowed, presented_token
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +36,7 @@ router = APIRouter()
 CLOSE_NORMAL = 1000
 CLOSE_GOING_AWAY = 1001  # the server is shutting down
 CLOSE_UNAUTHORIZED = 4401
+CLOSE_FORBIDDEN = 4403  # an Origin that is neither this server nor GATESCOPE_ALLOWED_ORIGINS
 CLOSE_NOT_FOUND = 4404
 # what a send to a socket the client has left may raise, depending on the server implementation
 GONE = (WebSocketDisconnect, RuntimeError, OSError, ConnectionError)
@@ -95,13 +98,14 @@ async def _close(websocket: WebSocket, code: int, reason: str = "") -> None:
 async def watch_run(
     websocket: WebSocket, run_id: str, storage: StorageDep, hub: HubDep, settings: SettingsDep
 ) -> None:
-    presented = websocket.query_params.get("token")
-    authorization = websocket.headers.get("authorization", "")
-    if authorization.lower().startswith("bearer "):
-        presented = authorization[7:].strip()
     await websocket.accept()
-    if not token_ok(settings, presented):
-        await _close(websocket, CLOSE_UNAUTHORIZED, "this server needs a token: add ?token=<token>")
+    if not origin_allowed(websocket, settings):
+        origin = websocket.headers.get("origin", "")
+        log.warning("refused a websocket for run %s from origin %r", run_id, origin)
+        await _close(websocket, CLOSE_FORBIDDEN, _reason(f"origin {origin} may not watch runs here"))
+        return
+    if not token_ok(settings, presented_token(websocket)):
+        await _close(websocket, CLOSE_UNAUTHORIZED, "this server needs a token: add ?token=<token> or log in")
         return
     try:
         record = await anyio.to_thread.run_sync(storage.get_run, run_id)

@@ -47,6 +47,7 @@ export async function api(path, { method = "GET", body, signal } = {}) {
   } catch {
     data = text;
   }
+  if (response.status === 401) throw new ApiError(401, "this server needs its token: log in at /login");
   if (!response.ok) throw new ApiError(response.status, (data && data.detail) || response.statusText);
   return data;
 }

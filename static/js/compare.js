@@ -35,7 +35,7 @@ function column(runId) {
     node.append(el("h3", { class: "row-title", text: title }), chartNode);
     const onClick = (p) => {
       state.t = state.t === p.x ? null : p.x;
-      schedule();
+      render(); // a user action draws at once
     };
     const figure = { gradflow: gradflowFigure, loss: lossFigure, hidden: stateFigure, lines: gradLinesFigure }[name];
     charts[name] = new Chart(chartNode, figure, { onClick, name: `${name}-${runId}` });
@@ -55,13 +55,14 @@ function column(runId) {
   return col;
 }
 
+// coalesce: live messages redraw at most every 250 ms (the charts then draw on an animation frame)
 function schedule() {
   if (pending) return;
   pending = true;
-  requestAnimationFrame(() => {
+  setTimeout(() => {
     pending = false;
     render();
-  });
+  }, 250);
 }
 
 // the ranges every column shares
@@ -160,7 +161,7 @@ function main() {
   $("floor").addEventListener("change", (ev) => {
     state.floor = Number(ev.target.value);
     syncUrl();
-    schedule();
+    render();
   });
   if (!ids.length) return listGroups();
   const grid = $("compare");

@@ -52,22 +52,23 @@ function renderRuns() {
         $("compare-selected").disabled = state.selected.size < 1;
       });
       const spark = state.sparks[run.id];
-      const last = spark && spark.loss.length ? fmt(spark.loss[spark.loss.length - 1]) : "";
+      const last = spark && spark.loss.length ? fmt(spark.loss[spark.loss.length - 1], 2) : "";
+      const short = (n) => (n >= 10000 ? `${+(n / 1000).toPrecision(3)}k` : String(n));
       const live = !FINISHED.has(run.status);
       return el(
         "tr",
         { "data-run": run.id },
         el("td", {}, pick),
-        el("td", {}, el("a", { href: `/runs/${run.id}` }, run.id), run.group ? el("span", { class: "tag", title: "a comparison group" }, "group") : null),
+        el("td", {}, el("a", { href: `/runs/${run.id}` }, run.id), run.group ? el("span", { class: "tag", title: `comparison group ${run.group}` }, "g") : null),
         el("td", {}, status),
         el("td", { text: run.config.cell }),
         el("td", { text: describeRun(run).split(" · ")[1], class: "task", title: describeRun(run) }),
-        el("td", { text: `${run.step}/${run.steps}`, class: "num" }),
+        el("td", { text: `${short(run.step)}/${short(run.steps)}`, class: "num", title: `${run.step} of ${run.steps} steps` }),
         el("td", { class: "spark-cell" }, sparkline(spark), el("span", { class: "num", text: last })),
         el(
           "td",
           { class: "row-actions" },
-          live ? el("button", { type: "button", onclick: () => act(post(`/api/runs/${run.id}/stop`)) }, "stop") : null,
+          live ? el("button", { type: "button", title: "stop training", "aria-label": `stop ${run.id}`, onclick: () => act(post(`/api/runs/${run.id}/stop`)) }, "■") : null,
           el("button", { type: "button", title: "delete this run and its data", "aria-label": `delete ${run.id}`, onclick: () => confirm(`Delete run ${run.id}?`) && act(api(`/api/runs/${run.id}`, { method: "DELETE" })) }, "✕"),
         ),
       );

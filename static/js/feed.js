@@ -117,7 +117,14 @@ export class Feed {
   }
 
   async probe(frame) {
-    if (isLarge(frame)) frame = fromPublic(await api(this.path(`/display/${frame.step}`)));
+    if (isLarge(frame)) {
+      try {
+        frame = fromPublic(await api(this.path(`/display/${frame.step}`)));
+      } catch (err) {
+        console.warn("display frame", err.message); // the next frame will do
+        return;
+      }
+    }
     if (!this.probeSteps.includes(frame.step)) {
       this.probeSteps.push(frame.step);
       this.probeSteps.sort((a, b) => a - b);
@@ -183,10 +190,12 @@ export class Feed {
       return;
     }
     const query = `?kind=${this.kind}&layer=${this.layer}&max_rows=${this.maxRows}&max_cols=${this.maxCols}`;
-    this.fetching = api(this.path(`/gradflow${query}`));
+    // the step list too: the hub sends only the newest frame, so live frames can skip steps
+    this.fetching = Promise.all([api(this.path(`/gradflow${query}`)), api(this.path("/probes"))]);
     try {
-      const g = await this.fetching;
+      const [g, steps] = await this.fetching;
       this.gradflow = { ...g, version: this.gradflow.version + 1 };
+      this.probeSteps = [...new Set([...steps, ...this.probeSteps])].sort((a, b) => a - b);
       this.onChange("gradflow");
     } catch (err) {
       console.warn("gradflow", err.message);

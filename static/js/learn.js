@@ -9,8 +9,8 @@ import { absMax, FLOOR, gradflowFigure, gradNormFigure, itemizedFigure, lossFigu
 
 const tiny = { hidden_size: 16, batch_size: 32, steps: 200, probe_every: 10, optimizer: { name: "adam", lr: 0.01 } };
 const exploding = {
-  cell: "rnn_tanh", hidden_size: 32, init: { scheme: "normal", gain: 3.0 }, task: { name: "adding", seq_len: 30 },
-  optimizer: { name: "sgd", lr: 0.01 }, steps: 300, probe_every: 20, batch_size: 32,
+  cell: "rnn_tanh", hidden_size: 32, init: { scheme: "normal", gain: 2.0 }, task: { name: "adding", seq_len: 30 },
+  optimizer: { name: "sgd", lr: 0.05 }, steps: 300, probe_every: 20, batch_size: 32,
 };
 const adding = { hidden_size: 32, task: { name: "adding", seq_len: 50 }, steps: 400, probe_every: 20, batch_size: 32 };
 
@@ -131,7 +131,7 @@ async function startDemo(name, button) {
   const schedule = () => {
     if (!pending) {
       pending = true;
-      requestAnimationFrame(render);
+      setTimeout(render, 250); // live messages redraw at most four times a second
     }
   };
   const p0legend = demo.views.includes("gradflow") ? el("div", { class: "legend" }) : null;

@@ -5,7 +5,7 @@
 
 import { api, catalog, describeRun, FINISHED, post, setStatus } from "./api.js";
 import { Feed } from "./feed.js";
-import { Chart, legend, RDBU, renderLoad, VIRIDIS } from "./plots.js";
+import { Chart, legend, RDBU, stats, VIRIDIS } from "./plots.js";
 import { fromPublic } from "./probe.js";
 import { setupTools } from "./tools.js";
 import {
@@ -246,36 +246,41 @@ function pause() {
 
 // -- the feed -------------------------------------------------------------------------------
 
-// Live updates redraw at most every LIVE_MS (the latest data wins), backing off while drawing
-// takes more than LOAD of the main thread; user actions redraw at once.
+// Live updates redraw together at most every LIVE_MS (the latest data wins), and never more often
+// than keeps drawing under LOAD of the main thread: the wait is the drawing time since the last
+// live redraw divided by LOAD. User actions redraw at once.
 const LIVE_MS = 250;
 const LOAD = 0.35;
-function throttled(fn) {
-  let last = 0;
-  let timer = null;
-  return () => {
-    if (timer) return;
-    const every = Math.min(3000, LIVE_MS * Math.max(1, renderLoad() / LOAD));
-    const wait = Math.max(0, last + every - performance.now());
-    timer = setTimeout(() => {
-      timer = null;
-      last = performance.now();
-      if (!state.paused) fn();
-    }, wait);
-  };
+const live = { changed: new Set(), timer: null, last: 0, spentAtLast: 0 };
+
+function liveUpdate(what) {
+  live.changed.add(what);
+  if (!live.timer) live.timer = setTimeout(liveDraw, Math.max(0, live.last + LIVE_MS - performance.now()));
 }
-const live = {
-  metrics: throttled(() => {
+
+function liveDraw() {
+  // the drawing since the last live redraw (its animation frames have run by now) sets the pace
+  const since = performance.now() - live.last;
+  const owed = Math.min(4000, (stats.totalMs - live.spentAtLast) / LOAD);
+  if (since < owed) {
+    live.timer = setTimeout(liveDraw, owed - since);
+    return;
+  }
+  live.timer = null;
+  live.last = performance.now();
+  live.spentAtLast = stats.totalMs;
+  const changed = new Set(live.changed);
+  live.changed.clear();
+  if (state.paused) return; // play redraws everything
+  if (changed.has("metrics")) {
     renderMetrics();
     showRun();
-  }),
-  flow: throttled(renderFlow),
-  frame: throttled(() => {
-    if (state.follow && !state.replay) state.frame = feedRef.frame;
-    renderFrame();
-    renderScrubber();
-  }),
-};
+  }
+  if (changed.has("frame") && state.follow && !state.replay) state.frame = feedRef.frame;
+  if (changed.has("frame")) renderFrame(); // includes the gradient flow
+  else if (changed.has("flow")) renderFlow();
+  renderScrubber();
+}
 
 function onFeed(what) {
   if (what === "error") return showError(new Error(feedRef.error));
@@ -283,12 +288,12 @@ function onFeed(what) {
     const first = !state.run;
     state.run = feedRef.run;
     showRun();
-    if (first) start();
+    if (first) start().catch(showError);
   }
   if (state.paused) return renderScrubber();
-  if (what === "metrics" && state.run) live.metrics();
-  if (what === "gradflow") live.flow();
-  if (what === "frame") live.frame();
+  if (what === "metrics" && state.run) liveUpdate("metrics");
+  if (what === "gradflow") liveUpdate("flow");
+  if (what === "frame") liveUpdate("frame");
   if (what === "end") {
     if (state.follow && !state.replay) state.frame = feedRef.frame;
     renderAll();

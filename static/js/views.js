@@ -28,7 +28,9 @@ const logAxis = (title, range) => ({
   type: "log", title: { text: title, standoff: 4 }, exponentformat: "power", minorloglabels: "none",
   ...(range ? { range } : {}),
 });
-const stepAxis = (range) => ({ title: { text: "training step", standoff: 4 }, ...(range ? { range } : {}) });
+const stepAxis = (range) => ({
+  title: { text: "training step", standoff: 4 }, zeroline: false, ...(range ? { range } : {}),
+});
 
 // loss against the task's baseline (dashed)
 export function lossFigure({ metrics: m, baseline, yRange, xRange, field = "loss", title = "loss" }) {

@@ -1,0 +1,96 @@
+"""Regenerate the README's screenshots (docs/screenshots/*.png): `python -m tests.browser.screenshots`.
+
+Starts its own server on a temporary data directory, trains a few small runs (a minute or two on
+a CPU), and photographs the dashboard, a run page, a comparison and the guided tour at 1280 px
+in Debian's Chromium. Not a test: the browser tests save their own screenshots to test-artifacts/.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+from playwright.sync_api import Page, sync_playwright
+
+from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, VIEWPORT, reveal_all, wait_for_run
+from tests.live_server import REPO_ROOT, serve
+
+OUT = REPO_ROOT / "docs" / "screenshots"
+VANISHING: dict[str, Any] = {
+    "cell": "rnn_tanh",
+    "hidden_size": 32,
+    "task": {"name": "adding", "seq_len": 60},
+    "batch_size": 32,
+    "steps": 800,
+    "probe_every": 20,
+}
+HELLO: dict[str, Any] = {
+    "cell": "lstm",
+    "hidden_size": 8,
+    "task": {"name": "char_lm", "corpus": "hello"},
+    "batch_size": 1,
+    "optimizer": {"name": "adam", "lr": 0.02},
+    "steps": 300,
+    "probe_every": 10,
+}
+
+
+def settle(page: Page, selector: str) -> None:
+    page.wait_for_selector(selector)
+    reveal_all(page)
+    page.wait_for_timeout(500)
+
+
+def main() -> None:
+    OUT.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp, serve(Path(tmp), GATESCOPE_MAX_RUNS="3") as server:
+        with httpx.Client(base_url=server.url, timeout=30) as http:
+            group = http.post("/api/compare", json={"config": VANISHING}).json()
+            ids = [r["id"] for r in group["runs"]]
+            hello = http.post("/api/runs", json=HELLO).json()["id"]
+            for run_id in [*ids, hello]:
+                wait_for_run(http, run_id, timeout=900)
+            http.post("/api/runs", json={**VANISHING, "cell": "gru", "steps": 100_000})  # one running
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            page = browser.new_page(viewport=VIEWPORT)
+            page.goto(f"{server.url}/?preset=vanishing")
+            settle(page, "#runs tbody tr")
+            time.sleep(2.5)  # a sparkline refresh for the running run
+            page.screenshot(path=str(OUT / "dashboard.png"))
+
+            page.goto(f"{server.url}/compare?runs={','.join(ids)}")
+            page.wait_for_function("() => window.__gatescopeCompare.columns.every((c) => c.feed.ended)")
+            settle(page, "g.hm image")
+            page.screenshot(path=str(OUT / "compare.png"), full_page=True)
+
+            page.set_viewport_size({"width": 1280, "height": 1800})
+            page.goto(f"{server.url}/runs/{ids[0]}?t=30")
+            page.wait_for_function("() => window.__gatescopeRun.feed.ended")
+            settle(page, "#chart-gradflow g.hm image")
+            page.screenshot(path=str(OUT / "run-rnn-vanishing.png"))
+
+            page.set_viewport_size({"width": 1280, "height": 2500})
+            page.goto(f"{server.url}/runs/{hello}?t=2")
+            page.wait_for_function("() => window.__gatescopeRun.feed.ended")
+            settle(page, "#chart-gate-f g.hm image")
+            page.screenshot(path=str(OUT / "run-hello-gates.png"))
+            page.set_viewport_size(VIEWPORT)
+
+            page.goto(f"{server.url}/learn#hello")
+            page.click('[data-demo="hello"]')
+            page.wait_for_selector('[data-demo-out="hello"] .status-completed', timeout=300_000)
+            settle(page, '[data-demo-out="hello"] g.hm image')
+            page.locator("#hello").screenshot(path=str(OUT / "learn-hello.png"))
+            browser.close()
+        with httpx.Client(base_url=server.url, timeout=30) as http:
+            for run in http.get("/api/runs?status=running").json()["items"]:
+                http.post(f"/api/runs/{run['id']}/stop")
+    print(f"screenshots in {OUT}")
+
+
+if __name__ == "__main__":
+    main()

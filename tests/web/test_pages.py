@@ -1,0 +1,85 @@
+"""The HTML pages and the plotly.js they load: served, strict CSP, no inline script anywhere."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from app.web import pages
+from tests.web.conftest import Served
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+PAGES = ["/", "/runs/abc123", "/compare?runs=a,b,c", "/learn"]
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_pages_are_html_with_a_strict_csp_and_no_inline_script(served: Served, path: str) -> None:
+    response = served.client.get(path)
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+    csp = response.headers["content-security-policy"]
+    assert (
+        "script-src 'self'" in csp
+        and "unsafe-eval" not in csp
+        and "unsafe-inline" not in csp.split("script-src")[1].split(";")[0]
+    )
+    body = response.text
+    scripts = re.findall(r"<script\b([^>]*)>(.*?)</script>", body, re.S)
+    assert scripts, "every page loads its module"
+    for attrs, content in scripts:
+        assert 'src="/static/' in attrs and not content.strip(), f"inline script in {path}"
+    assert not re.search(r"\son[a-z]+\s*=", body), f"inline event handler in {path}"
+    assert "/static/vendor/plotly.min.js" in body
+
+
+def test_run_page_carries_the_run_id_as_data(served: Served) -> None:
+    body = served.client.get(f"/runs/{served.hello}").text
+    assert f'data-run-id="{served.hello}"' in body
+    assert '<script type="module" src="/static/js/run.js">' in body
+
+
+def test_run_page_escapes_the_id(served: Served) -> None:
+    body = served.client.get("/runs/%3Cb%3Ex").text
+    assert "<b>x" not in body and "&lt;b&gt;x" in body
+
+
+def test_plotly_is_served_from_the_python_package_with_cache_headers(served: Served) -> None:
+    response = served.client.get("/static/vendor/plotly.min.js")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/javascript")
+    assert "max-age=" in response.headers["cache-control"]
+    assert response.content == pages.plotly_js().read_bytes()
+    assert b"plotly.js v" in response.content[:200]
+
+
+def test_every_module_a_page_loads_is_served(served: Served) -> None:
+    for name in (
+        "api",
+        "probe",
+        "plots",
+        "feed",
+        "views",
+        "form",
+        "dashboard",
+        "run",
+        "tools",
+        "compare",
+        "learn",
+    ):
+        response = served.client.get(f"/static/js/{name}.js")
+        assert response.status_code == 200, name
+        assert "javascript" in response.headers["content-type"]
+
+
+def test_js_modules_stay_small_and_never_eval() -> None:
+    for path in sorted((REPO_ROOT / "static" / "js").glob("*.js")):
+        text = path.read_text()
+        assert len(text.splitlines()) <= 400, f"{path.name} is over 400 lines"
+        assert "eval(" not in text and "new Function" not in text, path.name
+
+
+def test_pages_are_not_in_the_api_schema(served: Served) -> None:
+    paths = served.client.get("/openapi.json").json()["paths"]
+    assert not {"/", "/learn", "/compare", "/runs/{run_id}"} & set(paths)
