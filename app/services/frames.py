@@ -134,12 +134,16 @@ def decode_probe(data: bytes | bytearray | memoryview) -> tuple[dict[str, Any], 
 
 
 def probe_public(data: bytes | bytearray | memoryview) -> dict[str, Any]:
-    """The REST JSON of a frame: plain (finite) floats in nested lists, keyed as documented in docs/api.md.
+    """The REST JSON of a frame: plain (finite) floats in nested lists, keyed as documented in docs/api.md."""
+    return frame_public(*decode_probe(data))
+
+
+def frame_public(header: dict[str, Any], arrays: dict[str, NDArray[np.float32]]) -> dict[str, Any]:
+    """The REST JSON of decoded (or pooled) frame arrays.
 
     Layer-0 views (grad_h_last, itemized) are the bottom layer, where the vanishing picture is;
     grad_h_last_layers keeps every layer.
     """
-    header, arrays = decode_probe(data)
 
     def listed(name: str) -> Any:
         return arrays[name].tolist() if name in arrays else None

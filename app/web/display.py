@@ -37,7 +37,7 @@ from numpy.typing import NDArray
 from pydantic import BaseModel
 
 from app.core.tasks import make_task
-from app.services.frames import decode_probe
+from app.services.frames import decode_probe, frame_public
 from app.services.storage import Storage
 from app.web.deps import RunDep, StorageDep, require_token
 
@@ -229,38 +229,9 @@ def display_frame(data: bytes, max_t: int = MAX_T, max_units: int = MAX_UNITS) -
         else:  # targets: the bin's first, like its token
             pooled[name] = a[::tw]
 
-    def listed(name: str) -> Any:
-        return pooled[name].tolist() if name in pooled else None
-
-    def layer0(name: str) -> Any:
-        return pooled[name][0].tolist() if name in pooled else None
-
-    def group(prefix: str) -> dict[str, Any]:
-        return {k[len(prefix) :]: v.tolist() for k, v in pooled.items() if k.startswith(prefix)}
-
     tokens = header["tokens"]
     return {
-        "step": header["step"],
-        "loss": header["loss"],
-        "tokens": tokens[::tw] if tokens is not None else None,
-        "inputs": listed("inputs"),
-        "targets": listed("targets"),
-        "mask": listed("mask"),
-        "outputs": listed("outputs"),
-        "h": listed("h"),
-        "c": listed("c"),
-        "gates": group("gates."),
-        "grad_h": listed("grad_h"),
-        "grad_h_last": layer0("grad_h_last"),
-        "grad_h_last_layers": listed("grad_h_last"),
-        "grad_c": listed("grad_c"),
-        "itemized": layer0("itemized"),
-        "connectivity": listed("connectivity"),
-        "connectivity_total": listed("connectivity_total"),
-        "connectivity_itemized": listed("connectivity_itemized"),
-        "saturation": header["saturation"],
-        "unit_means": group("unit_means."),
-        "last_step": header["last_step"],
+        **frame_public({**header, "tokens": tokens[::tw] if tokens is not None else None}, pooled),
         "T": T,
         "units": units,
         "t_width": tw,
