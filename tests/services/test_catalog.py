@@ -31,10 +31,22 @@ def test_presets_are_valid_and_say_what_to_look_for() -> None:
         if preset.compare is not None:
             CompareCreate(config=preset.config, cells=preset.compare)
     exploding = found["exploding"]
-    assert exploding.config.init.scheme == "normal" and exploding.config.init.gain == 3.0
+    assert exploding.config.init.scheme == "normal" and exploding.config.init.gain == 2.0
     assert exploding.config.clip.mode == "norm" and exploding.config.clip.threshold == 1.0
     assert [v.clip.mode for v in exploding.variants] == ["off"]
     assert found["vanishing"].config.task.params == {"seq_len": 100}
     assert found["hello"].config.task.params == {"corpus": "hello"}
     assert found["bidirectional"].config.task.name == "tagging"
     assert [v.bidirectional for v in found["bidirectional"].variants] == [False]
+
+
+def test_the_exploding_preset_shows_what_it_says() -> None:
+    """Clipped, the run trains through the explosion; unclipped, it diverges."""
+    from app.core.engine import End, Trainer
+    from app.services.schemas import to_train_config
+
+    (exploding,) = [p for p in presets() if p.name == "exploding"]
+    clipped = list(Trainer(to_train_config(exploding.config)).events())[-1]
+    unclipped = list(Trainer(to_train_config(exploding.variants[0])).events())[-1]
+    assert isinstance(clipped, End) and clipped.status == "completed"
+    assert isinstance(unclipped, End) and unclipped.status == "diverged"

@@ -84,7 +84,7 @@ def test_catalog_describes_every_choice_and_valid_presets(served: Served) -> Non
     exploding = presets["exploding"]
     assert exploding["config"]["clip"]["mode"] == "norm"
     assert [v["clip"]["mode"] for v in exploding["variants"]] == ["off"]
-    assert exploding["config"]["init"] == {"scheme": "normal", "gain": 3.0, "forget_bias": None}
+    assert exploding["config"]["init"] == {"scheme": "normal", "gain": 2.0, "forget_bias": None}
     assert presets["bidirectional"]["config"]["bidirectional"] is True
     assert body == json.loads(catalog().model_dump_json())
 
