@@ -20,32 +20,8 @@ from app.services.catalog import catalog
 from app.services.frames import decode_probe
 from app.services.schemas import RunCreate
 from app.services.storage import StorageError
+from tests.services.test_frames import PUBLIC_KEYS as PROBE_KEYS
 from tests.web.conftest import ADDING, HELLO, SLOW, Served, make_app, wait_for
-
-PROBE_KEYS = {
-    "step",
-    "loss",
-    "tokens",
-    "inputs",
-    "targets",
-    "mask",
-    "outputs",
-    "h",
-    "c",
-    "gates",
-    "grad_h",
-    "grad_h_last",
-    "grad_h_last_layers",
-    "grad_c",
-    "itemized",
-    "connectivity",
-    "connectivity_total",
-    "connectivity_itemized",
-    "saturation",
-    "unit_means",
-    "last_step",
-}
-
 
 # -- reading finished runs ------------------------------------------------------------------
 
