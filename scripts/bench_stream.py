@@ -24,25 +24,17 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from app.client import GatescopeClient
+from tests.live_server import serve
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 STEPS_RUN: dict[str, Any] = {
     "cell": "lstm",
     "hidden_size": 32,
@@ -59,47 +51,6 @@ PROBE_RUN: dict[str, Any] = {
     "steps": 600,
     "probe_every": 1,
 }
-
-
-@contextmanager
-def local_server(data_dir: Path) -> Iterator[str]:
-    """`python -m app` on a free loopback port; SIGTERM on exit."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    env = {
-        **os.environ,
-        "GATESCOPE_HOST": "127.0.0.1",
-        "GATESCOPE_PORT": str(port),
-        "GATESCOPE_DATA_DIR": str(data_dir),
-    }
-    url = f"http://127.0.0.1:{port}"
-    log_path = data_dir / "server.log"
-    command = [sys.executable, "-m", "app"]
-    with (
-        log_path.open("wb") as log,
-        subprocess.Popen(
-            command, cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log
-        ) as p,
-    ):
-        try:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    httpx.get(f"{url}/api/health", timeout=1).raise_for_status()
-                    break
-                except httpx.HTTPError:
-                    if p.poll() is not None or time.monotonic() > deadline:
-                        raise RuntimeError(f"the server did not start; see {log_path}") from None
-                    time.sleep(0.1)
-            yield url
-        finally:
-            p.send_signal(signal.SIGTERM)
-            try:
-                p.wait(20)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
 
 
 class Viewer(threading.Thread):
@@ -197,8 +148,8 @@ def main() -> None:
     if args.url:
         rows = bench(args.url)
     else:
-        with tempfile.TemporaryDirectory() as tmp, local_server(Path(tmp)) as url:
-            rows = bench(url)
+        with tempfile.TemporaryDirectory() as tmp, serve(Path(tmp)) as server:
+            rows = bench(server.url)
     width = max(len(name) for name, _ in rows)
     print(f"{'measure':<{width}}  value")
     print(f"{'-' * width}  {'-' * 40}")
