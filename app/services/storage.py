@@ -1,9 +1,12 @@
 """Durable state of every run: one SQLite file, data_dir/"gatescope.db".
 
 What this is: `Storage`, the only code that speaks SQL. Four tables: runs (one row per run, its
-config as JSON), metrics (one row per training step), probes (the encoded frames of
-app.services.frames, one per probe step) and checkpoints (the latest weights of each run), the
-last three deleted with their run (ON DELETE CASCADE). `RunRecord` is a run's row in Python.
+config as JSON), metrics (one row per training step), probes (per probe step the frame bytes of
+app.services.frames at full resolution, `data`, and the display frame, `display`, NULL when it
+equals the full frame) and checkpoints (the latest weights of each run), the last three deleted
+with their run (ON DELETE CASCADE). `RunRecord` is a run's row in Python. A database of schema
+version 1 (probes without `display`) is migrated when opened: the column is added and the
+display frames of its large frames are made then, once.
 
 Concurrency: the database is in WAL mode, so readers never wait for the writer. Storage holds two
 connections, one for writes and one for reads, each behind its own lock, so any thread may call
@@ -26,17 +29,20 @@ from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 import orjson
 
 from app.core.engine import StepMetrics
+from app.services.frames import MAX_T, MAX_UNITS, Frame
 from app.services.schemas import RunCreate, RunPublic, RunStatus
 
 DB_NAME = "gatescope.db"
 BUSY_TIMEOUT = 5.0  # seconds a statement waits for another connection's lock
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 INTERRUPTED_ERROR = "server restarted during the run"
+Resolution = Literal["full", "display"]
+RESOLUTIONS: tuple[Resolution, ...] = ("full", "display")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -71,6 +77,7 @@ CREATE TABLE IF NOT EXISTS probes (
     run_id TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
     step INTEGER NOT NULL,
     data BLOB NOT NULL,
+    display BLOB,
     PRIMARY KEY (run_id, step)
 );
 CREATE TABLE IF NOT EXISTS checkpoints (
@@ -184,6 +191,7 @@ class Storage:
                     for statement in _SCHEMA.split(";"):
                         if statement.strip():
                             self._writer.execute(statement)
+                    self._migrate()
                     self._writer.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
                 self._reader = self._connect()
             except BaseException:
@@ -197,6 +205,28 @@ class Storage:
         conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute("PRAGMA foreign_keys = ON")
         return conn
+
+    def _migrate(self) -> None:
+        """Version 1 -> 2: add probes.display and make the display frames of large frames."""
+        columns = {row[1] for row in self._writer.execute("PRAGMA table_info(probes)")}
+        if "display" in columns:
+            return
+        self._writer.execute("ALTER TABLE probes ADD COLUMN display BLOB")
+        keys = self._writer.execute("SELECT run_id, step FROM probes").fetchall()
+        for run_id, step in keys:
+            (data,) = self._writer.execute(
+                "SELECT data FROM probes WHERE run_id = ? AND step = ?", (run_id, step)
+            ).fetchone()
+            try:
+                T, units = Frame.from_bytes(data, names=("mask", "h")).sizes()  # reads two arrays
+                if T <= MAX_T and units <= MAX_UNITS:
+                    continue  # small: its display frame is the frame
+                display = Frame.from_bytes(data).pooled().to_bytes()
+            except ValueError:
+                continue  # unreadable as stored: it stays as it is (and reads fail as before)
+            self._writer.execute(
+                "UPDATE probes SET display = ? WHERE run_id = ? AND step = ?", (display, run_id, step)
+            )
 
     # -- plumbing --------------------------------------------------------------------------
 
@@ -367,9 +397,13 @@ class Storage:
 
     # -- probes and checkpoints ------------------------------------------------------------
 
-    def add_probe(self, run_id: str, step: int, data: bytes) -> None:
+    def add_probe(self, run_id: str, step: int, data: bytes, display: bytes | None = None) -> None:
+        """Store a frame's bytes at full resolution and its display frame (None: the same bytes)."""
         with self._write("storing a probe frame") as conn:
-            conn.execute("INSERT OR REPLACE INTO probes VALUES (?, ?, ?)", (run_id, step, data))
+            conn.execute(
+                "INSERT OR REPLACE INTO probes (run_id, step, data, display) VALUES (?, ?, ?, ?)",
+                (run_id, step, data, display),
+            )
 
     def probe_steps(self, run_id: str) -> list[int]:
         with self._read("listing probe frames") as conn:
@@ -378,16 +412,23 @@ class Storage:
             ).fetchall()
         return [r[0] for r in rows]
 
-    def probe(self, run_id: str, step: int | None = None) -> bytes | None:
-        """The encoded frame at `step` (None: the latest), or None if there is none."""
+    def probe(self, run_id: str, step: int | None = None, resolution: Resolution = "full") -> bytes | None:
+        """The frame bytes at `step` (None: the latest), or None if there is none.
+
+        `resolution` "full" is the frame as probed, "display" its display frame (the same bytes
+        when the frame is small). ValueError for another resolution.
+        """
+        if resolution not in RESOLUTIONS:
+            raise ValueError(f"resolution must be 'full' or 'display', not {resolution!r}")
+        column = "data" if resolution == "full" else "coalesce(display, data)"
         with self._read("reading a probe frame") as conn:
             if step is None:
                 row = conn.execute(
-                    "SELECT data FROM probes WHERE run_id = ? ORDER BY step DESC LIMIT 1", (run_id,)
+                    f"SELECT {column} FROM probes WHERE run_id = ? ORDER BY step DESC LIMIT 1", (run_id,)
                 ).fetchone()
             else:
                 row = conn.execute(
-                    "SELECT data FROM probes WHERE run_id = ? AND step = ?", (run_id, step)
+                    f"SELECT {column} FROM probes WHERE run_id = ? AND step = ?", (run_id, step)
                 ).fetchone()
         return bytes(row[0]) if row is not None else None
 
