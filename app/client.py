@@ -3,7 +3,7 @@
 What this is: `GatescopeClient(base_url, token=None)`, one method per endpoint of docs/api.md
 (httpx, sync), `wait` to poll a run until it has finished, and `stream` to follow a run's
 websocket, decoding each message: text messages as dicts, probe frames as
-{"type": "probe", "header": {...}, "arrays": {name: numpy.ndarray}} (frames.decode_probe).
+{"type": "probe", "frame": app.services.frames.Frame} (its display frame, as viewers get it).
 
     with GatescopeClient("http://127.0.0.1:8000") as gs:
         run = gs.create_run({"cell": "lstm", "hidden_size": 8, "task": {"name": "char_lm"}, "steps": 300})
@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from typing import Any, cast
+from typing import Any, Literal, cast
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import httpx
@@ -28,7 +28,7 @@ import orjson
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from app.services.frames import decode_probe
+from app.services.frames import Frame
 
 FINISHED = frozenset({"completed", "stopped", "diverged", "failed", "interrupted"})
 
@@ -130,21 +130,33 @@ class GatescopeClient:
     def probes(self, run_id: str) -> list[int]:
         return cast(list[int], self._json("GET", f"{self._run(run_id)}/probes"))
 
-    def probe(self, run_id: str, step: int | str = "latest") -> dict[str, Any]:
-        """A probe frame as JSON (see docs/api.md for its keys)."""
-        return cast(dict[str, Any], self._json("GET", f"{self._run(run_id)}/probes/{step}"))
+    def probe(
+        self, run_id: str, step: int | str = "latest", resolution: Literal["full", "display"] = "full"
+    ) -> Frame:
+        """A probe frame (`latest`, or a step number), decoded from its bytes."""
+        path = f"{self._run(run_id)}/probes/{step}"
+        return Frame.from_bytes(self._request("GET", path, params={"resolution": resolution}).content)
 
-    def probe_frame(self, run_id: str, step: int | str = "latest") -> tuple[dict[str, Any], dict[str, Any]]:
-        """A probe frame's binary form, decoded: (header, {name: float32 numpy array})."""
-        data = self._request("GET", f"{self._run(run_id)}/probes/{step}", params={"format": "binary"}).content
-        return decode_probe(data)
+    def probe_json(
+        self, run_id: str, step: int | str = "latest", resolution: Literal["full", "display"] = "full"
+    ) -> dict[str, Any]:
+        """A probe frame as the REST JSON (see docs/api.md for its keys)."""
+        params = {"format": "json", "resolution": resolution}
+        return cast(dict[str, Any], self._json("GET", f"{self._run(run_id)}/probes/{step}", params=params))
 
     def inspect(
-        self, run_id: str, text: str | None = None, inputs: list[list[float]] | None = None
-    ) -> dict[str, Any]:
-        """Probe the run's latest weights on `text` (char_lm) or raw `inputs` (T x I)."""
+        self,
+        run_id: str,
+        text: str | None = None,
+        inputs: list[list[float]] | None = None,
+        resolution: Literal["full", "display"] = "full",
+    ) -> Frame:
+        """Probe the run's latest weights on `text` (char_lm) or raw `inputs` (T x I): the frame."""
         body = {"text": text} if text is not None else {"inputs": inputs}
-        return cast(dict[str, Any], self._json("POST", f"{self._run(run_id)}/inspect", json=body))
+        path = f"{self._run(run_id)}/inspect"
+        return Frame.from_bytes(
+            self._request("POST", path, json=body, params={"resolution": resolution}).content
+        )
 
     def sample(
         self,
@@ -204,8 +216,7 @@ class GatescopeClient:
             try:
                 for message in ws:
                     if isinstance(message, bytes):
-                        header, arrays = decode_probe(message)
-                        yield {"type": "probe", "header": header, "arrays": arrays}
+                        yield {"type": "probe", "frame": Frame.from_bytes(message)}
                     else:
                         yield cast(dict[str, Any], orjson.loads(message))
             except ConnectionClosed:

@@ -2,9 +2,9 @@
 
 What this is: `metrics_csv(rows)` writes the per-step metrics (one column per StepMetrics field,
 each parameter's gradient norm as its own `grad_norm.<parameter>` column); `write_export` writes
-a zip of config.json, metrics.csv, probes.npz (every stored probe frame, arrays named
-"<step>/<name>", float32) and checkpoint.pt (the torch.save bytes), to a file, streaming probe by
-probe so a long run never sits in memory whole.
+a zip of config.json, metrics.csv, probes.npz (every stored probe frame at full resolution,
+arrays named "<step>/<name>", float32) and checkpoint.pt (the torch.save bytes), to a file,
+streaming probe by probe so a long run never sits in memory whole.
 
 What this is not: a web route (the web layer streams the file) or storage (it reads through
 `Storage`'s methods).
@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from app.services.frames import decode_probe
+from app.services.frames import Frame
 from app.services.storage import Storage
 
 BASE_COLUMNS = (
@@ -93,7 +93,6 @@ def _write_probes(storage: Storage, run_id: str, out: Any) -> None:
             data = storage.probe(run_id, step)
             if data is None:  # deleted meanwhile
                 continue
-            _, arrays = decode_probe(data)
-            for name, array in arrays.items():
+            for name, array in Frame.from_bytes(data).arrays.items():
                 with npz.open(f"{step}/{name}.npy", "w", force_zip64=True) as member:
                     np.lib.format.write_array(member, np.ascontiguousarray(array), allow_pickle=False)

@@ -75,7 +75,7 @@ class Channel:
         self.steps: list[bytes] = []  # JSON of each step's metrics, oldest first
         self.numbers: list[int] = []  # the step number of each entry of `steps`
         self.base = 0  # absolute index of steps[0]
-        self.probe: bytes | None = None  # the latest probe frame (frames.encode_probe bytes)
+        self.probe: bytes | None = None  # the latest display frame's bytes (see ProbeMessage)
         self.probe_step = -1
         self.run: RunPublic | None = None
         self.run_json = "null"
@@ -177,7 +177,7 @@ class Hub:
                 self._append(channel, message.metrics)
             elif isinstance(message, ProbeMessage):
                 if message.step >= channel.probe_step:
-                    channel.probe, channel.probe_step = message.data, message.step
+                    channel.probe, channel.probe_step = message.display, message.step
             elif isinstance(message, StatusMessage | EndMessage):
                 channel.set_run(message.run)
                 if isinstance(message, EndMessage):
@@ -251,10 +251,6 @@ class Hub:
             self._sweeper = None
         for channel in self.channels.values():
             channel.wake()
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
 
     async def serve(self, viewer: Viewer, sink: Sink) -> bool:
         """Send `viewer` its channel's live messages until the run ends (True) or the hub closes (False).

@@ -2,8 +2,8 @@
 
 What this is: `load_model` rebuilds a run's network from its config and checkpoint (the bytes
 the worker saves with torch.save: {"config", "state_dict", "readout", "vocab"}); `inspect`
-probes it on a person's text or raw input vectors and returns the REST JSON of the probe frame
-(the same frames.probe_public a stored frame gets); `sample` writes text with a char_lm run.
+probes it on a person's text or raw input vectors and returns the probe's `frames.Frame` (the
+web layer answers its bytes or JSON, as for a stored frame); `sample` writes text with a char_lm run.
 These are blocking CPU work: the web layer calls them in a worker thread, a bounded few at once.
 
 What this is not: training (worker.py), or a web route. Errors are ValueError with a sentence
@@ -15,14 +15,14 @@ from __future__ import annotations
 import io
 import random
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import cast
 
 import torch
 
 from app.core.engine import Trainer
 from app.core.sampling import StepModel, sample_text
 from app.core.tasks import Batch, CharLMTask
-from app.services.frames import encode_probe, probe_public
+from app.services.frames import Frame
 from app.services.schemas import RunCreate, to_train_config
 
 
@@ -82,8 +82,8 @@ def inspect(
     checkpoint: bytes,
     text: str | None = None,
     inputs: list[list[float]] | None = None,
-) -> dict[str, Any]:
-    """A probe frame (frames.probe_public JSON) of the checkpoint on `text` or `inputs` (exactly one).
+) -> Frame:
+    """The probe frame of the checkpoint on `text` or `inputs` (exactly one), at full resolution.
 
     The frame's step is the training step the checkpoint is from."""
     if (text is None) == (inputs is None):
@@ -99,7 +99,7 @@ def inspect(
         sample = inputs_batch(loaded, inputs)
     frame = trainer.probe(sample)
     frame.step = loaded.step
-    return probe_public(encode_probe(run_id, frame))
+    return Frame.from_probe(run_id, frame)
 
 
 def sample(

@@ -10,7 +10,9 @@ storage, keeps the run's status and calls `publish(run_id, message)` with a `Mes
                           storage in batches, at least every FLUSH_SECONDS or FLUSH_ROWS rows
                           and before any probe or end; the hub keeps recent steps, so a viewer
                           who joins between the two still sees every step);
-- ProbeMessage(step, data) each probe frame (frames.encode_probe bytes), once stored;
+- ProbeMessage(step, display) each probe frame: its display frame's bytes (the worker pooled
+                          it; frames.Frame), published as soon as it arrives, then stored with
+                          the full frame;
 - StatusMessage(run)      every status change (running; then the final status);
 - EndMessage(run)         once, when the run has ended (after its final StatusMessage).
 
@@ -75,7 +77,7 @@ class StepMessage:
 @dataclass(frozen=True)
 class ProbeMessage:
     step: int
-    data: bytes  # frames.encode_probe
+    display: bytes  # the display frame's bytes (frames.Frame.pooled().to_bytes()), what viewers get
 
 
 @dataclass(frozen=True)
@@ -390,13 +392,13 @@ class RunManager:
                     if not h.deleted:
                         self._emit(h.run_id, StepMessage(message[1]))
                 elif kind == "probe":
-                    _, step, data, ckpt = message
+                    _, step, full, display, ckpt = message
+                    if not h.deleted:  # viewers first: storing a large frame takes a while
+                        self._emit(h.run_id, ProbeMessage(step, display if display is not None else full))
                     flush()
-                    self._store(h, self.storage.add_probe, h.run_id, step, data)
+                    self._store(h, self.storage.add_probe, h.run_id, step, full, display)
                     if ckpt is not None:
                         self._keep_checkpoint(h, step, ckpt)
-                    if not h.deleted:
-                        self._emit(h.run_id, ProbeMessage(step, data))
                 elif kind == "checkpoint":
                     self._keep_checkpoint(h, message[1], message[2])
                 elif kind == "end":

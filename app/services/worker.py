@@ -5,8 +5,10 @@ What this is: `main(run_id, config_json, conn, stop_event)`, the target of a mul
 iterates `Trainer.events()` and sends each event to the parent over `conn` as a tuple:
 
     ("step", metrics: dict)                          every training step (StepMetrics as a dict)
-    ("probe", step, frame: bytes, checkpoint: bytes | None)
-                                                     every probe; frame from frames.encode_probe
+    ("probe", step, full: bytes, display: bytes | None, checkpoint: bytes | None)
+                                                     every probe: the frame's bytes
+                                                     (frames.Frame.to_bytes) and those of its
+                                                     display frame, None when it is the same
     ("checkpoint", step, checkpoint: bytes)          before "end", if the weights sent are stale
     ("end", status, step, reason)                    the run's End, then the process exits 0
     ("error", "<ExcType>: message")                  any exception; the process exits 1
@@ -41,7 +43,7 @@ import torch
 
 from app.core.engine import End, StepMetrics, Trainer
 from app.core.probes import ProbeFrame
-from app.services.frames import encode_probe
+from app.services.frames import Frame
 from app.services.schemas import RunCreate, to_train_config
 
 SMALL_CHECKPOINT_BYTES = 4 * 2**20  # up to this, a checkpoint goes with every probe
@@ -93,8 +95,8 @@ def run(run_id: str, config_json: str, conn: Connection, stop_event: StopSignal)
                 # "time": the wall clock when the step was done, so a viewer can measure latency
                 _send(conn, ("step", {**dataclasses.asdict(event), "time": time.time()}))
             elif isinstance(event, ProbeFrame):
-                ckpt = checkpoints.due(trainer.step)
-                _send(conn, ("probe", event.step, encode_probe(run_id, event), ckpt))
+                full, display = frame_bytes(run_id, event)
+                _send(conn, ("probe", event.step, full, display, checkpoints.due(trainer.step)))
             elif isinstance(event, End):
                 if checkpoints.sent_step != trainer.step:
                     _send(conn, ("checkpoint", trainer.step, checkpoints.take(trainer.step)))
@@ -112,6 +114,14 @@ def run(run_id: str, config_json: str, conn: Connection, stop_event: StopSignal)
         with contextlib.suppress(ParentGoneError):
             _send(conn, ("error", message[:MAX_ERROR_CHARS]))
         return 1
+
+
+def frame_bytes(run_id: str, probe: ProbeFrame) -> tuple[bytes, bytes | None]:
+    """The bytes of a probe's frame and of its display frame (None when that is the frame itself):
+    the pooling happens here, once per frame, off the server's process."""
+    frame = Frame.from_probe(run_id, probe)
+    display = frame.pooled()
+    return frame.to_bytes(), display.to_bytes() if display is not frame else None
 
 
 def checkpoint_bytes(config: RunCreate, trainer: Trainer) -> bytes:

@@ -3,7 +3,10 @@
 What this is: thin typed routes. Storage reads and RunManager calls are blocking, so those routes
 are plain `def` (FastAPI runs them in its thread pool); inspect and sample run PyTorch in a worker
 thread, at most INFERENCE_THREADS at once. Every error answers {"detail": "a sentence"} (see
-errors.py); large JSON bodies (metrics, probe frames) are encoded with orjson directly.
+errors.py); large JSON bodies (metrics, probe frames) are encoded with orjson directly. Probe
+frames answer their bytes (frames.Frame.to_bytes, as the websocket sends them) unless the request
+asks for ?format=json, at ?resolution=full (the frame as probed) or display (pooled to at most
+frames.MAX_T x MAX_UNITS, as viewers get it).
 
 What this is not: the websocket (ws.py), or any logic of its own beyond shaping requests and
 responses: validation is in the pydantic models, work in app/services.
@@ -28,7 +31,7 @@ from starlette.background import BackgroundTask
 from app import __version__
 from app.services import export, inference
 from app.services.catalog import Catalog, catalog
-from app.services.frames import probe_public
+from app.services.frames import Frame
 from app.services.manager import QueueFull
 from app.services.schemas import (
     CompareCreate,
@@ -38,7 +41,7 @@ from app.services.schemas import (
     RunsPublic,
     RunStatus,
 )
-from app.services.storage import RunRecord
+from app.services.storage import Resolution, RunRecord
 from app.web.deps import LimiterDep, ManagerDep, RunDep, RunId, StorageDep, require_token
 from app.web.models import (
     Health,
@@ -190,28 +193,55 @@ ProbeStep = Annotated[
     str,
     Path(pattern=r"^(latest|[0-9]{1,12})$", description="a step number, or 'latest'", examples=["latest"]),
 ]
+FrameFormat = Annotated[
+    Literal["binary", "json"],
+    Query(description="binary: the frame's bytes (docs/protocol.md); json: nested lists (docs/api.md)"),
+]
+FrameResolution = Annotated[
+    Resolution,
+    Query(description="full: as probed; display: pooled to at most 500 timesteps x 256 units"),
+]
+BINARY = "application/octet-stream"
+FRAME_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "a probe frame: its bytes (default), or JSON with ?format=json",
+        "content": {BINARY: {"schema": {"type": "string", "format": "binary"}}},
+    }
+}
+
+
+def _frame_response(frame: Frame | bytes, format: str, resolution: Resolution) -> Response:
+    """A frame (or its stored bytes) as the request asked: bytes or JSON, full or display."""
+    if isinstance(frame, bytes) and format == "binary":
+        return Response(frame, media_type=BINARY)
+    if isinstance(frame, bytes):
+        frame = Frame.from_bytes(frame)
+    elif resolution == "display":
+        frame = frame.pooled()
+    if format == "binary":
+        return Response(frame.to_bytes(), media_type=BINARY)
+    return _json(frame.to_json())
 
 
 @router.get(
     "/runs/{run_id}/probes/{step}",
     tags=["data"],
     response_model=ProbePublic,
-    responses={
-        404: {"description": "no such run, or no frame at that step"},
-        200: {"content": {"application/octet-stream": {}}},
-    },
+    responses={404: {"description": "no such run, or no frame at that step"}, **FRAME_RESPONSES},
 )
 def get_probe(
-    run: RunDep, step: ProbeStep, storage: StorageDep, format: Literal["json", "binary"] = "json"
+    run: RunDep,
+    step: ProbeStep,
+    storage: StorageDep,
+    format: FrameFormat = "binary",
+    resolution: FrameResolution = "full",
 ) -> Response:
-    """One probe frame as JSON, or (?format=binary) the frame's bytes as the websocket sends them."""
-    data = storage.probe(run.id, None if step == "latest" else int(step))
+    """One probe frame: its bytes as the websocket sends them, or (?format=json) as JSON."""
+    data = storage.probe(run.id, None if step == "latest" else int(step), resolution)
     if data is None:
         where = "yet" if step == "latest" else f"at step {int(step)}"
         raise HTTPException(404, f"run {run.id} has no probe frame {where}")
-    if format == "binary":
-        return Response(data, media_type="application/octet-stream")
-    return _json(probe_public(data))
+    return _frame_response(data, format, resolution)
 
 
 def _checkpoint(run: RunRecord, manager: ManagerDep) -> bytes:
@@ -272,23 +302,32 @@ def export_run(run: RunDep, storage: StorageDep, manager: ManagerDep) -> FileRes
     "/runs/{run_id}/inspect",
     tags=["inference"],
     response_model=ProbePublic,
-    responses={**NOT_FOUND, 409: {"description": "no weights yet"}},
+    responses={**NOT_FOUND, 409: {"description": "no weights yet"}, **FRAME_RESPONSES},
 )
-async def inspect_run(run: RunDep, body: InspectCreate, manager: ManagerDep, limiter: LimiterDep) -> Response:
-    """Probe the run's latest weights on your own input: a probe frame as GET .../probes/{step} gives.
+async def inspect_run(
+    run: RunDep,
+    body: InspectCreate,
+    manager: ManagerDep,
+    limiter: LimiterDep,
+    format: FrameFormat = "binary",
+    resolution: FrameResolution = "full",
+) -> Response:
+    """Probe the run's latest weights on your own input: a probe frame, as GET .../probes/{step}
+    answers one (bytes by default, ?format=json, ?resolution=display).
 
     With `inputs`, targets are placeholders (class 0, or 0.0), so read the gradients' shape, not
     the loss; loss terms sit at the last step for many-to-one tasks, else at every step."""
     checkpoint = await anyio.to_thread.run_sync(_checkpoint, run, manager)
     config = run.to_public().config
+
+    def compute() -> Response:
+        frame = inference.inspect(run.id, config, checkpoint, text=body.text, inputs=body.inputs)
+        return _frame_response(frame, format, resolution)
+
     try:
-        frame = await anyio.to_thread.run_sync(
-            lambda: inference.inspect(run.id, config, checkpoint, text=body.text, inputs=body.inputs),
-            limiter=limiter,
-        )
+        return await anyio.to_thread.run_sync(compute, limiter=limiter)
     except ValueError as exc:
         raise HTTPException(422, str(exc)) from exc
-    return _json(frame)
 
 
 @router.post(

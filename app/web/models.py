@@ -79,12 +79,27 @@ class StepMetricsPublic(BaseModel):
     seconds: float
 
 
+class FramePool(BaseModel):
+    """How a display frame was pooled: the full sizes and the neighbours each bin holds."""
+
+    T: int  # timesteps before pooling
+    units: int  # units per layer before pooling
+    t_width: int  # timesteps per shown column: column i starts at t = i * t_width
+    unit_width: int  # units per shown row
+
+
 class ProbePublic(BaseModel):
-    """A probe frame as JSON (app.services.frames.probe_public); [layer][t][unit] unless noted."""
+    """A probe frame as JSON (app.services.frames.Frame.to_json): every layer, [layer][t][unit]
+    unless noted; T and units are the shown sizes (pooled ones at ?resolution=display)."""
 
     step: int
     loss: float | None
+    last_step: int  # the last t with a loss term (full resolution)
     tokens: list[str] | None
+    marks: list[int]  # the timesteps the task marks (full resolution)
+    mark_label: str | None  # what a mark is ("marked", "delimiter")
+    saturation: dict[str, dict[str, list[float | None]]]
+    pool: FramePool | None  # null at full resolution
     inputs: list[list[float]]
     targets: list[Any]
     mask: list[float]
@@ -92,17 +107,14 @@ class ProbePublic(BaseModel):
     h: list[list[list[float]]]
     c: list[list[list[float]]] | None
     gates: dict[str, list[list[list[float]]]]
+    unit_means: dict[str, list[list[float]]]
     grad_h: list[list[float]]
-    grad_h_last: list[float]
-    grad_h_last_layers: list[list[float]]
+    grad_h_last: list[list[float]]  # [layer][t]
     grad_c: list[list[float]] | None
-    itemized: list[list[float]] | None
+    itemized: list[list[list[float]]] | None  # [layer][s][t]
     connectivity: list[float]
     connectivity_total: list[float]
-    connectivity_itemized: list[list[float]] | None
-    saturation: dict[str, dict[str, list[float]]]
-    unit_means: dict[str, list[list[float]]]
-    last_step: int
+    connectivity_itemized: list[list[float]] | None  # [s][t]
 
 
 class Health(BaseModel):
