@@ -46,6 +46,8 @@ Array = NDArray[np.float32]
 class ProbeFrame:
     step: int
     tokens: list[str] | None  # display label of each input step
+    marks: list[int]  # the timesteps the task marks in this sample (Batch.marks), [] for none
+    mark_label: str | None  # what a mark is (Task.mark_label): "marked", "delimiter", or None
     inputs: Array  # (T, I)
     targets: Array  # (T,) class ids, or (T, O) values
     mask: Array  # (T,) 1 where a loss term is taken
@@ -140,6 +142,8 @@ def probe(
     return ProbeFrame(
         step=step,
         tokens=sample.tokens[0] if sample.tokens is not None else None,
+        marks=list(sample.marks[0]) if sample.marks is not None else [],
+        mark_label=task.mark_label,
         inputs=_np(sample.inputs[0]),
         targets=_np(sample.targets[0].float()),
         mask=_np(sample.mask[0]),

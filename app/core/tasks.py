@@ -17,6 +17,9 @@ Conventions, for every task:
 - targets (B, T) int64 class ids for loss_kind "xent", (B, T, O) float32 for "mse". Steps that
   carry no loss still hold a valid target (class 0, or 0.0), so no index is ever out of range.
 - mask (B, T) float32: 1.0 where a loss term is taken. The loss is the mean over those terms.
+- tokens: per sample, per timestep a short display label of the input; marks: per sample, the
+  timesteps that matter to the task (adding's two marked values, copy's delimiter), named by the
+  task's `mark_label`, or None for tasks without marks.
 - sample() draws only from the torch.Generator it is given: the global RNG is never read or
   advanced, and the same generator state gives the identical batch.
 
@@ -43,7 +46,7 @@ Shape = Literal["one_to_one", "one_to_many", "many_to_one", "many_to_many", "man
 LossKind = Literal["xent", "mse"]
 MetricName = Literal["accuracy", "mse", "bpc"]
 
-MAX_SEQ_LEN = 1000  # upper bound on every seq_len parameter
+MAX_SEQ_LEN = 2000  # upper bound on every seq_len parameter
 MAX_TEXT_CHARS = 1_000_000  # longest custom text for char_lm
 MAX_VOCAB = 512  # most distinct characters a char_lm text may have (keeps one-hot inputs small)
 DATA_DIR = Path(__file__).resolve().parent / "data"
@@ -58,6 +61,7 @@ class Batch:
     targets: Tensor  # (B, T) int64 class ids for loss_kind "xent"; (B, T, O) float32 for "mse"
     mask: Tensor  # (B, T) float32: 1.0 where a loss term is taken, else 0.0
     tokens: list[list[str]] | None  # per sample, per timestep a short display label of the input
+    marks: list[list[int]] | None = None  # per sample, the timesteps the task marks (see Task.mark_label)
 
 
 @dataclass(frozen=True)
@@ -144,6 +148,7 @@ class Task(ABC):
     loss_kind: ClassVar[LossKind]
     metric_name: ClassVar[MetricName]
     params: ClassVar[tuple[ParamSpec, ...]]
+    mark_label: ClassVar[str | None] = None  # what Batch.marks are ("marked", "delimiter"); None: no marks
 
     input_size: int  # I
     output_size: int  # O
@@ -236,7 +241,10 @@ class CharLMTask(Task):
             "choice",
             "hello",
             choices=("hello", "shakespeare", "custom"),
-            doc="'hello' (the 4-step classic), 'shakespeare' (Hamlet, 174 KB) or 'custom' (your text)",
+            doc=(
+                "'hello' (the 4-step classic), 'shakespeare' (Hamlet, 174 KB) or 'custom' (your text); "
+                "without it, 'custom' when text is given, else 'hello'"
+            ),
         ),
         ParamSpec(
             "text",
@@ -245,14 +253,15 @@ class CharLMTask(Task):
             minimum=0,
             maximum=MAX_TEXT_CHARS,
             doc=(
-                "your training text, used only when corpus is 'custom': up to 1,000,000 characters, "
+                "your training text, for corpus 'custom' (or no corpus): up to 1,000,000 characters, "
                 f"at least 2 and at most {MAX_VOCAB} distinct ones, and at least seq_len + 1 long"
             ),
         ),
         _seq_len_spec(50, doc="window length T in characters (ignored by 'hello', which is always 4)"),
     )
 
-    def __init__(self, corpus: str = "hello", text: str = "", seq_len: int = 50) -> None:
+    def __init__(self, corpus: str | None = None, text: str = "", seq_len: int = 50) -> None:
+        corpus = self.resolve_corpus(corpus, text)
         check_params(type(self), {"corpus": corpus, "text": text, "seq_len": seq_len})
         if corpus == "custom":
             if len(set(text)) < 2:
@@ -280,6 +289,21 @@ class CharLMTask(Task):
         self.data = self.encode(text)  # (N,) int64, the whole text as ids
         self.input_size = self.output_size = len(self.vocab)
         self.seq_len = seq_len
+
+    @staticmethod
+    def resolve_corpus(corpus: str | None, text: str) -> str:
+        """The corpus a run trains on: as given, else 'custom' with text and 'hello' without.
+
+        ValueError if text is given with a bundled corpus, which would leave the text unread.
+        """
+        if corpus is None:
+            return "custom" if text else "hello"
+        if text and corpus != "custom":
+            raise ValueError(
+                f"char_lm.text is read only when char_lm.corpus is 'custom', but corpus is {corpus!r}: "
+                "set corpus to 'custom' (or leave corpus out) to train on your text, or drop the text"
+            )
+        return corpus
 
     def encode(self, text: str) -> Tensor:
         """Character ids (len(text),) int64; ValueError naming any character outside the vocabulary."""
@@ -350,6 +374,7 @@ class AddingTask(Task):
     loss_kind = "mse"
     metric_name = "mse"
     params = (_seq_len_spec(50, minimum=2),)
+    mark_label = "marked"  # Batch.marks: the two marked steps; tokens show the values alone
 
     def __init__(self, seq_len: int = 50) -> None:
         check_params(type(self), {"seq_len": seq_len})
@@ -373,12 +398,10 @@ class AddingTask(Task):
         targets[:, -1, 0] = (values * markers).sum(dim=1)
         mask = torch.zeros(B, T)
         mask[:, -1] = 1.0
-        tokens = [
-            [f"{v:.2f}|{int(m)}" for v, m in zip(vrow, mrow, strict=True)]
-            for vrow, mrow in zip(values.tolist(), markers.tolist(), strict=True)
-        ]
+        tokens = [[f"{v:.2f}" for v in row] for row in values.tolist()]
+        marks = torch.stack([first, second], dim=1).tolist()  # (B, 2): the marked steps
         inputs = torch.stack([values, markers], dim=-1)  # (B, T, 2)
-        return Batch(inputs=inputs, targets=targets, mask=mask, tokens=tokens)
+        return Batch(inputs=inputs, targets=targets, mask=mask, tokens=tokens, marks=marks)
 
 
 # -----------------------------------------------------------------------------
@@ -406,6 +429,7 @@ class CopyTask(Task):
         ParamSpec("n_symbols", "int", 10, minimum=1, maximum=50, doc="K, how many symbols to copy"),
     )
     BLANK, DELIMITER, N_CATEGORIES = 0, 9, 10
+    mark_label = "delimiter"  # Batch.marks: the delimiter's step, after which the copy starts
 
     def __init__(self, seq_len: int = 50, n_symbols: int = 10) -> None:
         check_params(type(self), {"seq_len": seq_len, "n_symbols": n_symbols})
@@ -427,7 +451,10 @@ class CopyTask(Task):
         targets[:, T + K :] = symbols
         labels = ["·", *map(str, range(1, 9)), "▶"]  # blank, symbols 1..8, delimiter
         tokens = [[labels[i] for i in row] for row in x.tolist()]
-        return Batch(inputs=_one_hot(x, 10), targets=targets, mask=torch.ones(B, T + 2 * K), tokens=tokens)
+        marks = [[K + T - 1] for _ in range(B)]
+        return Batch(
+            inputs=_one_hot(x, 10), targets=targets, mask=torch.ones(B, T + 2 * K), tokens=tokens, marks=marks
+        )
 
 
 # -----------------------------------------------------------------------------

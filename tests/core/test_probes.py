@@ -153,3 +153,16 @@ def test_saturation_counts_fractions() -> None:
     assert frame.saturation["f"]["low"] == [0.0]
     assert frame.unit_means["f"].shape == (1, 5)
     np.testing.assert_allclose(frame.unit_means["f"], 1.0)
+
+
+def test_a_probe_carries_the_marks_of_its_sample() -> None:
+    net, task, sample = _setup("gru", 0, 1, False, 4)  # adding: two marked positions
+    frame = probe(net, task, sample)
+    assert sample.marks is not None and frame.marks == sample.marks[0] and len(frame.marks) == 2
+    assert frame.mark_label == "marked"
+    assert frame.inputs[frame.marks, 1].tolist() == [1.0, 1.0]  # the marker input is 1 exactly there
+    copy_net, copy_task, copy_sample = _setup("gru", 1, 1, False, 4)
+    copy_frame = probe(copy_net, copy_task, copy_sample)
+    assert copy_frame.mark_label == "delimiter" and copy_frame.marks == [2 + 3 - 1]
+    plain = probe(*_setup("gru", 3, 1, False, 4))  # tagging marks nothing
+    assert plain.marks == [] and plain.mark_label is None

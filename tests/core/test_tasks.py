@@ -93,6 +93,11 @@ def test_batch_shapes_dtypes_and_tokens(name: str) -> None:
     assert b.tokens is not None
     assert len(b.tokens) == B
     assert all(len(row) == T and all(isinstance(s, str) and 0 < len(s) <= 8 for s in row) for row in b.tokens)
+    if task.mark_label is None:
+        assert b.marks is None
+    else:  # a few marked timesteps per sample, each a valid t
+        assert b.marks is not None and len(b.marks) == B
+        assert all(row and all(0 <= t < T for t in row) for row in b.marks)
 
 
 @settings(max_examples=40, deadline=None)
@@ -196,7 +201,7 @@ def test_encode_text_reads_every_character_and_masks_the_last() -> None:
     assert b.mask.tolist() == [[1.0, 1.0, 1.0, 1.0, 0.0]]
     with pytest.raises(ValueError, match=r"'a'.*'y'"):
         task.encode_text("hey a")
-    with pytest.raises(ValueError, match="1 to 1000"):
+    with pytest.raises(ValueError, match="1 to 2000"):
         task.encode_text("")
 
 
@@ -223,7 +228,9 @@ def test_adding_has_one_marker_per_half_and_targets_their_sum(seq_len: int, seed
     assert b.mask[:, -1].eq(1).all()
     assert b.mask[:, :-1].eq(0).all()
     assert b.tokens is not None
-    assert b.tokens[0][0] == f"{float(values[0, 0]):.2f}|{int(markers[0, 0])}"
+    assert b.tokens[0][0] == f"{float(values[0, 0]):.2f}"  # the value alone: the marks show the marker
+    assert b.marks == torch.nonzero(markers)[:, 1].view(16, 2).tolist()
+    assert task.mark_label == "marked"
 
 
 @settings(max_examples=30, deadline=None)
@@ -244,6 +251,7 @@ def test_copy_layout(delay: int, k: int, seed: int) -> None:
     assert torch.equal(y[:, delay + k :], symbols)
     assert b.mask.eq(1).all()
     assert b.inputs.sum(dim=-1).eq(1).all()  # one-hot everywhere, blanks included
+    assert b.marks == [[k + delay - 1]] * 8 and task.mark_label == "delimiter"  # the delimiter's step
 
 
 @settings(max_examples=20, deadline=None)
@@ -412,7 +420,7 @@ def test_defaults_build_every_task() -> None:
 
 
 def test_bounds_are_inclusive() -> None:
-    assert make_task("copy", seq_len=1000, n_symbols=50).seq_len == 1100
+    assert make_task("copy", seq_len=2000, n_symbols=50).seq_len == 2100
     assert make_task("copy", seq_len=1, n_symbols=1).seq_len == 3
     assert make_task("adding", seq_len=2).sample(3, gen(0)).inputs[..., 1].eq(1).all()
 
@@ -423,7 +431,7 @@ def test_bounds_are_inclusive() -> None:
         ("nope", {}, r"unknown task 'nope'.*char_lm"),
         ("copy", {"delay": 5}, r"no parameter 'delay'.*seq_len, n_symbols"),
         ("adding", {"seq_len": 1}, r"adding\.seq_len must be at least 2, got 1"),
-        ("adding", {"seq_len": 1001}, r"adding\.seq_len must be at most 1000, got 1001"),
+        ("adding", {"seq_len": 2001}, r"adding\.seq_len must be at most 2000, got 2001"),
         ("copy", {"n_symbols": 51}, r"copy\.n_symbols must be at most 50"),
         ("copy", {"seq_len": 0}, r"copy\.seq_len must be at least 1"),
         ("recall", {"n_classes": 1}, r"recall\.n_classes must be at least 2"),
@@ -454,10 +462,19 @@ def test_constructors_check_their_parameters_too() -> None:
         CopyTask(n_symbols=0)
 
 
-def test_text_is_ignored_unless_the_corpus_is_custom() -> None:
-    task = make_task("char_lm", corpus="hello", text="something else")
+def test_text_without_a_corpus_trains_on_the_text() -> None:
+    task = make_task("char_lm", text="something else", seq_len=5)
     assert isinstance(task, CharLMTask)
-    assert task.text == "hello"
+    assert task.corpus == "custom" and task.text == "something else"
+    plain = make_task("char_lm")
+    assert isinstance(plain, CharLMTask) and plain.corpus == "hello"
+
+
+@pytest.mark.parametrize("corpus", ["hello", "shakespeare"])
+def test_text_with_a_bundled_corpus_is_refused_not_ignored(corpus: str) -> None:
+    with pytest.raises(ValueError, match=r"char_lm\.text is read only when char_lm\.corpus is 'custom'"):
+        make_task("char_lm", corpus=corpus, text="something else")
+    assert isinstance(make_task("char_lm", corpus=corpus, text=""), CharLMTask)  # empty text says nothing
 
 
 # -----------------------------------------------------------------------------
