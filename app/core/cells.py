@@ -1,16 +1,19 @@
-"""Recurrent cells written out one timestep at a time: the instrumented path.
+"""Recurrent cells written out one timestep at a time, and the hand-written backward pass.
 
-What this is: vanilla RNN (tanh or ReLU), LSTM and GRU, every gate on a named line, reading
-parameters in exactly the torch.nn.RNN / LSTM / GRU layout (`weight_ih_l0`, `weight_hh_l0`,
-`bias_ih_l0`, `bias_hh_l0`, `..._reverse`; gate order i, f, g, o and r, z, n). `unroll` runs a
-whole multi-layer, optionally bidirectional stack and keeps every h_t, c_t and gate as its own
-tensor, so the graph it builds is the explicit unrolled graph of backprop through time.
+What this is, in two parts:
+- the reference forward: vanilla RNN (tanh or ReLU), LSTM and GRU, every gate on a named line
+  (`step`), reading parameters in exactly the torch.nn.RNN / LSTM / GRU layout (`weight_ih_l0`,
+  `weight_hh_l0`, `bias_ih_l0`, `bias_hh_l0`, `..._reverse`; gate order i, f, g, o and r, z, n).
+  `unroll` runs a whole multi-layer, optionally bidirectional stack and keeps every h_t, c_t and
+  gate as its own tensor, so the graph it builds is the explicit unrolled graph of backprop
+  through time. It is the reference the tests hold everything else to (the fused kernels, the
+  probes' gradients); nothing outside the tests runs it.
+- `backward_direction`, the hand-written backward step of each cell, which carries any number of
+  gradient rows back through time at once; `app.core.probes` uses it to itemize the gradient.
 
-Alongside each forward step is its hand-written backward step, which carries any number of
-gradient rows back through time at once; `app.core.probes` uses it to itemize the gradient.
-
-What this is not: the training path. Training runs the fused torch.nn modules, which this file
-reproduces to within float32 rounding (tests hold outputs and parameter gradients to 1e-5).
+What this is not: the training path, nor the probes' forward pass. Both run the fused torch.nn
+modules, which the reference reproduces to within float32 rounding (tests hold outputs and
+parameter gradients to 1e-5).
 """
 
 from __future__ import annotations
@@ -226,37 +229,20 @@ def backward_direction(
     many losses.
 
     Every local derivative that does not depend on the incoming gradient is computed for all t
-    at once before the walk; the walk itself is a few elementwise ops and one matmul a step.
+    at once before the walk (`_local_derivatives`); the walk itself (`_walk`) is a few
+    elementwise ops and one matmul a step.
 
     `active_from` (R,) optional, in the direction's own time (reversed for `reverse`): the
     latest step at which anything reaches row r, so that the row is zero at every later step
     (true of the top layer, and of every layer of a one-way stack); rows are then skipped while
     they are still zero, a pure speed-up.
     """
-    T, R, H = direct.shape
+    T, R, _ = direct.shape
     h0, c0 = _initial(seq.get("h0"), direct), _initial(seq.get("c0"), direct)
     if reverse:  # walk in the direction's own time; flip back at the end
         direct = direct.flip(0)
         seq = {k: v.flip(0) for k, v in seq.items() if k not in ("h0", "c0")}
-    prev_h = torch.cat([h0, seq["h"][:-1]])  # (T, H): the state each step read
-    # local derivatives, all t at once. d_pre = spread(g) * local: spread copies the carried
-    # gradient (g_h, or g_c for LSTM) across the gate blocks it reaches
-    if cell == "lstm":
-        i, f, g, o = seq["i"], seq["f"], seq["g"], seq["o"]
-        prev_c = torch.cat([c0, seq["c"][:-1]])
-        tanh_c = torch.tanh(seq["c"])
-        h_to_c = o * (1 - tanh_c**2)  # dh_t/dc_t
-        local = torch.cat([g * i * (1 - i), prev_c * f * (1 - f), i * (1 - g**2), tanh_c * o * (1 - o)], -1)
-    elif cell == "gru":
-        r, z, cand, hn = seq["r"], seq["z"], seq["n"], seq["hn"]
-        d_n = (1 - z) * (1 - cand**2)
-        local = torch.cat([d_n * hn * r * (1 - r), (prev_h - cand) * z * (1 - z), d_n], -1)  # at x W_ih^T
-        local_hh = torch.cat([local[:, : 2 * H], d_n * r], -1)  # at h W_hh^T: the n block passes r
-    elif cell == "rnn_tanh":
-        local = 1 - seq["h"] ** 2
-    else:
-        local = (seq["h"] > 0).to(direct.dtype)
-    w_hh = w.w_hh  # (G*H, H)
+    local = _local_derivatives(cell, seq, h0, c0, direct.dtype)
 
     # rows still zero are skipped: sort rows by when they start, busiest first
     order: Tensor | None = None
@@ -265,33 +251,7 @@ def backward_direction(
         order = torch.argsort(active_from, descending=True, stable=True)
         direct = direct[:, order]
         counts = [int((active_from >= t).sum().item()) for t in range(T)]
-    out_h: list[Tensor] = []
-    out_c: list[Tensor] = []
-    out_x: list[Tensor] = []
-    carry_h = direct.new_zeros(0, H)  # recurrent part of dL/dh_t, from step t+1
-    carry_c = direct.new_zeros(0, H)
-    for t in range(T - 1, -1, -1):
-        n = counts[t]
-        if carry_h.shape[0] < n:  # rows whose loss enters here start from zero
-            pad = (0, 0, 0, n - int(carry_h.shape[0]))
-            carry_h, carry_c = torch.nn.functional.pad(carry_h, pad), torch.nn.functional.pad(carry_c, pad)
-        gh = direct[t, :n] + carry_h  # (n, H) total dL/dh_t
-        if cell == "lstm":
-            gc = torch.addcmul(carry_c, gh, h_to_c[t])  # (n, H) total dL/dc_t
-            d_pre = torch.cat([gc, gc, gc, gh], -1) * local[t]  # (n, 4H) at the gate pre-activations
-            carry_h, carry_c = d_pre @ w_hh, gc * f[t]
-            out_c.append(gc)
-        elif cell == "gru":
-            spread = gh.repeat(1, 3)
-            d_pre = spread * local[t]  # (n, 3H) at x W_ih^T + b_ih
-            carry_h = torch.addmm(gh * z[t], spread * local_hh[t], w_hh)
-        else:
-            d_pre = gh * local[t]
-            carry_h = d_pre @ w_hh
-        out_h.append(gh)
-        out_x.append(d_pre @ w.w_ih)  # (n, I) at this step's input
-        if window is not None and t % window == 0:  # truncated BPTT: the graph was cut here
-            carry_h, carry_c = torch.zeros_like(carry_h), torch.zeros_like(carry_c)
+    out_h, out_c, out_x = _walk(cell, w, local, direct, counts, window)
 
     def assemble(parts: list[Tensor]) -> Tensor:  # T x (n_t, K) in walk order -> (T, R, K)
         full = torch.nn.utils.rnn.pad_sequence(parts[::-1], batch_first=True)  # (T, max n, K)
@@ -305,6 +265,81 @@ def backward_direction(
         c=assemble(out_c) if cell == "lstm" else None,
         x=assemble(out_x),
     )
+
+
+@dataclass(frozen=True)
+class _Local:
+    """The local derivatives of every step, in walk order, each (T, K).
+
+    The gradient at a step's gate pre-activations is spread(g) * `pre`, where spread copies the
+    carried gradient (g_h, or g_c for LSTM) across the gate blocks it reaches.
+    """
+
+    pre: Tensor  # (T, G*H) at x W_ih^T + b_ih
+    hh: Tensor  # (T, G*H) at h W_hh^T + b_hh: `pre`, except GRU's n block, which passes r
+    h_to_c: Tensor | None = None  # (T, H) LSTM: dh_t/dc_t
+    keep: Tensor | None = None  # (T, H) what passes straight back: LSTM f_t to c, GRU z_t to h
+
+
+def _local_derivatives(
+    cell: CellName, seq: dict[str, Tensor], h0: Tensor, c0: Tensor, dtype: torch.dtype
+) -> _Local:
+    """Everything the backward walk multiplies by that does not depend on the incoming gradient."""
+    if cell == "lstm":
+        i, f, g, o = seq["i"], seq["f"], seq["g"], seq["o"]
+        prev_c = torch.cat([c0, seq["c"][:-1]])  # (T, H) the cell state each step read
+        tanh_c = torch.tanh(seq["c"])
+        pre = torch.cat([g * i * (1 - i), prev_c * f * (1 - f), i * (1 - g**2), tanh_c * o * (1 - o)], -1)
+        return _Local(pre, pre, h_to_c=o * (1 - tanh_c**2), keep=f)
+    if cell == "gru":
+        H = seq["h"].shape[1]
+        prev_h = torch.cat([h0, seq["h"][:-1]])  # (T, H) the state each step read
+        r, z, cand, hn = seq["r"], seq["z"], seq["n"], seq["hn"]
+        d_n = (1 - z) * (1 - cand**2)
+        pre = torch.cat([d_n * hn * r * (1 - r), (prev_h - cand) * z * (1 - z), d_n], -1)
+        return _Local(pre, torch.cat([pre[:, : 2 * H], d_n * r], -1), keep=z)
+    local = 1 - seq["h"] ** 2 if cell == "rnn_tanh" else (seq["h"] > 0).to(dtype)
+    return _Local(local, local)
+
+
+def _walk(
+    cell: CellName, w: Weights, local: _Local, direct: Tensor, counts: list[int], window: int | None
+) -> tuple[list[Tensor], list[Tensor], list[Tensor]]:
+    """The walk from the last step to the first: per step (n_t, K) gradients at h, c and x.
+
+    `counts[t]` rows are live at step t (the busiest first); rows that join start from zero.
+    """
+    T, _, H = direct.shape
+    out_h: list[Tensor] = []
+    out_c: list[Tensor] = []
+    out_x: list[Tensor] = []
+    carry_h = direct.new_zeros(0, H)  # recurrent part of dL/dh_t, from step t+1
+    carry_c = direct.new_zeros(0, H)
+    for t in range(T - 1, -1, -1):
+        n = counts[t]
+        if carry_h.shape[0] < n:  # rows whose loss enters here start from zero
+            pad = (0, 0, 0, n - int(carry_h.shape[0]))
+            carry_h, carry_c = torch.nn.functional.pad(carry_h, pad), torch.nn.functional.pad(carry_c, pad)
+        gh = direct[t, :n] + carry_h  # (n, H) total dL/dh_t
+        if cell == "lstm":
+            assert local.h_to_c is not None and local.keep is not None
+            gc = torch.addcmul(carry_c, gh, local.h_to_c[t])  # (n, H) total dL/dc_t
+            d_pre = torch.cat([gc, gc, gc, gh], -1) * local.pre[t]  # (n, 4H) at the gate pre-activations
+            carry_h, carry_c = d_pre @ w.w_hh, gc * local.keep[t]
+            out_c.append(gc)
+        elif cell == "gru":
+            assert local.keep is not None
+            spread = gh.repeat(1, 3)
+            d_pre = spread * local.pre[t]  # (n, 3H) at x W_ih^T + b_ih
+            carry_h = torch.addmm(gh * local.keep[t], spread * local.hh[t], w.w_hh)
+        else:
+            d_pre = gh * local.pre[t]
+            carry_h = d_pre @ w.w_hh
+        out_h.append(gh)
+        out_x.append(d_pre @ w.w_ih)  # (n, I) at this step's input
+        if window is not None and t % window == 0:  # truncated BPTT: the graph was cut here
+            carry_h, carry_c = torch.zeros_like(carry_h), torch.zeros_like(carry_c)
+    return out_h, out_c, out_x
 
 
 def _initial(state: Tensor | None, like: Tensor) -> Tensor:

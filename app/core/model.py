@@ -71,7 +71,7 @@ class RecurrentNet(nn.Module):
     def unrolled(
         self, x: Tensor, state: State | None = None, window: int | None = None
     ) -> tuple[Tensor, Unrolled]:
-        """The same computation, one named step at a time (see app.core.cells.unroll)."""
+        """The same computation, one named step at a time: the reference (app.core.cells.unroll)."""
         spec = self.spec
         u = unroll(spec.cell, self.recurrent_params(), x, spec.num_layers, spec.bidirectional, state, window)
         return self.readout(u.output), u
