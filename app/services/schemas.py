@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from app.core.cells import CELLS, CellName
 from app.core.engine import OPTIMIZERS, TrainConfig
 from app.core.model import INIT_SCHEMES
-from app.core.tasks import MAX_TEXT_CHARS, TASKS, make_task
+from app.core.tasks import MAX_TEXT_CHARS, TASKS, CharLMTask, make_task
 
 RunStatus = Literal["queued", "running", "completed", "stopped", "diverged", "failed", "interrupted"]
 FINISHED: frozenset[str] = frozenset({"completed", "stopped", "diverged", "failed", "interrupted"})
@@ -29,11 +29,11 @@ class Limits(BaseModel):
     batch_size: int = 512
     steps: int = 100_000
     probe_every: int = 10_000
-    tbptt: int = 1000
+    tbptt: int = 2000
     seed: int = 2**31 - 1
     text_chars: int = MAX_TEXT_CHARS
     sample_length: int = 10_000
-    inspect_steps: int = 1000
+    inspect_steps: int = 2000
     compare_cells: int = 4
 
 
@@ -59,7 +59,9 @@ class TaskSpec(BaseModel):
 
     @model_validator(mode="after")
     def _check(self) -> TaskSpec:
-        make_task(self.name, **self.params)  # raises ValueError naming the field and the limit
+        task = make_task(self.name, **self.params)  # raises ValueError naming the field and the limit
+        if isinstance(task, CharLMTask) and self.model_extra is not None:
+            self.model_extra.setdefault("corpus", task.corpus)  # the config says what is trained on
         return self
 
 
