@@ -12,8 +12,11 @@ from typing import Any
 import pytest
 
 from app.core.engine import StepMetrics
+from app.services import storage as storage_module
+from app.services.frames import MAX_T, Frame
 from app.services.schemas import RunCreate, RunPublic
 from app.services.storage import INTERRUPTED_ERROR, METRIC_FIELDS, RunRecord, Storage, StorageError
+from tests.services.test_frames import probe_frame
 
 CONFIG = RunCreate.model_validate(
     {"cell": "lstm", "hidden_size": 8, "task": {"name": "adding", "seq_len": 6}, "steps": 20}
@@ -143,6 +146,55 @@ def test_probes_and_checkpoints(storage: Storage) -> None:
     storage.save_checkpoint("r", 10, b"w10")
     storage.save_checkpoint("r", 20, b"w20")
     assert storage.checkpoint("r") == b"w20"
+
+
+def test_probes_at_full_and_display_resolution(storage: Storage) -> None:
+    storage.create_run(_record("r"))
+    storage.add_probe("r", 0, b"small")  # no display frame: it is the frame itself
+    storage.add_probe("r", 10, b"full10", b"shown10")
+    assert storage.probe("r", 0, "display") == b"small" == storage.probe("r", 0, "full")
+    assert storage.probe("r", 10) == b"full10" and storage.probe("r", 10, "display") == b"shown10"
+    assert storage.probe("r", None, "display") == b"shown10" and storage.probe("r", 5, "display") is None
+    storage.add_probe("r", 10, b"again")  # replacing a frame replaces its display frame too
+    assert storage.probe("r", 10, "display") == b"again"
+    with pytest.raises(ValueError, match="resolution must be 'full' or 'display'"):
+        storage.probe("r", 10, "thumbnail")  # type: ignore[arg-type]
+
+
+def test_a_version_1_database_is_migrated_once(tmp_path: Path) -> None:
+    v1 = storage_module._SCHEMA.replace("    display BLOB,\n", "")
+    assert v1 != storage_module._SCHEMA
+    small = Frame.from_probe("old", probe_frame("gru")).to_bytes()
+    large = Frame.from_probe("old", probe_frame("gru", seq_len=MAX_T + 20)).to_bytes()
+    path = tmp_path / "gatescope.db"
+    conn = sqlite3.connect(path)
+    conn.executescript(v1 + "; PRAGMA user_version = 1;")
+    with Storage(tmp_path / "scratch") as scratch:  # a run row as version 1 wrote it
+        scratch.create_run(_record("old"))
+        reader = sqlite3.connect(scratch.path)
+        (row,) = reader.execute("SELECT * FROM runs").fetchall()
+        reader.close()
+    conn.execute(f"INSERT INTO runs VALUES ({', '.join('?' * len(row))})", row)
+    conn.executemany(
+        "INSERT INTO probes VALUES (?, ?, ?)", [("old", 0, small), ("old", 1, large), ("old", 2, b"garbage")]
+    )
+    conn.commit()
+    conn.close()
+    for _ in range(2):  # the second open finds the column and changes nothing
+        with Storage(tmp_path) as storage:
+            assert storage.probe_steps("old") == [0, 1, 2]
+            assert storage.probe("old", 0, "display") == small and storage.probe("old", 1) == large
+            shown = storage.probe("old", 1, "display")
+            assert shown is not None and shown != large
+            frame = Frame.from_bytes(shown)
+            assert frame.header["pool"] == {"T": MAX_T + 20, "units": 4, "t_width": 2, "unit_width": 1}
+            assert frame.sizes() == (MAX_T // 2 + 10, 4)
+            assert storage.probe("old", 2, "display") == b"garbage"  # unreadable frames stay as stored
+        with sqlite3.connect(path) as check:
+            assert check.execute("PRAGMA user_version").fetchone() == (2,)
+            nulls = check.execute("SELECT step FROM probes WHERE display IS NULL ORDER BY step").fetchall()
+            assert nulls == [(0,), (2,)]
+        check.close()
 
 
 def test_delete_cascades(storage: Storage) -> None:
