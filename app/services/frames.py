@@ -151,12 +151,12 @@ class Frame:
         ValueError with a sentence if `data` is not a well-formed probe frame.
         """
         buf = memoryview(data).cast("B")
-        header = _read_header(buf)
+        header, start = _read_header(buf)
         arrays: dict[str, Array] = {}
         try:
             for spec in header.pop("arrays"):
                 if names is None or spec["name"] in names:
-                    arrays[str(spec["name"])] = _read_array(buf, spec)
+                    arrays[str(spec["name"])] = _read_array(buf, spec, start)
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"not a probe frame: its array table is malformed ({exc})") from exc
         header.setdefault("marks", [])
@@ -271,7 +271,8 @@ def _pool_array(name: str, a: Array, tw: int, uw: int) -> Array:
 # -- bytes helpers --------------------------------------------------------------------------
 
 
-def _read_header(buf: memoryview) -> dict[str, Any]:
+def _read_header(buf: memoryview) -> tuple[dict[str, Any], int]:
+    """The header (with its array table) and where the arrays may start."""
     if len(buf) < _LENGTH.size:
         raise ValueError("not a probe frame: shorter than its 4-byte header length")
     (n,) = _LENGTH.unpack_from(buf, 0)
@@ -285,16 +286,18 @@ def _read_header(buf: memoryview) -> dict[str, Any]:
         raise ValueError("not a probe frame: the header's type is not 'probe'")
     if not isinstance(header.get("arrays"), list):
         raise ValueError("not a probe frame: the header has no array table")
-    return header
+    return header, _LENGTH.size + n
 
 
-def _read_array(buf: memoryview, spec: dict[str, Any]) -> Array:
+def _read_array(buf: memoryview, spec: dict[str, Any], start: int) -> Array:
     name, dtype, shape = spec["name"], _DTYPES.get(spec["dtype"]), tuple(int(n) for n in spec["shape"])
     if dtype is None:
         raise ValueError(f"not a probe frame: array {name} has an unknown dtype {spec['dtype']!r}")
     count = math.prod(shape)
     offset = int(spec["offset"])
-    if min(shape, default=0) < 0 or offset < 0 or offset + count * dtype.itemsize > len(buf):
+    if offset < start or offset % _ALIGN:
+        raise ValueError(f"not a probe frame: array {name} is not at an aligned offset after the header")
+    if min(shape, default=0) < 0 or offset + count * dtype.itemsize > len(buf):
         raise ValueError(f"not a probe frame: array {name} runs past the end of the message")
     flat = np.frombuffer(buf, dtype=dtype, count=count, offset=offset)
     return flat.reshape(shape).astype(np.float32)  # astype copies: independent of the message
