@@ -1,13 +1,19 @@
-"""The catalog: every choice the API offers, and presets that are valid runs."""
+"""The catalog: every choice the API offers, the constants the pages share, presets and lessons."""
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 
-from app.core.cells import CELLS
+from app.core.cells import CELLS, GATES
 from app.core.tasks import TASKS, make_task
-from app.services.catalog import catalog, presets
-from app.services.schemas import LIMITS, CompareCreate
+from app.services import frames
+from app.services.catalog import GATE_CAPTIONS, LESSONS, Lesson, catalog, lessons, presets, run_defaults
+from app.services.schemas import FINISHED, LIMITS, CompareCreate, RunCreate
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_catalog_lists_every_cell_task_and_limit() -> None:
@@ -50,3 +56,74 @@ def test_the_exploding_preset_shows_what_it_says() -> None:
     unclipped = list(Trainer(to_train_config(exploding.variants[0])).events())[-1]
     assert isinstance(clipped, End) and clipped.status == "completed"
     assert isinstance(unclipped, End) and unclipped.status == "diverged"
+
+
+def test_display_constants_are_the_frames_and_the_cores() -> None:
+    shown = catalog().display
+    assert (shown.max_t, shown.max_units) == (frames.MAX_T, frames.MAX_UNITS) == (500, 256)
+    assert shown.floor == -30
+    every_gate = {g for cell in CELLS for g in GATES[cell]}
+    assert set(shown.gate_kinds) == every_gate
+    assert {g for g, kind in shown.gate_kinds.items() if kind == "sigmoid"} == {"i", "f", "o", "r", "z"}
+    assert shown.gate_kinds["g"] == shown.gate_kinds["n"] == "tanh"
+    assert set(GATE_CAPTIONS) == every_gate | {"c"} and all(
+        text.endswith(".") for text in GATE_CAPTIONS.values()
+    )
+
+
+def test_statuses_list_every_run_status_and_the_finished_ones() -> None:
+    statuses = catalog().statuses
+    assert statuses.all[0] == "queued" and set(statuses.all) >= FINISHED | {"running"}
+    assert set(statuses.finished) == FINISHED and len(statuses.finished) == len(FINISHED)
+
+
+def test_defaults_are_a_runcreates_own() -> None:
+    defaults = run_defaults()
+    made = RunCreate.model_validate({"cell": "gru", "task": {"name": "adding"}}).model_dump(mode="json")
+    assert defaults == {k: v for k, v in made.items() if k not in ("cell", "task")}
+    assert (
+        defaults["hidden_size"] == 64 and defaults["optimizer"]["lr"] == 0.003 and defaults["tbptt"] is None
+    )
+    assert RunCreate.model_validate({**defaults, "cell": "lstm", "task": {"name": "copy"}})  # a valid base
+
+
+def test_lessons_are_valid_runs_for_the_learn_pages_sections() -> None:
+    found = {lesson.name: lesson for lesson in lessons()}
+    page = (REPO_ROOT / "templates" / "learn.html").read_text(encoding="utf-8")
+    assert set(found) == set(re.findall(r'data-demo="([a-z]+)"', page))
+    assert [r.config.task.name for r in found["shapes"].runs] == [
+        "recall",
+        "counting",
+        "recall",
+        "copy",
+        "tagging",
+    ]
+    vanishing = found["vanishing"].compare
+    assert (
+        vanishing is not None
+        and vanishing.cells == ["rnn_tanh", "lstm", "gru"]
+        and not found["vanishing"].runs
+    )
+    assert [r.config.clip.mode for r in found["exploding"].runs] == ["norm", "off"]
+    assert found["gates"].runs[0].config.init.forget_bias == 1.0
+    assert found["remedies"].runs[1].config.tbptt == 10
+    for lesson in found.values():
+        for run in lesson.runs:  # small enough to train in seconds on a CPU
+            assert run.config.steps <= 500 and run.config.hidden_size <= 32 and run.title
+
+
+def test_a_lesson_needs_runs_or_a_comparison_but_not_both() -> None:
+    config = dict(LESSONS[0]["runs"][0]["config"])
+    with pytest.raises(ValueError, match="either runs or a comparison"):
+        Lesson.model_validate({"name": "x", "views": ["loss"]})
+    with pytest.raises(ValueError, match="either runs or a comparison"):
+        Lesson.model_validate(
+            {
+                "name": "x",
+                "views": ["loss"],
+                "runs": [{"title": "t", "config": config}],
+                "compare": {"config": config},
+            }
+        )
+    with pytest.raises(ValueError, match="views"):
+        Lesson.model_validate({"name": "x", "views": ["nope"], "runs": [{"title": "t", "config": config}]})
