@@ -11,7 +11,7 @@ import numpy as np
 
 from app.core.probes import ProbeFrame
 from app.services.export import metrics_csv, write_export
-from app.services.frames import encode_probe
+from app.services.frames import Frame
 from app.services.storage import RunRecord, Storage
 from tests.services.test_inference import ADDING, trained
 
@@ -42,7 +42,8 @@ def test_write_export_holds_config_metrics_every_frame_and_the_checkpoint(tmp_pa
         row = dict.fromkeys(fields, 1.0)
         storage.add_steps("r1", [{**row, "step": 1, "clipped": False, "param_grad_norms": {"w": 1.0}}])
         for step, frame in ((0, frames[0]), (1, frames[0])):
-            storage.add_probe("r1", step, encode_probe("r1", frame))
+            full = Frame.from_probe("r1", frame)
+            storage.add_probe("r1", step, full.to_bytes(), full.pooled(max_t=2).to_bytes())
         path = tmp_path / "run.zip"
         write_export(storage, "r1", record.config, checkpoint, path)
     with zipfile.ZipFile(path) as archive:
@@ -50,5 +51,8 @@ def test_write_export_holds_config_metrics_every_frame_and_the_checkpoint(tmp_pa
         assert archive.read("metrics.csv").decode().splitlines()[1].startswith("1,1.0,")
         npz = np.load(io.BytesIO(archive.read("probes.npz")))
         assert {"0/h", "1/h", "0/grad_h_last", "1/connectivity"} <= set(npz.files)
+        # at full resolution, though storage has display frames pooled to 2 timesteps
         assert npz["0/h"].dtype == np.float32 and npz["0/h"].shape == frames[0].h.shape
+        np.testing.assert_array_equal(npz["1/grad_h_last"], frames[0].grad_h_last)
+        assert frames[0].h.shape[1] > 2  # so the display frames differ
         assert archive.read("checkpoint.pt") == checkpoint

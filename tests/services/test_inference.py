@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
 from app.core.engine import Trainer
+from app.services.frames import Frame
 from app.services.inference import NotCharLMError, inspect, load_model, sample
 from app.services.schemas import RunCreate, to_train_config
 from app.services.worker import checkpoint_bytes
@@ -44,8 +46,10 @@ def test_inspect_text_matches_the_trainers_own_probe() -> None:
     run, trainer, checkpoint = trained(HELLO)
     frame = inspect("r1", run, checkpoint, text="hell")
     own = trainer.probe(trainer.task.encode_text("hell"))
-    assert frame["step"] == 30 and frame["tokens"] == ["h", "e", "l", "l"]
-    assert frame["grad_h_last"] == pytest.approx(own.grad_h_last[0].tolist(), rel=1e-5)
+    assert frame.step == 30 and frame.header["tokens"] == ["h", "e", "l", "l"]
+    assert frame.header["run_id"] == "r1" and frame.header["pool"] is None
+    np.testing.assert_allclose(frame.arrays["grad_h_last"], own.grad_h_last, rtol=1e-5)
+    assert set(frame.arrays) == set(Frame.from_probe("r1", own).arrays)
     with pytest.raises(ValueError, match="not in the vocabulary"):
         inspect("r1", run, checkpoint, text="hex")
     with pytest.raises(ValueError, match="at least 2 characters"):
@@ -57,8 +61,8 @@ def test_inspect_text_matches_the_trainers_own_probe() -> None:
 def test_inspect_raw_inputs_puts_loss_terms_where_the_task_does() -> None:
     run, _, checkpoint = trained(ADDING, steps=3)
     frame = inspect("r1", run, checkpoint, inputs=[[0.1, 1.0], [0.5, 0.0], [0.3, 1.0]])
-    assert frame["mask"] == [0.0, 0.0, 1.0] and frame["tokens"] is None
-    assert len(frame["connectivity"]) == 3
+    assert frame.arrays["mask"].tolist() == [0.0, 0.0, 1.0] and frame.header["tokens"] is None
+    assert frame.arrays["connectivity"].shape == (3,) and frame.header["marks"] == []
     with pytest.raises(ValueError, match="2 values per step"):
         inspect("r1", run, checkpoint, inputs=[[0.1]])
 

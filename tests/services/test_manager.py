@@ -23,7 +23,7 @@ import torch
 
 from app.core.engine import Trainer
 from app.services import manager as manager_module
-from app.services.frames import decode_probe
+from app.services.frames import Frame
 from app.services.manager import (
     DELETED_ERROR,
     SHUTDOWN_ERROR,
@@ -181,14 +181,16 @@ def test_runs_complete_diverge_or_fail(make: Make) -> None:
 
     assert [m["step"] for m in storage.metrics(record.id)] == list(range(1, 31))
     assert storage.probe_steps(record.id) == [0, 10, 20, 30]
-    header, _ = decode_probe(storage.probe(record.id) or b"")
-    assert header["run_id"] == record.id and header["step"] == 30
+    latest = Frame.from_bytes(storage.probe(record.id) or b"")
+    assert latest.header["run_id"] == record.id and latest.step == 30
 
     messages = recorder.of(record.id)
     first, *middle, status, end = messages
     assert isinstance(first, StatusMessage) and first.run.status == "running"
     assert [m.metrics["step"] for m in middle if isinstance(m, StepMessage)] == list(range(1, 31))
-    assert [m.step for m in middle if isinstance(m, ProbeMessage)] == [0, 10, 20, 30]
+    probes = [m for m in middle if isinstance(m, ProbeMessage)]
+    assert [m.step for m in probes] == [0, 10, 20, 30]
+    assert all(m.display == storage.probe(record.id, m.step, "display") for m in probes)  # what was stored
     assert isinstance(status, StatusMessage) and isinstance(end, EndMessage)
     assert status.run.status == end.run.status == "completed" and end.run.step == 30
 

@@ -17,7 +17,7 @@ import torch
 
 from app.core.engine import StepMetrics, Trainer
 from app.services import worker
-from app.services.frames import decode_probe
+from app.services.frames import MAX_T, Frame
 from app.services.schemas import RunCreate, to_train_config
 
 LSTM = RunCreate.model_validate(
@@ -111,15 +111,18 @@ def test_a_run_sends_its_events_in_order() -> None:
     assert step["step"] == 1 and isinstance(step["param_grad_norms"], dict)
     for message in result:
         if message[0] == "probe":
-            _, at, frame, ckpt = message
-            header, arrays = decode_probe(frame)
-            assert header["run_id"] == "rid" and header["step"] == at and "h" in arrays
+            _, at, full, display, ckpt = message
+            frame = Frame.from_bytes(full)
+            assert (
+                frame.header["run_id"] == "rid" and frame.step == at and frame.arrays["h"].shape == (1, 6, 8)
+            )
+            assert display is None  # a small frame is its own display frame
             assert _load(ckpt)["step"] == at  # a small net's weights come with every probe
 
 
 def test_the_checkpoint_loads_into_plain_torch_modules() -> None:
     result = _run(LSTM)
-    ckpt = _load(result.messages[-2][3])  # with the last probe
+    ckpt = _load(result.messages[-2][4])  # with the last probe
     assert set(ckpt) == {"config", "step", "state_dict", "readout", "vocab"}
     assert ckpt["config"] == LSTM.model_dump(mode="json") and ckpt["step"] == 12 and ckpt["vocab"] is None
     lstm = torch.nn.LSTM(input_size=2, hidden_size=8, batch_first=True)
@@ -152,13 +155,26 @@ def test_a_char_model_checkpoint_has_its_vocabulary() -> None:
     )
     result = _run(config)
     assert result.kinds == ["probe0", "step1", "step2", "probe2", "end"]
-    ckpt = _load(result.messages[-2][3])
+    ckpt = _load(result.messages[-2][4])
     vocab = ckpt["vocab"]
     assert isinstance(vocab, list) and vocab and all(isinstance(ch, str) for ch in vocab)
     gru = torch.nn.GRU(len(vocab), 4, num_layers=2, bidirectional=True, batch_first=True)
     gru.load_state_dict(ckpt["state_dict"])
-    header, _ = decode_probe(result.messages[-2][2])
-    assert header["tokens"] and all(isinstance(t, str) for t in header["tokens"])
+    tokens = Frame.from_bytes(result.messages[-2][2]).header["tokens"]
+    assert tokens and all(isinstance(t, str) for t in tokens)
+
+
+def test_a_long_frame_is_pooled_in_the_worker_once() -> None:
+    long_task = {"task": {"name": "adding", "seq_len": MAX_T + 10}, "steps": 1}
+    config = RunCreate.model_validate({**LSTM.model_dump(mode="json"), **long_task})
+    result = _run(config)
+    assert result.kinds == ["probe0", "step1", "probe1", "end"]
+    for _, at, full, display, _ in (m for m in result if m[0] == "probe"):
+        frame, shown = Frame.from_bytes(full), Frame.from_bytes(display)
+        assert frame.header["pool"] is None and frame.sizes() == (MAX_T + 10, 8)
+        assert shown.header["pool"] == {"T": MAX_T + 10, "units": 8, "t_width": 2, "unit_width": 1}
+        assert shown.step == at and shown.sizes() == ((MAX_T + 10) // 2, 8)
+        assert display == frame.pooled().to_bytes()  # exactly the display frame of the full one
 
 
 def test_a_stop_before_the_first_step_ends_at_step_zero() -> None:
@@ -184,7 +200,7 @@ def test_large_nets_send_weights_at_most_every_few_seconds(monkeypatch: pytest.M
     monkeypatch.setattr(worker, "CHECKPOINT_SECONDS", 3600.0)
     result = _run(LSTM)
     probes = [m for m in result if m[0] == "probe"]
-    assert probes[0][3] is not None and all(p[3] is None for p in probes[1:])
+    assert probes[0][4] is not None and all(p[4] is None for p in probes[1:])
     assert result.messages[-2][:2] == ("checkpoint", 12)  # the final weights, before the end
     assert result.messages[-1][:2] == ("end", "completed")
 
