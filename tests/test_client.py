@@ -9,10 +9,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
 
 from app.client import GatescopeClient, GatescopeError
+from app.services.frames import Frame
 from tests.live_server import LiveServer, serve
+from tests.services.test_frames import probe_frame
 
 ADDING: dict[str, Any] = {
     "cell": "lstm",
@@ -43,6 +46,32 @@ def test_requests_carry_the_token_and_the_right_paths() -> None:
     assert all(r.headers["authorization"] == "Bearer t0k" for r in seen)
     assert json.loads(seen[1].content) == {"prime": "h", "length": 4, "temperature": 1.0, "seed": 2}
     assert seen[1].url.path == "/api/runs/r1/sample"
+
+
+def test_frames_are_asked_for_as_bytes_and_decoded() -> None:
+    data = Frame.from_probe("r1", probe_frame("gru")).to_bytes()
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        if request.url.path.endswith("/inspect"):
+            return httpx.Response(200, content=data, headers={"content-type": "application/octet-stream"})
+        if request.url.params.get("format") == "json":
+            return httpx.Response(200, json={"step": 1})
+        return httpx.Response(200, content=data, headers={"content-type": "application/octet-stream"})
+
+    with mock_client(handler) as gs:
+        frame = gs.probe("r1", 5, resolution="display")
+        assert isinstance(frame, Frame) and frame.step == 1 and frame.to_bytes() == data
+        assert gs.probe_json("r1")["step"] == 1
+        assert gs.inspect("r1", text="he").to_bytes() == data
+    assert (seen[0].url.path, dict(seen[0].url.params)) == (
+        "/api/runs/r1/probes/5",
+        {"resolution": "display"},
+    )
+    assert dict(seen[1].url.params) == {"format": "json", "resolution": "full"}
+    assert seen[1].url.path == "/api/runs/r1/probes/latest"
+    assert json.loads(seen[2].content) == {"text": "he"} and seen[2].url.params["resolution"] == "full"
 
 
 def test_errors_raise_with_the_status_and_the_sentence() -> None:
@@ -96,11 +125,16 @@ def test_every_method_against_a_real_server(live: LiveServer) -> None:
         assert [r["step"] for r in gs.metrics(run["id"], since=10)] == [11, 12, 13, 14, 15]
         assert gs.metrics_csv(run["id"]).startswith("step,loss,metric")
         assert gs.probes(run["id"]) == [0, 5, 10, 15]
-        assert gs.probe(run["id"], 5)["step"] == 5
-        header, arrays = gs.probe_frame(run["id"])
-        assert header["step"] == 15 and arrays["c"].shape == (1, 5, 4)
-        frame = gs.inspect(run["id"], inputs=[[0.1, 1.0], [0.7, 1.0]])
-        assert len(frame["grad_h_last"]) == 2
+        frame = gs.probe(run["id"])
+        assert frame.step == 15 and frame.arrays["c"].shape == (1, 5, 4)
+        assert gs.probe(run["id"], 5, resolution="display").step == 5
+        public = gs.probe_json(run["id"], 5)
+        assert public["step"] == 5 and np.shape(public["c"]) == (1, 5, 4)
+        np.testing.assert_array_equal(
+            np.asarray(public["grad_h"], np.float32), gs.probe(run["id"], 5).arrays["grad_h"]
+        )
+        inspected = gs.inspect(run["id"], inputs=[[0.1, 1.0], [0.7, 1.0]])
+        assert inspected.arrays["grad_h_last"].shape == (1, 2) and inspected.step == 15
         with zipfile.ZipFile(io.BytesIO(gs.export(run["id"]))) as archive:
             assert "probes.npz" in archive.namelist()
         assert gs.checkpoint(run["id"])[:2] == b"PK"  # torch.save writes a zip

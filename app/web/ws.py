@@ -3,7 +3,9 @@
 What this is: one endpoint. After accepting it sends {"type": "snapshot", "run", "metrics",
 "probe_steps"} (everything stored so far), then the latest probe frame as a binary message, then
 hands the socket to the Hub, which sends step batches, newer probe frames, status changes and
-finally {"type": "end", "run"}, after which the server closes with 1000. An unknown run closes
+finally {"type": "end", "run"}, after which the server closes with 1000. Every frame it sends is
+a display frame (frames.Frame.pooled: at most 500 timesteps x 256 units), the same bytes for
+every viewer; full-resolution frames are for GET /api/runs/{id}/probes/{step}. An unknown run closes
 with 4404, a missing token with 4401, an Origin that is neither this server nor an allowed one
 with 4403 (after accepting, so a browser sees the reason). A finished run gets the snapshot,
 its latest probe and the end message at once. Messages from the client are read and ignored; a
@@ -56,13 +58,14 @@ class _Sink:
 
 
 def _snapshot(storage: Storage, run_id: str) -> tuple[RunRecord | None, str, bytes | None, int, int]:
-    """(record, snapshot JSON, latest probe bytes, last stored step, latest probe step), in one thread hop."""
+    """(record, snapshot JSON, the latest display frame's bytes, last stored step, latest probe step),
+    in one thread hop."""
     record = storage.get_run(run_id)
     if record is None:
         return None, "", None, 0, -1
     metrics = storage.metrics(run_id)
     probe_steps = storage.probe_steps(run_id)
-    probe = storage.probe(run_id, probe_steps[-1]) if probe_steps else None
+    probe = storage.probe(run_id, probe_steps[-1], "display") if probe_steps else None
     text = orjson.dumps(
         {
             "type": "snapshot",

@@ -2,11 +2,15 @@
 
 `served` (session scope) is a TestClient of an app that has already trained two tiny runs to the
 end, so the read-only tests share them: `hello` (char_lm "hello", LSTM) and `adding` (GRU).
+`seed_run` writes a finished run straight into storage, trained in this process, with the frames
+the worker would have sent (full and display bytes): for runs too large to train in a test.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,8 +20,12 @@ import pytest
 from fastapi import FastAPI
 from starlette.testclient import TestClient
 
+from app.core.engine import StepMetrics, Trainer
+from app.core.probes import ProbeFrame
 from app.main import create_app
-from app.services.schemas import FINISHED
+from app.services.schemas import FINISHED, RunCreate, to_train_config
+from app.services.storage import RunRecord, Storage, utcnow
+from app.services.worker import checkpoint_bytes, frame_bytes
 from app.settings import Settings
 
 HELLO: dict[str, Any] = {
@@ -46,6 +54,35 @@ SLOW: dict[str, Any] = {
     "steps": 100_000,
     "probe_every": 50,
 }
+
+
+# a run whose frames are larger than a display frame: 510 timesteps, 260 units
+LONG: dict[str, Any] = {
+    "cell": "gru",
+    "hidden_size": 260,
+    "task": {"name": "adding", "seq_len": 510},
+    "batch_size": 2,
+    "steps": 1,
+    "probe_every": 0,
+}
+
+
+def seed_run(storage: Storage, config: dict[str, Any]) -> str:
+    """A finished run with metrics, probe frames and a checkpoint, trained here in-process."""
+    run = RunCreate.model_validate(config)
+    record = RunRecord.new(f"seed{zlib.crc32(repr(config).encode()):08x}", run)
+    storage.create_run(record)
+    trainer = Trainer(to_train_config(run, threads=1))
+    rows = []
+    for event in trainer.events():
+        if isinstance(event, StepMetrics):
+            rows.append(dataclasses.asdict(event))
+        elif isinstance(event, ProbeFrame):
+            storage.add_probe(record.id, event.step, *frame_bytes(record.id, event))
+    storage.add_steps(record.id, rows)
+    storage.save_checkpoint(record.id, trainer.step, checkpoint_bytes(run, trainer))
+    storage.update_run(record.id, status="completed", started_at=utcnow(), finished_at=utcnow())
+    return record.id
 
 
 def make_app(data_dir: Path, **settings: Any) -> FastAPI:

@@ -17,11 +17,11 @@ from starlette.testclient import TestClient
 
 from app.services import manager as manager_module
 from app.services.catalog import catalog
-from app.services.frames import decode_probe
-from app.services.schemas import RunCreate
+from app.services.frames import MAX_T, MAX_UNITS, Frame
+from app.services.schemas import LIMITS, RunCreate
 from app.services.storage import StorageError
 from tests.services.test_frames import PUBLIC_KEYS as PROBE_KEYS
-from tests.web.conftest import ADDING, HELLO, SLOW, Served, make_app, wait_for
+from tests.web.conftest import ADDING, HELLO, LONG, SLOW, Served, make_app, seed_run, wait_for
 
 # -- reading finished runs ------------------------------------------------------------------
 
@@ -127,23 +127,80 @@ def test_metrics_as_json_and_csv(served: Served) -> None:
 def test_probe_steps_and_frames(served: Served) -> None:
     http = served.client
     assert http.get(f"/api/runs/{served.hello}/probes").json() == [0, 10, 20, 30, 40]
-    frame = http.get(f"/api/runs/{served.hello}/probes/latest").json()
-    assert set(frame) == PROBE_KEYS
-    assert frame["step"] == 40
-    assert frame["tokens"] == ["h", "e", "l", "l"]
-    assert np.asarray(frame["h"]).shape == (1, 4, 8)
-    assert set(frame["gates"]) == {"i", "f", "g", "o"}
-    assert len(frame["grad_h_last"]) == 4
-    at_10 = http.get(f"/api/runs/{served.hello}/probes/10").json()
-    assert at_10["step"] == 10
-    binary = http.get(f"/api/runs/{served.hello}/probes/10", params={"format": "binary"})
-    assert binary.headers["content-type"] == "application/octet-stream"
-    header, arrays = decode_probe(binary.content)
-    assert header["step"] == 10 and header["run_id"] == served.hello
-    assert arrays["h"].shape == (1, 4, 8)
+    latest = http.get(f"/api/runs/{served.hello}/probes/latest")  # bytes by default
+    assert latest.headers["content-type"] == "application/octet-stream"
+    frame = Frame.from_bytes(latest.content)
+    assert frame.step == 40 and frame.header["run_id"] == served.hello and frame.header["pool"] is None
+    assert frame.arrays["h"].shape == (1, 4, 8) and frame.header["tokens"] == ["h", "e", "l", "l"]
+    public = http.get(f"/api/runs/{served.hello}/probes/10", params={"format": "json"}).json()
+    assert set(public) == PROBE_KEYS and public["step"] == 10
+    assert set(public["gates"]) == {"i", "f", "g", "o"} and public["pool"] is None
+    assert np.shape(public["grad_h_last"]) == (1, 4)  # [layer][t]
+    assert np.shape(public["itemized"]) == (1, 4, 4)  # [layer][s][t]
+    at_10 = Frame.from_bytes(http.get(f"/api/runs/{served.hello}/probes/10").content)
+    np.testing.assert_array_equal(np.asarray(public["grad_h"], np.float32), at_10.arrays["grad_h"])
+    # a small frame is its own display frame: the very same bytes
+    shown = http.get(f"/api/runs/{served.hello}/probes/10", params={"resolution": "display"})
+    assert shown.content == http.get(f"/api/runs/{served.hello}/probes/10").content
     missing = http.get(f"/api/runs/{served.hello}/probes/11")
     assert missing.status_code == 404 and "step 11" in missing.json()["detail"]
     assert http.get(f"/api/runs/{served.hello}/probes/first").status_code == 422
+
+
+@pytest.mark.parametrize(("param", "value"), [("format", "xml"), ("resolution", "thumbnail"), ("format", "")])
+def test_a_bad_frame_query_is_a_422_naming_the_choices(served: Served, param: str, value: str) -> None:
+    for method, path, body in (
+        ("GET", f"/api/runs/{served.hello}/probes/latest", None),
+        ("POST", f"/api/runs/{served.hello}/inspect", {"text": "he"}),
+    ):
+        response = served.client.request(method, path, params={param: value}, json=body)
+        assert response.status_code == 422, (method, param)
+        (error,) = response.json()["detail"]
+        assert error["loc"] == ["query", param]
+        choices = ("'binary' or 'json'", "'full' or 'display'")[param == "resolution"]
+        assert choices in error["msg"]
+
+
+@pytest.fixture(scope="module")
+def long_run(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """An app with one finished run of 510 timesteps x 260 units (its frames need pooling)."""
+    app = make_app(tmp_path_factory.mktemp("long"))
+    with TestClient(app) as http:
+        yield http, seed_run(app.state.storage, LONG)
+
+
+def test_a_large_frame_at_full_and_display_resolution(long_run: Any) -> None:
+    http, run_id = long_run
+    full = Frame.from_bytes(http.get(f"/api/runs/{run_id}/probes/1").content)
+    assert full.header["pool"] is None and full.sizes() == (510, 260)
+    answer = http.get(f"/api/runs/{run_id}/probes/1", params={"resolution": "display"})
+    assert answer.headers["content-type"] == "application/octet-stream"
+    assert len(answer.content) < len(full.to_bytes()) / 3
+    shown = Frame.from_bytes(answer.content)
+    assert shown.header["pool"] == {"T": 510, "units": 260, "t_width": 2, "unit_width": 2}
+    assert shown.sizes() == (255, 130) and shown.sizes() <= (MAX_T, MAX_UNITS)
+    assert shown.to_bytes() == full.pooled().to_bytes()  # made once, by the worker, from the full one
+    public = http.get(
+        f"/api/runs/{run_id}/probes/1", params={"format": "json", "resolution": "display"}
+    ).json()
+    assert public["pool"] == shown.header["pool"] and np.shape(public["h"]) == (1, 255, 130)
+    assert public["marks"] == full.header["marks"] and public["mark_label"] == "marked"  # full-resolution t
+    assert np.shape(public["grad_h_last"]) == (1, 255)
+    full_json = http.get(f"/api/runs/{run_id}/probes/latest", params={"format": "json"}).json()
+    assert np.shape(full_json["gates"]["z"]) == (1, 510, 260) and full_json["pool"] is None
+
+
+def test_inspect_a_large_run_at_display_resolution(long_run: Any) -> None:
+    http, run_id = long_run
+    inputs = [[0.5, float(t in (3, 400))] for t in range(510)]
+    full = Frame.from_bytes(http.post(f"/api/runs/{run_id}/inspect", json={"inputs": inputs}).content)
+    assert full.sizes() == (510, 260) and full.header["pool"] is None and full.step == 1
+    answer = http.post(
+        f"/api/runs/{run_id}/inspect", params={"resolution": "display"}, json={"inputs": inputs}
+    )
+    shown = Frame.from_bytes(answer.content)
+    assert shown.header["pool"] == {"T": 510, "units": 260, "t_width": 2, "unit_width": 2}
+    np.testing.assert_array_equal(shown.arrays["grad_h_last"], full.pooled().arrays["grad_h_last"])
 
 
 def test_checkpoint_loads_into_a_plain_torch_lstm(served: Served) -> None:
@@ -179,11 +236,16 @@ def test_export_is_a_zip_of_config_metrics_probes_and_checkpoint(served: Served)
 
 def test_inspect_text_of_a_char_lm_run(served: Served) -> None:
     http = served.client
-    frame = http.post(f"/api/runs/{served.hello}/inspect", json={"text": "hello"}).json()
-    assert set(frame) == PROBE_KEYS
-    assert frame["tokens"] == ["h", "e", "l", "l", "o"]
-    assert frame["step"] == 40
-    assert np.asarray(frame["h"]).shape == (1, 5, 8)
+    answer = http.post(f"/api/runs/{served.hello}/inspect", json={"text": "hello"})
+    assert answer.headers["content-type"] == "application/octet-stream"  # bytes by default
+    frame = Frame.from_bytes(answer.content)
+    assert frame.header["tokens"] == ["h", "e", "l", "l", "o"] and frame.step == 40
+    assert frame.arrays["h"].shape == (1, 5, 8) and frame.header["run_id"] == served.hello
+    public = http.post(
+        f"/api/runs/{served.hello}/inspect", params={"format": "json"}, json={"text": "hello"}
+    ).json()
+    assert set(public) == PROBE_KEYS and public["tokens"] == frame.header["tokens"]
+    np.testing.assert_array_equal(np.asarray(public["grad_h_last"], np.float32), frame.arrays["grad_h_last"])
     unknown = http.post(f"/api/runs/{served.hello}/inspect", json={"text": "help"})
     assert unknown.status_code == 422
     assert unknown.json()["detail"] == "characters not in the vocabulary of this corpus: 'p'"
@@ -192,7 +254,8 @@ def test_inspect_text_of_a_char_lm_run(served: Served) -> None:
 def test_inspect_raw_inputs(served: Served) -> None:
     http = served.client
     inputs = [[0.5, 1.0], [0.2, 0.0], [0.9, 1.0]]
-    frame = http.post(f"/api/runs/{served.adding}/inspect", json={"inputs": inputs}).json()
+    query = {"format": "json"}
+    frame = http.post(f"/api/runs/{served.adding}/inspect", params=query, json={"inputs": inputs}).json()
     assert np.asarray(frame["inputs"]) == pytest.approx(np.asarray(inputs), abs=1e-3)
     assert np.asarray(frame["h"]).shape == (1, 3, 4)
     assert frame["mask"] == [0.0, 0.0, 1.0]  # adding is many-to-one: the loss term is at the end
@@ -203,7 +266,9 @@ def test_inspect_raw_inputs(served: Served) -> None:
     assert text.status_code == 422 and "does not take text" in text.json()["detail"]
     for body in ({}, {"text": "he", "inputs": inputs}, {"inputs": [[float("1e9"), 0.0]]}):
         assert http.post(f"/api/runs/{served.adding}/inspect", json=body).status_code == 422
-    too_long = http.post(f"/api/runs/{served.adding}/inspect", json={"inputs": [[0.0, 0.0]] * 1001})
+    too_long = http.post(
+        f"/api/runs/{served.adding}/inspect", json={"inputs": [[0.0, 0.0]] * (LIMITS.inspect_steps + 1)}
+    )
     assert too_long.status_code == 422
 
 
@@ -237,7 +302,7 @@ def test_validation_errors_name_the_field_and_the_limit(served: Served) -> None:
     assert error["loc"] == ["body", "hidden_size"] and "512" in error["msg"]
     long_seq = http.post("/api/runs", json={**ADDING, "task": {"name": "adding", "seq_len": 5000}})
     assert long_seq.status_code == 422
-    assert "adding.seq_len must be at most 1000" in long_seq.text
+    assert "adding.seq_len must be at most 2000" in long_seq.text
     unknown = http.post("/api/runs", json={**ADDING, "colour": "red"})
     assert unknown.status_code == 422 and "colour" in unknown.text
     assert http.get("/api/runs").json()["total"] == 2  # nothing was created

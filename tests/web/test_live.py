@@ -13,7 +13,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from app.client import GatescopeClient
@@ -46,9 +45,9 @@ def test_a_real_server_end_to_end_and_after_a_restart(tmp_path: Path) -> None:
         assert messages[0]["type"] == "snapshot" and messages[-1]["type"] == "end"
         assert messages[-1]["run"]["status"] == "completed"
         assert contiguous_steps(messages) == list(range(1, 41))
-        probes = [m for m in messages if m["type"] == "probe"]
-        assert probes[-1]["header"]["step"] == 40
-        assert isinstance(probes[-1]["arrays"]["gates.f"], np.ndarray)
+        probes = [m["frame"] for m in messages if m["type"] == "probe"]
+        assert probes[-1].step == 40 and probes[-1].header["run_id"] == hello
+        assert probes[-1].arrays["gates.f"].shape == (1, 4, 8)
         assert len(gs.metrics(hello)) == 40
         text = gs.sample(hello, prime="he", length=10, seed=0)
         assert text.startswith("he") and len(text) == 12
@@ -79,5 +78,5 @@ def test_a_real_server_end_to_end_and_after_a_restart(tmp_path: Path) -> None:
         replay = list(gs.stream(hello))
         assert [m["type"] for m in replay] == ["snapshot", "probe", "end"]
         assert contiguous_steps(replay) == list(range(1, 41))
-        assert gs.probe(hello)["step"] == 40
+        assert gs.probe(hello).step == 40
         assert gs.list_runs()["total"] == 2

@@ -1,10 +1,11 @@
 """Schemathesis over every operation of the OpenAPI schema: whatever the input, never a 5xx.
 
 The app runs with its lifespan (real Storage and RunManager) in a TestClient; schemathesis calls
-it in-process. Two finished runs are seeded straight into storage (trained a few steps here, in
-this process), and about two thirds of the generated run ids are swapped for theirs, so the
-per-run operations (probes, inspect, sample, export, ...) see real data, not only 404s. The
-manager is given no slots, so the runs schemathesis creates stay queued instead of training.
+it in-process. Three finished runs are seeded straight into storage (trained a few steps here, in
+this process; one with frames larger than a display frame), and about two thirds of the
+generated run ids are swapped for theirs, so the per-run operations (probes, inspect, sample,
+export, ...) see real data, not only 404s. The manager is given no slots, so the runs
+schemathesis creates stay queued instead of training.
 """
 
 from __future__ import annotations
@@ -22,36 +23,13 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.python.asgi import ASGIClient
 from starlette.testclient import TestClient
 
-from app.core.engine import StepMetrics, Trainer
-from app.core.probes import ProbeFrame
 from app.main import create_app
-from app.services.frames import encode_probe
-from app.services.schemas import RunCreate, to_train_config
-from app.services.storage import RunRecord, Storage, utcnow
-from app.services.worker import checkpoint_bytes
-from tests.web.conftest import make_app
+from app.services.storage import Storage
+from tests.web.conftest import LONG, make_app, seed_run
 
 MAX_EXAMPLES = 12  # per operation: about 20 operations, well under a minute in all
 
 schema = schemathesis.openapi.from_dict(create_app().openapi())  # the document only: nothing starts
-
-
-def seed_run(storage: Storage, config: dict[str, Any]) -> str:
-    """A finished run with metrics, probe frames and a checkpoint, trained here in-process."""
-    run = RunCreate.model_validate(config)
-    record = RunRecord.new(f"seed{zlib.crc32(repr(config).encode()):08x}", run)
-    storage.create_run(record)
-    trainer = Trainer(to_train_config(run, threads=1))
-    rows = []
-    for event in trainer.events():
-        if isinstance(event, StepMetrics):
-            rows.append(dataclasses.asdict(event))
-        elif isinstance(event, ProbeFrame):
-            storage.add_probe(record.id, event.step, encode_probe(record.id, event))
-    storage.add_steps(record.id, rows)
-    storage.save_checkpoint(record.id, trainer.step, checkpoint_bytes(run, trainer))
-    storage.update_run(record.id, status="completed", started_at=utcnow(), finished_at=utcnow())
-    return record.id
 
 
 @dataclasses.dataclass
@@ -69,7 +47,7 @@ def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
         storage: Storage = app.state.storage
         hello = {"cell": "lstm", "hidden_size": 4, "task": {"name": "char_lm"}, "steps": 5, "probe_every": 2}
         adding = {"cell": "gru", "hidden_size": 4, "task": {"name": "adding", "seq_len": 5}, "steps": 3}
-        ids = [seed_run(storage, hello), seed_run(storage, adding)]
+        ids = [seed_run(storage, hello), seed_run(storage, adding), seed_run(storage, LONG)]
         # not entered: entering would start a second lifespan in schemathesis's own event loop
         session = ASGIClient(cast(Any, app))
         try:

@@ -12,12 +12,12 @@ import pytest
 from starlette.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
-from app.services.frames import decode_probe
-from tests.web.conftest import HELLO, SLOW, Served, make_app, wait_for
+from app.services.frames import Frame
+from tests.web.conftest import HELLO, LONG, SLOW, Served, make_app, wait_for
 
 
 class Stream:
-    """What a websocket delivered: text messages decoded, probe frames decoded, and the close."""
+    """What a websocket delivered: text messages decoded, probe frames as Frames, and the close."""
 
     def __init__(self) -> None:
         self.messages: list[dict[str, Any]] = []
@@ -34,8 +34,7 @@ class Stream:
                 self.close_code = message.get("code", 1000)
                 return self
             if message.get("bytes") is not None:
-                header, arrays = decode_probe(message["bytes"])
-                self.messages.append({"type": "probe", "header": header, "arrays": arrays})
+                self.messages.append({"type": "probe", "frame": Frame.from_bytes(message["bytes"])})
             else:
                 self.messages.append(json.loads(message["text"]))
             if not until_end:
@@ -61,11 +60,11 @@ def test_a_live_run_streams_snapshot_steps_probes_and_end(client: TestClient) ->
     assert stream.steps() == list(range(1, 41))  # every step exactly once, in order
     assert stream.of("step"), "live steps come as step messages"
     assert all(isinstance(s["time"], float) for m in stream.of("step") for s in m["steps"])
-    probes = stream.of("probe")
-    assert probes and probes[-1]["header"]["step"] == 40
-    steps_seen = [p["header"]["step"] for p in probes]
+    probes = [m["frame"] for m in stream.of("probe")]
+    assert probes and probes[-1].step == 40
+    steps_seen = [p.step for p in probes]
     assert steps_seen == sorted(set(steps_seen))
-    assert probes[-1]["arrays"]["h"].shape == (1, 4, 8)
+    assert probes[-1].arrays["h"].shape == (1, 4, 8) and probes[-1].header["pool"] is None
     assert stream.messages[-1]["run"]["status"] == "completed"
     assert stream.close_code == 1000
 
@@ -77,9 +76,24 @@ def test_a_finished_run_gets_snapshot_latest_probe_and_end(served: Served) -> No
     snapshot = stream.messages[0]
     assert [r["step"] for r in snapshot["metrics"]] == list(range(1, 41))
     assert snapshot["probe_steps"] == [0, 10, 20, 30, 40]
-    assert stream.messages[1]["header"]["step"] == 40
+    assert stream.messages[1]["frame"].step == 40
     assert stream.messages[2]["run"]["status"] == "completed"
     assert stream.close_code == 1000
+
+
+def test_viewers_get_display_frames_live_and_in_the_snapshot(client: TestClient) -> None:
+    run_id = client.post("/api/runs", json={**LONG, "steps": 2, "probe_every": 1}).json()["id"]
+    with client.websocket_connect(f"/ws/runs/{run_id}") as ws:
+        live = Stream().read(ws)
+    with client.websocket_connect(f"/ws/runs/{run_id}") as ws:
+        finished = Stream().read(ws)
+    pool = {"T": 510, "units": 260, "t_width": 2, "unit_width": 2}
+    frames = [m["frame"] for m in live.of("probe") + finished.of("probe")]
+    assert frames and frames[-1].step == 2 and live.messages[-1]["run"]["status"] == "completed"
+    for frame in frames:
+        assert frame.header["pool"] == pool and frame.sizes() == (255, 130)
+        stored = client.get(f"/api/runs/{run_id}/probes/{frame.step}", params={"resolution": "display"})
+        assert frame.to_bytes() == stored.content  # the stored display frame, byte for byte
 
 
 def test_an_unknown_run_closes_with_4404(served: Served) -> None:
