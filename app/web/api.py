@@ -31,7 +31,7 @@ from starlette.background import BackgroundTask
 from app import __version__
 from app.services import export, inference
 from app.services.catalog import Catalog, catalog
-from app.services.frames import Frame
+from app.services.frames import MAX_T, MAX_UNITS, Frame
 from app.services.manager import QueueFull
 from app.services.schemas import (
     CompareCreate,
@@ -199,7 +199,7 @@ FrameFormat = Annotated[
 ]
 FrameResolution = Annotated[
     Resolution,
-    Query(description="full: as probed; display: pooled to at most 500 timesteps x 256 units"),
+    Query(description=f"full: as probed; display: pooled to at most {MAX_T} timesteps x {MAX_UNITS} units"),
 ]
 BINARY = "application/octet-stream"
 FRAME_RESPONSES: dict[int | str, dict[str, Any]] = {

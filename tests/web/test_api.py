@@ -20,6 +20,7 @@ from app.services.catalog import catalog
 from app.services.frames import MAX_T, MAX_UNITS, Frame
 from app.services.schemas import LIMITS, RunCreate
 from app.services.storage import StorageError
+from app.web.models import ProbePublic
 from tests.services.test_frames import PUBLIC_KEYS as PROBE_KEYS
 from tests.web.conftest import ADDING, HELLO, LONG, SLOW, Served, make_app, seed_run, wait_for
 
@@ -134,6 +135,7 @@ def test_probe_steps_and_frames(served: Served) -> None:
     assert frame.arrays["h"].shape == (1, 4, 8) and frame.header["tokens"] == ["h", "e", "l", "l"]
     public = http.get(f"/api/runs/{served.hello}/probes/10", params={"format": "json"}).json()
     assert set(public) == PROBE_KEYS and public["step"] == 10
+    assert ProbePublic.model_validate(public).model_dump() == public  # the documented shape, whole
     assert set(public["gates"]) == {"i", "f", "g", "o"} and public["pool"] is None
     assert np.shape(public["grad_h_last"]) == (1, 4)  # [layer][t]
     assert np.shape(public["itemized"]) == (1, 4, 4)  # [layer][s][t]
@@ -184,6 +186,7 @@ def test_a_large_frame_at_full_and_display_resolution(long_run: Any) -> None:
         f"/api/runs/{run_id}/probes/1", params={"format": "json", "resolution": "display"}
     ).json()
     assert public["pool"] == shown.header["pool"] and np.shape(public["h"]) == (1, 255, 130)
+    assert ProbePublic.model_validate(public).model_dump() == public
     assert public["marks"] == full.header["marks"] and public["mark_label"] == "marked"  # full-resolution t
     assert np.shape(public["grad_h_last"]) == (1, 255)
     full_json = http.get(f"/api/runs/{run_id}/probes/latest", params={"format": "json"}).json()
