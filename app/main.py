@@ -1,9 +1,11 @@
 """The FastAPI application: ``uvicorn app.main:app``, or ``create_app(settings)`` for tests.
 
 What this is: the app factory. Its lifespan opens Storage(settings.data_dir), makes the Hub on the
-running event loop and a RunManager that publishes to it, starts the manager (which requeues the
-runs the last session left queued), and on exit stops the workers, closes the hub and the
-database. Creating the app starts nothing: only the lifespan does. Routes live in app/web.
+running event loop, the view service (Views: the gradient-flow, sparkline and task caches) and a
+RunManager that publishes to the hub and then hands each display frame to the views, starts the
+manager (which requeues the runs the last session left queued), and on exit stops the workers,
+closes the hub, the views and the database. Creating the app starts nothing: only the lifespan
+does. Routes live in app/web; static files and JSON are gzipped where it pays (compression.py).
 
 What this is not: the routes (app/web/api.py, app/web/ws.py) or the services (app/services).
 """
@@ -22,10 +24,12 @@ from fastapi.staticfiles import StaticFiles
 
 from app import __version__
 from app.services.hub import Hub
-from app.services.manager import RunManager
+from app.services.manager import Message, ProbeMessage, RunManager
 from app.services.storage import Storage
+from app.services.views import Views
 from app.settings import Settings, get_settings
-from app.web import api, display, errors, pages, security, ws
+from app.web import api, errors, pages, security, ws
+from app.web import views as view_routes
 
 # templates/ and static/ sit at the repository root, beside the app package.
 # The package is installed editable, so this resolves to the source checkout.
@@ -41,8 +45,15 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     security.warn_if_exposed(settings)
     storage = await anyio.to_thread.run_sync(Storage, settings.data_dir)
     hub = Hub(asyncio.get_running_loop())
-    manager = RunManager(storage, settings.max_runs, hub.publish)
-    app.state.storage, app.state.hub, app.state.manager = storage, hub, manager
+    views = Views(storage)
+
+    def publish(run_id: str, message: Message) -> None:
+        hub.publish(run_id, message)  # viewers first; the rows of the gradient-flow view after
+        if isinstance(message, ProbeMessage):
+            views.remember(run_id, message.step, message.display)
+
+    manager = RunManager(storage, settings.max_runs, publish)
+    app.state.storage, app.state.hub, app.state.views, app.state.manager = storage, hub, views, manager
     app.state.inference_limiter = anyio.CapacityLimiter(api.INFERENCE_THREADS)
     try:
         await anyio.to_thread.run_sync(manager.start)
@@ -53,6 +64,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                 await anyio.to_thread.run_sync(manager.shutdown)
             finally:
                 hub.close()
+                views.close()
                 storage.close()
 
 
@@ -69,7 +81,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(api.health_router)
     app.include_router(api.router)
-    app.include_router(display.router)
+    app.include_router(view_routes.router)
     app.include_router(ws.router)
     errors.install(app)
     security.install(app, app.state.settings)  # after errors: its middlewares wrap everything

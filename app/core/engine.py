@@ -107,12 +107,7 @@ class Trainer:
         self.param_names = [n for n, _ in self.net.named_parameters()]
         self.optimizer = _optimizer(config, self.params)
         self.data = torch.Generator().manual_seed(config.seed)
-        if config.probe_text is not None:
-            self.probe_sample = self.task.encode_text(config.probe_text)
-        else:
-            self.probe_sample = self.task.sample(
-                1, torch.Generator().manual_seed(config.seed + PROBE_SEED_OFFSET)
-            )
+        self.probe_sample = probe_sample(self.task, config)
         self.step = 0
         self.status: Status = "running"
         self._stop_requested = False
@@ -236,6 +231,13 @@ class Trainer:
             window=self.config.tbptt,
             itemize=self.config.itemize,
         )
+
+
+def probe_sample(task: Task, config: TrainConfig) -> Batch:
+    """The run's fixed probe input: its probe text, else one sample from the probe's own seeded stream."""
+    if config.probe_text is not None:
+        return task.encode_text(config.probe_text)
+    return task.sample(1, torch.Generator().manual_seed(config.seed + PROBE_SEED_OFFSET))
 
 
 def _window(batch: Batch, a: int, b: int) -> Batch:

@@ -1,7 +1,7 @@
 """FastAPI dependencies: the services the lifespan put on app.state, the run a path names, the token.
 
-What this is: `Annotated[..., Depends(...)]` aliases (StorageDep, ManagerDep, HubDep, SettingsDep,
-RunDep) that routes take as typed parameters, and `require_token`, which every /api route but the
+What this is: `Annotated[..., Depends(...)]` aliases (StorageDep, ManagerDep, HubDep, ViewsDep,
+SettingsDep, RunDep) that routes take as typed parameters, and `require_token`, which every /api route but the
 health check and the websocket depend on. What this is not: where the services are created
 (app/main.py's lifespan does that).
 """
@@ -19,6 +19,7 @@ from starlette.requests import HTTPConnection
 from app.services.hub import Hub
 from app.services.manager import RunManager
 from app.services.storage import RunRecord, Storage
+from app.services.views import Views
 from app.settings import Settings
 from app.web.security import presented_token
 
@@ -35,6 +36,10 @@ def get_hub(conn: HTTPConnection) -> Hub:
     return cast(Hub, conn.app.state.hub)
 
 
+def get_views(conn: HTTPConnection) -> Views:
+    return cast(Views, conn.app.state.views)
+
+
 def get_settings(conn: HTTPConnection) -> Settings:
     return cast(Settings, conn.app.state.settings)
 
@@ -47,6 +52,7 @@ def get_inference_limiter(conn: HTTPConnection) -> anyio.CapacityLimiter:
 StorageDep = Annotated[Storage, Depends(get_storage)]
 ManagerDep = Annotated[RunManager, Depends(get_manager)]
 HubDep = Annotated[Hub, Depends(get_hub)]
+ViewsDep = Annotated[Views, Depends(get_views)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 LimiterDep = Annotated[anyio.CapacityLimiter, Depends(get_inference_limiter)]
 RunId = Annotated[str, Path(min_length=1, max_length=64, description="the run's id")]
