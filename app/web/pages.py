@@ -2,11 +2,12 @@
 
 What this is: page routes that render Jinja2 templates from templates/. A page carries no data
 and no inline script: its module under static/js/ reads data-* attributes and the URL, then
-fetches what it needs from /api. Every page is sent with a strict Content-Security-Policy
-(scripts only from this origin: no inline scripts or handlers, no eval). plotly.js is served from
-the plotly Python package, so the pages work offline.
+fetches what it needs from /api. Every page is sent with the strict Content-Security-Policy that
+security.py sets on every response (scripts only from this origin: no inline scripts or
+handlers, no eval). plotly.js is served from the plotly Python package, so the pages work
+offline.
 
-What this is not: the API (app/web/api.py, display.py) or the static files themselves
+What this is not: the API (app/web/api.py, views.py) or the static files themselves
 (static/ is mounted by app/main.py).
 """
 
@@ -26,34 +27,13 @@ from app import __version__
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 templates = Jinja2Templates(directory=PROJECT_ROOT / "templates")
 
-CSP = "; ".join(
-    [
-        "default-src 'self'",
-        "script-src 'self'",
-        "style-src 'self' 'unsafe-inline'",  # plotly.js styles its own elements
-        "img-src 'self' data: blob:",  # plotly.js draws heatmaps as data: images
-        "connect-src 'self'",
-        "object-src 'none'",
-        "base-uri 'self'",
-        "form-action 'self'",
-        "frame-ancestors 'none'",
-    ]
-)
-HEADERS = {
-    "Content-Security-Policy": CSP,
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "same-origin",
-}
 VENDOR_MAX_AGE = 7 * 24 * 3600
 
 router = APIRouter(include_in_schema=False)
 
 
 def _page(request: Request, template: str, page: str, **context: object) -> HTMLResponse:
-    response = templates.TemplateResponse(
-        request, template, {"version": __version__, "page": page, **context}, headers=HEADERS
-    )
-    return response
+    return templates.TemplateResponse(request, template, {"version": __version__, "page": page, **context})
 
 
 @router.get("/", response_class=HTMLResponse)

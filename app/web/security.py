@@ -8,8 +8,8 @@ What this is:
   ?token=, else the cookie.
 - `origin_allowed(conn, settings)`: a websocket's Origin, when it sends one, is the server's own
   (it names the Host) or one of GATESCOPE_ALLOWED_ORIGINS; ws.py closes with 4403 otherwise.
-- Pure ASGI middlewares, installed by `install(app)` (outermost first): `SecurityHeaders` (CSP,
-  nosniff, Referrer-Policy, X-Frame-Options on every response), `BodyLimit` (413 over
+- Pure ASGI middlewares, installed by `install(app)` (outermost first): `SecurityHeaders` (the one
+  CSP, nosniff, Referrer-Policy, X-Frame-Options on every response), `BodyLimit` (413 over
   MAX_BODY_BYTES, by Content-Length and by counting streamed bytes), `RunRateLimit` (a token bucket
   per client IP on run creation: 429 with Retry-After) and, only when GATESCOPE_ALLOWED_ORIGINS is
   set, Starlette's CORSMiddleware for those origins.
@@ -48,15 +48,17 @@ LOGIN_BODY_BYTES = 16 * 1024
 RATE_LIMITED = frozenset({("POST", "/api/runs"), ("POST", "/api/compare")})
 MAX_BUCKETS = 10_000  # client IPs remembered by the rate limiter (least recently seen go first)
 
+# the one Content-Security-Policy: every response gets it from SecurityHeaders (pages set none)
 CSP = "; ".join(
     [
         "default-src 'self'",
-        "script-src 'self'",
+        "script-src 'self'",  # modules from this origin only: no inline script, no eval
         "style-src 'self' 'unsafe-inline'",  # plotly.js styles its own elements
-        "img-src 'self' data:",
-        "connect-src 'self' ws: wss:",
+        "img-src 'self' data: blob:",  # heatmaps are canvases drawn into images (data: and blob: URLs)
+        "connect-src 'self' ws: wss:",  # the API and the run websocket
         "object-src 'none'",
         "base-uri 'none'",
+        "form-action 'self'",  # the login form
         "frame-ancestors 'none'",
     ]
 )
@@ -66,6 +68,7 @@ HEADERS: dict[str, str] = {
     "referrer-policy": "same-origin",
     "x-frame-options": "DENY",
 }
+_OURS = frozenset(name.encode() for name in HEADERS)
 # FastAPI's Swagger UI and ReDoc pages run inline scripts from a CDN: no CSP there (they show no data)
 NO_CSP_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc"})
 
@@ -151,7 +154,10 @@ async def login(request: Request) -> Response:
 
 
 class SecurityHeaders:
-    """Add the security headers to every HTTP response that does not set them itself."""
+    """Set the security headers on every HTTP response, replacing any a route set itself: one CSP.
+
+    Only NO_CSP_PATHS go without the Content-Security-Policy.
+    """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -164,13 +170,10 @@ class SecurityHeaders:
 
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = list(message.get("headers", []))
-                present = {name.lower() for name, _ in headers}
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() not in _OURS]
                 for name, value in HEADERS.items():
-                    key = name.encode()
-                    if key in present or (skip_csp and name == "content-security-policy"):
-                        continue
-                    headers.append((key, value.encode()))
+                    if not (skip_csp and name == "content-security-policy"):
+                        headers.append((name.encode(), value.encode()))
                 message = {**message, "headers": headers}
             await send(message)
 

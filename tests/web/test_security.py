@@ -189,19 +189,46 @@ def test_the_token_bucket_refills() -> None:
 # -- headers, warnings, errors ----------------------------------------------------------------
 
 
-def test_every_response_has_the_security_headers(tmp_path: Path) -> None:
+def test_every_response_has_the_one_csp_and_the_security_headers(tmp_path: Path) -> None:
+    paths = ["/api/health", "/api/runs", "/api/runs/nope", "/login", "/static/style.css"]
+    paths += ["/", "/runs/abc", "/compare", "/learn", "/static/vendor/plotly.min.js"]
     with TestClient(make(tmp_path)) as client:
-        for path in ("/api/health", "/api/runs", "/api/runs/nope", "/login", "/static/style.css"):
+        for path in paths:
             headers = client.get(path).headers
-            assert headers["content-security-policy"] == security.CSP, path
+            assert headers.get_list("content-security-policy") == [security.CSP], path
             assert headers["x-content-type-options"] == "nosniff"
             assert headers["referrer-policy"] == "same-origin"
             assert headers["x-frame-options"] == "DENY"
-        page = client.get("/").headers  # pages keep their own CSP (pages.py)
-        assert "script-src 'self'" in page["content-security-policy"]
-        assert page["x-frame-options"] == "DENY"
         assert "content-security-policy" not in client.get("/docs").headers  # Swagger UI's inline script
-    assert "frame-ancestors 'none'" in security.CSP and "object-src 'none'" in security.CSP
+
+
+def test_the_csp_allows_what_the_pages_draw_with_and_nothing_inline() -> None:
+    policy = dict(part.split(" ", 1) for part in security.CSP.split("; "))
+    assert policy["script-src"] == "'self'"  # no 'unsafe-inline', no 'unsafe-eval'
+    assert policy["img-src"] == "'self' data: blob:"  # heatmaps: canvases drawn into images
+    assert policy["connect-src"] == "'self' ws: wss:"  # the API and the run websocket
+    assert policy["frame-ancestors"] == "'none'" and policy["object-src"] == "'none'"
+    assert policy["default-src"] == "'self'" and policy["form-action"] == "'self'"
+
+
+@pytest.mark.anyio
+async def test_a_route_cannot_send_a_second_csp() -> None:
+    """The middleware replaces a response's own security headers: there is only one CSP."""
+    sent: list[Any] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        own = [(b"content-security-policy", b"default-src *"), (b"X-Frame-Options", b"ALLOW"), (b"x-a", b"1")]
+        await send({"type": "http.response.start", "status": 200, "headers": own})
+        await send({"type": "http.response.body", "body": b""})
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    await security.SecurityHeaders(app)({"type": "http", "path": "/x"}, None, send)  # type: ignore[arg-type]
+    headers = [(k.decode().lower(), v.decode()) for k, v in sent[0]["headers"]]
+    assert [v for k, v in headers if k == "content-security-policy"] == [security.CSP]
+    assert [v for k, v in headers if k == "x-frame-options"] == ["DENY"]
+    assert ("x-a", "1") in headers
 
 
 def test_a_non_loopback_host_without_token_is_warned_about(
