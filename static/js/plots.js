@@ -1,33 +1,28 @@
 // Charts: a small object per Plotly view. `chart.update(input)` only records the input; one
 // requestAnimationFrame callback then renders every dirty chart that is on screen (charts off
-// screen stay dirty until they scroll in). A figure function returns {data, layout, key}; an
-// unchanged key skips Plotly.react. Colour scales are colour-blind safe: Viridis for norms and
-// gates, ColorBrewer RdBu (blue negative, red positive) for signed states. Colour bars are
-// drawn in HTML (legend()), which keeps Plotly.react of a heatmap cheap.
+// screen stay dirty until they scroll in). A figure function returns {data, layout, key} and,
+// for a heatmap, `image` (drawn by heatmap.js under the plot) and `legend` (an HTML colour bar);
+// an unchanged key skips the render. Line colours: Okabe-Ito, safe for the common colour-vision
+// deficiencies; heatmap colour scales live in heatmap.js.
 
 /* global Plotly */
 
-export const VIRIDIS = [
-  "#440154", "#48186a", "#472d7b", "#424086", "#3b528b", "#33638d", "#2c728e", "#26828e", "#21918c",
-  "#1fa088", "#28ae80", "#3fbc73", "#5ec962", "#84d44b", "#addc30", "#d8e219", "#fde725",
-];
-export const RDBU = [
-  "#053061", "#2166ac", "#4393c3", "#92c5de", "#d1e5f0", "#f7f7f7", "#fddbc7", "#f4a582", "#d6604d",
-  "#b2182b", "#67001f",
-];
-export const scale = (colors) => colors.map((c, i) => [i / (colors.length - 1), c]);
-export const SEQUENTIAL = scale(VIRIDIS);
-export const DIVERGING = scale(RDBU);
-// line colours: Okabe-Ito, safe for the common colour-vision deficiencies
+import { heatmapStats, ImageHeatmap } from "./heatmap.js";
+
 export const LINES = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000"];
+export const MARK = "#D55E00"; // the task's marked timesteps (vermilion: apart from the highlighted t)
 
 export const CONFIG = { displayModeBar: false, responsive: true, doubleClick: "reset" };
 
-export const stats = { renders: 0, totalMs: 0, times: [], byChart: {} };
+export const stats = { renders: 0, totalMs: 0, times: [], byChart: {}, heatmaps: heatmapStats };
 
 window.__gatescope = stats; // read by the browser tests
 
 let renderWidth = 600; // the width of the chart being rendered, for tick density
+let renderHeight = 240;
+
+/** The size of the chart being rendered (figure functions space their ticks with it). */
+export const renderSize = () => ({ width: renderWidth, height: renderHeight });
 const dirty = new Set();
 let frameRequested = false;
 
@@ -69,7 +64,7 @@ const observer = new IntersectionObserver(
 );
 
 export class Chart {
-  constructor(node, figure, { onClick, onRender, name } = {}) {
+  constructor(node, figure, { onClick, onRender, name, legend: legendNode } = {}) {
     this.node = node;
     this.figure = figure;
     this.name = name || node.id || "chart";
@@ -77,8 +72,10 @@ export class Chart {
     this.key = null;
     this.plotted = false;
     this.visible = false;
-    this.onClick = onClick;
+    this.onClick = onClick; // ({x, y}) of the clicked point or heatmap cell
     this.onRender = onRender;
+    this.legendNode = legendNode || null;
+    this.image = null; // an ImageHeatmap, made for the first figure with an image
     node.__chart = this;
     observer.observe(node);
   }
@@ -89,23 +86,50 @@ export class Chart {
   }
 
   render() {
-    if (this.input === null) return;
+    if (this.input === null) return this.empty();
     renderWidth = this.node.clientWidth || 600;
+    renderHeight = this.node.clientHeight || 240;
+    const t0 = performance.now();
     const fig = this.figure(this.input);
-    this.node.classList.toggle("empty", !fig);
-    if (!fig) {
-      if (this.plotted) Plotly.purge(this.node);
-      this.bound = false;
-      this.plotted = false;
-      this.key = null;
-      return;
-    }
+    if (!fig) return this.empty();
+    this.node.classList.remove("empty");
     if (fig.key !== undefined && fig.key === this.key && this.plotted) return;
     this.key = fig.key;
     const layout = { ...baseLayout(), ...fig.layout, datarevision: fig.key ?? Date.now() };
-    const t0 = performance.now();
+    if (fig.image) underImage(layout);
     Plotly.react(this.node, fig.data, layout, CONFIG);
-    const ms = performance.now() - t0;
+    if (fig.image) {
+      this.image ??= new ImageHeatmap(this.node, { name: this.name, onClick: this.onClick });
+      this.image.draw(fig.image);
+      this.image.follow();
+    } else if (this.image) this.image.clear();
+    this.record(performance.now() - t0);
+    if (!this.bound && this.onClick) {
+      this.bound = true;
+      this.node.on("plotly_click", (ev) => ev.points && ev.points.length && this.onClick(ev.points[0]));
+    }
+    this.plotted = true;
+    if (this.legendNode && fig.legend) legend(this.legendNode, fig.legend);
+    if (this.onRender) this.onRender(fig);
+  }
+
+  empty() {
+    this.node.classList.add("empty");
+    if (this.plotted) {
+      Plotly.purge(this.node); // drops the plot's event handlers too
+      if (this.image) this.image.following = false;
+    }
+    if (this.image) this.image.clear();
+    if (this.legendNode) {
+      this.legendNode.replaceChildren();
+      delete this.legendNode.dataset.key;
+    }
+    this.bound = false;
+    this.plotted = false;
+    this.key = null;
+  }
+
+  record(ms) {
     stats.renders += 1;
     stats.totalMs += ms;
     stats.times.push(ms);
@@ -113,13 +137,15 @@ export class Chart {
     const mine = (stats.byChart[this.name] ??= []);
     mine.push(ms);
     if (mine.length > 500) mine.splice(0, 250);
-    if (!this.bound && this.onClick) {
-      this.bound = true;
-      this.node.on("plotly_click", (ev) => ev.points && ev.points.length && this.onClick(ev.points[0]));
-    }
-    this.plotted = true;
-    if (this.onRender) this.onRender(fig);
   }
+}
+
+// a heatmap's pixels lie under the plot: see-through backgrounds, no grid lines over them
+function underImage(layout) {
+  layout.paper_bgcolor = "rgba(0,0,0,0)";
+  layout.plot_bgcolor = "rgba(0,0,0,0)";
+  layout.xaxis = { ...layout.xaxis, showgrid: false };
+  layout.yaxis = { ...layout.yaxis, showgrid: false };
 }
 
 export function baseLayout() {
@@ -134,61 +160,28 @@ export function baseLayout() {
   };
 }
 
-// a vertical marker at timestep t: a black line under a white one, visible on any colour
-export function tMarker(t) {
-  if (t === null || t === undefined) return [];
-  const line = (color, width) => ({
-    type: "line", xref: "x", yref: "paper", x0: t, x1: t, y0: 0, y1: 1, line: { color, width },
-  });
-  return [line("rgba(0,0,0,0.85)", 4), line("#fff", 1.5)];
-}
-
-export function yMarker(y) {
-  if (y === null || y === undefined) return [];
-  const line = (color, width) => ({
-    type: "line", xref: "paper", yref: "y", x0: 0, x1: 1, y0: y, y1: y, line: { color, width },
-  });
-  return [line("rgba(0,0,0,0.85)", 4), line("#fff", 1.5)];
-}
-
-// x-axis ticks that label timesteps with the input characters
-export function tokenAxis(tIndex, tokens, title = "timestep t (input)") {
-  const axis = { title: { text: title, standoff: 4 }, zeroline: false };
-  if (!tokens) return tIndex.length <= 30 ? { ...axis, tick0: 0, dtick: 1 } : axis;
-  const n = tIndex.length;
-  // room for the plot's width of labels: ~6.5 px a character plus a gap
-  const longest = tokens.reduce((m, s) => Math.max(m, String(s ?? "").length), 1);
-  const every = Math.max(1, Math.ceil((n * (longest * 6.5 + 8)) / Math.max(120, renderWidth - 70)));
-  const vals = [];
-  const text = [];
-  for (let i = 0; i < n; i += every) {
-    vals.push(tIndex[i]);
-    text.push(tokens[i] ?? "");
-  }
-  return { ...axis, tickmode: "array", tickvals: vals, ticktext: text, tickangle: 0 };
-}
-
-const LOG_EPS = 1e-300;
-
-// log10 of gradient norms, values at or below the floor drawn at the floor
-export function logRows(rows, floor) {
-  return rows.map((r) => r.map((v) => (v > LOG_EPS ? Math.max(Math.log10(v), floor) : floor)));
-}
-
+// the whole decades [lo, hi] spanned by log10 of the values of some rows (any array-likes),
+// values at or below 10^floor counted at the floor
 export function logRange(rows, floor) {
   let lo = Infinity;
   let hi = -Infinity;
   for (const r of rows) {
-    for (const v of r) {
-      const x = v > LOG_EPS ? Math.max(Math.log10(v), floor) : floor;
+    for (let j = 0; j < r.length; j++) {
+      const v = r[j];
+      const x = v > 0 ? Math.max(Math.log10(v), floor) : floor;
       if (x < lo) lo = x;
       if (x > hi) hi = x;
     }
   }
-  if (!Number.isFinite(lo)) return [floor, 0];
-  lo = Math.floor(lo);
-  hi = Math.ceil(hi);
-  return [lo, hi > lo ? hi : lo + 1];
+  return decades(lo, hi, floor);
+}
+
+/** [lo, hi] rounded out to whole decades, at least one decade wide; [floor, 0] when empty. */
+export function decades(lo, hi, floor) {
+  if (!Number.isFinite(lo) || !Number.isFinite(hi)) return [floor, 0];
+  const a = Math.floor(lo);
+  const b = Math.ceil(hi);
+  return [a, b > a ? b : a + 1];
 }
 
 export const mergeRanges = (ranges) => [
@@ -196,42 +189,21 @@ export const mergeRanges = (ranges) => [
   Math.max(...ranges.map((r) => r[1])),
 ];
 
-// an HTML colour bar: gradient plus labels at both ends (and the middle)
-export function legend(node, { colors, min, max, label, log = false, floor = null }) {
+// an HTML colour bar: the label, the low end, the gradient, the high end, and an optional note
+export function legend(node, { colors, min, max, label, log = false, floor = null, note = "" }) {
   const text = (v) => (log ? `1e${Math.round(v)}` : String(+v.toFixed(2)));
   const stops = colors.map((c, i) => `${c} ${(i / (colors.length - 1)) * 100}%`).join(", ");
-  const key = `${colors[0]}|${min}|${max}|${label}|${log}|${floor}`;
+  const key = `${colors[0]}|${min}|${max}|${label}|${log}|${floor}|${note}`;
   if (node.dataset.key === key) return;
   node.dataset.key = key;
   node.replaceChildren();
   node.classList.add("legend");
-  const bar = document.createElement("span");
-  bar.className = "legend-bar";
+  const span = (className, textContent) => Object.assign(document.createElement("span"), { className, textContent });
+  const bar = span("legend-bar", "");
   bar.style.background = `linear-gradient(to right, ${stops})`;
-  const lo = document.createElement("span");
-  lo.textContent = floor !== null && min <= floor ? `≤${text(min)}` : text(min);
-  const hi = document.createElement("span");
-  hi.textContent = text(max);
-  const name = document.createElement("span");
-  name.className = "legend-label";
-  name.textContent = label;
-  node.append(name, lo, bar, hi);
-}
-
-export function heatmap({ x, y, z, colors, zmin, zmax, customdata, hover }) {
-  return {
-    type: "heatmap",
-    x,
-    y,
-    z,
-    zmin,
-    zmax,
-    colorscale: colors,
-    showscale: false,
-    customdata,
-    hovertemplate: hover,
-    hoverongaps: false,
-  };
+  const low = floor !== null && min <= floor ? `≤${text(min)}` : text(min);
+  node.append(span("legend-label", label), span("", low), bar, span("", text(max)));
+  if (note) node.append(span("legend-note", note));
 }
 
 // at most `max` points of a series: every k-th, always the last

@@ -1,28 +1,26 @@
-// Figure functions: input -> {data, layout, key}. Shared by the run, compare and learn pages.
-// Inputs are plain objects (a Metrics store, a frame, a gradflow history, view options); `key`
-// names exactly what the figure depends on, so an unchanged view is never re-rendered.
+// Figure functions: input -> {key, data, layout, image?, legend?} or null (nothing to show).
+// Shared by the run, compare and learn pages. Inputs are plain objects: a Metrics store, a decoded
+// frame (frame.js), the Feed's gradient-flow history, view options, and the catalog's constants
+// (`floor`, `gateKinds`) which the pages pass in. `key` names exactly what a figure depends on
+// (frames by `frame.id`, flows by `reset`/`version`), so an unchanged view is never redrawn.
+// Heatmaps return `image` (drawn by heatmap.js) with per-layer colour ranges; every time axis
+// marks the task's marked timesteps and hatches the columns after the last loss term.
+// What this is not: a decoder (frame.js), a renderer (plots.js, heatmap.js) or a pooler.
 
-import { matrix, row, unitsByTime } from "./probe.js";
+import { layerBlock, layerRow, squareMatrix } from "./frame.js";
+import { RDBU, VIRIDIS } from "./heatmap.js";
 import {
-  DIVERGING, LINES, RDBU, SEQUENTIAL, VIRIDIS, heatmap, line, logRange, logRows, thin, tMarker,
-  tokenAxis, yMarker,
-} from "./plots.js";
+  flowColumns, frameColumns, lossEnd, markShapes, NO_LOSS, noLossShapes, notes, stepAxisByRow, stepPosition, timeAxis,
+  tMarker, tokenAt, tText, yMarker,
+} from "./axes.js";
+import { decades, line, LINES, logRange, renderSize, thin } from "./plots.js";
 
-export const SIGMOID = new Set(["i", "f", "o", "r", "z"]);
+const NORMS = { last: "‖∂ℓ_T/∂h_t‖", total: "‖∂L/∂h_t‖" };
+const sci = (v) => (Number.isFinite(v) ? v.toExponential(2) : String(v));
 
-// what to look for in each gate's heatmap (run page captions)
-export const GATE_CAPTIONS = {
-  f: "Forget gate f (0..1). A forget gate near 1 (saturated) keeps the cell state, and the gradient, alive; near 0 it wipes the memory.",
-  i: "Input gate i (0..1): how much of the candidate g is written into the cell at each step. Look for it opening at the inputs that matter.",
-  o: "Output gate o (0..1): how much of the cell state is shown as h_t.",
-  g: "Candidate g (tanh, −1..1): the value the input gate may write into the cell.",
-  c: "Cell state c_t, the LSTM's memory, on a symmetric scale (±max|c|). Rows that stay steady across t are memories being kept.",
-  r: "Reset gate r (0..1): how much of h_(t−1) the candidate n may read. Near 0 the unit forgets its past when proposing n.",
-  z: "Update gate z (0..1): near 1 keeps the old state (and passes its gradient back unchanged), near 0 overwrites it with n.",
-  n: "Candidate n (tanh, −1..1): the new value the update gate may mix in.",
-};
-
-export const FLOOR = -30; // log10 of the smallest norm drawn: anything below shows at the floor colour
+function needFloor(floor) {
+  if (typeof floor !== "number") throw new Error("a gradient view needs `floor` (the catalog's display.floor)");
+}
 
 const logAxis = (title, range) => ({
   type: "log", title: { text: title, standoff: 4 }, exponentformat: "power", minorloglabels: "none",
@@ -31,6 +29,8 @@ const logAxis = (title, range) => ({
 const stepAxis = (range) => ({
   title: { text: "training step", standoff: 4 }, zeroline: false, ...(range ? { range } : {}),
 });
+
+// -- training curves ------------------------------------------------------------------------
 
 // loss against the task's baseline (dashed)
 export function lossFigure({ metrics: m, baseline, yRange, xRange, field = "loss", title = "loss" }) {
@@ -113,158 +113,6 @@ export function paramNormsFigure({ metrics: m }) {
   };
 }
 
-// GRADIENT FLOW: x = timestep, y = training step, colour = log10 of the norm
-// the input characters at the flow's columns (the probe input is the same in every frame)
-function flowTokens(flow, frame) {
-  if (!frame || !frame.tokens) return null;
-  const at = new Map(frame.tIndex.map((t, i) => [t, frame.tokens[i]]));
-  return flow.t.map((t) => at.get(t) ?? "");
-}
-
-export function gradflowFigure({ flow, kind, floor = FLOOR, range, t, step, frame }) {
-  const [zmin, zmax] = range || logRange(flow.z, floor);
-  const label = kind === "last" ? "‖∂ℓ_T/∂h_t‖" : "‖∂L/∂h_t‖";
-  return {
-    key: `${flow.version}|${flow.steps.length}|${kind}|${floor}|${zmin}|${zmax}|${t}|${step}|${!!frame}`,
-    data: [
-      heatmap({
-        x: flow.t, y: flow.steps, z: logRows(flow.z, floor), customdata: flow.z, zmin, zmax,
-        colors: SEQUENTIAL,
-        hover: `t %{x}, step %{y}<br>${label} = %{customdata:.3e}<br>log10 %{z:.2f}<extra></extra>`,
-      }),
-    ],
-    layout: {
-      xaxis: tokenAxis(flow.t, flowTokens(flow, frame)),
-      yaxis: {
-        title: { text: "training step", standoff: 4 }, zeroline: false, tickformat: "d",
-        ...(flow.steps.length === 1 ? { tickmode: "array", tickvals: flow.steps } : {}),
-      },
-      shapes: [...tMarker(t), ...yMarker(step)],
-    },
-    range: [zmin, zmax],
-  };
-}
-
-// units x time heatmap of one quantity of one layer; fixed colour range
-export function stateFigure({ frame, name, layer = 0, t, zrange, units, mask = false }) {
-  const z = unitsByTime(frame, name, layer);
-  if (!z) return null;
-  const gate = name.startsWith("gates.") ? name.slice(6) : null;
-  const sigmoid = gate && SIGMOID.has(gate);
-  const [zmin, zmax] = zrange || (sigmoid ? [0, 1] : [-1, 1]);
-  const shapes = [...tMarker(t)];
-  if (units && units.directions === 2) {
-    const split = frame.unitIndex.findIndex((u) => u >= units.hidden);
-    if (split > 0) {
-      shapes.push({
-        type: "line", xref: "paper", x0: 0, x1: 1, yref: "y", y0: split - 0.5, y1: split - 0.5,
-        line: { color: "#000", width: 1, dash: "dot" },
-      });
-    }
-  }
-  const data = [
-    heatmap({
-      x: frame.tIndex, y: frame.unitIndex.map((_, i) => i), z, zmin, zmax,
-      colors: sigmoid ? SEQUENTIAL : DIVERGING,
-      hover: `t %{x}, unit %{y}<br>${gate || name} = %{z:.4f}<extra></extra>`,
-    }),
-  ];
-  if (mask) {
-    const m = row(frame, "mask");
-    const xs = frame.tIndex.filter((_, i) => m[i] > 0);
-    data.push({
-      type: "scatter", mode: "markers", x: xs, y: xs.map(() => z.length), cliponaxis: false,
-      marker: { symbol: "triangle-down", size: 8, color: "#000" }, hovertemplate: "loss at t %{x}<extra></extra>",
-    });
-  }
-  return {
-    key: `${frame.step}|${frame.T}|${name}|${layer}|${t}|${zmin}|${zmax}`,
-    data,
-    layout: {
-      xaxis: tokenAxis(frame.tIndex, frame.tokens),
-      yaxis: { title: { text: "unit", standoff: 4 }, zeroline: false },
-      shapes,
-    },
-  };
-}
-
-// the largest |value| of a signed quantity, for a symmetric colour range (c and ReLU h)
-export function absMax(frame, name) {
-  const a = frame.arrays[name];
-  let m = 0;
-  if (a) for (const v of a.data) m = Math.max(m, Math.abs(v));
-  return m > 0 ? m : 1;
-}
-
-// itemized ||dl_s/dh_t||: rows s (loss steps), columns t
-export function itemizedFigure({ frame, floor = FLOOR, t, bidirectional }) {
-  const rows = matrix(frame, "itemized");
-  if (!rows) return null;
-  const mask = row(frame, "mask");
-  if (mask.filter((m) => m > 0).length < 2) return null; // one loss step: the gradient flow says it all
-  const masked = rows.map((r, s) => r.map((v, j) => (mask[s] > 0 && (bidirectional || j <= s) ? v : null)));
-  const values = masked.map((r) => r.filter((v) => v !== null));
-  const [zmin, zmax] = logRange(values.filter((r) => r.length), floor);
-  const z = masked.map((r) => r.map((v) => (v === null ? null : v > 1e-300 ? Math.max(Math.log10(v), floor) : floor)));
-  return {
-    key: `${frame.step}|${floor}|${t}`,
-    range: [zmin, zmax],
-    data: [
-      heatmap({
-        x: frame.tIndex, y: frame.tIndex, z, customdata: masked, zmin, zmax, colors: SEQUENTIAL,
-        hover: "loss at s=%{y}, state t=%{x}<br>‖∂ℓ_s/∂h_t‖ = %{customdata:.3e}<extra></extra>",
-      }),
-    ],
-    layout: {
-      xaxis: tokenAxis(frame.tIndex, frame.tokens, "timestep t of the state"),
-      yaxis: { title: { text: "loss step s", standoff: 4 }, autorange: "reversed", zeroline: false },
-      shapes: tMarker(t),
-    },
-  };
-}
-
-// input connectivity: one strip over the input characters
-export function connectivityFigure({ frame, kind = "last", floor = FLOOR, t }) {
-  const values = row(frame, kind === "last" ? "connectivity" : "connectivity_total");
-  if (!values) return null;
-  const [zmin, zmax] = logRange([values], floor);
-  return {
-    key: `${frame.step}|${kind}|${floor}|${t}`,
-    range: [zmin, zmax],
-    data: [
-      heatmap({
-        x: frame.tIndex, y: [0], z: logRows([values], floor), customdata: [values], zmin, zmax,
-        colors: SEQUENTIAL, hover: "t %{x}<br>‖∂ℓ/∂x_t‖ = %{customdata:.3e}<extra></extra>",
-      }),
-    ],
-    layout: {
-      xaxis: tokenAxis(frame.tIndex, frame.tokens), yaxis: { visible: false },
-      shapes: tMarker(t), margin: { l: 12, r: 12, t: 4, b: 36 },
-    },
-  };
-}
-
-// gradient norms over t of one frame as lines (log axis): grad_h_last, grad_h, grad_c
-export function gradLinesFigure({ frame, layer = 0, t, yRange, which = ["grad_h_last", "grad_h", "grad_c"] }) {
-  const names = { grad_h_last: "‖∂ℓ_T/∂h_t‖", grad_h: "‖∂L/∂h_t‖", grad_c: "‖∂L/∂c_t‖" };
-  const data = which
-    .map((name, i) => {
-      const y = row(frame, name, layer);
-      return y && line(frame.tIndex, y.map((v) => (v > 1e-30 ? v : 1e-30)), names[name], LINES[i]);
-    })
-    .filter(Boolean);
-  data.forEach((d) => (d.hovertemplate = `${d.name}<br>t %{x}: %{y:.3e}<extra></extra>`));
-  return {
-    key: `${frame.step}|${layer}|${t}|${yRange}|${which}`,
-    data,
-    layout: {
-      xaxis: tokenAxis(frame.tIndex, frame.tokens), yaxis: logAxis("norm", yRange), shapes: tMarker(t),
-      showlegend: data.length > 1, legend: { orientation: "h", x: 0, y: 1.02, yanchor: "bottom", font: { size: 10 } },
-      margin: { l: 48, r: 12, t: data.length > 1 ? 22 : 8, b: 36 },
-    },
-  };
-}
-
 // gate saturation over training: fraction > 0.9 (solid) and < 0.1 (dashed) per gate
 export function saturationFigure({ flow }) {
   const data = [];
@@ -274,7 +122,7 @@ export function saturationFigure({ flow }) {
     data.push(line(flow.steps, s.low, `${gate} < 0.1`, color, { line: { dash: "dash" } }));
   });
   return {
-    key: `${flow.version}|${flow.steps.length}`,
+    key: `${flow.reset}|${flow.version}|${flow.steps.length}`,
     data,
     layout: {
       xaxis: stepAxis(), yaxis: { title: { text: "fraction of values", standoff: 4 }, range: [0, 1] },
@@ -284,4 +132,260 @@ export function saturationFigure({ flow }) {
   };
 }
 
-export const LEGEND_COLORS = { sequential: VIRIDIS, diverging: RDBU };
+// -- gradient flow: x = timestep, y = training step (one row per probe frame), log10 colour ----
+
+const flowRanges = new WeakMap(); // flow -> the log10 extremes of its rows so far
+
+/** The flow's colour range [lo, hi] in whole decades, updated with the new rows only. */
+export function flowRange(flow, floor, noLossFrom = null) {
+  let c = flowRanges.get(flow);
+  if (!c || c.reset !== flow.reset || c.cut !== noLossFrom || c.rows > flow.rows.length) {
+    c = { reset: flow.reset, cut: noLossFrom, rows: 0, lo: Infinity, hi: -Infinity };
+    flowRanges.set(flow, c);
+  }
+  for (; c.rows < flow.rows.length; c.rows++) {
+    const r = flow.rows[c.rows];
+    const end = noLossFrom ?? r.length;
+    for (let j = 0; j < end; j++) {
+      const x = r[j] > 0 ? Math.log10(r[j]) : -Infinity;
+      if (x < c.lo) c.lo = x;
+      if (x > c.hi) c.hi = x;
+    }
+  }
+  return decades(Math.max(c.lo, floor), Math.max(c.hi, floor), floor);
+}
+
+// the input tokens at the flow's columns (the probe input is the same in every frame of a run)
+function flowTokens(flow, frame) {
+  if (!frame || !frame.tokens) return null;
+  const at = new Map(Array.from(frame.tIndex, (t, i) => [t, frame.tokens[i]]));
+  return Array.from(flow.t, (t) => at.get(t) ?? "");
+}
+
+export function gradflowFigure({ flow, floor, range, t, step, frame, bidirectional = false }) {
+  needFloor(floor);
+  const n = flow.rows.length;
+  if (!n) return null;
+  const cols = flowColumns(flow);
+  const noLossFrom = bidirectional ? null : lossEnd(flow.lastStep, cols);
+  const [min, max] = range || flowRange(flow, floor, noLossFrom);
+  const label = NORMS[flow.kind] || NORMS.last;
+  const tokens = flowTokens(flow, frame);
+  const marks = frame ? frame.marks : [];
+  const image = {
+    source: `flow|${flow.kind}|${flow.layer}|${flow.reset}`,
+    rows: n, cols: cols.n, row: (i) => flow.rows[i],
+    x0: -cols.width / 2, dx: cols.width, y0: -0.5, dy: 1,
+    colors: "viridis", min, max, log: true, floor, noLossFrom,
+    hover: (i, j) => `t ${tText(cols, j)}${tokenAt(tokens, j)} · step ${flow.steps[i]}\n${
+      noLossFrom !== null && j >= noLossFrom ? NO_LOSS : `${label} = ${sci(flow.rows[i][j])}`}`,
+    click: (i, j) => ({ x: cols.t[j], y: flow.steps[i] }),
+  };
+  const { width, height } = renderSize();
+  return {
+    key: `${flow.reset}|${flow.version}|${n}|${floor}|${min}|${max}|${t}|${step}|${frame ? frame.id : null}|${width}x${height}`,
+    data: [],
+    image,
+    layout: {
+      xaxis: timeAxis(cols, tokens, marks),
+      yaxis: stepAxisByRow(flow.steps),
+      shapes: [...markShapes(marks, cols), ...tMarker(t), ...(step === null || step === undefined ? [] : yMarker(stepPosition(flow.steps, step)))],
+    },
+    range: [min, max],
+    legend: { colors: VIRIDIS, min, max, log: true, floor, label, note: notes(frame, cols, noLossFrom) },
+  };
+}
+
+// -- one frame: states, gates, itemized gradients, connectivity, gradient lines -------------
+
+/** The largest |value| of one layer of a quantity (a symmetric colour range for c and ReLU h). */
+export function absMax(frame, name, layer = 0) {
+  const block = layerBlock(frame, name, layer);
+  let m = 0;
+  if (block) for (const v of block.data) if (Math.abs(v) > m) m = Math.abs(v);
+  return m > 0 ? m : 1;
+}
+
+// units x time of one layer: row u = unit, column = timestep (the block is stored t-major)
+function unitRows(block) {
+  const { T, U, data } = block;
+  return (u) => {
+    const out = new Float32Array(T);
+    for (let t = 0; t < T; t++) out[t] = data[t * U + u];
+    return out;
+  };
+}
+
+// the colour scale of a state: explicit, a sigmoid gate's [0, 1], this layer's ±max|x|, or ±1
+function stateScale({ frame, name, layer, zrange, gateKinds, relu }) {
+  const gate = name.startsWith("gates.") ? name.slice(6) : null;
+  if (gate && !gateKinds) throw new Error("a gate view needs `gateKinds` (the catalog's display.gate_kinds)");
+  const sigmoid = !!gate && gateKinds[gate] === "sigmoid";
+  const what = gate || name;
+  if (zrange) return { sigmoid, range: zrange, label: `${what} (shared scale)` };
+  if (sigmoid) return { sigmoid, range: [0, 1], label: `${what} (fixed scale)` };
+  if (name === "c" || (name === "h" && relu)) {
+    const m = absMax(frame, name, layer);
+    return { sigmoid, range: [-m, m], label: `${what} (±max|${what}| of layer ${layer})` };
+  }
+  return { sigmoid, range: [-1, 1], label: `${what} (fixed scale)` };
+}
+
+// the shapes of a units axis: a dotted line between the two directions of a bidirectional net
+function directionSplit(frame, units, unitWidth) {
+  if (!units || units.directions !== 2) return [];
+  const k = Array.prototype.findIndex.call(frame.unitIndex, (u) => u >= units.hidden);
+  if (k <= 0) return [];
+  const y = k * unitWidth - unitWidth / 2;
+  return [{ type: "line", xref: "paper", x0: 0, x1: 1, yref: "y", y0: y, y1: y, line: { color: "#000", width: 1, dash: "dot" } }];
+}
+
+// loss marks above a states heatmap: a triangle at each t with a loss term
+function maskMarkers(frame, top) {
+  const mask = layerRow(frame, "mask");
+  if (!mask) return [];
+  const xs = Array.from(frame.tIndex).filter((_, i) => mask[i] > 0);
+  return [{
+    type: "scatter", mode: "markers", x: xs, y: xs.map(() => top), cliponaxis: false,
+    marker: { symbol: "triangle-down", size: 8, color: "#000" }, hovertemplate: "loss at t %{x}<extra></extra>",
+  }];
+}
+
+// units x time heatmap of one quantity ("h", "c", "gates.<g>") of one layer
+export function stateFigure({ frame, name, layer = 0, t, zrange, units, mask = false, gateKinds, relu = false }) {
+  const block = layerBlock(frame, name, layer);
+  if (!block) return null;
+  const scale = stateScale({ frame, name, layer, zrange, gateKinds, relu });
+  const [min, max] = scale.range;
+  const cols = frameColumns(frame);
+  const uw = frame.pool ? frame.pool.unitWidth : 1;
+  const top = block.U * uw - uw / 2;
+  const what = name.startsWith("gates.") ? name.slice(6) : name;
+  const unitText = (i) => (uw > 1 ? `units ${frame.unitIndex[i]}–${frame.unitIndex[i] + uw - 1}` : `unit ${frame.unitIndex[i]}`);
+  const rowOf = unitRows(block);
+  const image = {
+    source: `state|${frame.id}|${name}|${layer}`,
+    rows: block.U, cols: block.T, row: rowOf,
+    x0: -cols.width / 2, dx: cols.width, y0: -uw / 2, dy: uw,
+    colors: scale.sigmoid ? "viridis" : "rdbu", min, max, log: false, noLossFrom: null,
+    hover: (i, j) => `t ${tText(cols, j)}${tokenAt(frame.tokens, j)} · ${unitText(i)}\n${what} = ${block.data[j * block.U + i].toFixed(4)}`,
+    click: (i, j) => ({ x: cols.t[j], y: frame.unitIndex[i] }),
+  };
+  const { width } = renderSize();
+  return {
+    key: `${frame.id}|${name}|${layer}|${t}|${min}|${max}|${mask}|${units ? units.directions : 1}|${width}`,
+    data: mask ? maskMarkers(frame, top) : [],
+    image,
+    layout: {
+      xaxis: timeAxis(cols, frame.tokens, frame.marks),
+      yaxis: { title: { text: "unit", standoff: 4 }, zeroline: false, autorange: false, range: [-uw / 2, top] },
+      shapes: [...markShapes(frame.marks, cols), ...tMarker(t), ...directionSplit(frame, units, uw)],
+    },
+    range: [min, max],
+    legend: { colors: scale.sigmoid ? VIRIDIS : RDBU, min, max, label: scale.label, note: notes(frame, cols, null) },
+  };
+}
+
+// itemized ||dl_s/dh_t||: rows s (loss steps), columns t; a causal net's upper half left blank
+export function itemizedFigure({ frame, floor, t, bidirectional = false, layer = 0 }) {
+  needFloor(floor);
+  const m = squareMatrix(frame, "itemized", layer);
+  const mask = layerRow(frame, "mask");
+  if (!m || !mask) return null;
+  let losses = 0;
+  for (const v of mask) if (v > 0) losses += 1;
+  if (losses < 2) return null; // one loss step: the gradient flow says it all
+  const cols = frameColumns(frame);
+  const row = (i) => (mask[i] > 0 ? m.data.subarray(i * m.T, (i + 1) * m.T) : null);
+  const until = (i) => (bidirectional ? m.T : i + 1);
+  const drawn = [];
+  for (let i = 0; i < m.S; i++) if (row(i)) drawn.push(row(i).subarray(0, until(i)));
+  const [min, max] = logRange(drawn, floor);
+  const w = cols.width;
+  const image = {
+    source: `itemized|${frame.id}|${layer}|${bidirectional}`,
+    rows: m.S, cols: m.T, row, until,
+    x0: -w / 2, dx: w, y0: -w / 2, dy: w,
+    colors: "viridis", min, max, log: true, floor, noLossFrom: null,
+    hover: (i, j) => `loss at s = ${tText(cols, i)} · state t = ${tText(cols, j)}${tokenAt(frame.tokens, j)}\n${
+      !row(i) ? "no loss at this s" : j >= until(i) ? "zero: a state after s cannot affect ℓ_s" : `‖∂ℓ_s/∂h_t‖ = ${sci(m.data[i * m.T + j])}`}`,
+    click: (i, j) => ({ x: cols.t[j], y: cols.t[i] }),
+  };
+  const { width } = renderSize();
+  return {
+    key: `${frame.id}|${layer}|${floor}|${t}|${bidirectional}|${width}`,
+    data: [],
+    image,
+    range: [min, max],
+    layout: {
+      xaxis: timeAxis(cols, frame.tokens, frame.marks, "timestep t of the state"),
+      yaxis: { title: { text: "loss step s", standoff: 4 }, zeroline: false, autorange: false, range: [m.S * w - w / 2, -w / 2] },
+      shapes: [...markShapes(frame.marks, cols), ...tMarker(t)],
+    },
+    legend: { colors: VIRIDIS, min, max, log: true, floor, label: "‖∂ℓ_s/∂h_t‖", note: notes(frame, cols, null) },
+  };
+}
+
+// input connectivity: one strip over the input tokens
+export function connectivityFigure({ frame, kind = "last", floor, t, bidirectional = false }) {
+  needFloor(floor);
+  const values = layerRow(frame, kind === "last" ? "connectivity" : "connectivity_total");
+  if (!values) return null;
+  const cols = frameColumns(frame);
+  const noLossFrom = bidirectional ? null : lossEnd(frame.lastStep, cols);
+  const [min, max] = logRange([values.subarray(0, noLossFrom ?? values.length)], floor);
+  const label = kind === "last" ? "‖∂ℓ_T/∂x_t‖" : "‖∂L/∂x_t‖";
+  const image = {
+    source: `connectivity|${frame.id}|${kind}`,
+    rows: 1, cols: values.length, row: () => values,
+    x0: -cols.width / 2, dx: cols.width, y0: -0.5, dy: 1,
+    colors: "viridis", min, max, log: true, floor, noLossFrom,
+    hover: (i, j) => `t ${tText(cols, j)}${tokenAt(frame.tokens, j)}\n${noLossFrom !== null && j >= noLossFrom ? NO_LOSS : `${label} = ${sci(values[j])}`}`,
+    click: (i, j) => ({ x: cols.t[j], y: 0 }),
+  };
+  const { width } = renderSize();
+  return {
+    key: `${frame.id}|${kind}|${floor}|${t}|${bidirectional}|${width}`,
+    data: [],
+    image,
+    range: [min, max],
+    layout: {
+      xaxis: timeAxis(cols, frame.tokens, frame.marks), yaxis: { visible: false, range: [-0.5, 0.5], autorange: false },
+      shapes: [...markShapes(frame.marks, cols), ...tMarker(t)], margin: { l: 12, r: 12, t: 4, b: 36 },
+    },
+    legend: { colors: VIRIDIS, min, max, log: true, floor, label, note: notes(frame, cols, noLossFrom) },
+  };
+}
+
+const LINE_NAMES = { grad_h_last: NORMS.last, grad_h: NORMS.total, grad_c: "‖∂L/∂c_t‖" };
+
+// gradient norms over t of one frame as lines (log axis): grad_h_last, grad_h, grad_c
+export function gradLinesFigure({ frame, layer = 0, t, yRange, floor, bidirectional = false, which = ["grad_h_last", "grad_h", "grad_c"] }) {
+  needFloor(floor);
+  const cols = frameColumns(frame);
+  const noLossFrom = bidirectional ? null : lossEnd(frame.lastStep, cols);
+  const lowest = 10 ** floor;
+  const xs = Array.from(cols.t);
+  const data = which
+    .map((name, i) => {
+      const values = layerRow(frame, name, layer);
+      if (!values) return null;
+      const ys = Array.from(values, (v, j) => (noLossFrom !== null && j >= noLossFrom ? null : Math.max(v, lowest)));
+      const trace = line(xs, ys, LINE_NAMES[name], LINES[i]);
+      trace.hovertemplate = `${trace.name}<br>t %{x}: %{y:.3e}<extra></extra>`;
+      return trace;
+    })
+    .filter(Boolean);
+  const gone = noLossShapes(cols, noLossFrom);
+  const { width } = renderSize();
+  return {
+    key: `${frame.id}|${layer}|${t}|${yRange}|${floor}|${which}|${bidirectional}|${width}`,
+    data,
+    layout: {
+      xaxis: timeAxis(cols, frame.tokens, frame.marks), yaxis: logAxis("norm", yRange),
+      shapes: [...markShapes(frame.marks, cols), ...gone.shapes, ...tMarker(t)], annotations: gone.annotations,
+      showlegend: data.length > 1, legend: { orientation: "h", x: 0, y: 1.02, yanchor: "bottom", font: { size: 10 } },
+      margin: { l: 48, r: 12, t: data.length > 1 ? 22 : 8, b: 36 },
+    },
+  };
+}

@@ -1,0 +1,239 @@
+// Heatmaps as images: the one implementation behind every heatmap (gradient flow, h, c, gates,
+// itemized, connectivity). A figure function describes a value matrix (`fig.image`, below); an
+// `ImageHeatmap` maps its values through a 256-entry colour table into a canvas at the matrix's
+// own resolution, and lays that canvas under the Plotly plot of the same chart, exactly over the
+// plot area and following its axes (zoom, resize). Plotly keeps drawing axes, ticks, shapes and
+// any line traces; the pixels are ours, so a live update paints pixels instead of SVG, and a
+// history that only grew (the gradient flow) paints only its new rows. Hover shows a readout of
+// the cell under the pointer; a click reports the cell as {x, y} to the chart's onClick.
+// What this is not: a figure function (views.js), a scheduler (plots.js: Chart), or a pooler:
+// the server has already made the matrix display-sized.
+//
+// fig.image = {
+//   source,              // identity of the matrix: while it is the same, rows 0..n-1 are unchanged
+//   rows, cols,          // its size
+//   row(i),              // values of row i (an array-like of `cols` numbers), or null: a blank row
+//   until(i),            // optional: the columns of row i drawn are 0..until(i)-1 (itemized's causal half)
+//   x0, dx, y0, dy,      // axis extent: column j spans x0 + j*dx .. x0 + (j+1)*dx, row i likewise
+//   colors,              // "viridis" | "rdbu"
+//   min, max,            // the colour range (of log10 values when log)
+//   log, floor,          // log: colour by log10(v), values below 10^floor at the floor colour
+//   noLossFrom,          // columns from this one on are hatched "no loss here" (null: none)
+//   hover(i, j),         // the readout text of a cell (lines separated by "\n")
+//   click(i, j),         // the {x, y} a click on the cell reports
+// }
+
+// Colour-blind safe scales: Viridis for norms and gates, ColorBrewer RdBu (blue negative, red
+// positive) for signed states.
+export const VIRIDIS = [
+  "#440154", "#48186a", "#472d7b", "#424086", "#3b528b", "#33638d", "#2c728e", "#26828e", "#21918c",
+  "#1fa088", "#28ae80", "#3fbc73", "#5ec962", "#84d44b", "#addc30", "#d8e219", "#fde725",
+];
+export const RDBU = [
+  "#053061", "#2166ac", "#4393c3", "#92c5de", "#d1e5f0", "#f7f7f7", "#fddbc7", "#f4a582", "#d6604d",
+  "#b2182b", "#67001f",
+];
+
+const LEVELS = 256;
+
+// stops -> 256 RGBA pixels packed as the canvas's Uint32 view reads them (little-endian: ABGR)
+function colourTable(stops) {
+  const rgb = stops.map((c) => [1, 3, 5].map((k) => parseInt(c.slice(k, k + 2), 16)));
+  const table = new Uint32Array(LEVELS);
+  for (let i = 0; i < LEVELS; i++) {
+    const pos = (i / (LEVELS - 1)) * (rgb.length - 1);
+    const k = Math.min(Math.floor(pos), rgb.length - 2);
+    const f = pos - k;
+    const [r, g, b] = [0, 1, 2].map((c) => Math.round(rgb[k][c] + (rgb[k + 1][c] - rgb[k][c]) * f));
+    table[i] = (255 << 24) | (b << 16) | (g << 8) | r;
+  }
+  return table;
+}
+
+const TABLES = { viridis: colourTable(VIRIDIS), rdbu: colourTable(RDBU) };
+
+// one row of values -> pixels (0 = transparent: blank, not a number, or no loss)
+function paintRow(out, offset, values, spec, end) {
+  const table = TABLES[spec.colors];
+  const span = spec.max - spec.min || 1;
+  const k = (LEVELS - 1) / span;
+  const stop = Math.min(end, spec.noLossFrom ?? spec.cols);
+  let j = 0;
+  for (; j < stop; j++) {
+    let v = values[j];
+    if (spec.log) v = v > 0 ? Math.log10(v) : -Infinity;
+    if (v !== v) {
+      out[offset + j] = 0;
+      continue;
+    }
+    let level = ((spec.log && v < spec.floor ? spec.floor : v) - spec.min) * k;
+    level = level < 0 ? 0 : level > LEVELS - 1 ? LEVELS - 1 : level;
+    out[offset + j] = table[level | 0];
+  }
+  for (; j < spec.cols; j++) out[offset + j] = 0;
+}
+
+const scaleKey = (s) => `${s.cols}|${s.colors}|${s.min}|${s.max}|${s.log}|${s.floor}|${s.noLossFrom}`;
+
+export const heatmapStats = {}; // name -> {full, append, rows}: read by the browser tests
+
+export class ImageHeatmap {
+  constructor(node, { name, onClick }) {
+    this.node = node;
+    this.stats = heatmapStats[name] = { full: 0, append: 0, rows: 0 };
+    this.onClick = onClick;
+    this.spec = null;
+    this.drawn = 0; // rows painted of the current source
+    this.key = null;
+    this.layer = document.createElement("div");
+    this.layer.className = "gs-hm-layer";
+    this.hatch = document.createElement("div");
+    this.hatch.className = "gs-noloss";
+    this.canvas = document.createElement("canvas");
+    this.canvas.className = "gs-heatmap";
+    this.layer.append(this.hatch, this.canvas);
+    this.tip = document.createElement("div");
+    this.tip.className = "gs-tip";
+    this.tip.hidden = true;
+    this.listen();
+  }
+
+  /** Paint `spec`: nothing when unchanged, only the new rows when the source only grew. */
+  draw(spec) {
+    if (!this.node.contains(this.layer)) this.node.prepend(this.layer);
+    if (!this.node.contains(this.tip)) this.node.append(this.tip);
+    this.layer.hidden = false;
+    const key = scaleKey(spec);
+    const grows = spec.source === this.spec?.source && key === this.key && spec.rows >= this.drawn;
+    this.spec = spec;
+    if (grows && spec.rows <= this.canvas.height) this.paint(this.drawn, spec.rows);
+    else {
+      this.key = key;
+      this.canvas.width = spec.cols;
+      this.canvas.height = grows ? Math.ceil(spec.rows * 1.5) + 8 : spec.rows; // room to append
+      this.paint(0, spec.rows);
+    }
+    this.node.dataset.heatmap = "drawn";
+    this.place();
+  }
+
+  paint(from, to) {
+    const spec = this.spec;
+    this.drawn = to;
+    if (to <= from) return;
+    const cols = spec.cols;
+    const image = new ImageData(cols, to - from);
+    const pixels = new Uint32Array(image.data.buffer);
+    for (let i = from; i < to; i++) {
+      const values = spec.row(i);
+      if (values) paintRow(pixels, (i - from) * cols, values, spec, spec.until ? spec.until(i) : cols);
+    }
+    this.canvas.getContext("2d").putImageData(image, 0, from);
+    if (from === 0) this.stats.full += 1;
+    else this.stats.append += 1;
+    this.stats.rows += to - from;
+  }
+
+  clear() {
+    this.spec = null;
+    this.key = null;
+    this.drawn = 0;
+    this.layer.hidden = true;
+    this.tip.hidden = true;
+    delete this.node.dataset.heatmap;
+  }
+
+  // the plot area and a data -> pixel mapping of both axes (Plotly's laid-out layout)
+  frame() {
+    const full = this.node._fullLayout;
+    if (!full || !full._size || !full.xaxis || !full.yaxis) return null;
+    const { l, t, w, h } = full._size;
+    const [x0, x1] = full.xaxis.range;
+    const [y0, y1] = full.yaxis.range;
+    return {
+      l, t, w, h,
+      px: (x) => ((x - x0) / (x1 - x0)) * w,
+      py: (y) => ((y1 - y) / (y1 - y0)) * h,
+      x: (px) => x0 + (px / w) * (x1 - x0),
+      y: (py) => y1 - (py / h) * (y1 - y0),
+    };
+  }
+
+  /** Lay the canvas over the plot area at the axes' current ranges. */
+  place() {
+    const spec = this.spec;
+    const f = spec && this.frame();
+    if (!f) return;
+    Object.assign(this.layer.style, { left: `${f.l}px`, top: `${f.t}px`, width: `${f.w}px`, height: `${f.h}px` });
+    const capacity = this.canvas.height;
+    const xa = f.px(spec.x0);
+    const xb = f.px(spec.x0 + spec.cols * spec.dx);
+    const ya = f.py(spec.y0);
+    const yb = f.py(spec.y0 + capacity * spec.dy);
+    const width = Math.abs(xb - xa);
+    const height = Math.abs(yb - ya);
+    const flip = `scale(${xb < xa ? -1 : 1}, ${yb < ya ? -1 : 1})`;
+    const sharp = width >= spec.cols && height >= capacity;
+    Object.assign(this.canvas.style, {
+      left: `${Math.min(xa, xb)}px`, top: `${Math.min(ya, yb)}px`, width: `${width}px`, height: `${height}px`,
+      transform: flip, imageRendering: sharp ? "pixelated" : "auto",
+    });
+    const lossless = spec.noLossFrom !== null && spec.noLossFrom !== undefined && spec.noLossFrom < spec.cols;
+    this.hatch.hidden = !lossless;
+    if (lossless) {
+      const ha = f.px(spec.x0 + spec.noLossFrom * spec.dx);
+      Object.assign(this.hatch.style, { left: `${Math.min(ha, xb)}px`, width: `${Math.abs(xb - ha)}px` });
+    }
+  }
+
+  // the cell under a mouse event, or null
+  cell(ev) {
+    const spec = this.spec;
+    const f = spec && this.frame();
+    if (!f) return null;
+    const box = this.node.getBoundingClientRect();
+    const px = ev.clientX - box.left - f.l;
+    const py = ev.clientY - box.top - f.t;
+    if (px < 0 || py < 0 || px > f.w || py > f.h) return null;
+    const j = Math.floor((f.x(px) - spec.x0) / spec.dx);
+    const i = Math.floor((f.y(py) - spec.y0) / spec.dy);
+    if (i < 0 || j < 0 || i >= spec.rows || j >= spec.cols) return null;
+    return { i, j, left: px + f.l, top: py + f.t };
+  }
+
+  listen() {
+    let down = null;
+    this.node.addEventListener("mousemove", (ev) => this.hover(ev));
+    this.node.addEventListener("mouseleave", () => (this.tip.hidden = true));
+    this.node.addEventListener("mousedown", (ev) => (down = [ev.clientX, ev.clientY]));
+    this.node.addEventListener("click", (ev) => {
+      const moved = down && Math.hypot(ev.clientX - down[0], ev.clientY - down[1]) > 4; // a zoom drag
+      const c = !moved && this.onClick && this.cell(ev);
+      if (c) this.onClick(this.spec.click(c.i, c.j));
+    });
+  }
+
+  /** Follow the axes (zoom, pan, resize): call once the node is a Plotly plot. */
+  follow() {
+    if (this.following) return;
+    this.following = true;
+    this.node.on("plotly_relayout", () => this.place());
+    this.node.on("plotly_afterplot", () => this.place());
+  }
+
+  hover(ev) {
+    const c = this.cell(ev);
+    if (!c) {
+      this.tip.hidden = true;
+      return;
+    }
+    this.tip.textContent = this.spec.hover(c.i, c.j);
+    this.tip.hidden = false;
+    const right = c.left > this.node.clientWidth * 0.6;
+    Object.assign(this.tip.style, {
+      left: right ? "" : `${c.left + 14}px`,
+      right: right ? `${this.node.clientWidth - c.left + 14}px` : "",
+      top: `${Math.max(0, c.top - 10)}px`,
+    });
+  }
+}
