@@ -1,4 +1,5 @@
-// Talking to the Gatescope server: JSON over fetch, the run websocket's URL, small formatters.
+// Talking to the Gatescope server: JSON and frame bytes over fetch, the run websocket's URL, the
+// catalog (the server's constants: statuses, defaults, display sizes, lessons), small formatters.
 // A server started with GATESCOPE_TOKEN needs the token: open any page once with ?token=...
 // and it is kept for the tab (sessionStorage) and sent as a Bearer header / ?token= on sockets.
 
@@ -28,8 +29,8 @@ function describe(detail) {
   return JSON.stringify(detail);
 }
 
-export async function api(path, { method = "GET", body, signal } = {}) {
-  const headers = { Accept: "application/json" };
+async function request(path, { method = "GET", body, signal, accept }) {
+  const headers = { Accept: accept };
   const t = token();
   if (t) headers.Authorization = `Bearer ${t}`;
   if (body !== undefined) headers["Content-Type"] = "application/json";
@@ -39,17 +40,32 @@ export async function api(path, { method = "GET", body, signal } = {}) {
     signal,
     body: body === undefined ? undefined : JSON.stringify(body),
   });
+  if (response.status === 401) throw new ApiError(401, "this server needs its token: log in at /login");
+  if (!response.ok) {
+    const text = await response.text();
+    let detail = text || response.statusText;
+    try {
+      detail = JSON.parse(text).detail ?? detail;
+    } catch {
+      // not JSON: the text says it
+    }
+    throw new ApiError(response.status, detail);
+  }
+  return response;
+}
+
+/** JSON in, JSON out (null for 204). */
+export async function api(path, { method = "GET", body, signal } = {}) {
+  const response = await request(path, { method, body, signal, accept: "application/json" });
   if (response.status === 204) return null;
   const text = await response.text();
-  let data = null;
-  try {
-    data = text ? JSON.parse(text) : null;
-  } catch {
-    data = text;
-  }
-  if (response.status === 401) throw new ApiError(401, "this server needs its token: log in at /login");
-  if (!response.ok) throw new ApiError(response.status, (data && data.detail) || response.statusText);
-  return data;
+  return text ? JSON.parse(text) : null;
+}
+
+/** Frame bytes: an ArrayBuffer for decodeFrame() (GET .../probes/{step}, POST .../inspect). */
+export async function bytes(path, { method = "GET", body, signal } = {}) {
+  const response = await request(path, { method, body, signal, accept: "application/octet-stream" });
+  return response.arrayBuffer();
 }
 
 export const post = (path, body) => api(path, { method: "POST", body: body ?? {} });
@@ -63,12 +79,18 @@ export function wsUrl(path) {
 }
 
 let catalogPromise = null;
+/** GET /api/catalog, once per page: every constant the pages share with the server. */
 export function catalog() {
   catalogPromise ??= api("/api/catalog");
   return catalogPromise;
 }
 
-export const FINISHED = new Set(["completed", "stopped", "diverged", "failed", "interrupted"]);
+/** The floor choices (log10 of the smallest norm drawn): the catalog's floor and a few higher. */
+export function floorOptions(select, floor, value) {
+  const floors = [...new Set([floor, -20, -12, -6])].filter((f) => f >= floor).sort((a, b) => a - b);
+  if (!floors.includes(value)) floors.push(value);
+  select.replaceChildren(...floors.map((f) => new Option(`1e${f}`, String(f), false, f === value)));
+}
 
 export function fmt(x, digits = 3) {
   if (x === null || x === undefined || Number.isNaN(x)) return "–";

@@ -1,12 +1,25 @@
-// One run, live: the websocket feed and what it accumulates. `new Feed(runId, onChange)`:
-// snapshot -> metrics, probe steps, the latest frame; then step batches, newer probe frames,
-// status changes and the end. It also keeps the gradient-flow history (one row per probe frame,
-// fetched from /api/runs/{id}/gradflow, then one row appended per live frame; refetched when
-// the hub coalesced frames away). onChange(what) is called with "run" | "metrics" | "frame" |
-// "gradflow" | "end" | "error". Data flows one way: message -> feed state -> the page renders.
+// One run, live: the websocket and what it accumulates. `new Feed(runId, onChange, {kind, layer})`
+// keeps `run`, `metrics`, `probeSteps`, the newest `frame` (decoded only when read) and the
+// gradient-flow history `gradflow`, which is built on the server only: GET .../gradflow once,
+// then `?since=<last row's step>` appended as newer frames arrive (debounced, one request in
+// flight), replaced only when the view changes or the server says it thinned the rows.
+// onChange(what): "run" | "metrics" | "frame" | "gradflow" | "end" | "refused". A socket the
+// server refuses (4401 token, 4403 origin, 4404 no such run) is final: `refused` = {code, reason}
+// and the feed stops; any other close (a server restart) reconnects with backoff.
+// What this is not: a renderer; data flows one way, message -> feed state -> the page draws.
 
-import { api, FINISHED, wsUrl } from "./api.js";
-import { decodeProbe, fromPublic, isLarge, poolMax, row } from "./probe.js";
+import { api, wsUrl } from "./api.js";
+import { decodeFrame, frameHeader } from "./frame.js";
+
+const REFUSED = {
+  4401: "this server needs its token: log in at /login",
+  4403: "the server refused this page's origin",
+  4404: "there is no such run",
+};
+const FLOW_DEBOUNCE_MS = 250;
+const FLOW_RETRY_MS = 1000;
+const FLOW_RETRIES = 5;
+const RETRY_MS = [1000, 10000]; // first and longest wait before reconnecting
 
 export class Metrics {
   constructor() {
@@ -46,169 +59,194 @@ export class Metrics {
   }
 }
 
+function emptyFlow(kind, layer, reset = 0) {
+  return { kind, layer, T: 0, width: 1, t: [], steps: [], rows: [], saturation: {}, lastStep: null, thinned: false, version: 0, reset };
+}
+
+// a step into a sorted list of distinct steps (almost always at the end)
+function insertStep(steps, step) {
+  let i = steps.length;
+  while (i > 0 && steps[i - 1] > step) i -= 1;
+  if (steps[i - 1] !== step) steps.splice(i, 0, step);
+}
+
 export class Feed {
-  constructor(runId, onChange, { kind = "last", layer = 0, maxRows = 400, maxCols = 500 } = {}) {
+  constructor(runId, onChange, { kind = "last", layer = 0, maxRows = null } = {}) {
     this.runId = runId;
     this.onChange = onChange;
-    this.kind = kind;
-    this.layer = layer;
     this.maxRows = maxRows;
-    this.maxCols = maxCols;
     this.run = null;
     this.metrics = new Metrics();
     this.probeSteps = [];
-    this.frame = null; // the latest frame
-    this.gradflow = emptyFlow();
+    this.gradflow = emptyFlow(kind, layer);
     this.ended = false;
+    this.refused = null;
     this.closed = false;
-    this.retry = 1000;
-    this.refetchTimer = null;
-    this.fetching = null;
+    this.latest = null; // {step, buffer, frame}: the newest frame's bytes, decoded on first read
+    this.flow = { timer: null, inFlight: false, again: false, full: true, retries: 0 };
+    this.retry = RETRY_MS[0];
     this.connect();
+  }
+
+  /** The newest frame, decoded the first time it is read (frames never drawn are never decoded). */
+  get frame() {
+    const latest = this.latest;
+    if (!latest) return null;
+    latest.frame ??= decodeFrame(latest.buffer);
+    return latest.frame;
   }
 
   connect() {
     const ws = new WebSocket(wsUrl(`/ws/runs/${encodeURIComponent(this.runId)}`));
     ws.binaryType = "arraybuffer";
     this.ws = ws;
-    ws.onmessage = (ev) => {
-      if (typeof ev.data === "string") this.text(JSON.parse(ev.data));
-      else this.probe(decodeProbe(ev.data));
-    };
-    ws.onclose = (ev) => {
-      if (this.closed || this.ended) return;
-      if (ev.code === 4404 || ev.code === 4401) {
-        this.error = ev.reason || `closed (${ev.code})`;
-        this.onChange("error");
-        return;
-      }
-      setTimeout(() => !this.closed && this.connect(), this.retry); // the server restarted
-      this.retry = Math.min(this.retry * 2, 10000);
-    };
+    ws.onmessage = (ev) => (typeof ev.data === "string" ? this.onText(JSON.parse(ev.data)) : this.onFrame(ev.data));
+    ws.onclose = (ev) => this.onClose(ev);
+  }
+
+  onClose(ev) {
+    if (this.closed || this.ended) return;
+    if (REFUSED[ev.code]) {
+      this.refused = { code: ev.code, reason: ev.reason || REFUSED[ev.code] };
+      this.close();
+      this.onChange("refused");
+      return;
+    }
+    setTimeout(() => !this.closed && this.connect(), this.retry); // the server restarted
+    this.retry = Math.min(this.retry * 2, RETRY_MS[1]);
   }
 
   close() {
     this.closed = true;
-    clearTimeout(this.refetchTimer);
-    if (this.ws) this.ws.close(1000);
+    clearTimeout(this.flow.timer);
+    if (this.ws && this.ws.readyState <= WebSocket.OPEN) this.ws.close(1000);
   }
 
-  text(msg) {
+  onText(msg) {
     if (msg.type === "snapshot") {
-      this.retry = 1000;
+      this.retry = RETRY_MS[0];
       this.run = msg.run;
       this.metrics.reset();
       this.metrics.add(msg.metrics);
-      this.probeSteps = msg.probe_steps.slice();
+      for (const step of msg.probe_steps) insertStep(this.probeSteps, step);
       this.onChange("run");
       this.onChange("metrics");
-      this.fetchGradflow();
+      this.fetchFlow();
     } else if (msg.type === "step") {
       this.metrics.add(msg.steps);
       this.onChange("metrics");
-    } else if (msg.type === "status" || msg.type === "end") {
+    } else if (msg.type === "status") {
       this.run = msg.run;
-      if (msg.type === "end" || FINISHED.has(msg.run.status)) {
-        this.ended = true;
-        this.fetchGradflow(); // every frame, now that they are all stored
-      }
-      this.onChange(msg.type === "end" ? "end" : "run");
+      this.onChange("run");
+    } else if (msg.type === "end") {
+      this.run = msg.run;
+      this.ended = true;
+      this.onChange("end");
+      this.completeSteps();
+      this.fetchFlow(); // the rows the coalescing hub never sent as frames
     }
   }
 
-  async probe(frame) {
-    if (isLarge(frame)) {
-      try {
-        frame = fromPublic(await api(this.path(`/display/${frame.step}`)));
-      } catch (err) {
-        console.warn("display frame", err.message); // the next frame will do
-        return;
-      }
-    }
-    if (!this.probeSteps.includes(frame.step)) {
-      this.probeSteps.push(frame.step);
-      this.probeSteps.sort((a, b) => a - b);
-    }
-    if (!this.frame || frame.step >= this.frame.step) this.frame = frame;
-    this.appendRow(frame);
+  onFrame(buffer) {
+    const step = frameHeader(buffer).step;
+    insertStep(this.probeSteps, step);
+    if (this.latest && step < this.latest.step) return;
+    this.latest = { step, buffer, frame: null };
     this.onChange("frame");
+    if (this.gradflow.steps.at(-1) !== step) this.fetchFlow();
+  }
+
+  // every stored step, once the run has ended (live, the hub may have skipped some frames)
+  async completeSteps() {
+    try {
+      for (const step of await api(this.path("/probes"))) insertStep(this.probeSteps, step);
+      this.onChange("run");
+    } catch (err) {
+      console.warn("probe steps", err.message);
+    }
   }
 
   path(suffix) {
     return `/api/runs/${encodeURIComponent(this.runId)}${suffix}`;
   }
 
-  appendRow(frame) {
-    const g = this.gradflow;
-    const last = g.steps.length ? g.steps[g.steps.length - 1] : -1;
-    if (frame.step <= last || this.fetching) {
-      if (this.fetching) this.pendingRefetch = true;
-      return;
-    }
-    const values = row(frame, this.kind === "last" ? "grad_h_last" : "grad_h", this.layer);
-    if (!values || frame.fullT !== frame.T) return this.scheduleRefetch(0); // pooled: let the server do it
-    const width = Math.max(1, Math.ceil(values.length / this.maxCols));
-    if (g.steps.length && g.width !== width) return this.scheduleRefetch(0);
-    const every = this.run ? this.run.config.probe_every : 0;
-    if (last >= 0 && every > 0 && frame.step - last > every) this.scheduleRefetch(1000); // frames skipped
-    g.width = width;
-    g.T = values.length;
-    g.t = Array.from({ length: Math.ceil(values.length / width) }, (_, i) => i * width);
-    g.steps.push(frame.step);
-    g.z.push(poolMax(values, width));
-    for (const [gate, sides] of Object.entries(frame.saturation || {})) {
-      const entry = (g.saturation[gate] ??= { low: [], high: [] });
-      const l = Math.min(this.layer, sides.low.length - 1);
-      entry.low.push(sides.low[l]);
-      entry.high.push(sides.high[l]);
-    }
-    g.version += 1;
-    if (g.steps.length > 1.25 * this.maxRows) this.scheduleRefetch(0); // let the server downsample
-    this.onChange("gradflow");
-  }
-
-  scheduleRefetch(delay) {
-    if (this.refetchTimer) return;
-    this.refetchTimer = setTimeout(() => {
-      this.refetchTimer = null;
-      this.fetchGradflow();
-    }, delay);
-  }
-
   setView(kind, layer) {
-    if (kind === this.kind && layer === this.layer) return;
-    this.kind = kind;
-    this.layer = layer;
-    this.gradflow = emptyFlow();
+    const g = this.gradflow;
+    if (kind === g.kind && layer === g.layer) return;
+    this.gradflow = emptyFlow(kind, layer, g.reset + 1);
+    this.flow.full = true;
     this.onChange("gradflow");
-    this.fetchGradflow();
+    this.fetchFlow(0);
   }
 
-  async fetchGradflow() {
-    if (this.fetching) {
-      this.pendingRefetch = true;
+  // debounced: at most one request in flight; a wish during one is served after it
+  fetchFlow(delay = FLOW_DEBOUNCE_MS) {
+    const f = this.flow;
+    if (this.closed) return;
+    if (f.inFlight) {
+      f.again = true;
       return;
     }
-    const query = `?kind=${this.kind}&layer=${this.layer}&max_rows=${this.maxRows}&max_cols=${this.maxCols}`;
-    // the step list too: the hub sends only the newest frame, so live frames can skip steps
-    this.fetching = Promise.all([api(this.path(`/gradflow${query}`)), api(this.path("/probes"))]);
+    if (!f.timer) f.timer = setTimeout(() => this.loadFlow(), delay);
+  }
+
+  async loadFlow() {
+    const f = this.flow;
+    f.timer = null;
+    f.inFlight = true;
+    const { kind, layer } = this.gradflow;
+    const since = f.full ? null : this.gradflow.steps.at(-1) ?? null;
+    const query = new URLSearchParams({ kind, layer });
+    if (this.maxRows) query.set("max_rows", this.maxRows);
+    if (since !== null) query.set("since", since);
     try {
-      const [g, steps] = await this.fetching;
-      this.gradflow = { ...g, version: this.gradflow.version + 1 };
-      this.probeSteps = [...new Set([...steps, ...this.probeSteps])].sort((a, b) => a - b);
-      this.onChange("gradflow");
+      const answer = await api(this.path(`/gradflow?${query}`));
+      if (kind === this.gradflow.kind && layer === this.gradflow.layer) this.adoptFlow(answer, since);
     } catch (err) {
-      console.warn("gradflow", err.message);
+      console.warn("gradflow", err.message); // the next frame asks again
     } finally {
-      this.fetching = null;
-      if (this.pendingRefetch) {
-        this.pendingRefetch = false;
-        this.scheduleRefetch(500);
+      f.inFlight = false;
+      if (f.again) {
+        f.again = false;
+        this.fetchFlow();
       }
     }
   }
-}
 
-function emptyFlow() {
-  return { steps: [], t: [], z: [], width: 1, T: 0, saturation: {}, version: 0 };
+  // the server's answer -> this.gradflow: a full answer replaces the rows, a `since` answer is
+  // appended; the whole history is fetched again (thinned evenly by the server) when the server
+  // thinned the new rows, or when the page holds a quarter more rows than a full answer would
+  adoptFlow(answer, since) {
+    const old = this.gradflow;
+    const appended = old.steps.length + answer.steps.length;
+    const lost = !old.thinned && appended !== answer.total_rows;
+    const tooMany = appended > 1.25 * (answer.max_rows ?? Infinity);
+    if (since !== null && (lost || tooMany)) {
+      this.flow.full = true;
+      this.flow.again = true;
+      return;
+    }
+    if (since !== null && !answer.steps.length) {
+      // the newest frame is not stored yet (frames are sent first): ask again a little later
+      if (this.latest && this.latest.step > since && this.flow.retries++ < FLOW_RETRIES) this.fetchFlow(FLOW_RETRY_MS);
+      return;
+    }
+    this.flow.retries = 0;
+    const g = since === null ? { ...emptyFlow(old.kind, old.layer, old.reset + 1), version: old.version } : old;
+    Object.assign(g, { T: answer.T, width: answer.width, t: answer.t, lastStep: answer.last_step });
+    g.thinned = since === null ? answer.steps.length < answer.total_rows : old.thinned;
+    g.steps.push(...answer.steps);
+    g.rows.push(...answer.z.map((r) => Float32Array.from(r)));
+    for (const [gate, sides] of Object.entries(answer.saturation)) {
+      const entry = (g.saturation[gate] ??= { low: [], high: [] });
+      entry.low.push(...sides.low);
+      entry.high.push(...sides.high);
+    }
+    for (const step of answer.steps) insertStep(this.probeSteps, step);
+    g.version += 1;
+    this.gradflow = g;
+    this.flow.full = false;
+    this.onChange("gradflow");
+    if (this.latest && this.latest.step > (g.steps.at(-1) ?? -1)) this.fetchFlow(); // frames came meanwhile
+  }
 }
