@@ -1,16 +1,19 @@
-// One run, live (/runs/{id}). State lives in one object; the websocket feed and the controls
-// change it, render() hands each chart its input, and the charts draw on the next animation
-// frame (only those on screen). Pause stops drawing while the feed keeps buffering. The URL
-// carries ?step= (scrubber), ?t= (highlighted timestep), ?view=, ?kind=, ?layer=, ?floor=.
+// One run, live (/runs/{id}). One state object; the feed (websocket) and the controls change it,
+// render*() hand each chart its input, and the charts draw on the next animation frame (only
+// those on screen). Live updates are coalesced so the main thread stays free; pause stops
+// drawing while the feed keeps buffering. The scrubber shows any recorded step: display-resolution
+// frame bytes from GET .../probes/{step}?resolution=display, decoded once, kept in an LRU, with the
+// neighbours prefetched. The URL carries ?step= ?t= ?view= ?kind= ?conn= ?layer= ?floor=.
+// Constants (finished statuses, the floor, gate kinds and captions) come from /api/catalog.
 
-import { api, catalog, describeRun, FINISHED, post, setStatus } from "./api.js";
+import { api, bytes, catalog, describeRun, floorOptions, post, setStatus } from "./api.js";
 import { Feed } from "./feed.js";
-import { Chart, legend, RDBU, stats, VIRIDIS } from "./plots.js";
-import { fromPublic } from "./probe.js";
+import { decodeFrame } from "./frame.js";
+import { Chart, stats } from "./plots.js";
 import { setupTools } from "./tools.js";
 import {
-  absMax, connectivityFigure, FLOOR, GATE_CAPTIONS, gradflowFigure, gradLinesFigure, gradNormFigure,
-  itemizedFigure, lossFigure, paramNormsFigure, saturationFigure, SIGMOID, stateFigure,
+  connectivityFigure, gradflowFigure, gradLinesFigure, gradNormFigure, itemizedFigure, lossFigure,
+  paramNormsFigure, saturationFigure, stateFigure,
 } from "./views.js";
 
 const $ = (id) => document.getElementById(id);
@@ -19,6 +22,8 @@ const query = new URLSearchParams(location.search);
 const intOrNull = (v) => (v === null || v === "" || Number.isNaN(Number(v)) ? null : Number(v));
 
 const state = {
+  cat: null, // /api/catalog
+  finished: new Set(), // catalog.statuses.finished
   run: null,
   task: null,
   paused: false,
@@ -30,52 +35,42 @@ const state = {
   kind: query.get("kind") === "total" ? "total" : "last",
   conn: query.get("conn") === "total" ? "total" : "last",
   layer: intOrNull(query.get("layer")) ?? 0,
-  floor: intOrNull(query.get("floor")) ?? FLOOR,
+  floor: intOrNull(query.get("floor")), // null: the catalog's
   replay: null,
 };
-const frames = new Map(); // step -> frame, fetched for the scrubber
+let feed = null;
+const live = () => state.run && !state.finished.has(state.run.status);
 
 // -- charts -------------------------------------------------------------------------------
 
 const pickT = (p) => setT(p.x);
 const charts = {
-  loss: new Chart($("chart-loss"), (s) => lossFigure({ metrics: s.metrics, baseline: s.baseline })),
-  metric: new Chart($("chart-metric"), (s) =>
-    lossFigure({ metrics: s.metrics, baseline: s.baseline, field: "metric", title: s.title }),
-  ),
-  gradnorm: new Chart($("chart-gradnorm"), (s) => gradNormFigure({ metrics: s.metrics, clip: s.clip })),
-  params: new Chart($("chart-params"), (s) => paramNormsFigure({ metrics: s.metrics })),
+  loss: new Chart($("chart-loss"), lossFigure),
+  metric: new Chart($("chart-metric"), lossFigure),
+  gradnorm: new Chart($("chart-gradnorm"), gradNormFigure),
+  params: new Chart($("chart-params"), paramNormsFigure),
   gradflow: new Chart($("chart-gradflow"), gradflowFigure, {
     name: "gradflow",
+    legend: $("legend-gradflow"),
     onClick: (p) => {
       setT(p.x);
       scrubTo(p.y);
     },
-    onRender: (fig) =>
-      legend($("legend-gradflow"), {
-        colors: VIRIDIS, min: fig.range[0], max: fig.range[1], log: true, floor: state.floor,
-        label: state.kind === "last" ? "‖∂ℓ_T/∂h_t‖" : "‖∂L/∂h_t‖",
-      }),
   }),
   saturation: new Chart($("chart-saturation"), saturationFigure),
   gradlines: new Chart($("chart-gradlines"), gradLinesFigure, { onClick: pickT }),
-  itemized: new Chart($("chart-itemized"), itemizedFigure, {
-    onClick: pickT,
-    onRender: (fig) => legend($("legend-itemized"), { colors: VIRIDIS, min: fig.range[0], max: fig.range[1], log: true, floor: state.floor, label: "‖∂ℓ_s/∂h_t‖" }),
-  }),
-  connectivity: new Chart($("chart-connectivity"), connectivityFigure, {
-    onClick: pickT,
-    onRender: (fig) => legend($("legend-connectivity"), { colors: VIRIDIS, min: fig.range[0], max: fig.range[1], log: true, floor: state.floor, label: "‖∂ℓ/∂x_t‖" }),
-  }),
-  hidden: new Chart($("chart-hidden"), stateFigure, { onClick: pickT, name: "hidden" }),
+  itemized: new Chart($("chart-itemized"), itemizedFigure, { onClick: pickT, legend: $("legend-itemized") }),
+  connectivity: new Chart($("chart-connectivity"), connectivityFigure, { onClick: pickT, legend: $("legend-connectivity") }),
+  hidden: new Chart($("chart-hidden"), stateFigure, { onClick: pickT, name: "hidden", legend: $("legend-hidden") }),
 };
 $("chart-itemized").dataset.empty =
-  "Nothing to itemize: this task has a single loss step (many-to-one), or the frame has no itemized gradients (T > 200, or itemize off).";
+  "Nothing to itemize: this task has a single loss step (many-to-one), or the frame has no itemized gradients (a long sequence, or itemize off).";
 $("chart-gradflow").dataset.empty = "Waiting for the first probe frame…";
 const gateCharts = {};
 
+// one section per gate of the cell (catalog order), and the LSTM's cell state
 function buildGates(cell) {
-  const names = cell.name === "lstm" ? ["f", "i", "o", "g", "c"] : cell.gates;
+  const names = cell.name === "lstm" ? [...cell.gates, "c"] : cell.gates;
   const box = $("gates");
   if (!names.length) {
     box.append(Object.assign(document.createElement("p"), {
@@ -93,30 +88,29 @@ function buildGates(cell) {
     const title = g === "c" ? "Cell state c" : `Gate ${g}`;
     section.innerHTML = `<h3>${title} <a class="anchor" href="?view=gate-${g}" data-view-link="gate-${g}">#</a></h3>
       <div class="chart" id="chart-gate-${g}"></div><div class="legend" id="legend-gate-${g}"></div>
-      <p class="caption">${GATE_CAPTIONS[g]}</p>`;
+      <p class="caption"></p>`;
+    section.querySelector(".caption").textContent = state.cat.gate_captions[g] ?? "";
     box.append(section);
-    const sigmoid = SIGMOID.has(g);
-    gateCharts[g] = new Chart($(`chart-gate-${g}`), stateFigure, { onClick: pickT, name: `gate-${g}` });
-    if (g !== "c") {
-      legend($(`legend-gate-${g}`), { colors: sigmoid ? VIRIDIS : RDBU, min: sigmoid ? 0 : -1, max: 1, label: `${g} (fixed scale)` });
-    }
+    gateCharts[g] = new Chart($(`chart-gate-${g}`), stateFigure, { onClick: pickT, name: `gate-${g}`, legend: $(`legend-gate-${g}`) });
   }
 }
 
 // -- render: state -> chart inputs --------------------------------------------------------
 
 function renderMetrics() {
-  const m = feedRef.metrics;
+  const m = feed.metrics;
   const task = state.task;
   charts.loss.update({ metrics: m, baseline: task ? task.baseline_loss : null });
-  charts.metric.update({ metrics: m, baseline: task ? task.baseline_metric : null, title: task ? task.metric_name : "metric" });
+  charts.metric.update({ metrics: m, baseline: task ? task.baseline_metric : null, field: "metric", title: task ? task.metric_name : "metric" });
   charts.gradnorm.update({ metrics: m, clip: state.run ? state.run.config.clip : null });
   charts.params.update({ metrics: m });
 }
 
 function renderFlow() {
-  const flow = feedRef.gradflow;
-  charts.gradflow.update(flow.steps.length ? { flow, kind: state.kind, floor: state.floor, t: state.t, step: state.frame ? state.frame.step : null, frame: state.frame } : null);
+  const flow = feed.gradflow;
+  const frame = state.frame;
+  const input = { flow, floor: state.floor, t: state.t, step: frame ? frame.step : null, frame, bidirectional: state.run.config.bidirectional };
+  charts.gradflow.update(flow.steps.length ? input : null);
   charts.saturation.update({ flow });
 }
 
@@ -124,40 +118,120 @@ function renderFrame() {
   const frame = state.frame;
   if (!frame || !state.run) return;
   const cfg = state.run.config;
-  const common = { frame, t: state.t, floor: state.floor, layer: state.layer };
+  const common = { frame, t: state.t, floor: state.floor, layer: state.layer, bidirectional: cfg.bidirectional };
+  const units = { directions: cfg.bidirectional ? 2 : 1, hidden: cfg.hidden_size };
+  const gateKinds = state.cat.display.gate_kinds;
   charts.gradlines.update({ ...common, which: frame.arrays.grad_c ? ["grad_h_last", "grad_h", "grad_c"] : ["grad_h_last", "grad_h"] });
-  charts.itemized.update({ ...common, bidirectional: cfg.bidirectional });
+  charts.itemized.update(common);
   charts.connectivity.update({ ...common, kind: state.conn });
-  const relu = cfg.cell === "rnn_relu";
-  const m = relu ? absMax(frame, "h") : 1;
-  charts.hidden.update({ ...common, name: "h", zrange: [-m, m], units: { directions: cfg.bidirectional ? 2 : 1, hidden: cfg.hidden_size } });
-  legend($("legend-hidden"), { colors: RDBU, min: -m, max: m, label: relu ? "h (±max|h|)" : "h (fixed scale)" });
-  for (const [g, chart] of Object.entries(gateCharts)) {
-    const name = g === "c" ? "c" : `gates.${g}`;
-    const zrange = g === "c" ? [-absMax(frame, "c"), absMax(frame, "c")] : null;
-    chart.update({ ...common, name, zrange, units: { directions: cfg.bidirectional ? 2 : 1, hidden: cfg.hidden_size } });
-    if (zrange) legend($("legend-gate-c"), { colors: RDBU, min: zrange[0], max: zrange[1], label: "c (±max|c|)" });
-  }
-  renderFlow(); // the selected step's row marker
-}
-
-function renderAll() {
-  renderMetrics();
-  renderFlow();
-  renderFrame();
-  renderScrubber();
+  charts.hidden.update({ ...common, name: "h", units, relu: cfg.cell === "rnn_relu" });
+  for (const [g, chart] of Object.entries(gateCharts)) chart.update({ ...common, name: g === "c" ? "c" : `gates.${g}`, units, gateKinds });
+  renderFlow(); // the shown step's row marker
 }
 
 function renderScrubber() {
-  const steps = feedRef.probeSteps;
+  const steps = feed.probeSteps;
   const scrub = $("scrub");
   scrub.max = String(Math.max(0, steps.length - 1));
   const shown = state.frame ? state.frame.step : null;
   const i = shown === null ? steps.length - 1 : steps.indexOf(shown);
   if (i >= 0) scrub.value = String(i);
-  $("scrub-label").textContent = shown === null ? "–" : `${shown}${state.frame.fullT !== state.frame.T ? " (pooled for display)" : ""}`;
-  const live = state.run && !FINISHED.has(state.run.status);
-  $("live-note").textContent = state.paused ? "paused: updates are kept, not drawn" : state.follow && live ? "following live" : state.replay ? "replaying" : "";
+  $("scrub-label").textContent = shown === null ? "–" : `${shown}${state.frame.pool ? " (pooled for display)" : ""}`;
+  $("live-note").textContent = state.paused ? "paused: updates are kept, not drawn" : state.follow && live() ? "following live" : state.replay ? "replaying" : "";
+}
+
+function renderAll() {
+  renderMetrics();
+  renderFrame();
+  renderFlow();
+  renderScrubber();
+}
+
+// -- the scrubber's frames ----------------------------------------------------------------
+
+// Decoded display frames by step, least recently used first, within a budget of decoded bytes;
+// `get` shares one request per step, `prefetch` loads the given steps while no request waits.
+const CACHE_BYTES = 300e6;
+const frames = {
+  byStep: new Map(),
+  bytes: 0,
+  loading: new Map(),
+
+  size: (frame) => Object.values(frame.arrays).reduce((n, a) => n + a.data.byteLength, 0),
+
+  get(step) {
+    const frame = this.byStep.get(step);
+    if (frame) {
+      this.byStep.delete(step); // most recently used: to the end
+      this.byStep.set(step, frame);
+      return Promise.resolve(frame);
+    }
+    if (!this.loading.has(step)) this.loading.set(step, this.load(step));
+    return this.loading.get(step);
+  },
+
+  async load(step) {
+    try {
+      const frame = decodeFrame(await bytes(`/api/runs/${encodeURIComponent(runId)}/probes/${step}?resolution=display`));
+      this.byStep.set(step, frame);
+      this.bytes += this.size(frame);
+      for (const [old, f] of this.byStep) {
+        if (this.bytes <= CACHE_BYTES || this.byStep.size <= 2) break;
+        this.byStep.delete(old);
+        this.bytes -= this.size(f);
+      }
+      return frame;
+    } finally {
+      this.loading.delete(step);
+    }
+  },
+
+  prefetch(steps) {
+    for (const step of steps) {
+      if (this.loading.size) return;
+      if (step !== undefined && !this.byStep.has(step)) this.get(step).catch(() => {}); // a miss costs a later fetch only
+    }
+  },
+};
+
+function frameAt(step) {
+  if (feed.latest && feed.latest.step === step) return Promise.resolve(feed.frame);
+  return frames.get(step);
+}
+
+// the newest target wins: while a frame loads, later moves only retarget, and the loop then
+// loads the newest one (a fast drag costs one request at a time, never a queue)
+const scrub = { busy: false, last: null };
+async function scrubTo(step) {
+  const steps = feed.probeSteps;
+  state.step = step;
+  state.follow = step === steps.at(-1) && live();
+  if (scrub.busy) return;
+  scrub.busy = true;
+  try {
+    let target;
+    do {
+      target = state.step;
+      state.frame = await frameAt(target);
+    } while (state.step !== target);
+    showError(null);
+  } catch (err) {
+    showError(err);
+  } finally {
+    scrub.busy = false;
+  }
+  syncUrl();
+  renderFrame();
+  renderScrubber();
+  prefetchAround(state.step);
+}
+
+function prefetchAround(step) {
+  const steps = feed.probeSteps;
+  const i = steps.indexOf(step);
+  const ahead = scrub.last === null || step >= scrub.last ? 1 : -1; // the way the user moves first
+  scrub.last = step;
+  frames.prefetch([steps[i + ahead], steps[i - ahead], steps[i + 2 * ahead]]);
 }
 
 // -- state changes ------------------------------------------------------------------------
@@ -174,7 +248,7 @@ function syncUrl() {
     put("kind", state.kind, "last");
     put("conn", state.conn, "last");
     put("layer", state.layer, 0);
-    put("floor", state.floor, FLOOR);
+    put("floor", state.floor, state.cat.display.floor);
     history.replaceState(null, "", url);
   }, 200);
 }
@@ -185,31 +259,6 @@ function setT(t) {
   renderFrame();
 }
 
-async function frameAt(step) {
-  if (feedRef.frame && feedRef.frame.step === step) return feedRef.frame;
-  if (!frames.has(step)) {
-    frames.set(step, fromPublic(await api(`/api/runs/${runId}/display/${step}`)));
-    if (frames.size > 60) frames.delete(frames.keys().next().value);
-  }
-  return frames.get(step);
-}
-
-async function scrubTo(step) {
-  const steps = feedRef.probeSteps;
-  state.step = step;
-  state.follow = step === steps[steps.length - 1] && !FINISHED.has(state.run?.status);
-  try {
-    const frame = await frameAt(step);
-    if (state.step !== step) return; // a later scrub won
-    state.frame = frame;
-  } catch (err) {
-    showError(err);
-  }
-  syncUrl();
-  renderFrame();
-  renderScrubber();
-}
-
 function showError(err) {
   $("run-error").hidden = !err;
   $("run-error").textContent = err ? err.message || String(err) : "";
@@ -217,15 +266,15 @@ function showError(err) {
 
 function play() {
   state.paused = false;
-  if (state.run && !FINISHED.has(state.run.status)) {
+  if (live()) {
     state.follow = true;
-    state.frame = feedRef.frame;
+    state.frame = feed.frame;
     syncUrl();
     renderAll();
     return;
   }
   // a finished run: replay the recorded probes from the scrubber onwards
-  const steps = feedRef.probeSteps;
+  const steps = feed.probeSteps;
   let i = Number($("scrub").value);
   if (i >= steps.length - 1) i = -1;
   clearInterval(state.replay);
@@ -251,85 +300,97 @@ function pause() {
 // live redraw divided by LOAD. User actions redraw at once.
 const LIVE_MS = 250;
 const LOAD = 0.35;
-const live = { changed: new Set(), timer: null, last: 0, spentAtLast: 0 };
+const pace = { changed: new Set(), timer: null, last: 0, spentAtLast: 0 };
 
 function liveUpdate(what) {
-  live.changed.add(what);
-  if (!live.timer) live.timer = setTimeout(liveDraw, Math.max(0, live.last + LIVE_MS - performance.now()));
+  pace.changed.add(what);
+  if (!pace.timer) pace.timer = setTimeout(liveDraw, Math.max(0, pace.last + LIVE_MS - performance.now()));
 }
 
 function liveDraw() {
   // the drawing since the last live redraw (its animation frames have run by now) sets the pace
-  const since = performance.now() - live.last;
-  const owed = Math.min(4000, (stats.totalMs - live.spentAtLast) / LOAD);
+  const since = performance.now() - pace.last;
+  const owed = Math.min(4000, (stats.totalMs - pace.spentAtLast) / LOAD);
   if (since < owed) {
-    live.timer = setTimeout(liveDraw, owed - since);
+    pace.timer = setTimeout(liveDraw, owed - since);
     return;
   }
-  live.timer = null;
-  live.last = performance.now();
-  live.spentAtLast = stats.totalMs;
-  const changed = new Set(live.changed);
-  live.changed.clear();
+  pace.timer = null;
+  pace.last = performance.now();
+  pace.spentAtLast = stats.totalMs;
+  const changed = new Set(pace.changed);
+  pace.changed.clear();
   if (state.paused) return; // play redraws everything
   if (changed.has("metrics")) {
     renderMetrics();
     showRun();
   }
-  if (changed.has("frame") && state.follow && !state.replay) state.frame = feedRef.frame;
+  if (changed.has("frame") && state.follow && !state.replay) state.frame = feed.frame; // decoded here, once drawn
   if (changed.has("frame")) renderFrame(); // includes the gradient flow
-  else if (changed.has("flow")) renderFlow();
+  else if (changed.has("gradflow")) renderFlow();
   renderScrubber();
 }
 
 function onFeed(what) {
-  if (what === "error") return showError(new Error(feedRef.error));
+  if (what === "refused") return showRefused(feed.refused);
   if (what === "run" || what === "end") {
     const first = !state.run;
-    state.run = feedRef.run;
+    state.run = feed.run;
     showRun();
     if (first) start().catch(showError);
   }
+  if (!state.task) return; // start() draws everything once it has the task
   if (state.paused) return renderScrubber();
-  if (what === "metrics" && state.run) liveUpdate("metrics");
-  if (what === "gradflow") liveUpdate("flow");
-  if (what === "frame") liveUpdate("frame");
   if (what === "end") {
-    if (state.follow && !state.replay) state.frame = feedRef.frame;
+    if (state.follow && !state.replay) state.frame = feed.frame;
     renderAll();
-  }
+  } else if (what !== "run") liveUpdate(what);
+}
+
+// 4401, 4403, 4404: the server will not show this run to this page; say why and stay quiet
+function showRefused({ code, reason }) {
+  showError(new Error(`The server refused to stream this run (${code}): ${reason}`));
+  setStatus($("run-status"), "refused");
+  for (const id of ["play", "pause", "stop"]) $(id).disabled = true;
 }
 
 function showRun() {
   const run = state.run;
   setStatus($("run-status"), run.status);
-  $("run-desc").textContent = `${describeRun(run)} · ${run.config.optimizer.name} lr ${run.config.optimizer.lr} · clip ${run.config.clip.mode}${run.config.tbptt ? ` · tbptt ${run.config.tbptt}` : ""} · step ${Math.max(run.step, feedRef.metrics.step.at(-1) ?? 0)}/${run.steps} · seed ${run.config.seed}`;
-  $("stop").disabled = FINISHED.has(run.status);
+  const c = run.config;
+  const step = Math.max(run.step, feed.metrics.step.at(-1) ?? 0);
+  $("run-desc").textContent = `${describeRun(run)} · ${c.optimizer.name} lr ${c.optimizer.lr} · clip ${c.clip.mode}${c.tbptt ? ` · tbptt ${c.tbptt}` : ""} · step ${step}/${run.steps} · seed ${c.seed}`;
+  $("stop").disabled = state.finished.has(run.status);
   if (run.error) showError(new Error(run.error));
 }
 
+const METRIC_CAPTIONS = {
+  bpc: "Bits per character on the training batch (loss / ln 2): lower is better; the dashed line is the baseline's.",
+  accuracy: "Accuracy on the training batch: the fraction of loss steps predicted right.",
+  mse: "Mean squared error on the training batch; the dashed line is the baseline's.",
+};
+
+async function showGroup(run) {
+  const all = await api("/api/runs?limit=500");
+  const ids = all.items.filter((r) => r.group === run.group).map((r) => r.id).reverse();
+  Object.assign($("group"), { hidden: false, href: `/compare?runs=${ids.join(",")}` });
+}
+
+// once the first snapshot is in: the run's task, the layer list, the gates; then draw
 async function start() {
   const run = state.run;
-  const [cat, task] = await Promise.all([catalog(), api(`/api/runs/${runId}/task`)]);
-  state.task = task;
+  const task = await api(`/api/runs/${runId}/task`);
   const layers = $("layer");
   for (let l = 0; l < run.config.num_layers; l++) layers.append(new Option(`${l}`, `${l}`, false, l === state.layer));
-  $("floor").value = String(state.floor);
   $("metric-title").firstChild.textContent = `Metric: ${task.metric_name} `;
-  $("metric-caption").textContent = {
-    bpc: "Bits per character on the training batch (loss / ln 2): lower is better; the dashed line is the baseline's.",
-    accuracy: "Accuracy on the training batch: the fraction of loss steps predicted right.",
-    mse: "Mean squared error on the training batch; the dashed line is the baseline's.",
-  }[task.metric_name];
-  buildGates(cat.cells.find((c) => c.name === run.config.cell));
+  $("metric-caption").textContent = METRIC_CAPTIONS[task.metric_name];
+  buildGates(state.cat.cells.find((c) => c.name === run.config.cell));
   $("export").href = `/api/runs/${runId}/export`;
-  if (run.group) {
-    const all = await api("/api/runs?limit=500");
-    const ids = all.items.filter((r) => r.group === run.group).map((r) => r.id).reverse();
-    Object.assign($("group"), { hidden: false, href: `/compare?runs=${ids.join(",")}` });
-  }
-  setupTools({ run, task, state, feed: feedRef });
+  if (run.group) await showGroup(run);
+  setupTools({ run, task, frame: feed.frame, display: state.cat.display });
+  state.task = task;
   if (state.step !== null) await scrubTo(state.step);
+  else state.frame = feed.frame;
   if (state.view) {
     const node = document.querySelector(`[data-view="${CSS.escape(state.view)}"]`);
     if (node) {
@@ -342,54 +403,61 @@ async function start() {
 
 // -- controls -------------------------------------------------------------------------------
 
-$("play").addEventListener("click", play);
-$("pause").addEventListener("click", pause);
-$("stop").addEventListener("click", async () => {
-  try {
-    state.run = await post(`/api/runs/${runId}/stop`);
-    showRun();
-  } catch (err) {
-    showError(err);
-  }
-});
-$("scrub").addEventListener("input", (ev) => scrubTo(feedRef.probeSteps[Number(ev.target.value)]));
-$("clear-t").addEventListener("click", () => setT(null));
-$("layer").addEventListener("change", (ev) => {
-  state.layer = Number(ev.target.value);
-  feedRef.setView(state.kind, state.layer);
-  syncUrl();
-  renderFrame();
-});
-$("floor").addEventListener("change", (ev) => {
-  state.floor = Number(ev.target.value);
-  syncUrl();
-  renderFrame();
-});
-for (const radio of document.querySelectorAll('input[name="kind"]')) {
-  radio.checked = radio.value === state.kind;
-  radio.addEventListener("change", () => {
-    state.kind = radio.value;
-    feedRef.setView(state.kind, state.layer);
-    syncUrl();
+function bindControls() {
+  $("play").addEventListener("click", play);
+  $("pause").addEventListener("click", pause);
+  $("stop").addEventListener("click", async () => {
+    try {
+      state.run = await post(`/api/runs/${runId}/stop`);
+      showRun();
+    } catch (err) {
+      showError(err);
+    }
   });
-}
-for (const radio of document.querySelectorAll('input[name="conn"]')) {
-  radio.checked = radio.value === state.conn;
-  radio.addEventListener("change", () => {
-    state.conn = radio.value;
+  $("scrub").addEventListener("input", (ev) => scrubTo(feed.probeSteps[Number(ev.target.value)]));
+  $("clear-t").addEventListener("click", () => setT(null));
+  $("layer").addEventListener("change", (ev) => {
+    state.layer = Number(ev.target.value);
+    feed.setView(state.kind, state.layer);
     syncUrl();
     renderFrame();
   });
+  floorOptions($("floor"), state.cat.display.floor, state.floor);
+  $("floor").addEventListener("change", (ev) => {
+    state.floor = Number(ev.target.value);
+    syncUrl();
+    renderFrame();
+  });
+  const radios = (name, key, then) => {
+    for (const radio of document.querySelectorAll(`input[name="${name}"]`)) {
+      radio.checked = radio.value === state[key];
+      radio.addEventListener("change", () => {
+        state[key] = radio.value;
+        then();
+        syncUrl();
+      });
+    }
+  };
+  radios("kind", "kind", () => feed.setView(state.kind, state.layer));
+  radios("conn", "conn", renderFrame);
+  document.addEventListener("click", (ev) => {
+    const link = ev.target.closest("[data-view-link]");
+    if (!link) return;
+    ev.preventDefault();
+    state.view = link.dataset.viewLink;
+    document.querySelectorAll(".view.focus").forEach((n) => n.classList.remove("focus"));
+    link.closest(".view").classList.add("focus");
+    syncUrl();
+  });
 }
-document.addEventListener("click", (ev) => {
-  const link = ev.target.closest("[data-view-link]");
-  if (!link) return;
-  ev.preventDefault();
-  state.view = link.dataset.viewLink;
-  document.querySelectorAll(".view.focus").forEach((n) => n.classList.remove("focus"));
-  link.closest(".view").classList.add("focus");
-  syncUrl();
-});
 
-const feedRef = new Feed(runId, onFeed, { kind: state.kind, layer: state.layer });
-window.__gatescopeRun = { state, feed: feedRef, charts };
+async function main() {
+  state.cat = await catalog();
+  state.finished = new Set(state.cat.statuses.finished);
+  state.floor ??= state.cat.display.floor;
+  bindControls();
+  feed = new Feed(runId, onFeed, { kind: state.kind, layer: state.layer });
+  window.__gatescopeRun = { state, feed, charts, frames };
+}
+
+main().catch(showError);

@@ -1,11 +1,14 @@
-// The run page's tools: "inspect" (POST /api/runs/{id}/inspect: the latest weights on your own
-// input, drawn as hidden state, gradients and a gate) and, for char_lm runs, "sample"
-// (POST /api/runs/{id}/sample: prime, length, temperature, seed -> text).
+// The run page's tools: "inspect" (POST /api/runs/{id}/inspect?resolution=display: the latest
+// weights on your own input, a frame's bytes decoded like any other and drawn as hidden state,
+// gradients and a gate) and, for char_lm runs, "sample" (POST /api/runs/{id}/sample: prime,
+// length, temperature, seed -> text). The default inspect text is the run's probe line (/task).
 
-import { post } from "./api.js";
-import { Chart, legend, RDBU } from "./plots.js";
-import { fromPublic } from "./probe.js";
-import { absMax, gradLinesFigure, stateFigure } from "./views.js";
+import { bytes, post } from "./api.js";
+import { decodeFrame } from "./frame.js";
+import { Chart } from "./plots.js";
+import { gradLinesFigure, stateFigure } from "./views.js";
+
+const INSPECT_GATE = { lstm: "f", gru: "z" }; // the gate that decides what the cell keeps
 
 const $ = (id) => document.getElementById(id);
 
@@ -14,17 +17,11 @@ function showError(node, err) {
   node.textContent = err ? err.message || String(err) : "";
 }
 
-function defaultText(run, task) {
-  if (run.config.probe_text) return run.config.probe_text;
-  if (run.config.task.corpus === "hello") return "hello";
-  if (run.config.task.corpus === "shakespeare") return "To be, or not to be, that is the question:";
-  return (task.vocab || []).join("").slice(0, 40);
-}
-
-// the current probe frame's inputs as editable JSON, one timestep a line
+// the current probe frame's inputs as editable JSON, one timestep a line (a pooled frame's are
+// bin means, not an input: then the box starts empty)
 function inputsText(frame) {
-  const a = frame && frame.arrays.inputs;
-  if (!a) return "[[0.5, 1], [0.2, 0], [0.7, 1]]";
+  const a = frame && !frame.pool && frame.arrays.inputs;
+  if (!a) return "";
   const [T, I] = a.shape;
   const lines = [];
   for (let t = 0; t < T; t++) {
@@ -33,59 +30,62 @@ function inputsText(frame) {
   return `[\n${lines.join(",\n")}\n]`;
 }
 
-export function setupTools({ run, task, state, feed }) {
-  const charLM = task.name === "char_lm";
+// the inspect box: its label, hint and default text for this run's task
+function fillInspectBox(task, frame) {
   const text = $("inspect-text");
-  const gate = run.config.cell === "lstm" ? "f" : run.config.cell === "gru" ? "z" : null;
-  if (charLM) {
+  if (task.name === "char_lm") {
     $("inspect-label").textContent = "text";
-    text.value = defaultText(run, task);
+    text.value = task.probe_text ?? "";
     $("inspect-hint").textContent = `Characters from the run's vocabulary (${(task.vocab || []).length} of them).`;
   } else {
     $("inspect-label").textContent = "inputs (JSON, one vector per timestep)";
     text.rows = 6;
-    text.value = inputsText(state.frame || feed.frame);
+    text.value = inputsText(frame);
     $("inspect-hint").textContent = `Each timestep is a vector of ${task.input_size} numbers; edit the probe's own input below (targets are placeholders: read the gradients' shape, not the loss).`;
   }
+}
+
+function inspectBody(task) {
+  const text = $("inspect-text").value;
+  if (task.name === "char_lm") return { text };
+  try {
+    return { inputs: JSON.parse(text) };
+  } catch {
+    throw new Error("the inputs are not valid JSON: write [[...], [...], ...]");
+  }
+}
+
+function setupInspect(run, task, frame, display) {
+  const cfg = run.config;
+  const gate = INSPECT_GATE[cfg.cell] ?? null;
+  fillInspectBox(task, frame);
   const charts = {
-    hidden: new Chart($("chart-inspect-hidden"), stateFigure, { name: "inspect-hidden" }),
+    hidden: new Chart($("chart-inspect-hidden"), stateFigure, { name: "inspect-hidden", legend: $("legend-inspect-hidden") }),
     grad: new Chart($("chart-inspect-grad"), gradLinesFigure, { name: "inspect-grad" }),
-    gate: new Chart($("chart-inspect-gate"), stateFigure, { name: "inspect-gate" }),
+    gate: new Chart($("chart-inspect-gate"), stateFigure, { name: "inspect-gate", legend: $("legend-inspect-gate") }),
   };
   $("inspect-gate-name").textContent = gate ? `gate ${gate}` : "(no gates in this cell)";
-  if (!gate) $("chart-inspect-gate").hidden = true;
-
+  $("chart-inspect-gate").hidden = !gate;
   $("inspect-form").addEventListener("submit", async (ev) => {
     ev.preventDefault();
     showError($("inspect-error"), null);
-    let body;
-    if (charLM) body = { text: text.value };
-    else {
-      try {
-        body = { inputs: JSON.parse(text.value) };
-      } catch {
-        return showError($("inspect-error"), new Error("the inputs are not valid JSON: write [[...], [...], ...]"));
-      }
-    }
     try {
-      const frame = fromPublic(await post(`/api/runs/${run.id}/inspect`, body));
+      const body = inspectBody(task);
+      const answer = decodeFrame(await bytes(`/api/runs/${run.id}/inspect?resolution=display`, { method: "POST", body }));
       $("inspect-out").hidden = false;
-      const relu = run.config.cell === "rnn_relu";
-      const m = relu ? absMax(frame, "h") : 1;
-      charts.hidden.update({ frame, name: "h", zrange: [-m, m] });
-      charts.grad.update({ frame, which: ["grad_h_last", "grad_h"] });
-      if (gate) charts.gate.update({ frame, name: `gates.${gate}` });
-      legend($("inspect-out").querySelector(".legend") || $("inspect-out").appendChild(document.createElement("div")), {
-        colors: RDBU, min: -m, max: m, label: "h",
-      });
+      const common = { frame: answer, floor: display.floor, bidirectional: cfg.bidirectional };
+      charts.hidden.update({ ...common, name: "h", relu: cfg.cell === "rnn_relu" });
+      charts.grad.update({ ...common, which: ["grad_h_last", "grad_h"] });
+      if (gate) charts.gate.update({ ...common, name: `gates.${gate}`, gateKinds: display.gate_kinds });
     } catch (err) {
       showError($("inspect-error"), err);
     }
   });
+}
 
-  if (!charLM) return;
+function setupSample(run, task) {
   $("view-sample").hidden = false;
-  $("sample-prime").value = defaultText(run, task).slice(0, 1) || "h";
+  $("sample-prime").value = (task.probe_text ?? "").slice(0, 1);
   $("sample-form").addEventListener("submit", async (ev) => {
     ev.preventDefault();
     showError($("sample-error"), null);
@@ -104,4 +104,11 @@ export function setupTools({ run, task, state, feed }) {
       showError($("sample-error"), err);
     }
   });
+}
+
+/** The tools of one run's page: inspect always, sample for character models. `display` is the
+ * catalog's display constants (floor, gate kinds). */
+export function setupTools({ run, task, frame, display }) {
+  setupInspect(run, task, frame, display);
+  if (task.name === "char_lm") setupSample(run, task);
 }
