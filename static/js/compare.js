@@ -1,19 +1,22 @@
 // Runs side by side (/compare?runs=a,b,c): gradient flow, loss, hidden state and the latest
 // step's ||dl_T/dh_t|| for each run, on SHARED colour scales and axes, so a vanishing gradient
 // and a preserved one can be read against each other. ?kind= and ?floor= are kept in the URL.
+// One state object; each column's Feed changes it, render() draws every column (coalesced).
 
-import { api, describeRun, el, setStatus } from "./api.js";
+import { api, catalog, describeRun, el, floorOptions, setStatus } from "./api.js";
 import { Feed } from "./feed.js";
-import { Chart, legend, logRange, mergeRanges, RDBU, VIRIDIS } from "./plots.js";
-import { row } from "./probe.js";
-import { absMax, FLOOR, gradflowFigure, gradLinesFigure, lossFigure, stateFigure } from "./views.js";
+import { layerRow } from "./frame.js";
+import { RDBU, VIRIDIS } from "./heatmap.js";
+import { Chart, legend, logRange, mergeRanges } from "./plots.js";
+import { absMax, flowRange, gradflowFigure, gradLinesFigure, lossFigure, stateFigure } from "./views.js";
 
 const $ = (id) => document.getElementById(id);
 const query = new URLSearchParams(location.search);
 const ids = (query.get("runs") || "").split(",").map((s) => s.trim()).filter(Boolean).slice(0, 8);
 const state = {
   kind: query.get("kind") === "total" ? "total" : "last",
-  floor: Number(query.get("floor") || FLOOR),
+  floor: query.get("floor") === null ? null : Number(query.get("floor")), // null: the catalog's
+  defaultFloor: null,
   t: null,
   columns: [],
 };
@@ -49,7 +52,11 @@ function column(runId) {
         schedule();
       });
     }
-    if (what === "error") head.replaceChildren(el("p", { class: "error", text: `${runId}: ${col.feed.error}` }));
+    if (what === "refused") {
+      const { code, reason } = col.feed.refused;
+      head.replaceChildren(el("p", { class: "error", role: "alert", text: `${runId}: the server refused to stream this run (${code}): ${reason}` }));
+      return;
+    }
     schedule();
   }, { kind: state.kind });
   return col;
@@ -69,7 +76,7 @@ function schedule() {
 function shared() {
   const cols = state.columns.filter((c) => c.feed.run);
   const flows = cols.map((c) => c.feed.gradflow).filter((f) => f.steps.length);
-  const flowRange = flows.length ? mergeRanges(flows.map((f) => logRange(f.z, state.floor))) : null;
+  const flowScale = flows.length ? mergeRanges(flows.map((f) => flowRange(f, state.floor))) : null;
   let lo = Infinity;
   let hi = -Infinity;
   let steps = 1;
@@ -88,10 +95,10 @@ function shared() {
   const lossRange = Number.isFinite(lo) ? [Math.max(0, lo - pad), hi + pad] : null;
   const frames = cols.map((c) => c.feed.frame).filter(Boolean);
   const relu = cols.some((c) => c.feed.run.config.cell === "rnn_relu");
-  const hMax = relu ? Math.max(1e-6, ...frames.map((f) => absMax(f, "h"))) : 1;
-  const lines = frames.map((f) => logRange([row(f, "grad_h_last") || [1]], Math.max(state.floor, -30)));
+  const hMax = relu ? Math.max(1e-6, ...frames.map((f) => absMax(f, "h", 0))) : 1;
+  const lines = frames.map((f) => logRange([layerRow(f, "grad_h_last") || [1]], state.floor));
   const lineRange = lines.length ? mergeRanges(lines) : null;
-  return { flowRange, lossRange, xRange: [0, steps], hMax, lineRange };
+  return { flowScale, lossRange, xRange: [0, steps], hMax, lineRange };
 }
 
 function render() {
@@ -106,17 +113,18 @@ function render() {
       el("p", { class: "desc", text: `${describeRun(run)} · step ${Math.max(run.step, c.feed.metrics.step.at(-1) ?? 0)}/${run.steps}` }),
     );
     const flow = c.feed.gradflow;
-    c.charts.gradflow.update(flow.steps.length ? { flow, kind: state.kind, floor: state.floor, range: s.flowRange, t: state.t, frame: c.feed.frame } : null);
-    c.charts.loss.update({ metrics: c.feed.metrics, baseline: c.task ? c.task.baseline_loss : null, yRange: s.lossRange, xRange: s.xRange });
     const frame = c.feed.frame;
+    const bidirectional = run.config.bidirectional;
+    c.charts.gradflow.update(flow.steps.length ? { flow, floor: state.floor, range: s.flowScale, t: state.t, frame, bidirectional } : null);
+    c.charts.loss.update({ metrics: c.feed.metrics, baseline: c.task ? c.task.baseline_loss : null, yRange: s.lossRange, xRange: s.xRange });
     if (frame) {
-      c.charts.hidden.update({ frame, name: "h", zrange: [-s.hMax, s.hMax], t: state.t });
-      c.charts.lines.update({ frame, which: ["grad_h_last"], t: state.t, yRange: s.lineRange });
+      c.charts.hidden.update({ frame, name: "h", zrange: [-s.hMax, s.hMax], t: state.t, bidirectional });
+      c.charts.lines.update({ frame, which: ["grad_h_last"], t: state.t, yRange: s.lineRange, floor: state.floor, bidirectional });
     }
   }
-  if (s.flowRange) {
+  if (s.flowScale) {
     legend($("legend-flow"), {
-      colors: VIRIDIS, min: s.flowRange[0], max: s.flowRange[1], log: true, floor: state.floor,
+      colors: VIRIDIS, min: s.flowScale[0], max: s.flowScale[1], log: true, floor: state.floor,
       label: `shared: ${state.kind === "last" ? "‖∂ℓ_T/∂h_t‖" : "‖∂L/∂h_t‖"}`,
     });
   }
@@ -127,7 +135,7 @@ function syncUrl() {
   const url = new URL(location.href);
   if (state.kind === "last") url.searchParams.delete("kind");
   else url.searchParams.set("kind", state.kind);
-  if (state.floor === FLOOR) url.searchParams.delete("floor");
+  if (state.floor === state.defaultFloor) url.searchParams.delete("floor");
   else url.searchParams.set("floor", state.floor);
   history.replaceState(null, "", url);
 }
@@ -144,7 +152,10 @@ async function listGroups() {
   $("groups").replaceChildren(...(items.length ? items : [el("li", { text: "no comparison groups yet" })]));
 }
 
-function main() {
+async function main() {
+  const cat = await catalog();
+  state.defaultFloor = cat.display.floor;
+  state.floor ??= cat.display.floor;
   document.querySelector(".compare-head .opts").append(
     el("div", { class: "legend", id: "legend-flow" }),
     el("div", { class: "legend", id: "legend-hidden" }),
@@ -157,7 +168,7 @@ function main() {
       syncUrl();
     });
   }
-  $("floor").value = String(state.floor);
+  floorOptions($("floor"), state.defaultFloor, state.floor);
   $("floor").addEventListener("change", (ev) => {
     state.floor = Number(ev.target.value);
     syncUrl();

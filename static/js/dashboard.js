@@ -2,10 +2,10 @@
 // one-click comparisons. The form lives in the URL (?config=<json>, or ?preset=<name>), so a
 // configuration can be shared as a link.
 
-import { api, ApiError, catalog, describeRun, el, fmt, FINISHED, post, setStatus } from "./api.js";
+import { api, ApiError, catalog, describeRun, el, fmt, post, setStatus } from "./api.js";
 import { buildForm } from "./form.js";
 
-const state = { runs: [], selected: new Set(), sparks: {}, timer: null };
+const state = { runs: [], selected: new Set(), sparks: {}, timer: null, finished: new Set() };
 const $ = (id) => document.getElementById(id);
 
 function showError(node, err) {
@@ -54,7 +54,7 @@ function renderRuns() {
       const spark = state.sparks[run.id];
       const last = spark && spark.loss.length ? fmt(spark.loss[spark.loss.length - 1], 2) : "";
       const short = (n) => (n >= 10000 ? `${+(n / 1000).toPrecision(3)}k` : String(n));
-      const live = !FINISHED.has(run.status);
+      const live = !state.finished.has(run.status);
       return el(
         "tr",
         { "data-run": run.id },
@@ -90,14 +90,14 @@ async function refresh() {
   try {
     const list = await api("/api/runs?limit=50");
     state.runs = list.items;
-    const ids = state.runs.filter((r) => !FINISHED.has(r.status) || !state.sparks[r.id]).map((r) => r.id);
+    const ids = state.runs.filter((r) => !state.finished.has(r.status) || !state.sparks[r.id]).map((r) => r.id);
     if (ids.length) Object.assign(state.sparks, await api(`/api/sparklines?ids=${ids.join(",")}&points=60`));
     showError($("runs-error"), null);
     renderRuns();
   } catch (err) {
     showError($("runs-error"), err);
   }
-  const active = state.runs.some((r) => !FINISHED.has(r.status));
+  const active = state.runs.some((r) => !state.finished.has(r.status));
   state.timer = setTimeout(refresh, active ? 2000 : 10000);
 }
 
@@ -176,25 +176,27 @@ function syncUrl(config, preset = null) {
 }
 
 async function main() {
+  const cat = await catalog();
+  state.finished = new Set(cat.statuses.finished);
   refresh();
   $("compare-selected").addEventListener("click", () => {
     location.href = `/compare?runs=${[...state.selected].join(",")}`;
   });
-  const cat = await catalog();
   const formNode = $("run-form");
   const form = buildForm(formNode, cat, (cfg) => syncUrl(cfg));
   renderPresets(cat, form);
   const params = new URLSearchParams(location.search);
   const preset = cat.presets.find((p) => p.name === params.get("preset"));
-  let config = preset ? preset.config : cat.presets.find((p) => p.name === "adding").config;
+  const initial = preset ? preset.config : cat.presets.find((p) => p.name === "adding").config;
+  form.set(initial);
   if (params.get("config")) {
     try {
-      config = JSON.parse(params.get("config"));
-    } catch {
-      showError($("form-error"), "the config in the link is not valid JSON; showing the defaults");
+      form.set(JSON.parse(params.get("config")));
+    } catch (err) {
+      form.set(initial);
+      showError($("form-error"), `the config in the link cannot be shown (${err.message}); showing the ${preset ? preset.name : "adding"} preset`);
     }
   }
-  form.set(config);
   if (preset) choosePreset(preset, form, $("preset-note"));
   formNode.addEventListener("submit", (ev) => {
     ev.preventDefault();

@@ -1,6 +1,8 @@
 // The new-run form, built from /api/catalog: every knob of a RunCreate. `buildForm(form, catalog,
 // onChange)` returns {get(), set(config)}: get() is the RunCreate JSON the API takes (empty
-// optional fields left out), set() fills the form from one (missing fields take the defaults).
+// optional fields left out), set() fills the form from one; what it lacks comes from
+// catalog.defaults, the server's RunCreate defaults (no default is restated here).
+// What this is not: validation. The server checks every value and its 422 names the field.
 
 import { el } from "./api.js";
 
@@ -12,74 +14,85 @@ function field(label, input, { hint, show, wide } = {}) {
   return wrap;
 }
 
-function select(name, options, value) {
-  return el(
-    "select",
-    { name },
-    options.map((o) => el("option", { value: o.name, title: o.doc || null, selected: o.name === value }, o.label || o.name)),
-  );
+function select(name, options) {
+  return el("select", { name }, options.map((o) => el("option", { value: o.name, title: o.doc || null }, o.label || o.name)));
 }
 
 function number(name, { min, max, step = "any", placeholder } = {}) {
   return el("input", { type: "number", name, min, max, step, placeholder, inputmode: "decimal" });
 }
 
-export function buildForm(form, catalog, onChange) {
-  const L = catalog.limits;
-  const tasks = Object.fromEntries(catalog.tasks.map((t) => [t.name, t]));
-  const taskParams = {}; // remembered per task while switching
-  form.replaceChildren(
-    el(
-      "fieldset",
-      {},
-      el("legend", { text: "Network" }),
-      field("cell", select("cell", catalog.cells, "lstm")),
-      field("hidden size", number("hidden_size", { min: 1, max: L.hidden_size, step: 1 })),
-      field("layers", number("num_layers", { min: 1, max: L.num_layers, step: 1 })),
-      field("bidirectional", el("input", { type: "checkbox", name: "bidirectional" })),
-      field("init", select("init.scheme", catalog.init_schemes, "default")),
-      field("gain", number("init.gain", { min: 0.01, max: 10, step: 0.05 }), { hint: "scale of W_hh: <1 vanishes, >1 explodes" }),
-      field("forget bias", number("init.forget_bias", { min: -20, max: 20, step: 0.5, placeholder: "default" }), {
-        show: "lstm",
-        hint: "LSTM only: b_if + b_hf (empty: the init scheme's)",
-      }),
-    ),
-    el(
-      "fieldset",
-      {},
-      el("legend", { text: "Task" }),
-      field("task", select("task.name", catalog.tasks.map((t) => ({ ...t, label: `${t.name} · ${t.shape.replaceAll("_", "-")}` })), "adding"), { wide: true }),
-      el("div", { class: "task-params", id: "task-params" }),
-      el("p", { class: "task-doc", id: "task-doc" }),
-    ),
-    el(
-      "fieldset",
-      {},
-      el("legend", { text: "Training" }),
-      field("optimizer", select("optimizer.name", catalog.optimizers, "adam")),
-      field("learning rate", number("optimizer.lr", { min: 1e-6, max: 10 })),
-      field("momentum", number("optimizer.momentum", { min: 0, max: 0.999, step: 0.05 }), { show: "sgd" }),
-      field("clipping", select("clip.mode", catalog.clip_modes, "norm")),
-      field("threshold", number("clip.threshold", { min: 1e-6, max: 1e6 }), { show: "clip" }),
-      field("truncated BPTT", number("tbptt", { min: 1, max: L.tbptt, step: 1, placeholder: "full" }), {
-        hint: "backpropagate at most this many steps (empty: through the whole sequence)",
-      }),
-      field("steps", number("steps", { min: 1, max: L.steps, step: 1 })),
-      field("batch size", number("batch_size", { min: 1, max: L.batch_size, step: 1 })),
-      field("seed", number("seed", { min: 0, max: L.seed, step: 1 })),
-    ),
-    el(
-      "fieldset",
-      {},
-      el("legend", { text: "Probes" }),
-      field("probe every", number("probe_every", { min: 0, max: L.probe_every, step: 1 }), {
-        hint: "steps between probe frames (0: only the first and the last)",
-      }),
-      field("itemize", el("input", { type: "checkbox", name: "itemize" }), { hint: "itemized ‖∂ℓ_s/∂h_t‖ (T ≤ 200)" }),
-      field("probe text", el("input", { type: "text", name: "probe_text", maxlength: 1000, placeholder: "the task's own sample" }), {
-        show: "char_lm",
-      }),
-    ),
+const checkbox = (name) => el("input", { type: "checkbox", name });
+const int = (name, max, extra = {}) => number(name, { min: 1, max, step: 1, ...extra });
+
+function networkFields(cat) {
+  const L = cat.limits;
+  return el(
+    "fieldset",
+    {},
+    el("legend", { text: "Network" }),
+    field("cell", select("cell", cat.cells)),
+    field("hidden size", int("hidden_size", L.hidden_size)),
+    field("layers", int("num_layers", L.num_layers)),
+    field("bidirectional", checkbox("bidirectional")),
+    field("init", select("init.scheme", cat.init_schemes)),
+    field("gain", number("init.gain", { step: 0.05 }), { hint: "scale of W_hh: <1 vanishes, >1 explodes" }),
+    field("forget bias", number("init.forget_bias", { step: 0.5, placeholder: "default" }), {
+      show: "lstm",
+      hint: "LSTM only: b_if + b_hf (empty: the init scheme's)",
+    }),
+  );
+}
+
+function taskFields(cat) {
+  const tasks = cat.tasks.map((t) => ({ ...t, label: `${t.name} · ${t.shape.replaceAll("_", "-")}` }));
+  return el(
+    "fieldset",
+    {},
+    el("legend", { text: "Task" }),
+    field("task", select("task.name", tasks), { wide: true }),
+    el("div", { class: "task-params", id: "task-params" }),
+    el("p", { class: "task-doc", id: "task-doc" }),
+  );
+}
+
+function trainingFields(cat) {
+  const L = cat.limits;
+  return el(
+    "fieldset",
+    {},
+    el("legend", { text: "Training" }),
+    field("optimizer", select("optimizer.name", cat.optimizers)),
+    field("learning rate", number("optimizer.lr")),
+    field("momentum", number("optimizer.momentum", { min: 0, step: 0.05 }), { show: "sgd" }),
+    field("clipping", select("clip.mode", cat.clip_modes)),
+    field("threshold", number("clip.threshold"), { show: "clip" }),
+    field("truncated BPTT", int("tbptt", L.tbptt, { placeholder: "full" }), {
+      hint: "backpropagate at most this many steps (empty: through the whole sequence)",
+    }),
+    field("steps", int("steps", L.steps)),
+    field("batch size", int("batch_size", L.batch_size)),
+    field("seed", number("seed", { min: 0, max: L.seed, step: 1 })),
+  );
+}
+
+function probeFields(cat) {
+  return el(
+    "fieldset",
+    {},
+    el("legend", { text: "Probes" }),
+    field("probe every", number("probe_every", { min: 0, max: cat.limits.probe_every, step: 1 }), {
+      hint: "steps between probe frames (0: only the first and the last)",
+    }),
+    field("itemize", checkbox("itemize"), { hint: "itemized ‖∂ℓ_s/∂h_t‖ in every probe" }),
+    field("probe text", el("input", { type: "text", name: "probe_text", maxlength: cat.limits.text_chars, placeholder: "the task's own sample" }), {
+      show: "char_lm",
+    }),
+  );
+}
+
+function actions() {
+  return [
     el(
       "div",
       { class: "form-actions" },
@@ -88,26 +101,47 @@ export function buildForm(form, catalog, onChange) {
       el("button", { type: "button", id: "copy-link", title: "a link that restores this form" }, "Copy link"),
     ),
     el("p", { class: "error", id: "form-error", role: "alert", hidden: true }),
-  );
+  ];
+}
+
+// one task parameter's control, filled with its value (or the task's default)
+function paramControl(p, value) {
+  const name = `param.${p.name}`;
+  let control;
+  if (p.kind === "choice") control = select(name, p.choices.map((c) => ({ name: c })));
+  else if (p.kind === "str") control = el("textarea", { name, rows: 2, maxlength: p.maximum });
+  else control = number(name, { min: p.minimum, max: p.maximum, step: p.kind === "int" ? 1 : "any" });
+  control.value = value ?? p.default ?? "";
+  const wrap = field(p.name, control, { hint: p.doc });
+  if (p.name === "text") wrap.dataset.show = "custom";
+  return wrap;
+}
+
+// a parameter's value as the API takes it; undefined leaves it out (the task's default)
+function paramValue(p, control) {
+  if (p.kind === "choice") return control.value;
+  if (control.value === "") return undefined;
+  if (p.kind === "int") return parseInt(control.value, 10);
+  return p.kind === "float" ? Number(control.value) : control.value;
+}
+
+// the form's values on top of the server's defaults: nested specs merged one level deep
+function withDefaults(defaults, cfg) {
+  const out = { ...defaults, ...cfg };
+  for (const key of ["init", "optimizer", "clip"]) out[key] = { ...defaults[key], ...cfg[key] };
+  return out;
+}
+
+export function buildForm(form, catalog, onChange) {
+  const tasks = Object.fromEntries(catalog.tasks.map((t) => [t.name, t]));
+  const taskParams = {}; // remembered per task while switching
+  form.replaceChildren(networkFields(catalog), taskFields(catalog), trainingFields(catalog), probeFields(catalog), ...actions());
   const input = (name) => form.elements.namedItem(name);
 
-  function renderTaskParams(name, values) {
+  function renderTaskParams(name) {
     const task = tasks[name];
-    const box = form.querySelector("#task-params");
-    box.replaceChildren(
-      ...task.params.map((p) => {
-        let control;
-        if (p.kind === "choice") control = select(`param.${p.name}`, p.choices.map((c) => ({ name: c })), p.default);
-        else if (p.kind === "str") control = el("textarea", { name: `param.${p.name}`, rows: 2, maxlength: p.maximum });
-        else control = number(`param.${p.name}`, { min: p.minimum, max: p.maximum, step: p.kind === "int" ? 1 : "any" });
-        const v = values[p.name] ?? p.default;
-        if (p.kind === "choice") control.value = v;
-        else control.value = v ?? "";
-        const wrap = field(p.name, control, { hint: p.doc });
-        if (p.name === "text") wrap.dataset.show = "custom";
-        return wrap;
-      }),
-    );
+    const values = taskParams[name] || {};
+    form.querySelector("#task-params").replaceChildren(...task.params.map((p) => paramControl(p, values[p.name])));
     form.querySelector("#task-doc").textContent = `${task.title}. Baseline loss at the defaults: ${task.baseline_loss.toPrecision(3)}.`;
   }
 
@@ -115,88 +149,72 @@ export function buildForm(form, catalog, onChange) {
     const out = {};
     for (const p of tasks[name].params) {
       const c = input(`param.${p.name}`);
-      if (!c) continue;
-      if (p.kind === "int" || p.kind === "float") {
-        if (c.value !== "") out[p.name] = p.kind === "int" ? parseInt(c.value, 10) : Number(c.value);
-      } else if (p.kind === "str") {
-        if (c.value !== "") out[p.name] = c.value;
-      } else out[p.name] = c.value;
+      const v = c ? paramValue(p, c) : undefined;
+      if (v !== undefined) out[p.name] = v;
     }
     return out;
   }
 
   function visibility() {
-    const cell = input("cell").value;
     const task = input("task.name").value;
+    const corpus = input("param.corpus");
     const flags = {
-      lstm: cell === "lstm",
+      lstm: input("cell").value === "lstm",
       sgd: input("optimizer.name").value === "sgd",
       clip: input("clip.mode").value !== "off",
       char_lm: task === "char_lm",
-      custom: task === "char_lm" && input("param.corpus") && input("param.corpus").value === "custom",
+      custom: task === "char_lm" && corpus && corpus.value === "custom",
     };
     for (const node of form.querySelectorAll("[data-show]")) node.hidden = !flags[node.dataset.show];
   }
 
   function get() {
     const task = input("task.name").value;
+    const value = (name) => num(input(name).value);
     const cfg = {
       cell: input("cell").value,
-      hidden_size: num(input("hidden_size").value),
-      num_layers: num(input("num_layers").value),
+      hidden_size: value("hidden_size"),
+      num_layers: value("num_layers"),
       bidirectional: input("bidirectional").checked,
-      init: { scheme: input("init.scheme").value, gain: num(input("init.gain").value) },
+      init: { scheme: input("init.scheme").value, gain: value("init.gain") },
       task: { name: task, ...readTaskParams(task) },
-      optimizer: { name: input("optimizer.name").value, lr: num(input("optimizer.lr").value) },
-      clip: { mode: input("clip.mode").value, threshold: num(input("clip.threshold").value) },
-      steps: num(input("steps").value),
-      batch_size: num(input("batch_size").value),
-      seed: num(input("seed").value),
-      probe_every: num(input("probe_every").value),
+      optimizer: { name: input("optimizer.name").value, lr: value("optimizer.lr") },
+      clip: { mode: input("clip.mode").value, threshold: value("clip.threshold") },
+      steps: value("steps"),
+      batch_size: value("batch_size"),
+      seed: value("seed"),
+      probe_every: value("probe_every"),
       itemize: input("itemize").checked,
     };
-    const fb = num(input("init.forget_bias").value);
-    if (cfg.cell === "lstm" && fb !== null) cfg.init.forget_bias = fb;
-    if (cfg.optimizer.name === "sgd") cfg.optimizer.momentum = num(input("optimizer.momentum").value) ?? 0;
-    const tbptt = num(input("tbptt").value);
-    if (tbptt !== null) cfg.tbptt = tbptt;
-    const probeText = input("probe_text").value;
-    if (task === "char_lm" && probeText) cfg.probe_text = probeText;
+    if (cfg.cell === "lstm" && value("init.forget_bias") !== null) cfg.init.forget_bias = value("init.forget_bias");
+    if (cfg.optimizer.name === "sgd") cfg.optimizer.momentum = value("optimizer.momentum") ?? 0;
+    if (value("tbptt") !== null) cfg.tbptt = value("tbptt");
+    if (task === "char_lm" && input("probe_text").value) cfg.probe_text = input("probe_text").value;
     return cfg;
   }
 
-  function set(cfg) {
-    const d = { hidden_size: 64, num_layers: 1, steps: 2000, batch_size: 64, seed: 0, probe_every: 10 };
-    input("cell").value = cfg.cell || "lstm";
-    for (const k of Object.keys(d)) input(k).value = cfg[k] ?? d[k];
+  function set(config) {
+    const { name, ...params } = config.task ?? {};
+    if (!tasks[name]) throw new Error(`the config's task ${JSON.stringify(name ?? null)} is none of ${Object.keys(tasks).join(", ")}`);
+    const cfg = withDefaults(catalog.defaults, config);
+    for (const key of ["cell", "hidden_size", "num_layers", "steps", "batch_size", "seed", "probe_every", "tbptt", "probe_text"]) {
+      input(key).value = cfg[key] ?? "";
+    }
     input("bidirectional").checked = !!cfg.bidirectional;
-    input("itemize").checked = cfg.itemize ?? true;
-    const init = cfg.init || {};
-    input("init.scheme").value = init.scheme || "default";
-    input("init.gain").value = init.gain ?? 1;
-    input("init.forget_bias").value = init.forget_bias ?? "";
-    const opt = cfg.optimizer || {};
-    input("optimizer.name").value = opt.name || "adam";
-    input("optimizer.lr").value = opt.lr ?? 0.003;
-    input("optimizer.momentum").value = opt.momentum ?? 0;
-    const clip = cfg.clip || {};
-    input("clip.mode").value = clip.mode || "norm";
-    input("clip.threshold").value = clip.threshold ?? 1;
-    input("tbptt").value = cfg.tbptt ?? "";
-    input("probe_text").value = cfg.probe_text ?? "";
-    const { name = "adding", ...params } = cfg.task || {};
-    input("task.name").value = tasks[name] ? name : "adding";
+    input("itemize").checked = !!cfg.itemize;
+    for (const [spec, keys] of [["init", ["scheme", "gain", "forget_bias"]], ["optimizer", ["name", "lr", "momentum"]], ["clip", ["mode", "threshold"]]]) {
+      for (const k of keys) input(`${spec}.${k}`).value = cfg[spec][k] ?? "";
+    }
+    input("task.name").value = name;
     taskParams[name] = params;
-    renderTaskParams(input("task.name").value, params);
+    renderTaskParams(name);
     visibility();
   }
 
   form.addEventListener("change", (ev) => {
-    if (ev.target.name === "task.name") {
-      renderTaskParams(ev.target.value, taskParams[ev.target.value] || {});
-    } else if (ev.target.name && ev.target.name.startsWith("param.")) {
-      taskParams[input("task.name").value] = readTaskParams(input("task.name").value);
-    }
+    const task = input("task.name").value;
+    if (ev.target.name === "task.name") renderTaskParams(task);
+    else if (ev.target.name && ev.target.name.startsWith("param.")) taskParams[task] = readTaskParams(task);
     visibility();
     onChange(get());
   });
