@@ -10,8 +10,11 @@ Chromium: /usr/bin/chromium (scripts/dev test installs it), or GATESCOPE_CHROMIU
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import socket
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,7 +24,7 @@ import httpx
 import pytest
 from playwright.sync_api import ConsoleMessage, Page, Request, ViewportSize, expect
 
-from tests.live_server import REPO_ROOT, LiveServer, serve
+from tests.live_server import REPO_ROOT, LiveServer, free_port, serve
 
 CHROMIUM = os.environ.get("GATESCOPE_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -66,6 +69,46 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     data = tmp_path_factory.mktemp("browser-data")
     with serve(data, GATESCOPE_MAX_RUNS="4") as live:
         yield live
+
+
+def _pump(source: socket.socket, sink: socket.socket, rewrite: tuple[bytes, bytes] | None = None) -> None:
+    try:
+        while chunk := source.recv(65536):
+            sink.sendall(chunk.replace(*rewrite) if rewrite else chunk)
+    except OSError:
+        pass  # either side went away
+    finally:
+        for s in (source, sink):
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+
+
+def _relay(client: socket.socket, port: int, rewrite: tuple[bytes, bytes]) -> None:
+    with client, socket.create_connection(("127.0.0.1", port)) as upstream:
+        ahead = threading.Thread(target=_pump, args=(client, upstream, rewrite), daemon=True)
+        ahead.start()
+        _pump(upstream, client)
+        ahead.join()
+
+
+@pytest.fixture(scope="session")
+def foreign_origin(server: LiveServer) -> Iterator[str]:
+    """The server behind a TCP proxy that rewrites the Host header to the server's own (as a
+    reverse proxy in front of it might): pages load from the proxy's origin, so the browser's
+    Origin names a host the server does not, and the server refuses its websockets with 4403."""
+    port = free_port()
+    rewrite = (f"Host: 127.0.0.1:{port}".encode(), f"Host: 127.0.0.1:{server.port}".encode())
+    listener = socket.create_server(("127.0.0.1", port))
+
+    def accept() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                client, _ = listener.accept()
+                threading.Thread(target=_relay, args=(client, server.port, rewrite), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    with listener:
+        yield f"http://127.0.0.1:{port}"
 
 
 @pytest.fixture(scope="session")
@@ -148,5 +191,23 @@ def wait_for_run(http: httpx.Client, run_id: str, timeout: float = 120.0) -> dic
 
 
 def heatmap(chart_id: str) -> str:
-    """The selector of a Plotly heatmap drawn in the chart with this id."""
-    return f"#{chart_id} g.hm image"
+    """The selector of a heatmap image drawn in the chart with this id (static/js/heatmap.js)."""
+    return f"#{chart_id} canvas.gs-heatmap"
+
+
+def poll(page: Page, expression: str, timeout: float = TIMEOUT_MS / 1000) -> Any:
+    """Evaluate `expression` (a JS function's source) until it returns something truthy, and
+    return that. Playwright's wait_for_function compiles its argument with `new Function`, which
+    the pages' CSP (no eval) forbids; page.evaluate runs through the debugger protocol instead."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = page.evaluate(expression)
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"still falsy after {timeout} s: {expression}"
+        time.sleep(0.05)
+
+
+def scrub(page: Page, i: int) -> None:
+    """Move the run page's scrubber to its i-th probe step, as a drag does (an input event)."""
+    page.locator("#scrub").evaluate(f"(el) => {{ el.value = {i}; el.dispatchEvent(new Event('input')); }}")

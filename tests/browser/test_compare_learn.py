@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 from playwright.sync_api import Page, expect
 
-from tests.browser.conftest import heatmap, reveal_all, screenshot, wait_for_run
+from tests.browser.conftest import heatmap, poll, reveal_all, screenshot, wait_for_run
 
 TINY: dict[str, Any] = {
     "cell": "rnn_tanh",
@@ -43,15 +43,18 @@ def test_compare_shows_three_runs_on_shared_scales(
         expect(page.locator(heatmap(f"chart-hidden-{run_id}"))).to_have_count(1)
     for run_id in ids:
         wait_for_run(http, run_id)
-    page.wait_for_function(
+    poll(
+        page,
         "() => window.__gatescopeCompare.columns.every("
-        f"(c) => c.feed.ended && c.feed.gradflow.steps.length === {FRAMES})"
+        f"(c) => c.feed.ended && c.feed.gradflow.steps.length === {FRAMES})",
     )
-    # one colour range for all three gradient-flow heatmaps
+    # one colour range for all three gradient-flow heatmaps, once each has drawn every row
+    drawn = f"(c) => document.getElementById(`chart-gradflow-${{c.runId}}`).__chart.image?.drawn === {FRAMES}"
+    poll(page, f"() => window.__gatescopeCompare.columns.every({drawn})")
     ranges = page.evaluate(
         """() => window.__gatescopeCompare.columns.map((c) => {
-             const t = document.getElementById(`chart-gradflow-${c.runId}`).data[0];
-             return [t.zmin, t.zmax];
+             const spec = document.getElementById(`chart-gradflow-${c.runId}`).__chart.image.spec;
+             return [spec.min, spec.max];
            })"""
     )
     assert len({tuple(r) for r in ranges}) == 1, ranges
@@ -75,7 +78,7 @@ def test_a_learn_demo_starts_with_one_click_and_draws_inline(
     page.click('[data-demo="hello"]')
     panel = page.locator('[data-demo-out="hello"] .demo-panel')
     expect(panel).to_have_count(1)
-    expect(panel.locator("g.hm image")).to_have_count(1)  # the hidden state, live
+    expect(panel.locator("canvas.gs-heatmap")).to_have_count(1)  # the hidden state, live
     expect(panel.locator(".status")).to_have_text("completed", timeout=90_000)
     expect(page.locator('[data-demo-status="hello"]')).to_contain_text("done")
     ticks = [t.text_content() for t in panel.locator(".xtick text").all()]
@@ -98,7 +101,7 @@ def test_learn_vanishing_demo_compares_three_cells(
     page.click('[data-demo="vanishing"]')
     panels = page.locator('[data-demo-out="vanishing"] .demo-panel')
     expect(panels).to_have_count(3)
-    expect(page.locator('[data-demo-out="vanishing"] g.hm image')).to_have_count(3, timeout=90_000)
+    expect(page.locator('[data-demo-out="vanishing"] canvas.gs-heatmap')).to_have_count(3, timeout=90_000)
     expect(page.locator('[data-demo-status="vanishing"] a')).to_have_attribute(
         "href", re.compile(r"^/compare\?runs=")
     )

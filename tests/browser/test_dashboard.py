@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 from playwright.sync_api import Page, expect
 
-from tests.browser.conftest import heatmap, reveal_all, screenshot, wait_for_run
+from tests.browser.conftest import heatmap, poll, reveal_all, screenshot, scrub, wait_for_run
 
 # slow enough to watch stream (a probe every 5 steps), small enough to finish in seconds
 STREAMED: dict[str, Any] = {
@@ -76,11 +76,30 @@ def test_form_state_lives_in_the_url(gs_page: Page, url: Callable[[str], str]) -
     assert form_value(gs_page, "tbptt") == "7"
     # an edit goes back into the URL, so the link shares it
     gs_page.fill('#run-form [name="hidden_size"]', "24")
-    gs_page.wait_for_function(
-        "() => new URL(location.href).searchParams.get('config')?.includes('\"hidden_size\":24')"
-    )
+    poll(gs_page, "() => new URL(location.href).searchParams.get('config')?.includes('\"hidden_size\":24')")
     shared = json.loads(urllib.parse.parse_qs(urllib.parse.urlparse(gs_page.url).query)["config"][0])
     assert shared["hidden_size"] == 24 and shared["tbptt"] == 7 and shared["task"]["seq_len"] == 20
+
+
+def test_what_a_config_lacks_comes_from_the_catalogs_defaults(
+    gs_page: Page, url: Callable[[str], str], http: httpx.Client
+) -> None:
+    defaults = http.get("/api/catalog").json()["defaults"]
+    config = {"cell": "gru", "task": {"name": "copy"}}
+    gs_page.goto(url("/?config=" + urllib.parse.quote(json.dumps(config))))
+    expect(gs_page.locator("#start-run")).to_be_visible()
+    for name in ("hidden_size", "num_layers", "steps", "batch_size", "seed", "probe_every"):
+        assert form_value(gs_page, name) == str(defaults[name]), name
+    assert float(form_value(gs_page, "optimizer.lr")) == defaults["optimizer"]["lr"]
+    assert form_value(gs_page, "clip.mode") == defaults["clip"]["mode"]
+    assert form_value(gs_page, "task.name") == "copy"
+
+
+def test_a_link_with_an_unknown_task_says_so(gs_page: Page, url: Callable[[str], str]) -> None:
+    config = {"cell": "gru", "task": {"name": "sorting"}}
+    gs_page.goto(url("/?config=" + urllib.parse.quote(json.dumps(config))))
+    expect(gs_page.locator("#form-error")).to_contain_text('task "sorting" is none of')
+    assert form_value(gs_page, "task.name") == "adding"  # the starting preset instead
 
 
 def test_a_run_started_from_the_form_streams_and_its_heatmaps_update(
@@ -98,7 +117,7 @@ def test_a_run_started_from_the_form_streams_and_its_heatmaps_update(
     rows = "() => window.__gatescopeRun.feed.gradflow.steps.length"
     renders = "() => (window.__gatescope.byChart.gradflow || []).length"
     before_rows, before_renders = page.evaluate(rows), page.evaluate(renders)
-    page.wait_for_function(f"() => ({rows})() > {before_rows} && ({renders})() > {before_renders}")
+    poll(page, f"() => ({rows})() > {before_rows} && ({renders})() > {before_renders}")
 
     # pause: live updates keep arriving (and are kept) but are not drawn
     if http.get(f"/api/runs/{run_id}").json()["status"] == "running":
@@ -106,31 +125,31 @@ def test_a_run_started_from_the_form_streams_and_its_heatmaps_update(
         page.wait_for_timeout(400)  # a frame already being drawn may finish
         paused_renders = page.evaluate(renders)
         metrics = page.evaluate("() => window.__gatescopeRun.feed.metrics.length")
-        page.wait_for_function(f"() => window.__gatescopeRun.feed.metrics.length > {metrics} + 20")
+        poll(page, f"() => window.__gatescopeRun.feed.metrics.length > {metrics} + 20")
         assert page.evaluate(renders) == paused_renders
         page.click("#play")
-        page.wait_for_function(f"() => ({renders})() > {paused_renders}")
+        poll(page, f"() => ({renders})() > {paused_renders}")
 
     assert wait_for_run(http, run_id)["status"] == "completed"
     expect(page.locator("#run-status")).to_have_text("completed")
     expect(page.locator("#stop")).to_be_disabled()
     steps = http.get(f"/api/runs/{run_id}/probes").json()
-    page.wait_for_function(f"() => window.__gatescopeRun.feed.gradflow.steps.length === {len(steps)}")
-    page.wait_for_function(f"() => window.__gatescopeRun.feed.probeSteps.length === {len(steps)}")
+    poll(page, f"() => window.__gatescopeRun.feed.gradflow.steps.length === {len(steps)}")
+    poll(page, f"() => window.__gatescopeRun.feed.probeSteps.length === {len(steps)}")
     assert page.evaluate("() => window.__gatescopeRun.feed.gradflow.steps[0]") == 0
     reveal_all(page)
     screenshot(page, "run-streamed", full_page=True)
 
     # the scrubber replays a recorded step; a click on a timestep highlights it everywhere
-    page.locator("#scrub").evaluate("(el) => { el.value = 3; el.dispatchEvent(new Event('input')); }")
+    scrub(page, 3)
     expect(page.locator("#scrub-label")).to_have_text(str(steps[3]))
     box = page.locator("#chart-gradflow .nsewdrag").bounding_box()
     assert box is not None
     page.mouse.click(box["x"] + box["width"] * 0.3, box["y"] + box["height"] * 0.5)
-    page.wait_for_function("() => window.__gatescopeRun.state.t !== null")
+    poll(page, "() => window.__gatescopeRun.state.t !== null")
     t = page.evaluate("() => window.__gatescopeRun.state.t")
     page.locator("#chart-hidden").scroll_into_view_if_needed()
-    page.wait_for_function("() => document.querySelectorAll('#chart-hidden .shapelayer path').length >= 2")
+    poll(page, "() => document.querySelectorAll('#chart-hidden .shapelayer path').length >= 2")
     page.wait_for_url(re.compile(rf"t={t}"))
     shown = page.evaluate("() => window.__gatescopeRun.state.frame.step")
     page.wait_for_url(re.compile(rf"step={shown}"))
@@ -140,7 +159,7 @@ def test_a_run_started_from_the_form_streams_and_its_heatmaps_update(
     expect(page.locator("#scrub-label")).to_have_text(str(steps[2]))
     assert page.evaluate("() => window.__gatescopeRun.state.t") == 4
     expect(page.locator("#view-hidden")).to_have_class(re.compile("focus"))
-    page.wait_for_function("() => document.querySelectorAll('#chart-hidden .shapelayer path').length >= 2")
+    poll(page, "() => document.querySelectorAll('#chart-hidden .shapelayer path').length >= 2")
 
 
 def test_stop_button_stops_a_running_run(

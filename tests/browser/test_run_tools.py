@@ -1,5 +1,7 @@
-"""The run page's tools in a real browser: inspect your own text, sample a char_lm run, replay
-a finished run's recorded probes with play, and every page free of console errors."""
+"""The run page's data path and tools in a real browser: the scrubber fetches display frames as
+bytes, inspect draws your own input (twice: the second input's gradients replace the first's),
+sample a char_lm run, replay a finished run with play, a refused websocket (4404, 4403) stops and
+says why, and every page is free of console errors."""
 
 from __future__ import annotations
 
@@ -9,9 +11,9 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Page, Response, WebSocket, expect
 
-from tests.browser.conftest import heatmap, reveal_all, screenshot, wait_for_run
+from tests.browser.conftest import heatmap, poll, reveal_all, screenshot, scrub, wait_for_run
 
 HELLO: dict[str, Any] = {
     "cell": "lstm",
@@ -32,12 +34,25 @@ def hello_run(http: httpx.Client) -> str:
     return run_id
 
 
+def inspect(page: Page, text: str) -> None:
+    page.fill("#inspect-text", text)
+    page.click("#inspect-form button[type=submit]")
+
+
+def grad_curve(page: Page) -> list[float]:
+    """The x values of the inspect gradient chart's first curve, as Plotly holds them."""
+    xs: list[float] = page.evaluate(
+        "() => Array.from(document.getElementById('chart-inspect-grad').data?.[0]?.x ?? [])"
+    )
+    return xs
+
+
 def test_inspect_and_sample_a_char_lm_run(gs_page: Page, url: Callable[[str], str], hello_run: str) -> None:
     page = gs_page
     page.goto(url(f"/runs/{hello_run}"))
     expect(page.locator("#view-sample")).to_be_visible()
-    page.fill("#inspect-text", "hellohello")
-    page.click("#inspect-form button[type=submit]")
+    expect(page.locator("#inspect-text")).to_have_value("hell")  # the run's probe line, from /task
+    inspect(page, "hellohello")
     for chart in ("chart-inspect-hidden", "chart-inspect-gate"):
         page.locator(f"#{chart}").scroll_into_view_if_needed()  # charts draw when on screen
         expect(page.locator(heatmap(chart))).to_have_count(1)
@@ -53,13 +68,61 @@ def test_inspect_and_sample_a_char_lm_run(gs_page: Page, url: Callable[[str], st
     screenshot(page, "run-hello", full_page=True)
 
 
+def test_inspect_twice_draws_the_second_inputs_gradients(
+    gs_page: Page, url: Callable[[str], str], hello_run: str
+) -> None:
+    page = gs_page
+    answers: list[Response] = []
+    page.on("response", lambda r: answers.append(r) if "/inspect" in r.url else None)
+    page.goto(url(f"/runs/{hello_run}"))
+    expect(page.locator("#view-sample")).to_be_visible()
+    inspect(page, "hel")
+    page.locator("#chart-inspect-grad").scroll_into_view_if_needed()
+    assert poll(page, "() => document.getElementById('chart-inspect-grad').data?.[0]?.x.length === 3")
+    first = grad_curve(page)
+    inspect(page, "hellohelloh")
+    assert poll(page, "() => document.getElementById('chart-inspect-grad').data?.[0]?.x.length === 11")
+    assert grad_curve(page) != first
+    ticks = [t.text_content() for t in page.locator("#chart-inspect-hidden .xtick text").all()]
+    assert "".join(t or "" for t in ticks) == "hellohelloh"  # the hidden state follows too
+    assert [a.url.endswith("/inspect?resolution=display") for a in answers] == [True, True]
+    assert {a.headers["content-type"] for a in answers} == {"application/octet-stream"}
+
+
 def test_inspect_reports_a_bad_character(gs_page: Page, url: Callable[[str], str], hello_run: str) -> None:
     gs_page.problems.allowed.append("422")  # type: ignore[attr-defined]
     gs_page.goto(url(f"/runs/{hello_run}"))
     expect(gs_page.locator("#view-sample")).to_be_visible()
-    gs_page.fill("#inspect-text", "hex")
-    gs_page.click("#inspect-form button[type=submit]")
+    inspect(gs_page, "hex")
     expect(gs_page.locator("#inspect-error")).to_contain_text("not in the vocabulary")
+
+
+def test_the_scrubber_fetches_display_frames_as_bytes(
+    gs_page: Page, url: Callable[[str], str], http: httpx.Client, hello_run: str
+) -> None:
+    page = gs_page
+    frames: list[Response] = []
+    page.on("response", lambda r: frames.append(r) if "/probes/" in r.url or "/display/" in r.url else None)
+    steps = http.get(f"/api/runs/{hello_run}/probes").json()
+    page.goto(url(f"/runs/{hello_run}"))
+    poll(page, "() => window.__gatescopeRun.state.frame !== null")
+    ids = []
+    for i in (3, 7, 0):
+        scrub(page, i)
+        expect(page.locator("#scrub-label")).to_have_text(str(steps[i]))
+        ids.append(page.evaluate("() => window.__gatescopeRun.state.frame.id"))
+    assert len(set(ids)) == 3  # every decoded frame its own id
+    shown = {f"/probes/{steps[i]}?resolution=display" for i in (3, 7, 0)}
+    fetched = {re.sub(r"^.*(/probes/.*)$", r"\1", r.url) for r in frames}
+    assert shown <= fetched, fetched  # the shown steps, and (prefetched) their neighbours
+    assert all(r.url.endswith("?resolution=display") for r in frames), [r.url for r in frames]
+    assert {r.headers["content-type"] for r in frames} == {"application/octet-stream"}
+    # going back to a step already seen is served from the page's cache: no new request
+    before = len(frames)
+    scrub(page, 3)
+    expect(page.locator("#scrub-label")).to_have_text(str(steps[3]))
+    assert page.evaluate("() => window.__gatescopeRun.state.frame.id") == ids[0]
+    assert len([r for r in frames[before:] if r.url.endswith(f"/probes/{steps[3]}?resolution=display")]) == 0
 
 
 def test_play_replays_a_finished_runs_probes(
@@ -69,12 +132,40 @@ def test_play_replays_a_finished_runs_probes(
     page.goto(url(f"/runs/{hello_run}?step=0"))
     expect(page.locator("#scrub-label")).to_have_text("0")
     page.click("#play")
-    page.wait_for_function("() => window.__gatescopeRun.state.frame.step >= 30")
+    poll(page, "() => window.__gatescopeRun.state.frame.step >= 30")
     page.click("#pause")
     step = page.evaluate("() => window.__gatescopeRun.state.frame.step")
     page.wait_for_timeout(700)
     assert page.evaluate("() => window.__gatescopeRun.state.frame.step") == step
-    assert f"step={step}" in page.url
+    poll(page, f"() => location.search.includes('step={step}')")
+
+
+def sockets(page: Page) -> list[WebSocket]:
+    opened: list[WebSocket] = []
+    page.on("websocket", lambda ws: opened.append(ws))
+    return opened
+
+
+def test_an_unknown_run_says_so_and_stops(gs_page: Page, url: Callable[[str], str]) -> None:
+    gs_page.problems.allowed.append("404")  # type: ignore[attr-defined]
+    opened = sockets(gs_page)
+    gs_page.goto(url("/runs/doesnotexist"))
+    expect(gs_page.locator("#run-error")).to_contain_text("(4404): there is no run with id 'doesnotexist'")
+    expect(gs_page.locator("#run-status")).to_have_text("refused")
+    gs_page.wait_for_timeout(2500)  # a reconnect would come after 1 s
+    assert len(opened) == 1
+
+
+def test_a_socket_refused_for_its_origin_says_so_and_stops(
+    gs_page: Page, foreign_origin: str, hello_run: str
+) -> None:
+    opened = sockets(gs_page)
+    gs_page.goto(f"{foreign_origin}/runs/{hello_run}")
+    expect(gs_page.locator("#run-error")).to_contain_text("(4403): origin")
+    expect(gs_page.locator("#run-error")).to_contain_text("may not watch runs here")
+    expect(gs_page.locator("#run-status")).to_have_text("refused")
+    gs_page.wait_for_timeout(2500)
+    assert len(opened) == 1
 
 
 @pytest.mark.parametrize(
@@ -88,9 +179,3 @@ def test_no_console_errors_on_any_page(
     reveal_all(gs_page)
     problems = gs_page.problems.items  # type: ignore[attr-defined]
     assert not problems, "\n".join(problems)  # gs_page checks again at teardown
-
-
-def test_an_unknown_run_says_so(gs_page: Page, url: Callable[[str], str]) -> None:
-    gs_page.problems.allowed.append("404")  # type: ignore[attr-defined]
-    gs_page.goto(url("/runs/doesnotexist"))
-    expect(gs_page.locator("#run-error")).to_contain_text("no run")
