@@ -28,7 +28,7 @@ from app.services.manager import Message, ProbeMessage, RunManager
 from app.services.storage import Storage
 from app.services.views import Views
 from app.settings import Settings, get_settings
-from app.web import api, errors, pages, security, ws
+from app.web import api, compression, errors, pages, security, ws
 from app.web import views as view_routes
 
 # templates/ and static/ sit at the repository root, beside the app package.
@@ -84,6 +84,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(view_routes.router)
     app.include_router(ws.router)
     errors.install(app)
+    compression.install(app)
     security.install(app, app.state.settings)  # after errors: its middlewares wrap everything
 
     return app

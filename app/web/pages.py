@@ -4,8 +4,8 @@ What this is: page routes that render Jinja2 templates from templates/. A page c
 and no inline script: its module under static/js/ reads data-* attributes and the URL, then
 fetches what it needs from /api. Every page is sent with the strict Content-Security-Policy that
 security.py sets on every response (scripts only from this origin: no inline scripts or
-handlers, no eval). plotly.js is served from the plotly Python package, so the pages work
-offline.
+handlers, no eval). plotly.js is served from the plotly Python package (gzipped once), so the
+pages work offline.
 
 What this is not: the API (app/web/api.py, views.py) or the static files themselves
 (static/ is mounted by app/main.py).
@@ -17,12 +17,13 @@ from functools import cache
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Header, Request, Response
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 from app import __version__
+from app.web.compression import accepts_gzip, gzipped
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 templates = Jinja2Templates(directory=PROJECT_ROOT / "templates")
@@ -71,11 +72,18 @@ def plotly_js() -> Path:
     return path
 
 
-@router.get("/static/vendor/plotly.min.js")
-def vendor_plotly() -> FileResponse:
-    """plotly.js from the installed plotly package (no CDN), cached for a week."""
-    return FileResponse(
-        plotly_js(),
-        media_type="text/javascript",
-        headers={"Cache-Control": f"public, max-age={VENDOR_MAX_AGE}"},
-    )
+@cache
+def plotly_js_gzipped() -> bytes:
+    """plotly.min.js gzipped, once per process (4.8 MB -> 1.4 MB)."""
+    return gzipped(plotly_js().read_bytes())
+
+
+@router.get("/static/vendor/plotly.min.js", response_model=None)
+def vendor_plotly(accept_encoding: Annotated[str, Header()] = "") -> Response:
+    """plotly.js from the installed plotly package (no CDN), gzipped when the client takes it,
+    cached for a week."""
+    headers = {"Cache-Control": f"public, max-age={VENDOR_MAX_AGE}", "Vary": "Accept-Encoding"}
+    if accepts_gzip(accept_encoding):
+        headers["Content-Encoding"] = "gzip"
+        return Response(plotly_js_gzipped(), media_type="text/javascript", headers=headers)
+    return FileResponse(plotly_js(), media_type="text/javascript", headers=headers)
