@@ -1,6 +1,8 @@
 """Layering guard: ``app.core`` is pure PyTorch and never reaches into the web stack.
 
-Direction of dependencies: app/core (pure PyTorch) <- app/services <- app/web.
+Direction of dependencies: app/core (pure PyTorch) <- app/services <- app/web. The services
+never import the web layer, and the web layer does no array work (no numpy, no torch): pooling,
+caches and views are the services'.
 """
 
 import ast
@@ -11,6 +13,8 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CORE_DIR = REPO_ROOT / "app" / "core"
+SERVICES_DIR = REPO_ROOT / "app" / "services"
+WEB_DIR = REPO_ROOT / "app" / "web"
 
 FORBIDDEN = (
     "fastapi",
@@ -132,3 +136,23 @@ def test_import_scan_resolves_relative_and_from_imports() -> None:
     assert not _is_forbidden("pydanticish")
     package_names = set(_imported_names("from . import x", "app.core.sub", is_package=True))
     assert "app.core.sub.x" in package_names
+
+
+def _offenders(directory: Path, forbidden: tuple[str, ...]) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for path in sorted(directory.rglob("*.py")):
+        names = _imported_names(
+            path.read_text(encoding="utf-8"), _module_name(path), path.name == "__init__.py"
+        )
+        bad = sorted({n for n in names if any(n == f or n.startswith(f + ".") for f in forbidden)})
+        if bad:
+            found[str(path.relative_to(REPO_ROOT))] = bad
+    return found
+
+
+def test_services_do_not_import_the_web_layer() -> None:
+    assert _offenders(SERVICES_DIR, ("app.web", "fastapi", "starlette")) == {}
+
+
+def test_the_web_layer_does_no_array_work() -> None:
+    assert _offenders(WEB_DIR, ("numpy", "torch")) == {}
