@@ -135,7 +135,7 @@ def unroll(
     `state` is h0 (L*D, B, H), or (h0, c0) for LSTM. With `window` k, the state is carried
     across every k steps but detached (truncated BPTT): no gradient crosses a window boundary.
     """
-    B, T, _ = x.shape
+    B = x.shape[0]
     D = 2 if bidirectional else 1
     H = params["weight_hh_l0"].shape[1]
     h0, c0 = _split_state(state)
@@ -149,35 +149,13 @@ def unroll(
         layer_inputs.append(inp)
         traces = []
         for d in range(D):
-            w = layer_weights(params, layer, reverse=d == 1)
             k = layer * D + d
             h = h0[k] if h0 is not None else zeros
             c = (c0[k] if c0 is not None else zeros) if cell == "lstm" else None
-            tr = DirectionTrace(h0=h, c0=c)
-            xw = (inp @ w.w_ih.T + w.b_ih).unbind(1)  # T x (B, G*H); unbind, never x[:, t] in a loop
-            order = range(T - 1, -1, -1) if d == 1 else range(T)
-            for n, t in enumerate(order):
-                if window is not None and n > 0 and n % window == 0:
-                    h = h.detach()
-                    c = c.detach() if c is not None else None
-                out = step(cell, xw[t], h, c, w)
-                h, c = out.h, out.c
-                tr.h.append(h)
-                if c is not None:
-                    tr.c.append(c)
-                for name, value in out.gates.items():
-                    tr.gates.setdefault(name, []).append(value)
-                if out.hn is not None:
-                    tr.hn.append(out.hn)
-            if d == 1:  # store in natural time order
-                tr.h.reverse()
-                tr.c.reverse()
-                tr.hn.reverse()
-                for values in tr.gates.values():
-                    values.reverse()
-            h_n.append(h)
-            if c is not None:
-                c_n.append(c)
+            tr = _unroll_direction(cell, layer_weights(params, layer, d == 1), inp, h, c, d == 1, window)
+            h_n.append(tr.h[0] if d == 1 else tr.h[-1])  # the state where the walk ended
+            if tr.c:
+                c_n.append(tr.c[0] if d == 1 else tr.c[-1])
             traces.append(tr)
         layers.append(traces)
         inp = torch.cat([torch.stack(tr.h, dim=1) for tr in traces], dim=-1)  # (B, T, D*H)
@@ -188,6 +166,36 @@ def unroll(
         layers=layers,
         layer_inputs=layer_inputs,
     )
+
+
+def _unroll_direction(
+    cell: CellName, w: Weights, inp: Tensor, h: Tensor, c: Tensor | None, reverse: bool, window: int | None
+) -> DirectionTrace:
+    """One direction of one layer over inp (B, T, I) from the state (h, c), kept in natural time."""
+    tr = DirectionTrace(h0=h, c0=c)
+    T = inp.shape[1]
+    xw = (inp @ w.w_ih.T + w.b_ih).unbind(1)  # T x (B, G*H); unbind, never x[:, t] in a loop
+    order = range(T - 1, -1, -1) if reverse else range(T)
+    for n, t in enumerate(order):
+        if window is not None and n > 0 and n % window == 0:
+            h = h.detach()
+            c = c.detach() if c is not None else None
+        out = step(cell, xw[t], h, c, w)
+        h, c = out.h, out.c
+        tr.h.append(h)
+        if c is not None:
+            tr.c.append(c)
+        for name, value in out.gates.items():
+            tr.gates.setdefault(name, []).append(value)
+        if out.hn is not None:
+            tr.hn.append(out.hn)
+    if reverse:  # store in natural time order
+        tr.h.reverse()
+        tr.c.reverse()
+        tr.hn.reverse()
+        for values in tr.gates.values():
+            values.reverse()
+    return tr
 
 
 def _split_state(state: tuple[Tensor, Tensor] | Tensor | None) -> tuple[Tensor | None, Tensor | None]:

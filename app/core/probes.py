@@ -78,7 +78,7 @@ def probe(
 ) -> ProbeFrame:
     """Probe `net` on `sample` (a batch of one). `window` mirrors truncated BPTT in training."""
     spec = net.spec
-    D, H, L = spec.directions, spec.hidden_size, spec.num_layers
+    L = spec.num_layers
     with torch.no_grad():
         seqs = forward_traces(net, sample.inputs)  # [layer][direction] name -> (T, H)
     T = sample.inputs.shape[1]
@@ -94,41 +94,9 @@ def probe(
     loss_steps = [int(s) for s in torch.nonzero(sample.mask[0]).flatten()]
     last = loss_steps[-1]
     itemized_steps = loss_steps if itemize and T <= ITEMIZE_MAX_STEPS else []
-    # rows: 0 the whole loss L, 1 the last term l_T, then one per itemized l_s
-    R = 2 + len(itemized_steps)
-    direct = g_top.new_zeros(T, R, D * H)
-    direct[:, 0] = g_top
-    direct[last, 1] = g_top[last]
-    for j, s in enumerate(itemized_steps):
-        direct[s, 2 + j] = g_top[s]
-    # the latest step, in each direction's own time, at which each row's loss enters
-    entry = [torch.tensor([T - 1, last, *itemized_steps]), T - 1 - torch.tensor([0, last, *itemized_steps])]
-
-    grad_h, grad_c = np.zeros((L, T), np.float32), np.zeros((L, T), np.float32)
-    row_norms = np.zeros((L, R, T), np.float32)
-    params = {k: v.detach() for k, v in net.recurrent_params().items()}
-    for layer in reversed(range(L)):
-        # nothing comes from later in the walk in the top layer, or anywhere in a one-way stack
-        skip = D == 1 or layer == L - 1
-        grads = [
-            backward_direction(
-                spec.cell,
-                layer_weights(params, layer, reverse=d == 1),
-                seqs[layer][d],
-                direct[..., d * H : (d + 1) * H],
-                reverse=d == 1,
-                window=window,
-                active_from=entry[d] if skip else None,
-            )
-            for d in range(D)
-        ]
-        gh = torch.cat([g.h for g in grads], dim=-1)  # (T, R, D*H)
-        row_norms[layer] = _norm(gh, dim=-1).T
-        grad_h[layer] = row_norms[layer, 0]
-        if spec.cell == "lstm":
-            gc = torch.cat([g.c for g in grads if g.c is not None], dim=-1)
-            grad_c[layer] = _norm(gc[:, 0], dim=-1)
-        direct = sum(g.x for g in grads[1:]) + grads[0].x  # (T, R, I_layer): into the layer below
+    direct, entry = _seed_rows(g_top, last, itemized_steps)
+    row_norms, grad_c, direct = _backward_stack(net, seqs, direct, entry, window)
+    grad_h = row_norms[:, 0]
 
     x_norms = _norm(direct, dim=-1).T  # (R, T)
     itemized = conn_items = None
@@ -154,7 +122,7 @@ def probe(
         gates=gates,
         grad_h=grad_h,
         grad_h_last=row_norms[:, 1],
-        grad_c=grad_c if spec.cell == "lstm" else None,
+        grad_c=grad_c,
         itemized=itemized,
         connectivity=x_norms[1],
         connectivity_total=x_norms[0],
@@ -163,6 +131,57 @@ def probe(
         unit_means={name: v.mean(axis=1) for name, v in gates.items()},
         last_step=last,
     )
+
+
+def _seed_rows(g_top: Tensor, last: int, itemized_steps: list[int]) -> tuple[Tensor, list[Tensor]]:
+    """The readout's gradient g_top (T, D*H) as rows: 0 the whole loss L, 1 the last term l_T, then
+    one per itemized l_s, each where its loss enters: `direct` (T, R, D*H). And `entry`: per
+    direction, the latest step in that direction's own time at which each row's loss enters."""
+    T = g_top.shape[0]
+    direct = g_top.new_zeros(T, 2 + len(itemized_steps), g_top.shape[1])
+    direct[:, 0] = g_top
+    direct[last, 1] = g_top[last]
+    for j, s in enumerate(itemized_steps):
+        direct[s, 2 + j] = g_top[s]
+    entry = [torch.tensor([T - 1, last, *itemized_steps]), T - 1 - torch.tensor([0, last, *itemized_steps])]
+    return direct, entry
+
+
+def _backward_stack(
+    net: RecurrentNet,
+    seqs: list[list[dict[str, Tensor]]],
+    direct: Tensor,
+    entry: list[Tensor],
+    window: int | None,
+) -> tuple[Array, Array | None, Tensor]:
+    """Every row back through the stack, top layer first: the row norms ||d row / dh_t|| (L, R, T),
+    ||dL/dc_t|| (L, T) for LSTM (else None), and the rows' gradient at the input x (T, R, I)."""
+    spec = net.spec
+    D, H, L = spec.directions, spec.hidden_size, spec.num_layers
+    T, R, _ = direct.shape
+    row_norms = np.zeros((L, R, T), np.float32)
+    grad_c = np.zeros((L, T), np.float32) if spec.cell == "lstm" else None
+    params = {k: v.detach() for k, v in net.recurrent_params().items()}
+    for layer in reversed(range(L)):
+        # nothing comes from later in the walk in the top layer, or anywhere in a one-way stack
+        skip = D == 1 or layer == L - 1
+        grads = [
+            backward_direction(
+                spec.cell,
+                layer_weights(params, layer, reverse=d == 1),
+                seqs[layer][d],
+                direct[..., d * H : (d + 1) * H],
+                reverse=d == 1,
+                window=window,
+                active_from=entry[d] if skip else None,
+            )
+            for d in range(D)
+        ]
+        row_norms[layer] = _norm(torch.cat([g.h for g in grads], dim=-1), dim=-1).T  # of (T, R, D*H)
+        if grad_c is not None:
+            grad_c[layer] = _norm(torch.cat([g.c for g in grads if g.c is not None], dim=-1)[:, 0], dim=-1)
+        direct = sum(g.x for g in grads[1:]) + grads[0].x  # (T, R, I_layer): into the layer below
+    return row_norms, grad_c, direct
 
 
 def _norm(g: Tensor, dim: int) -> Array:
