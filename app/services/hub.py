@@ -6,9 +6,14 @@ from the run manager's reader threads and hops to the loop (call_soon_threadsafe
 latest probe frame, the very bytes object every viewer sends; and the run's current RunPublic.
 Per viewer a `Viewer` holds O(1) state: the index of the next step to send, the step of the last
 probe sent, the status version last sent, and an asyncio.Event. `Hub.serve(viewer, sink)` is a
-viewer's sender: on each wake-up it sends the pending steps as ONE text message at most every
-`interval` seconds, then the newest probe if it is newer, then the status if it changed, and
-when the run has ended and the viewer has caught up, the end message.
+viewer's sender: on each wake-up it sends the pending steps as ONE text message, then the newest
+probe if it is newer (at most one every `probe_interval` seconds), then the status if it
+changed, and when the run has ended and the viewer has caught up, the end message.
+
+Steps are coalesced per channel, not per viewer: the first step after a quiet `interval` wakes
+the viewers at once, later ones at most every `interval` seconds (one timer per channel), so a
+step waits at most `interval` in the hub and every viewer in step sends the very same text,
+encoded once.
 
 A slow viewer only ever holds indices, never copies: it neither slows training nor grows memory.
 The step buffer is trimmed to what the slowest viewer still needs, to at least the last
@@ -37,7 +42,8 @@ from app.services.schemas import FINISHED, RunPublic
 
 log = logging.getLogger(__name__)
 
-STEP_INTERVAL = 0.05  # seconds between two step messages to one viewer: at most ~20 a second
+STEP_INTERVAL = 0.01  # seconds between two step wake-ups of a channel: at most ~100 a second
+PROBE_INTERVAL = 0.05  # seconds between two probe frames to one viewer: at most ~20 a second
 RETAIN_STEPS = 2_000  # steps kept even with no viewer, for joiners (storage flushes every 0.2 s)
 MAX_BUFFER = 20_000  # steps kept at most for slow viewers
 LINGER = 60.0  # seconds a viewerless channel stays after its run ended or went quiet
@@ -57,7 +63,10 @@ class Channel:
 
     __slots__ = (
         "base",
+        "batch",
         "ended",
+        "flush",
+        "flushed_at",
         "last_activity",
         "numbers",
         "probe",
@@ -83,6 +92,9 @@ class Channel:
         self.ended = False
         self.viewers: set[Viewer] = set()
         self.last_activity = now
+        self.flushed_at = -float("inf")  # loop time the viewers were last woken for steps
+        self.flush: asyncio.TimerHandle | None = None  # the pending step wake-up
+        self.batch: tuple[int, int, str] = (0, 0, "")  # (start, end, text) of the last step message
         if run is not None:
             self.set_run(run)
 
@@ -105,6 +117,14 @@ class Channel:
     def wake(self) -> None:
         for viewer in self.viewers:
             viewer.wake.set()
+
+    def step_message(self, start: int) -> str:
+        """The step message of the buffered steps from absolute index `start` on (encoded once
+        for all the viewers at the same place)."""
+        if self.batch[:2] != (start, self.end):
+            batch = self.steps[start - self.base :]
+            self.batch = (start, self.end, '{"type":"step","steps":[' + b",".join(batch).decode() + "]}")
+        return self.batch[2]
 
 
 class Viewer:
@@ -138,12 +158,14 @@ class Hub:
         loop: asyncio.AbstractEventLoop,
         *,
         interval: float = STEP_INTERVAL,
+        probe_interval: float = PROBE_INTERVAL,
         retain_steps: int = RETAIN_STEPS,
         max_buffer: int = MAX_BUFFER,
         linger: float = LINGER,
     ) -> None:
         self._loop = loop
         self.interval = interval
+        self.probe_interval = probe_interval
         self.retain_steps = retain_steps
         self.max_buffer = max(max_buffer, retain_steps)
         self.linger = linger
@@ -175,7 +197,9 @@ class Hub:
             channel.last_activity = self._loop.time()
             if isinstance(message, StepMessage):
                 self._append(channel, message.metrics)
-            elif isinstance(message, ProbeMessage):
+                self._wake_for_steps(channel)
+                return
+            if isinstance(message, ProbeMessage):
                 if message.step >= channel.probe_step:
                     channel.probe, channel.probe_step = message.display, message.step
             elif isinstance(message, StatusMessage | EndMessage):
@@ -188,6 +212,22 @@ class Hub:
             channel.wake()
         except Exception:  # a bad message must never take the loop's callback down silently
             log.exception("hub: could not deliver a message for run %s", run_id)
+
+    def _wake_for_steps(self, channel: Channel) -> None:
+        """Wake the viewers now if the last step wake-up is `interval` old, else when it is."""
+        if channel.flush is not None:
+            return  # one is due already: it takes this step along
+        now = self._loop.time()
+        due = channel.flushed_at + self.interval
+        if due <= now:
+            self._flush_steps(channel)
+        else:
+            channel.flush = self._loop.call_at(due, self._flush_steps, channel)
+
+    def _flush_steps(self, channel: Channel) -> None:
+        channel.flush = None
+        channel.flushed_at = self._loop.time()
+        channel.wake()
 
     def _append(self, channel: Channel, metrics: dict[str, object]) -> None:
         step = metrics.get("step")
@@ -231,6 +271,8 @@ class Hub:
         now = self._loop.time()
         for run_id, channel in list(self.channels.items()):
             if not channel.viewers and now - channel.last_activity >= self.linger:
+                if channel.flush is not None:
+                    channel.flush.cancel()
                 del self.channels[run_id]
 
     def _schedule_sweep(self) -> None:
@@ -250,6 +292,9 @@ class Hub:
             self._sweeper.cancel()
             self._sweeper = None
         for channel in self.channels.values():
+            if channel.flush is not None:
+                channel.flush.cancel()
+                channel.flush = None
             channel.wake()
 
     async def serve(self, viewer: Viewer, sink: Sink) -> bool:
@@ -260,31 +305,42 @@ class Hub:
         """
         channel = viewer.channel
         loop = asyncio.get_running_loop()
-        last_send = -float("inf")
-        while True:
-            await viewer.wake.wait()
-            pause = last_send + self.interval - loop.time()
-            if pause > 0:
-                await asyncio.sleep(pause)  # let steps pile up: one message carries them all
-            viewer.wake.clear()
-            if self._closed:
-                return False
-            start = max(viewer.next_index, channel.base, channel.index_after(viewer.after_step))
-            if start < channel.end:
-                batch = channel.steps[start - channel.base :]
-                viewer.next_index = channel.end
-                await sink.send_text('{"type":"step","steps":[' + b",".join(batch).decode() + "]}")
-            if channel.probe is not None and channel.probe_step > viewer.probe_step:
-                viewer.probe_step = channel.probe_step
-                await sink.send_bytes(channel.probe)
-            if viewer.version != channel.version and not channel.ended:
-                viewer.version = channel.version
-                await sink.send_text('{"type":"status","run":' + channel.run_json + "}")
-            last_send = loop.time()
-            caught_up = viewer.next_index >= channel.end and viewer.probe_step >= channel.probe_step
-            if channel.ended and caught_up and not viewer.wake.is_set():
-                await sink.send_text(end_message(channel.run_json))
-                return True
+        probe_sent = -float("inf")
+        probe_timer: asyncio.TimerHandle | None = None
+
+        def probe_due() -> None:
+            nonlocal probe_timer
+            probe_timer = None
+            viewer.wake.set()
+
+        try:
+            while True:
+                await viewer.wake.wait()
+                viewer.wake.clear()
+                if self._closed:
+                    return False
+                start = max(viewer.next_index, channel.base, channel.index_after(viewer.after_step))
+                if start < channel.end:
+                    text = channel.step_message(start)
+                    viewer.next_index = channel.end
+                    await sink.send_text(text)
+                if channel.probe is not None and channel.probe_step > viewer.probe_step:
+                    wait = probe_sent + self.probe_interval - loop.time()
+                    if wait <= 0:
+                        viewer.probe_step, probe_sent = channel.probe_step, loop.time()
+                        await sink.send_bytes(channel.probe)
+                    elif probe_timer is None:
+                        probe_timer = loop.call_later(wait, probe_due)  # the newest frame then
+                if viewer.version != channel.version and not channel.ended:
+                    viewer.version = channel.version
+                    await sink.send_text('{"type":"status","run":' + channel.run_json + "}")
+                caught_up = viewer.next_index >= channel.end and viewer.probe_step >= channel.probe_step
+                if channel.ended and caught_up and not viewer.wake.is_set():
+                    await sink.send_text(end_message(channel.run_json))
+                    return True
+        finally:
+            if probe_timer is not None:
+                probe_timer.cancel()
 
 
 def end_message(run_json: str) -> str:
