@@ -132,92 +132,98 @@ function withDefaults(defaults, cfg) {
   return out;
 }
 
-export function buildForm(form, catalog, onChange) {
-  const tasks = Object.fromEntries(catalog.tasks.map((t) => [t.name, t]));
-  const taskParams = {}; // remembered per task while switching
-  form.replaceChildren(networkFields(catalog), taskFields(catalog), trainingFields(catalog), probeFields(catalog), ...actions());
-  const input = (name) => form.elements.namedItem(name);
+// One form's state: its node, the catalog's tasks by name, and each task's parameters as last
+// edited (kept while switching tasks); the functions below read and write the form through it.
+const control = (f, name) => f.node.elements.namedItem(name);
 
-  function renderTaskParams(name) {
-    const task = tasks[name];
-    const values = taskParams[name] || {};
-    form.querySelector("#task-params").replaceChildren(...task.params.map((p) => paramControl(p, values[p.name])));
-    form.querySelector("#task-doc").textContent = `${task.title}. Baseline loss at the defaults: ${task.baseline_loss.toPrecision(3)}.`;
+function renderTaskParams(f, name) {
+  const task = f.tasks[name];
+  const values = f.taskParams[name] || {};
+  f.node.querySelector("#task-params").replaceChildren(...task.params.map((p) => paramControl(p, values[p.name])));
+  f.node.querySelector("#task-doc").textContent = `${task.title}. Baseline loss at the defaults: ${task.baseline_loss.toPrecision(3)}.`;
+}
+
+function readTaskParams(f, name) {
+  const out = {};
+  for (const p of f.tasks[name].params) {
+    const c = control(f, `param.${p.name}`);
+    const v = c ? paramValue(p, c) : undefined;
+    if (v !== undefined) out[p.name] = v;
   }
+  return out;
+}
 
-  function readTaskParams(name) {
-    const out = {};
-    for (const p of tasks[name].params) {
-      const c = input(`param.${p.name}`);
-      const v = c ? paramValue(p, c) : undefined;
-      if (v !== undefined) out[p.name] = v;
-    }
-    return out;
+// show only the fields that apply: forget bias for LSTMs, momentum for SGD, ...
+function showApplicable(f) {
+  const value = (name) => control(f, name)?.value;
+  const charLM = value("task.name") === "char_lm";
+  const flags = {
+    lstm: value("cell") === "lstm",
+    sgd: value("optimizer.name") === "sgd",
+    clip: value("clip.mode") !== "off",
+    char_lm: charLM,
+    custom: charLM && value("param.corpus") === "custom",
+  };
+  for (const node of f.node.querySelectorAll("[data-show]")) node.hidden = !flags[node.dataset.show];
+}
+
+// the form -> a RunCreate (optional fields left out when empty)
+function readConfig(f) {
+  const input = (name) => control(f, name);
+  const value = (name) => num(input(name).value);
+  const task = input("task.name").value;
+  const cfg = {
+    cell: input("cell").value,
+    hidden_size: value("hidden_size"),
+    num_layers: value("num_layers"),
+    bidirectional: input("bidirectional").checked,
+    init: { scheme: input("init.scheme").value, gain: value("init.gain") },
+    task: { name: task, ...readTaskParams(f, task) },
+    optimizer: { name: input("optimizer.name").value, lr: value("optimizer.lr") },
+    clip: { mode: input("clip.mode").value, threshold: value("clip.threshold") },
+    steps: value("steps"),
+    batch_size: value("batch_size"),
+    seed: value("seed"),
+    probe_every: value("probe_every"),
+    itemize: input("itemize").checked,
+  };
+  if (cfg.cell === "lstm" && value("init.forget_bias") !== null) cfg.init.forget_bias = value("init.forget_bias");
+  if (cfg.optimizer.name === "sgd") cfg.optimizer.momentum = value("optimizer.momentum") ?? 0;
+  if (value("tbptt") !== null) cfg.tbptt = value("tbptt");
+  if (task === "char_lm" && input("probe_text").value) cfg.probe_text = input("probe_text").value;
+  return cfg;
+}
+
+// a RunCreate -> the form; what it lacks from catalog.defaults (an unknown task is an error)
+function fillForm(f, config) {
+  const input = (name) => control(f, name);
+  const { name, ...params } = config.task ?? {};
+  if (!f.tasks[name]) throw new Error(`the config's task ${JSON.stringify(name ?? null)} is none of ${Object.keys(f.tasks).join(", ")}`);
+  const cfg = withDefaults(f.defaults, config);
+  for (const key of ["cell", "hidden_size", "num_layers", "steps", "batch_size", "seed", "probe_every", "tbptt", "probe_text"]) {
+    input(key).value = cfg[key] ?? "";
   }
-
-  function visibility() {
-    const task = input("task.name").value;
-    const corpus = input("param.corpus");
-    const flags = {
-      lstm: input("cell").value === "lstm",
-      sgd: input("optimizer.name").value === "sgd",
-      clip: input("clip.mode").value !== "off",
-      char_lm: task === "char_lm",
-      custom: task === "char_lm" && corpus && corpus.value === "custom",
-    };
-    for (const node of form.querySelectorAll("[data-show]")) node.hidden = !flags[node.dataset.show];
+  input("bidirectional").checked = !!cfg.bidirectional;
+  input("itemize").checked = !!cfg.itemize;
+  for (const [spec, keys] of [["init", ["scheme", "gain", "forget_bias"]], ["optimizer", ["name", "lr", "momentum"]], ["clip", ["mode", "threshold"]]]) {
+    for (const k of keys) input(`${spec}.${k}`).value = cfg[spec][k] ?? "";
   }
+  input("task.name").value = name;
+  f.taskParams[name] = params;
+  renderTaskParams(f, name);
+  showApplicable(f);
+}
 
-  function get() {
-    const task = input("task.name").value;
-    const value = (name) => num(input(name).value);
-    const cfg = {
-      cell: input("cell").value,
-      hidden_size: value("hidden_size"),
-      num_layers: value("num_layers"),
-      bidirectional: input("bidirectional").checked,
-      init: { scheme: input("init.scheme").value, gain: value("init.gain") },
-      task: { name: task, ...readTaskParams(task) },
-      optimizer: { name: input("optimizer.name").value, lr: value("optimizer.lr") },
-      clip: { mode: input("clip.mode").value, threshold: value("clip.threshold") },
-      steps: value("steps"),
-      batch_size: value("batch_size"),
-      seed: value("seed"),
-      probe_every: value("probe_every"),
-      itemize: input("itemize").checked,
-    };
-    if (cfg.cell === "lstm" && value("init.forget_bias") !== null) cfg.init.forget_bias = value("init.forget_bias");
-    if (cfg.optimizer.name === "sgd") cfg.optimizer.momentum = value("optimizer.momentum") ?? 0;
-    if (value("tbptt") !== null) cfg.tbptt = value("tbptt");
-    if (task === "char_lm" && input("probe_text").value) cfg.probe_text = input("probe_text").value;
-    return cfg;
-  }
-
-  function set(config) {
-    const { name, ...params } = config.task ?? {};
-    if (!tasks[name]) throw new Error(`the config's task ${JSON.stringify(name ?? null)} is none of ${Object.keys(tasks).join(", ")}`);
-    const cfg = withDefaults(catalog.defaults, config);
-    for (const key of ["cell", "hidden_size", "num_layers", "steps", "batch_size", "seed", "probe_every", "tbptt", "probe_text"]) {
-      input(key).value = cfg[key] ?? "";
-    }
-    input("bidirectional").checked = !!cfg.bidirectional;
-    input("itemize").checked = !!cfg.itemize;
-    for (const [spec, keys] of [["init", ["scheme", "gain", "forget_bias"]], ["optimizer", ["name", "lr", "momentum"]], ["clip", ["mode", "threshold"]]]) {
-      for (const k of keys) input(`${spec}.${k}`).value = cfg[spec][k] ?? "";
-    }
-    input("task.name").value = name;
-    taskParams[name] = params;
-    renderTaskParams(name);
-    visibility();
-  }
-
-  form.addEventListener("change", (ev) => {
-    const task = input("task.name").value;
-    if (ev.target.name === "task.name") renderTaskParams(task);
-    else if (ev.target.name && ev.target.name.startsWith("param.")) taskParams[task] = readTaskParams(task);
-    visibility();
-    onChange(get());
+export function buildForm(node, catalog, onChange) {
+  const f = { node, tasks: Object.fromEntries(catalog.tasks.map((t) => [t.name, t])), defaults: catalog.defaults, taskParams: {} };
+  node.replaceChildren(networkFields(catalog), taskFields(catalog), trainingFields(catalog), probeFields(catalog), ...actions());
+  node.addEventListener("change", (ev) => {
+    const task = control(f, "task.name").value;
+    if (ev.target.name === "task.name") renderTaskParams(f, task);
+    else if (ev.target.name && ev.target.name.startsWith("param.")) f.taskParams[task] = readTaskParams(f, task);
+    showApplicable(f);
+    onChange(readConfig(f));
   });
-  form.addEventListener("input", () => onChange(get()));
-  return { get, set };
+  node.addEventListener("input", () => onChange(readConfig(f)));
+  return { get: () => readConfig(f), set: (config) => fillForm(f, config) };
 }

@@ -151,7 +151,7 @@ function renderAll() {
 
 // Decoded display frames by step, least recently used first, within a budget of decoded bytes;
 // `get` shares one request per step, `prefetch` loads the given steps while no request waits.
-const CACHE_BYTES = 300e6;
+const CACHE_BYTES = 200e6;
 const frames = {
   byStep: new Map(),
   bytes: 0,
@@ -323,7 +323,7 @@ function liveDraw() {
   if (state.paused) return; // play redraws everything
   if (changed.has("metrics")) {
     renderMetrics();
-    showRun();
+    showRun(); // its step count
   }
   if (changed.has("frame") && state.follow && !state.replay) state.frame = feed.frame; // decoded here, once drawn
   if (changed.has("frame")) renderFrame(); // includes the gradient flow
@@ -344,7 +344,7 @@ function onFeed(what) {
   if (what === "end") {
     if (state.follow && !state.replay) state.frame = feed.frame;
     renderAll();
-  } else if (what !== "run") liveUpdate(what);
+  } else liveUpdate(what); // "run" too: the scrubber's steps
 }
 
 // 4401, 4403, 4404: the server will not show this run to this page; say why and stay quiet

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 from playwright.sync_api import Page, sync_playwright
 
-from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, VIEWPORT, reveal_all, wait_for_run
+from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, VIEWPORT, poll, reveal_all, wait_for_run
 from tests.live_server import REPO_ROOT, serve
 
 OUT = REPO_ROOT / "docs" / "screenshots"
@@ -63,27 +63,27 @@ def main() -> None:
             page.screenshot(path=str(OUT / "dashboard.png"))
 
             page.goto(f"{server.url}/compare?runs={','.join(ids)}")
-            page.wait_for_function("() => window.__gatescopeCompare.columns.every((c) => c.feed.ended)")
-            settle(page, "g.hm image")
+            poll(page, "() => window.__gatescopeCompare?.columns.every((c) => c.feed.ended)")
+            settle(page, "canvas.gs-heatmap")
             page.screenshot(path=str(OUT / "compare.png"), full_page=True)
 
             page.set_viewport_size({"width": 1280, "height": 1800})
             page.goto(f"{server.url}/runs/{ids[0]}?t=30")
-            page.wait_for_function("() => window.__gatescopeRun.feed.ended")
-            settle(page, "#chart-gradflow g.hm image")
+            poll(page, "() => window.__gatescopeRun?.feed.ended")
+            settle(page, "#chart-gradflow canvas.gs-heatmap")
             page.screenshot(path=str(OUT / "run-rnn-vanishing.png"))
 
             page.set_viewport_size({"width": 1280, "height": 2500})
             page.goto(f"{server.url}/runs/{hello}?t=2")
-            page.wait_for_function("() => window.__gatescopeRun.feed.ended")
-            settle(page, "#chart-gate-f g.hm image")
+            poll(page, "() => window.__gatescopeRun?.feed.ended")
+            settle(page, "#chart-gate-f canvas.gs-heatmap")
             page.screenshot(path=str(OUT / "run-hello-gates.png"))
             page.set_viewport_size(VIEWPORT)
 
             page.goto(f"{server.url}/learn#hello")
             page.click('[data-demo="hello"]')
             page.wait_for_selector('[data-demo-out="hello"] .status-completed', timeout=300_000)
-            settle(page, '[data-demo-out="hello"] g.hm image')
+            settle(page, '[data-demo-out="hello"] canvas.gs-heatmap')
             page.locator("#hello").screenshot(path=str(OUT / "learn-hello.png"))
             browser.close()
         with httpx.Client(base_url=server.url, timeout=30) as http:
