@@ -240,6 +240,12 @@ def pool(a: Array, axis: int, width: int, how: Literal["max", "mean", "first"]) 
     starts = np.arange(0, n, width)
     if how == "first":
         return np.ascontiguousarray(np.take(a, starts, axis=axis))
+    if n % width == 0:  # whole bins: a reshape, many times faster than reduceat
+        axis %= a.ndim
+        binned = a.reshape(*a.shape[:axis], n // width, width, *a.shape[axis + 1 :])
+        if how == "max":
+            return np.asarray(binned.max(axis=axis + 1), np.float32)
+        return np.asarray(binned.mean(axis=axis + 1, dtype=np.float64), np.float32)
     if how == "max":
         return np.maximum.reduceat(a, starts, axis=axis)
     sums = np.add.reduceat(a, starts, axis=axis, dtype=np.float64)
