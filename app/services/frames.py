@@ -94,8 +94,8 @@ class Frame:
             "loss": _json_float(frame.loss),
             "last_step": int(frame.last_step),
             "tokens": list(frame.tokens) if frame.tokens is not None else None,
-            "marks": [int(t) for t in getattr(frame, "marks", [])],
-            "mark_label": getattr(frame, "mark_label", None),
+            "marks": [int(t) for t in frame.marks],
+            "mark_label": frame.mark_label,
             "saturation": {
                 gate: {side: [_json_float(x) for x in values] for side, values in sides.items()}
                 for gate, sides in frame.saturation.items()
