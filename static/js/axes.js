@@ -1,6 +1,7 @@
 // Axes of the figures: time axes (columns of a frame or a flow, token labels that never overlap,
 // the task's marked timesteps, the columns after the last loss term), the training-step axis of
-// the gradient flow (one row per probe frame), and the markers of a highlighted t or step.
+// the gradient flow (one row per probe frame), and the marker line of a highlighted t (line
+// charts; heatmaps draw theirs in heatmap.js).
 // What this is not: a figure (views.js) or a renderer (plots.js, heatmap.js).
 
 import { MARK, renderSize } from "./plots.js";
@@ -133,14 +134,6 @@ export function tMarker(t) {
   if (t === null || t === undefined) return [];
   const line = (color, width) => ({
     type: "line", xref: "x", yref: "paper", x0: t, x1: t, y0: 0, y1: 1, line: { color, width },
-  });
-  return [line("rgba(0,0,0,0.85)", 4), line("#fff", 1.5)];
-}
-
-export function yMarker(y) {
-  if (y === null || y === undefined) return [];
-  const line = (color, width) => ({
-    type: "line", xref: "paper", yref: "y", x0: 0, x1: 1, y0: y, y1: y, line: { color, width },
   });
   return [line("rgba(0,0,0,0.85)", 4), line("#fff", 1.5)];
 }

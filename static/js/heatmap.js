@@ -22,6 +22,8 @@
 //   hover(i, j),         // the readout text of a cell (lines separated by "\n")
 //   click(i, j),         // the {x, y} a click on the cell reports
 // }
+// fig.markers = {x, y}: a highlighted timestep and row position (axis values, or null), drawn as
+// black-and-white lines over the image; moving them touches two divs, not the plot.
 
 // Colour-blind safe scales: Viridis for norms and gates, ColorBrewer RdBu (blue negative, red
 // positive) for signed states.
@@ -35,6 +37,7 @@ export const RDBU = [
 ];
 
 const LEVELS = 256;
+const MAX_ROOM = 16384; // rows a growing canvas reserves at most (browsers cap a canvas's height)
 
 // stops -> 256 RGBA pixels packed as the canvas's Uint32 view reads them (little-endian: ABGR)
 function colourTable(stops) {
@@ -66,12 +69,14 @@ function paintRow(out, offset, values, spec, end) {
       out[offset + j] = 0;
       continue;
     }
-    let level = ((spec.log && v < spec.floor ? spec.floor : v) - spec.min) * k;
+    let level = ((spec.log && v < spec.floor ? spec.floor : v) - spec.min) * k + 0.5; // rounded below
     level = level < 0 ? 0 : level > LEVELS - 1 ? LEVELS - 1 : level;
     out[offset + j] = table[level | 0];
   }
   for (; j < spec.cols; j++) out[offset + j] = 0;
 }
+
+const line = (className) => Object.assign(document.createElement("div"), { className, hidden: true });
 
 const scaleKey = (s) => `${s.cols}|${s.colors}|${s.min}|${s.max}|${s.log}|${s.floor}|${s.noLossFrom}`;
 
@@ -91,7 +96,9 @@ export class ImageHeatmap {
     this.hatch.className = "gs-noloss";
     this.canvas = document.createElement("canvas");
     this.canvas.className = "gs-heatmap";
-    this.layer.append(this.hatch, this.canvas);
+    this.lines = { x: line("gs-marker-x"), y: line("gs-marker-y") };
+    this.markers = {};
+    this.layer.append(this.hatch, this.canvas, this.lines.x, this.lines.y);
     this.tip = document.createElement("div");
     this.tip.className = "gs-tip";
     this.tip.hidden = true;
@@ -106,15 +113,34 @@ export class ImageHeatmap {
     const key = scaleKey(spec);
     const grows = spec.source === this.spec?.source && key === this.key && spec.rows >= this.drawn;
     this.spec = spec;
-    if (grows && spec.rows <= this.canvas.height) this.paint(this.drawn, spec.rows);
-    else {
+    if (grows) {
+      if (spec.rows > this.canvas.height) this.enlarge(Math.max(spec.rows, Math.min(2 * spec.rows + 8, MAX_ROOM)));
+      this.paint(this.drawn, spec.rows);
+    } else {
       this.key = key;
       this.canvas.width = spec.cols;
-      this.canvas.height = grows ? Math.ceil(spec.rows * 1.5) + 8 : spec.rows; // room to append
+      this.canvas.height = spec.rows;
       this.paint(0, spec.rows);
     }
     this.node.dataset.heatmap = "drawn";
     this.place();
+  }
+
+  /** Show the highlighted t (x) and row (y) lines; nothing else changes. */
+  mark(markers = {}) {
+    this.markers = markers;
+    this.place();
+  }
+
+  // a taller canvas with the painted rows copied over (a blit, no colour mapping)
+  enlarge(rows) {
+    const next = document.createElement("canvas");
+    next.className = this.canvas.className;
+    next.width = this.canvas.width;
+    next.height = rows;
+    next.getContext("2d").drawImage(this.canvas, 0, 0);
+    this.canvas.replaceWith(next);
+    this.canvas = next;
   }
 
   paint(from, to) {
@@ -178,6 +204,12 @@ export class ImageHeatmap {
       left: `${Math.min(xa, xb)}px`, top: `${Math.min(ya, yb)}px`, width: `${width}px`, height: `${height}px`,
       transform: flip, imageRendering: sharp ? "pixelated" : "auto",
     });
+    for (const axis of ["x", "y"]) {
+      const v = this.markers[axis];
+      const node = this.lines[axis];
+      node.hidden = v === null || v === undefined;
+      if (!node.hidden) node.style[axis === "x" ? "left" : "top"] = `${axis === "x" ? f.px(v) : f.py(v)}px`;
+    }
     const lossless = spec.noLossFrom !== null && spec.noLossFrom !== undefined && spec.noLossFrom < spec.cols;
     this.hatch.hidden = !lossless;
     if (lossless) {

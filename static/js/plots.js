@@ -93,13 +93,17 @@ export class Chart {
     const fig = this.figure(this.input);
     if (!fig) return this.empty();
     this.node.classList.remove("empty");
-    if (fig.key !== undefined && fig.key === this.key && this.plotted) return;
+    if (fig.key !== undefined && fig.key === this.key && this.plotted) {
+      if (this.image && fig.image) this.image.mark(fig.markers); // the highlighted t moved, or nothing
+      return;
+    }
     this.key = fig.key;
     const layout = { ...baseLayout(), ...fig.layout, datarevision: fig.key ?? Date.now() };
     if (fig.image) underImage(layout);
     Plotly.react(this.node, fig.data, layout, CONFIG);
     if (fig.image) {
       this.image ??= new ImageHeatmap(this.node, { name: this.name, onClick: this.onClick });
+      this.image.markers = fig.markers || {};
       this.image.draw(fig.image);
       this.image.follow();
     } else if (this.image) this.image.clear();
