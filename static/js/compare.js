@@ -5,6 +5,7 @@
 
 import { api, catalog, describeRun, el, floorOptions, setStatus } from "./api.js";
 import { Feed } from "./feed.js";
+import { Pacer } from "./pace.js";
 import { layerRow } from "./frame.js";
 import { RDBU, VIRIDIS } from "./heatmap.js";
 import { Chart, legend, logRange, mergeRanges } from "./plots.js";
@@ -20,7 +21,6 @@ const state = {
   t: null,
   columns: [],
 };
-let pending = false;
 
 function column(runId) {
   const node = el("section", { class: "column", "data-run": runId });
@@ -62,15 +62,9 @@ function column(runId) {
   return col;
 }
 
-// coalesce: live messages redraw at most every 250 ms (the charts then draw on an animation frame)
-function schedule() {
-  if (pending) return;
-  pending = true;
-  setTimeout(() => {
-    pending = false;
-    render();
-  }, 250);
-}
+// live messages redraw together, paced (pace.js); a user action draws at once
+const pace = new Pacer(() => render());
+const schedule = () => pace.add("live");
 
 // the ranges every column shares
 function shared() {

@@ -110,7 +110,7 @@ async function start(what, form) {
       const run = await post("/api/runs", form.get());
       location.href = `/runs/${run.id}`;
     } else {
-      const group = await post("/api/compare", { config: form.get(), cells: ["rnn_tanh", "lstm", "gru"] });
+      const group = await post("/api/compare", { config: form.get() }); // the server's cells: tanh RNN, LSTM, GRU
       location.href = `/compare?runs=${group.runs.map((r) => r.id).join(",")}`;
     }
   } catch (err) {

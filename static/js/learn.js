@@ -5,6 +5,7 @@
 
 import { api, ApiError, catalog, describeRun, el, post, setStatus } from "./api.js";
 import { Feed } from "./feed.js";
+import { Pacer } from "./pace.js";
 import { VIRIDIS } from "./heatmap.js";
 import { Chart, legend, mergeRanges } from "./plots.js";
 import { flowRange, gradflowFigure, gradNormFigure, itemizedFigure, lossFigure, stateFigure } from "./views.js";
@@ -15,7 +16,6 @@ const TITLES = {
   "gate-i": "input gate i", "gate-o": "output gate o", c: "cell state c",
 };
 const FIGURES = { loss: lossFigure, gradnorm: gradNormFigure, gradflow: gradflowFigure, itemized: itemizedFigure };
-const LIVE_MS = 250; // live messages redraw at most four times a second
 
 // one view's input for one panel, on the lesson's shared scales
 function figureFor(view, p, shared, cat) {
@@ -72,14 +72,9 @@ function panel(demo, title, run) {
   return p;
 }
 
-function schedule(demo) {
-  if (demo.pending) return;
-  demo.pending = true;
-  setTimeout(() => render(demo), LIVE_MS);
-}
+const schedule = (demo) => demo.pace.add("live");
 
 function render(demo) {
-  demo.pending = false;
   const { cat } = demo;
   const live = demo.panels.filter((p) => p.feed.run);
   const shared = sharedRanges(live, cat.display.floor);
@@ -114,7 +109,8 @@ async function startDemo(lesson, button, cat) {
   const ids = runs.map(([, r]) => r.id);
   const link = ids.length > 1 ? el("a", { href: `/compare?runs=${ids.join(",")}` }, "open side by side") : el("a", { href: `/runs/${ids[0]}` }, "open the run");
   status.replaceChildren("training… ", link);
-  const demo = { lesson, cat, button, status, panels: [], pending: false };
+  const demo = { lesson, cat, button, status, panels: [] };
+  demo.pace = new Pacer(() => render(demo)); // live messages redraw together, paced
   demo.legend = lesson.views.includes("gradflow") ? el("div", { class: "legend" }) : null;
   demo.panels = runs.map(([title, run]) => panel(demo, title, run));
   out.replaceChildren(...demo.panels.map((p) => p.node), ...(demo.legend ? [demo.legend] : []));

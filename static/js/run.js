@@ -6,10 +6,11 @@
 // neighbours prefetched. The URL carries ?step= ?t= ?view= ?kind= ?conn= ?layer= ?floor=.
 // Constants (finished statuses, the floor, gate kinds and captions) come from /api/catalog.
 
-import { api, bytes, catalog, describeRun, floorOptions, post, setStatus } from "./api.js";
+import { api, catalog, describeRun, floorOptions, post, setStatus } from "./api.js";
 import { Feed } from "./feed.js";
-import { decodeFrame } from "./frame.js";
-import { Chart, stats } from "./plots.js";
+import { Pacer } from "./pace.js";
+import { Chart } from "./plots.js";
+import { FrameStore } from "./scrubber.js";
 import { setupTools } from "./tools.js";
 import {
   connectivityFigure, gradflowFigure, gradLinesFigure, gradNormFigure, itemizedFigure, lossFigure,
@@ -39,6 +40,8 @@ const state = {
   replay: null,
 };
 let feed = null;
+const pace = new Pacer(liveDraw);
+const frames = new FrameStore(runId); // the scrubber's recorded frames
 const live = () => state.run && !state.finished.has(state.run.status);
 
 // -- charts -------------------------------------------------------------------------------
@@ -147,52 +150,7 @@ function renderAll() {
   renderScrubber();
 }
 
-// -- the scrubber's frames ----------------------------------------------------------------
-
-// Decoded display frames by step, least recently used first, within a budget of decoded bytes;
-// `get` shares one request per step, `prefetch` loads the given steps while no request waits.
-const CACHE_BYTES = 200e6;
-const frames = {
-  byStep: new Map(),
-  bytes: 0,
-  loading: new Map(),
-
-  size: (frame) => Object.values(frame.arrays).reduce((n, a) => n + a.data.byteLength, 0),
-
-  get(step) {
-    const frame = this.byStep.get(step);
-    if (frame) {
-      this.byStep.delete(step); // most recently used: to the end
-      this.byStep.set(step, frame);
-      return Promise.resolve(frame);
-    }
-    if (!this.loading.has(step)) this.loading.set(step, this.load(step));
-    return this.loading.get(step);
-  },
-
-  async load(step) {
-    try {
-      const frame = decodeFrame(await bytes(`/api/runs/${encodeURIComponent(runId)}/probes/${step}?resolution=display`));
-      this.byStep.set(step, frame);
-      this.bytes += this.size(frame);
-      for (const [old, f] of this.byStep) {
-        if (this.bytes <= CACHE_BYTES || this.byStep.size <= 2) break;
-        this.byStep.delete(old);
-        this.bytes -= this.size(f);
-      }
-      return frame;
-    } finally {
-      this.loading.delete(step);
-    }
-  },
-
-  prefetch(steps) {
-    for (const step of steps) {
-      if (this.loading.size) return;
-      if (step !== undefined && !this.byStep.has(step)) this.get(step).catch(() => {}); // a miss costs a later fetch only
-    }
-  },
-};
+// -- the scrubber -------------------------------------------------------------------------
 
 function frameAt(step) {
   if (feed.latest && feed.latest.step === step) return Promise.resolve(feed.frame);
@@ -295,31 +253,8 @@ function pause() {
 
 // -- the feed -------------------------------------------------------------------------------
 
-// Live updates redraw together at most every LIVE_MS (the latest data wins), and never more often
-// than keeps drawing under LOAD of the main thread: the wait is the drawing time since the last
-// live redraw divided by LOAD. User actions redraw at once.
-const LIVE_MS = 250;
-const LOAD = 0.35;
-const pace = { changed: new Set(), timer: null, last: 0, spentAtLast: 0 };
-
-function liveUpdate(what) {
-  pace.changed.add(what);
-  if (!pace.timer) pace.timer = setTimeout(liveDraw, Math.max(0, pace.last + LIVE_MS - performance.now()));
-}
-
-function liveDraw() {
-  // the drawing since the last live redraw (its animation frames have run by now) sets the pace
-  const since = performance.now() - pace.last;
-  const owed = Math.min(4000, (stats.totalMs - pace.spentAtLast) / LOAD);
-  if (since < owed) {
-    pace.timer = setTimeout(liveDraw, owed - since);
-    return;
-  }
-  pace.timer = null;
-  pace.last = performance.now();
-  pace.spentAtLast = stats.totalMs;
-  const changed = new Set(pace.changed);
-  pace.changed.clear();
+// live updates, paced (pace.js); user actions redraw at once
+function liveDraw(changed) {
   if (state.paused) return; // play redraws everything
   if (changed.has("metrics")) {
     renderMetrics();
@@ -344,7 +279,7 @@ function onFeed(what) {
   if (what === "end") {
     if (state.follow && !state.replay) state.frame = feed.frame;
     renderAll();
-  } else liveUpdate(what); // "run" too: the scrubber's steps
+  } else pace.add(what); // "run" too: the scrubber's steps
 }
 
 // 4401, 4403, 4404: the server will not show this run to this page; say why and stay quiet
@@ -387,7 +322,7 @@ async function start() {
   buildGates(state.cat.cells.find((c) => c.name === run.config.cell));
   $("export").href = `/api/runs/${runId}/export`;
   if (run.group) await showGroup(run);
-  setupTools({ run, task, frame: feed.frame, display: state.cat.display });
+  setupTools({ run, task, frame: feed.frame, display: state.cat.display, limits: state.cat.limits });
   state.task = task;
   if (state.step !== null) await scrubTo(state.step);
   else state.frame = feed.frame;

@@ -83,8 +83,9 @@ function setupInspect(run, task, frame, display) {
   });
 }
 
-function setupSample(run, task) {
+function setupSample(run, task, limits) {
   $("view-sample").hidden = false;
+  $("sample-length").max = String(limits.sample_length);
   $("sample-prime").value = (task.probe_text ?? "").slice(0, 1);
   $("sample-form").addEventListener("submit", async (ev) => {
     ev.preventDefault();
@@ -106,9 +107,9 @@ function setupSample(run, task) {
   });
 }
 
-/** The tools of one run's page: inspect always, sample for character models. `display` is the
- * catalog's display constants (floor, gate kinds). */
-export function setupTools({ run, task, frame, display }) {
+/** The tools of one run's page: inspect always, sample for character models. `display` and
+ * `limits` are the catalog's (floor, gate kinds; the longest sample). */
+export function setupTools({ run, task, frame, display, limits }) {
   setupInspect(run, task, frame, display);
-  if (task.name === "char_lm") setupSample(run, task);
+  if (task.name === "char_lm") setupSample(run, task, limits);
 }

@@ -105,7 +105,7 @@ def test_the_scrubber_fetches_display_frames_as_bytes(
     page.on("response", lambda r: frames.append(r) if "/probes/" in r.url or "/display/" in r.url else None)
     steps = http.get(f"/api/runs/{hello_run}/probes").json()
     page.goto(url(f"/runs/{hello_run}"))
-    poll(page, "() => window.__gatescopeRun.state.frame !== null")
+    poll(page, "() => window.__gatescopeRun?.state.frame")
     ids = []
     for i in (3, 7, 0):
         scrub(page, i)
