@@ -210,17 +210,17 @@ FRAME_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _frame_response(frame: Frame | bytes, format: str, resolution: Resolution) -> Response:
-    """A frame (or its stored bytes) as the request asked: bytes or JSON, full or display."""
-    if isinstance(frame, bytes) and format == "binary":
-        return Response(frame, media_type=BINARY)
-    if isinstance(frame, bytes):
-        frame = Frame.from_bytes(frame)
-    elif resolution == "display":
-        frame = frame.pooled()
+def _stored_frame(data: bytes, format: str) -> Response:
+    """Stored frame bytes as the request asked: as they are, or as JSON."""
     if format == "binary":
-        return Response(frame.to_bytes(), media_type=BINARY)
-    return _json(frame.to_json())
+        return Response(data, media_type=BINARY)
+    return _json(Frame.from_bytes(data).to_json())
+
+
+def _made_frame(frame: Frame, format: str, resolution: Resolution) -> Response:
+    """A frame made on request, at the resolution asked for, as bytes or JSON."""
+    shown = frame.pooled() if resolution == "display" else frame
+    return Response(shown.to_bytes(), media_type=BINARY) if format == "binary" else _json(shown.to_json())
 
 
 @router.get(
@@ -241,7 +241,7 @@ def get_probe(
     if data is None:
         where = "yet" if step == "latest" else f"at step {int(step)}"
         raise HTTPException(404, f"run {run.id} has no probe frame {where}")
-    return _frame_response(data, format, resolution)
+    return _stored_frame(data, format)
 
 
 def _checkpoint(run: RunRecord, manager: ManagerDep) -> bytes:
@@ -322,7 +322,7 @@ async def inspect_run(
 
     def compute() -> Response:
         frame = inference.inspect(run.id, config, checkpoint, text=body.text, inputs=body.inputs)
-        return _frame_response(frame, format, resolution)
+        return _made_frame(frame, format, resolution)
 
     try:
         return await anyio.to_thread.run_sync(compute, limiter=limiter)
