@@ -16,6 +16,7 @@ const REFUSED = {
   4403: "the server refused this page's origin",
   4404: "there is no such run",
 };
+const FLOW_ROWS = 2000; // gradient-flow rows a page asks for (the server thins evenly to these)
 const FLOW_DEBOUNCE_MS = 250;
 const FLOW_RETRY_MS = 1000;
 const FLOW_RETRIES = 5;
@@ -71,7 +72,7 @@ function insertStep(steps, step) {
 }
 
 export class Feed {
-  constructor(runId, onChange, { kind = "last", layer = 0, maxRows = null } = {}) {
+  constructor(runId, onChange, { kind = "last", layer = 0, maxRows = FLOW_ROWS } = {}) {
     this.runId = runId;
     this.onChange = onChange;
     this.maxRows = maxRows;
@@ -197,7 +198,7 @@ export class Feed {
     const { kind, layer } = this.gradflow;
     const since = f.full ? null : this.gradflow.steps.at(-1) ?? null;
     const query = new URLSearchParams({ kind, layer });
-    if (this.maxRows) query.set("max_rows", this.maxRows);
+    query.set("max_rows", this.maxRows);
     if (since !== null) query.set("since", since);
     try {
       const answer = await api(this.path(`/gradflow?${query}`));
@@ -220,7 +221,7 @@ export class Feed {
     const old = this.gradflow;
     const appended = old.steps.length + answer.steps.length;
     const lost = !old.thinned && appended !== answer.total_rows;
-    const tooMany = appended > 1.25 * (answer.max_rows ?? Infinity);
+    const tooMany = appended > 1.25 * this.maxRows;
     if (since !== null && (lost || tooMany)) {
       this.flow.full = true;
       this.flow.again = true;

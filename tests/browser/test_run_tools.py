@@ -125,6 +125,43 @@ def test_the_scrubber_fetches_display_frames_as_bytes(
     assert len([r for r in frames[before:] if r.url.endswith(f"/probes/{steps[3]}?resolution=display")]) == 0
 
 
+FEED = """async ({ runId, maxRows }) => {
+  const { Feed } = await import("/static/js/feed.js");
+  const seen = { requests: [], resets: new Set() };
+  const feed = new Feed(runId, () => seen.resets.add(feed.gradflow.reset), { maxRows });
+  window.__feed = { feed, seen };
+}"""
+
+
+def test_the_feed_appends_gradflow_rows_and_rethins_a_long_history(
+    gs_page: Page, url: Callable[[str], str], http: httpx.Client
+) -> None:
+    """A Feed asking for at most 20 rows of a run that streams 141 probe frames: rows arrive by
+    ?since= appends, and whenever it holds more than 25 the server's evenly thinned history replaces
+    them, so it ends with at most 25 rows, the first and the last step among them."""
+    page = gs_page
+    requests: list[str] = []
+    page.on("request", lambda r: requests.append(r.url) if "/gradflow" in r.url else None)
+    page.problems.allowed.append("favicon.ico")  # type: ignore[attr-defined]  # a JSON page has none
+    page.goto(url("/api/health"))  # the server's origin, no page script of its own: only this Feed
+    config = {**HELLO, "task": {"name": "adding", "seq_len": 12}, "steps": 1400, "probe_every": 10}
+    run_id = http.post("/api/runs", json=config).json()["id"]
+    page.evaluate(FEED, {"runId": run_id, "maxRows": 20})
+    poll(page, "() => window.__feed.feed.ended", timeout=120)
+    wait_for_run(http, run_id)
+    steps = http.get(f"/api/runs/{run_id}/probes").json()
+    poll(page, f"() => window.__feed.feed.gradflow.steps.at(-1) === {steps[-1]}")
+    flow = page.evaluate(
+        "() => ({ steps: window.__feed.feed.gradflow.steps, reset: window.__feed.feed.gradflow.reset })"
+    )
+    assert len(steps) == 141
+    assert flow["steps"][0] == 0 and len(flow["steps"]) <= 25
+    assert flow["steps"] == sorted(set(flow["steps"]))
+    assert any("since=" in r for r in requests)  # appended live
+    assert flow["reset"] > 2  # replaced more than once as the history grew
+    assert page.evaluate("() => window.__feed.feed.probeSteps.length") == len(steps)
+
+
 def test_play_replays_a_finished_runs_probes(
     gs_page: Page, url: Callable[[str], str], hello_run: str
 ) -> None:
