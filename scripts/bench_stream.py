@@ -21,8 +21,10 @@ What it measures, printed as one table:
               would not show it: the server's fan-out takes its CPU from both workers alike.)
               It also reports the CPU each process used per second of each kind of phase: the
               viewers' (this process), and when the benchmark starts the server itself, the
-              server's and the worker's (from /proc): the fan-out's cost in CPU time, and whether
-              the worker got less of it, whatever else the machine is doing.
+              server's and the worker's (from /proc), and the steps per CPU second of the worker:
+              the fan-out's cost in CPU time, whether the worker got less CPU, and whether its
+              steps took more of it, figures that hold however busy the machine is otherwise
+              (on a machine shared with other jobs the steps/s ratios swing with their load).
 The viewers stand in for browsers on other machines: all of them share one asyncio event loop
 in this process (a websocket each, no decoding beyond JSON, frames only counted). The latency
 runs come first, at normal priority, so that the viewers keep up with what they are sent; then
@@ -216,6 +218,10 @@ class Window:
         self.share = {k: (v - self.cpu0[k]) / (self.end - self.start) for k, v in self.cpu().items()}
 
 
+def count(steps: list[tuple[float, float]], window: Window) -> int:
+    return sum(1 for t, _ in steps if window.start <= t < window.end)
+
+
 def rate(steps: list[tuple[float, float]], window: Window) -> float:
     """Training steps per second of the steps done in the window (by their own durations)."""
     seconds = [d for t, d in steps if window.start <= t < window.end]
@@ -263,6 +269,17 @@ def cost(
             f"{100 * (1 - statistics.median(ratios)):.1f} %",
         ),
     ]
+    if pids.get("worker") is not None:  # steps per CPU second of the worker: rate / CPU share
+        per_cpu = [
+            statistics.median(count(steps, w) / (w.share["worker"] * (w.end - w.start)) for w in windows[k])
+            for k in (False, True)
+        ]
+        rows.append(
+            (
+                "training steps per worker CPU second, 0 / 20 viewers (median)",
+                f"{per_cpu[0]:.0f} / {per_cpu[1]:.0f} (ratio {per_cpu[1] / per_cpu[0]:.3f})",
+            )
+        )
     for name in ("viewers", *pids):
         share = [statistics.median(w.share[name] for w in windows[k]) for k in (False, True)]
         rows.append(
@@ -274,14 +291,16 @@ def cost(
     return rows
 
 
-def bench(url: str, cycles: int, phase: float, server_pid: int | None = None) -> list[tuple[str, str]]:
+def bench(
+    url: str, cycles: int, phase: float, server_pid: int | None = None, latency_too: bool = True
+) -> list[tuple[str, str]]:
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
     try:
         with GatescopeClient(url) as gs:
             watch(gs, loop, {**STEPS_RUN, "steps": 200}, 1)  # warm up: imports, caches
-            rows = latency(gs, loop)
+            rows = latency(gs, loop) if latency_too else []
             os.nice(19)  # from here the viewers yield the CPU to the server and its worker
             rows += cost(gs, loop, cycles, phase, server_pid)
     finally:
@@ -295,12 +314,13 @@ def main() -> None:
     parser.add_argument("--url", help="a running Gatescope server (default: start one on loopback)")
     parser.add_argument("--cycles", type=int, default=8, help="phases without and with 20 viewers")
     parser.add_argument("--phase", type=float, default=3.0, help="seconds of each phase")
+    parser.add_argument("--cost-only", action="store_true", help="skip the latency and probe runs")
     args = parser.parse_args()
     if args.url:
-        rows = bench(args.url, args.cycles, args.phase)
+        rows = bench(args.url, args.cycles, args.phase, latency_too=not args.cost_only)
     else:
         with tempfile.TemporaryDirectory() as tmp, serve(Path(tmp), GATESCOPE_MAX_RUNS="1") as server:
-            rows = bench(server.url, args.cycles, args.phase, server.process.pid)
+            rows = bench(server.url, args.cycles, args.phase, server.process.pid, not args.cost_only)
     width = max(len(name) for name, _ in rows)
     print(f"{'measure':<{width}}  value")
     print(f"{'-' * width}  {'-' * 40}")

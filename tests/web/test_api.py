@@ -42,7 +42,7 @@ def test_catalog_describes_every_choice_and_valid_presets(served: Served) -> Non
             "kind": "int",
             "default": 50,
             "minimum": 2,
-            "maximum": 1000,
+            "maximum": 2000,
             "choices": None,
             "doc": "number of timesteps T",
         }
