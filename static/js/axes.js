@@ -1,7 +1,7 @@
 // Axes of the figures: time axes (columns of a frame or a flow, token labels that never overlap,
 // the task's marked timesteps, the columns after the last loss term), the training-step axis of
-// the gradient flow (one row per probe frame), and the marker line of a highlighted t (line
-// charts; heatmaps draw theirs in heatmap.js).
+// the gradient flow (one row per probe frame), and what the layer under a chart draws over the
+// time axis (heatmap.js): marked timesteps, the no-loss columns, the highlighted t.
 // What this is not: a figure (views.js) or a renderer (plots.js, heatmap.js).
 
 import { MARK, renderSize } from "./plots.js";
@@ -61,13 +61,18 @@ export function timeAxis(cols, tokens, marks, title = "timestep t (input)") {
   return { ...axis, tickmode: "array", tickvals: ticks.map((j) => cols.t[j]), ticktext: ticks.map(text), tickangle: 0 };
 }
 
-// marked columns as dotted vermilion bands, over heatmaps and lines alike
-export function markShapes(marks, cols) {
-  return markColumns(marks, cols).map((j) => ({
-    type: "rect", xref: "x", yref: "paper", y0: 0, y1: 1, layer: "above",
-    x0: cols.t[j] - cols.width / 2, x1: cols.t[j] + cols.width / 2,
-    line: { color: MARK, width: 1.5, dash: "dot" }, fillcolor: "rgba(0,0,0,0)", // no tint: colours stay true
-  }));
+/**
+ * What the layer under a time-axis chart draws (heatmap.js `fig.overlay`): the marked columns as
+ * bands, the columns after the last loss term as a hatch, and the highlighted t / row lines.
+ */
+export function overlay(cols, marks, noLossFrom, markers) {
+  const edge = (j) => cols.t[j] - cols.width / 2;
+  return {
+    bands: markColumns(marks, cols).map((j) => [edge(j), edge(j) + cols.width]),
+    hatch: noLossFrom === null ? null : [edge(noLossFrom), cols.n * cols.width - cols.width / 2],
+    hatchText: NO_LOSS,
+    markers,
+  };
 }
 
 // the legend's words for marks and the hatched columns
@@ -113,27 +118,4 @@ export function stepAxisByRow(steps) {
   const vals = [];
   for (let s = Math.ceil(first / every) * every; s <= last; s += every) vals.push(s);
   return { ...axis, tickvals: vals.map((s) => stepPosition(steps, s)), ticktext: vals.map(String) };
-}
-
-// the columns after the last loss term, greyed under lines, with a hover note
-export function noLossShapes(cols, noLossFrom) {
-  if (noLossFrom === null) return { shapes: [], annotations: [] };
-  const x0 = cols.t[noLossFrom] - cols.width / 2;
-  const x1 = cols.n * cols.width - cols.width / 2;
-  return {
-    shapes: [{ type: "rect", xref: "x", yref: "paper", x0, x1, y0: 0, y1: 1, layer: "below", line: { width: 0 }, fillcolor: "rgba(0,0,0,0.08)" }],
-    annotations: [{
-      xref: "x", yref: "paper", x: (x0 + x1) / 2, y: 0.5, text: "no loss", textangle: -90, showarrow: false,
-      font: { size: 10, color: "#666" }, hovertext: NO_LOSS, captureevents: true,
-    }],
-  };
-}
-
-// a vertical marker at timestep t: a black line under a white one, visible on any colour
-export function tMarker(t) {
-  if (t === null || t === undefined) return [];
-  const line = (color, width) => ({
-    type: "line", xref: "x", yref: "paper", x0: t, x1: t, y0: 0, y1: 1, line: { color, width },
-  });
-  return [line("rgba(0,0,0,0.85)", 4), line("#fff", 1.5)];
 }

@@ -1,11 +1,13 @@
-// Heatmaps as images: the one implementation behind every heatmap (gradient flow, h, c, gates,
-// itemized, connectivity). A figure function describes a value matrix (`fig.image`, below); an
-// `ImageHeatmap` maps its values through a 256-entry colour table into a canvas at the matrix's
-// own resolution, and lays that canvas under the Plotly plot of the same chart, exactly over the
-// plot area and following its axes (zoom, resize). Plotly keeps drawing axes, ticks, shapes and
-// any line traces; the pixels are ours, so a live update paints pixels instead of SVG, and a
-// history that only grew (the gradient flow) paints only its new rows. Hover shows a readout of
-// the cell under the pointer; a click reports the cell as {x, y} to the chart's onClick.
+// The layer under a chart's Plotly plot, and with it the one implementation behind every heatmap
+// (gradient flow, h, c, gates, itemized, connectivity). A figure function describes a value
+// matrix (`fig.image`); the `Layer` maps its values through a 256-entry colour table into a
+// canvas at the matrix's own resolution and lays it exactly over the plot area, following the
+// axes (zoom, resize). The same layer draws what every time axis shows (`fig.overlay`): the
+// task's marked timesteps as bands, the columns after the last loss term hatched "no loss here",
+// and the highlighted t and step as lines. Plotly keeps the axes, ticks and line traces; the rest
+// is plain DOM, so a live update paints pixels instead of SVG, a history that only grew (the
+// gradient flow) paints only its new rows, and moving the highlighted t touches two divs.
+// Hover shows a readout of the cell under the pointer; a click reports the cell as {x, y}.
 // What this is not: a figure function (views.js), a scheduler (plots.js: Chart), or a pooler:
 // the server has already made the matrix display-sized.
 //
@@ -18,12 +20,16 @@
 //   colors,              // "viridis" | "rdbu"
 //   min, max,            // the colour range (of log10 values when log)
 //   log, floor,          // log: colour by log10(v), values below 10^floor at the floor colour
-//   noLossFrom,          // columns from this one on are hatched "no loss here" (null: none)
+//   noLossFrom,          // columns from this one on are left transparent (under the hatch)
 //   hover(i, j),         // the readout text of a cell (lines separated by "\n")
 //   click(i, j),         // the {x, y} a click on the cell reports
 // }
-// fig.markers = {x, y}: a highlighted timestep and row position (axis values, or null), drawn as
-// black-and-white lines over the image; moving them touches two divs, not the plot.
+// fig.overlay = {
+//   bands: [[x0, x1], ...],   // marked timesteps (x axis values): dotted vermilion outlines
+//   hatch: [x0, x1] | null,   // no loss term here: hatched, with `hatchText` on hover
+//   hatchText,
+//   markers: { x, y },        // the highlighted timestep (x) and row position (y), or null
+// }
 
 // Colour-blind safe scales: Viridis for norms and gates, ColorBrewer RdBu (blue negative, red
 // positive) for signed states.
@@ -76,43 +82,56 @@ function paintRow(out, offset, values, spec, end) {
   for (; j < spec.cols; j++) out[offset + j] = 0;
 }
 
-const line = (className) => Object.assign(document.createElement("div"), { className, hidden: true });
-
 const scaleKey = (s) => `${s.cols}|${s.colors}|${s.min}|${s.max}|${s.log}|${s.floor}|${s.noLossFrom}`;
+const div = (className, hidden = true) => Object.assign(document.createElement("div"), { className, hidden });
+const NONE = { bands: [], hatch: null, markers: {} };
 
 export const heatmapStats = {}; // name -> {full, append, rows}: read by the browser tests
 
-export class ImageHeatmap {
+export class Layer {
   constructor(node, { name, onClick }) {
     this.node = node;
     this.stats = heatmapStats[name] = { full: 0, append: 0, rows: 0 };
     this.onClick = onClick;
-    this.spec = null;
+    this.spec = null; // the image shown, or null
+    this.overlay = NONE;
     this.drawn = 0; // rows painted of the current source
     this.key = null;
-    this.layer = document.createElement("div");
-    this.layer.className = "gs-hm-layer";
-    this.hatch = document.createElement("div");
-    this.hatch.className = "gs-noloss";
-    this.canvas = document.createElement("canvas");
-    this.canvas.className = "gs-heatmap";
-    this.lines = { x: line("gs-marker-x"), y: line("gs-marker-y") };
-    this.markers = {};
-    this.layer.append(this.hatch, this.canvas, this.lines.x, this.lines.y);
-    this.tip = document.createElement("div");
-    this.tip.className = "gs-tip";
-    this.tip.hidden = true;
+    this.root = div("gs-layer");
+    this.canvas = Object.assign(document.createElement("canvas"), { className: "gs-heatmap", hidden: true });
+    this.hatch = div("gs-noloss");
+    this.bands = div("gs-bands", false);
+    this.lines = { x: div("gs-marker-x"), y: div("gs-marker-y") };
+    this.root.append(this.canvas, this.hatch, this.bands, this.lines.x, this.lines.y);
+    this.tip = div("gs-tip");
     this.listen();
   }
 
-  /** Paint `spec`: nothing when unchanged, only the new rows when the source only grew. */
-  draw(spec) {
-    if (!this.node.contains(this.layer)) this.node.prepend(this.layer);
+  /** Show a figure's image (painting only what changed) and overlay. */
+  show(image, overlay) {
+    if (!this.node.contains(this.root)) this.node.prepend(this.root);
     if (!this.node.contains(this.tip)) this.node.append(this.tip);
-    this.layer.hidden = false;
+    this.root.hidden = false;
+    this.overlay = overlay || NONE;
+    this.bands.replaceChildren(...this.overlay.bands.map(() => div("gs-band", false)));
+    if (image) this.draw(image);
+    else this.drop();
+    this.root.classList.toggle("lines", !image); // bands tinted under lines, outlined over pixels
+    this.place();
+  }
+
+  /** Move the highlighted t and row lines; nothing else changes. */
+  mark(markers) {
+    this.overlay = { ...this.overlay, markers: markers || {} };
+    this.place();
+  }
+
+  // paint `spec`: nothing when unchanged, only the new rows when the source only grew
+  draw(spec) {
     const key = scaleKey(spec);
     const grows = spec.source === this.spec?.source && key === this.key && spec.rows >= this.drawn;
     this.spec = spec;
+    this.canvas.hidden = false;
     if (grows) {
       if (spec.rows > this.canvas.height) this.enlarge(Math.max(spec.rows, Math.min(2 * spec.rows + 8, MAX_ROOM)));
       this.paint(this.drawn, spec.rows);
@@ -123,13 +142,22 @@ export class ImageHeatmap {
       this.paint(0, spec.rows);
     }
     this.node.dataset.heatmap = "drawn";
-    this.place();
   }
 
-  /** Show the highlighted t (x) and row (y) lines; nothing else changes. */
-  mark(markers = {}) {
-    this.markers = markers;
-    this.place();
+  // no image (a line chart, or an emptied one)
+  drop() {
+    this.spec = null;
+    this.key = null;
+    this.drawn = 0;
+    this.canvas.hidden = true;
+    delete this.node.dataset.heatmap;
+  }
+
+  clear() {
+    this.drop();
+    this.overlay = NONE;
+    this.root.hidden = true;
+    this.tip.hidden = true;
   }
 
   // a taller canvas with the painted rows copied over (a blit, no colour mapping)
@@ -160,16 +188,7 @@ export class ImageHeatmap {
     this.stats.rows += to - from;
   }
 
-  clear() {
-    this.spec = null;
-    this.key = null;
-    this.drawn = 0;
-    this.layer.hidden = true;
-    this.tip.hidden = true;
-    delete this.node.dataset.heatmap;
-  }
-
-  // the plot area and a data -> pixel mapping of both axes (Plotly's laid-out layout)
+  // the plot area and a data -> pixel mapping of both (linear) axes, as Plotly laid them out
   frame() {
     const full = this.node._fullLayout;
     if (!full || !full._size || !full.xaxis || !full.yaxis) return null;
@@ -185,12 +204,29 @@ export class ImageHeatmap {
     };
   }
 
-  /** Lay the canvas over the plot area at the axes' current ranges. */
+  /** Lay everything over the plot area at the axes' current ranges. */
   place() {
-    const spec = this.spec;
-    const f = spec && this.frame();
+    const f = !this.root.hidden && this.frame();
     if (!f) return;
-    Object.assign(this.layer.style, { left: `${f.l}px`, top: `${f.t}px`, width: `${f.w}px`, height: `${f.h}px` });
+    Object.assign(this.root.style, { left: `${f.l}px`, top: `${f.t}px`, width: `${f.w}px`, height: `${f.h}px` });
+    if (this.spec) this.placeImage(f);
+    const span = (node, [a, b]) => {
+      const [xa, xb] = [f.px(a), f.px(b)];
+      Object.assign(node.style, { left: `${Math.min(xa, xb)}px`, width: `${Math.abs(xb - xa)}px` });
+    };
+    this.overlay.bands.forEach((band, k) => span(this.bands.children[k], band));
+    this.hatch.hidden = !this.overlay.hatch;
+    if (this.overlay.hatch) span(this.hatch, this.overlay.hatch);
+    for (const axis of ["x", "y"]) {
+      const v = this.overlay.markers[axis];
+      const line = this.lines[axis];
+      line.hidden = v === null || v === undefined;
+      if (!line.hidden) line.style[axis === "x" ? "left" : "top"] = `${axis === "x" ? f.px(v) : f.py(v)}px`;
+    }
+  }
+
+  placeImage(f) {
+    const spec = this.spec;
     const capacity = this.canvas.height;
     const xa = f.px(spec.x0);
     const xb = f.px(spec.x0 + spec.cols * spec.dx);
@@ -198,39 +234,31 @@ export class ImageHeatmap {
     const yb = f.py(spec.y0 + capacity * spec.dy);
     const width = Math.abs(xb - xa);
     const height = Math.abs(yb - ya);
-    const flip = `scale(${xb < xa ? -1 : 1}, ${yb < ya ? -1 : 1})`;
-    const sharp = width >= spec.cols && height >= capacity;
     Object.assign(this.canvas.style, {
       left: `${Math.min(xa, xb)}px`, top: `${Math.min(ya, yb)}px`, width: `${width}px`, height: `${height}px`,
-      transform: flip, imageRendering: sharp ? "pixelated" : "auto",
+      transform: `scale(${xb < xa ? -1 : 1}, ${yb < ya ? -1 : 1})`,
+      imageRendering: width >= spec.cols && height >= capacity ? "pixelated" : "auto",
     });
-    for (const axis of ["x", "y"]) {
-      const v = this.markers[axis];
-      const node = this.lines[axis];
-      node.hidden = v === null || v === undefined;
-      if (!node.hidden) node.style[axis === "x" ? "left" : "top"] = `${axis === "x" ? f.px(v) : f.py(v)}px`;
-    }
-    const lossless = spec.noLossFrom !== null && spec.noLossFrom !== undefined && spec.noLossFrom < spec.cols;
-    this.hatch.hidden = !lossless;
-    if (lossless) {
-      const ha = f.px(spec.x0 + spec.noLossFrom * spec.dx);
-      Object.assign(this.hatch.style, { left: `${Math.min(ha, xb)}px`, width: `${Math.abs(xb - ha)}px` });
-    }
   }
 
-  // the cell under a mouse event, or null
-  cell(ev) {
-    const spec = this.spec;
-    const f = spec && this.frame();
-    if (!f) return null;
+  // what is under the pointer: {i, j} of an image cell, or {hatch} over the no-loss columns
+  under(ev) {
+    const f = this.frame();
+    if (!f || this.root.hidden) return null;
     const box = this.node.getBoundingClientRect();
     const px = ev.clientX - box.left - f.l;
     const py = ev.clientY - box.top - f.t;
     if (px < 0 || py < 0 || px > f.w || py > f.h) return null;
-    const j = Math.floor((f.x(px) - spec.x0) / spec.dx);
-    const i = Math.floor((f.y(py) - spec.y0) / spec.dy);
-    if (i < 0 || j < 0 || i >= spec.rows || j >= spec.cols) return null;
-    return { i, j, left: px + f.l, top: py + f.t };
+    const at = { left: px + f.l, top: py + f.t };
+    const spec = this.spec;
+    if (spec) {
+      const j = Math.floor((f.x(px) - spec.x0) / spec.dx);
+      const i = Math.floor((f.y(py) - spec.y0) / spec.dy);
+      if (i >= 0 && j >= 0 && i < spec.rows && j < spec.cols) return { ...at, i, j };
+    }
+    const h = this.overlay.hatch;
+    const x = f.x(px);
+    return h && x >= Math.min(...h) && x <= Math.max(...h) ? { ...at, hatch: true } : null;
   }
 
   listen() {
@@ -240,8 +268,8 @@ export class ImageHeatmap {
     this.node.addEventListener("mousedown", (ev) => (down = [ev.clientX, ev.clientY]));
     this.node.addEventListener("click", (ev) => {
       const moved = down && Math.hypot(ev.clientX - down[0], ev.clientY - down[1]) > 4; // a zoom drag
-      const c = !moved && this.onClick && this.cell(ev);
-      if (c) this.onClick(this.spec.click(c.i, c.j));
+      const c = !moved && this.onClick && this.spec && this.under(ev);
+      if (c && c.i !== undefined) this.onClick(this.spec.click(c.i, c.j));
     });
   }
 
@@ -254,12 +282,12 @@ export class ImageHeatmap {
   }
 
   hover(ev) {
-    const c = this.cell(ev);
+    const c = this.under(ev);
     if (!c) {
       this.tip.hidden = true;
       return;
     }
-    this.tip.textContent = this.spec.hover(c.i, c.j);
+    this.tip.textContent = c.hatch ? this.overlay.hatchText : this.spec.hover(c.i, c.j);
     this.tip.hidden = false;
     const right = c.left > this.node.clientWidth * 0.6;
     Object.assign(this.tip.style, {

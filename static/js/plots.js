@@ -1,13 +1,14 @@
 // Charts: a small object per Plotly view. `chart.update(input)` only records the input; one
 // requestAnimationFrame callback then renders every dirty chart that is on screen (charts off
-// screen stay dirty until they scroll in). A figure function returns {data, layout, key} and,
-// for a heatmap, `image` (drawn by heatmap.js under the plot) and `legend` (an HTML colour bar);
-// an unchanged key skips the render. Line colours: Okabe-Ito, safe for the common colour-vision
+// screen stay dirty until they scroll in). A figure function returns {data, layout, key} and
+// optionally `image` and `overlay` (drawn by heatmap.js under the plot: a heatmap's pixels, the
+// marked timesteps, the no-loss columns, the highlighted t) and `legend` (an HTML colour bar).
+// An unchanged key skips the render; only the overlay's markers may still move. Line colours: Okabe-Ito, safe for the common colour-vision
 // deficiencies; heatmap colour scales live in heatmap.js.
 
 /* global Plotly */
 
-import { heatmapStats, ImageHeatmap } from "./heatmap.js";
+import { heatmapStats, Layer } from "./heatmap.js";
 
 export const LINES = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000"];
 export const MARK = "#D55E00"; // the task's marked timesteps (vermilion: apart from the highlighted t)
@@ -26,7 +27,7 @@ export const renderSize = () => ({ width: renderWidth, height: renderHeight });
 const dirty = new Set();
 let frameRequested = false;
 
-const FRAME_BUDGET_MS = 30; // render until this much of a frame is spent; the rest waits a frame
+const FRAME_BUDGET_MS = 8; // render until this much of a frame is spent; the rest waits a frame
 
 function flush() {
   frameRequested = false;
@@ -75,7 +76,7 @@ export class Chart {
     this.onClick = onClick; // ({x, y}) of the clicked point or heatmap cell
     this.onRender = onRender;
     this.legendNode = legendNode || null;
-    this.image = null; // an ImageHeatmap, made for the first figure with an image
+    this.layer = null; // a heatmap.js Layer, made for the first figure with an image or overlay
     node.__chart = this;
     observer.observe(node);
   }
@@ -94,19 +95,18 @@ export class Chart {
     if (!fig) return this.empty();
     this.node.classList.remove("empty");
     if (fig.key !== undefined && fig.key === this.key && this.plotted) {
-      if (this.image && fig.image) this.image.mark(fig.markers); // the highlighted t moved, or nothing
+      if (this.layer && fig.overlay) this.layer.mark(fig.overlay.markers); // the highlighted t moved, or nothing
       return;
     }
     this.key = fig.key;
     const layout = { ...baseLayout(), ...fig.layout, datarevision: fig.key ?? Date.now() };
-    if (fig.image) underImage(layout);
-    Plotly.react(this.node, fig.data, layout, CONFIG);
-    if (fig.image) {
-      this.image ??= new ImageHeatmap(this.node, { name: this.name, onClick: this.onClick });
-      this.image.markers = fig.markers || {};
-      this.image.draw(fig.image);
-      this.image.follow();
-    } else if (this.image) this.image.clear();
+    if (fig.image || fig.overlay) underLayer(layout, !!fig.image);
+    this.plot(fig, layout);
+    if (fig.image || fig.overlay) {
+      this.layer ??= new Layer(this.node, { name: this.name, onClick: this.onClick });
+      this.layer.show(fig.image, fig.overlay);
+      this.layer.follow();
+    } else if (this.layer) this.layer.clear();
     this.record(performance.now() - t0);
     if (!this.bound && this.onClick) {
       this.bound = true;
@@ -117,13 +117,30 @@ export class Chart {
     if (this.onRender) this.onRender(fig);
   }
 
+  // Plotly.react; or, when only an image chart's axis ranges changed (a gradient flow that grew
+  // a row) and the user has not zoomed, just those ranges: Plotly skips re-deriving the layout
+  plot(fig, layout) {
+    const ranges = [layout.xaxis?.range, layout.yaxis?.range];
+    const rest = fig.image && !fig.data.length && ranges.every(Array.isArray)
+      ? JSON.stringify({ ...layout, datarevision: 0, xaxis: { ...layout.xaxis, range: 0 }, yaxis: { ...layout.yaxis, range: 0 } })
+      : null;
+    const full = this.node._fullLayout;
+    const same = (a, b) => a && b && a[0] === b[0] && a[1] === b[1];
+    const unzoomed = full && this.ranges && same(full.xaxis.range, this.ranges[0]) && same(full.yaxis.range, this.ranges[1]);
+    if (rest !== null && rest === this.rest && this.plotted && unzoomed) {
+      Plotly.relayout(this.node, { "xaxis.range": ranges[0], "yaxis.range": ranges[1] });
+    } else Plotly.react(this.node, fig.data, layout, CONFIG);
+    this.rest = rest;
+    this.ranges = ranges;
+  }
+
   empty() {
     this.node.classList.add("empty");
     if (this.plotted) {
       Plotly.purge(this.node); // drops the plot's event handlers too
-      if (this.image) this.image.following = false;
+      if (this.layer) this.layer.following = false;
     }
-    if (this.image) this.image.clear();
+    if (this.layer) this.layer.clear();
     if (this.legendNode) {
       this.legendNode.replaceChildren();
       delete this.legendNode.dataset.key;
@@ -144,10 +161,11 @@ export class Chart {
   }
 }
 
-// a heatmap's pixels lie under the plot: see-through backgrounds, no grid lines over them
-function underImage(layout) {
+// the layer lies under the plot: see-through backgrounds, and no grid lines over a heatmap
+function underLayer(layout, image) {
   layout.paper_bgcolor = "rgba(0,0,0,0)";
   layout.plot_bgcolor = "rgba(0,0,0,0)";
+  if (!image) return;
   layout.xaxis = { ...layout.xaxis, showgrid: false };
   layout.yaxis = { ...layout.yaxis, showgrid: false };
 }

@@ -3,16 +3,16 @@
 // frame (frame.js), the Feed's gradient-flow history, view options, and the catalog's constants
 // (`floor`, `gateKinds`) which the pages pass in. `key` names exactly what a figure depends on
 // (frames by `frame.id`, flows by `reset`/`version`), so an unchanged view is never redrawn.
-// Heatmaps return `image` (drawn by heatmap.js) with per-layer colour ranges and `markers` (the
-// highlighted t and step, moved without a Plotly call: they are not in the key); every time axis
-// marks the task's marked timesteps and hatches the columns after the last loss term.
+// Heatmaps return `image` (drawn by heatmap.js) with per-layer colour ranges; every time-axis
+// view returns `overlay`: the task's marked timesteps, the columns after the last loss term
+// ("no loss here") and the highlighted t, drawn by heatmap.js too and moved without a Plotly call
+// (the highlighted t and step are not in the key).
 // What this is not: a decoder (frame.js), a renderer (plots.js, heatmap.js) or a pooler.
 
 import { layerBlock, layerRow, squareMatrix } from "./frame.js";
 import { RDBU, VIRIDIS } from "./heatmap.js";
 import {
-  flowColumns, frameColumns, lossEnd, markShapes, NO_LOSS, noLossShapes, notes, stepAxisByRow, stepPosition, timeAxis,
-  tMarker, tokenAt, tText,
+  flowColumns, frameColumns, lossEnd, NO_LOSS, notes, overlay, stepAxisByRow, stepPosition, timeAxis, tokenAt, tText,
 } from "./axes.js";
 import { decades, line, LINES, logRange, renderSize, thin } from "./plots.js";
 
@@ -185,13 +185,14 @@ export function gradflowFigure({ flow, floor, range, t, step, frame, bidirection
   const { width, height } = renderSize();
   return {
     key: `${flow.reset}|${flow.version}|${n}|${floor}|${min}|${max}|${frame ? frame.id : null}|${width}x${height}`,
-    markers: { x: t, y: step === null || step === undefined ? null : stepPosition(flow.steps, step) },
+    overlay: overlay(cols, marks, noLossFrom, {
+      x: t, y: step === null || step === undefined ? null : stepPosition(flow.steps, step),
+    }),
     data: [],
     image,
     layout: {
       xaxis: timeAxis(cols, tokens, marks),
       yaxis: stepAxisByRow(flow.steps),
-      shapes: markShapes(marks, cols),
     },
     range: [min, max],
     legend: { colors: VIRIDIS, min, max, log: true, floor, label, note: notes(frame, cols, noLossFrom) },
@@ -276,13 +277,13 @@ export function stateFigure({ frame, name, layer = 0, t, zrange, units, mask = f
   const { width } = renderSize();
   return {
     key: `${frame.id}|${name}|${layer}|${min}|${max}|${mask}|${units ? units.directions : 1}|${width}`,
-    markers: { x: t },
+    overlay: overlay(cols, frame.marks, null, { x: t }),
     data: mask ? maskMarkers(frame, top) : [],
     image,
     layout: {
       xaxis: timeAxis(cols, frame.tokens, frame.marks),
       yaxis: { title: { text: "unit", standoff: 4 }, zeroline: false, autorange: false, range: [-uw / 2, top] },
-      shapes: [...markShapes(frame.marks, cols), ...directionSplit(frame, units, uw)],
+      shapes: directionSplit(frame, units, uw),
     },
     range: [min, max],
     legend: { colors: scale.sigmoid ? VIRIDIS : RDBU, min, max, label: scale.label, note: notes(frame, cols, null) },
@@ -317,14 +318,13 @@ export function itemizedFigure({ frame, floor, t, bidirectional = false, layer =
   const { width } = renderSize();
   return {
     key: `${frame.id}|${layer}|${floor}|${bidirectional}|${width}`,
-    markers: { x: t },
+    overlay: overlay(cols, frame.marks, null, { x: t }),
     data: [],
     image,
     range: [min, max],
     layout: {
       xaxis: timeAxis(cols, frame.tokens, frame.marks, "timestep t of the state"),
       yaxis: { title: { text: "loss step s", standoff: 4 }, zeroline: false, autorange: false, range: [m.S * w - w / 2, -w / 2] },
-      shapes: markShapes(frame.marks, cols),
     },
     legend: { colors: VIRIDIS, min, max, log: true, floor, label: "‖∂ℓ_s/∂h_t‖", note: notes(frame, cols, null) },
   };
@@ -350,13 +350,13 @@ export function connectivityFigure({ frame, kind = "last", floor, t, bidirection
   const { width } = renderSize();
   return {
     key: `${frame.id}|${kind}|${floor}|${bidirectional}|${width}`,
-    markers: { x: t },
+    overlay: overlay(cols, frame.marks, noLossFrom, { x: t }),
     data: [],
     image,
     range: [min, max],
     layout: {
       xaxis: timeAxis(cols, frame.tokens, frame.marks), yaxis: { visible: false, range: [-0.5, 0.5], autorange: false },
-      shapes: markShapes(frame.marks, cols), margin: { l: 12, r: 12, t: 4, b: 36 },
+      margin: { l: 12, r: 12, t: 4, b: 36 },
     },
     legend: { colors: VIRIDIS, min, max, log: true, floor, label, note: notes(frame, cols, noLossFrom) },
   };
@@ -381,14 +381,13 @@ export function gradLinesFigure({ frame, layer = 0, t, yRange, floor, bidirectio
       return trace;
     })
     .filter(Boolean);
-  const gone = noLossShapes(cols, noLossFrom);
   const { width } = renderSize();
   return {
-    key: `${frame.id}|${layer}|${t}|${yRange}|${floor}|${which}|${bidirectional}|${width}`,
+    key: `${frame.id}|${layer}|${yRange}|${floor}|${which}|${bidirectional}|${width}`,
     data,
+    overlay: overlay(cols, frame.marks, noLossFrom, { x: t }),
     layout: {
       xaxis: timeAxis(cols, frame.tokens, frame.marks), yaxis: logAxis("norm", yRange),
-      shapes: [...markShapes(frame.marks, cols), ...gone.shapes, ...tMarker(t)], annotations: gone.annotations,
       showlegend: data.length > 1, legend: { orientation: "h", x: 0, y: 1.02, yanchor: "bottom", font: { size: 10 } },
       margin: { l: 48, r: 12, t: data.length > 1 ? 22 : 8, b: 36 },
     },
