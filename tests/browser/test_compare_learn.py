@@ -49,11 +49,11 @@ def test_compare_shows_three_runs_on_shared_scales(
         f"(c) => c.feed.ended && c.feed.gradflow.steps.length === {FRAMES})",
     )
     # one colour range for all three gradient-flow heatmaps, once each has drawn every row
-    drawn = f"(c) => document.getElementById(`chart-gradflow-${{c.runId}}`).__chart.image?.drawn === {FRAMES}"
+    drawn = f"(c) => document.getElementById(`chart-gradflow-${{c.runId}}`).__chart.layer?.drawn === {FRAMES}"
     poll(page, f"() => window.__gatescopeCompare.columns.every({drawn})")
     ranges = page.evaluate(
         """() => window.__gatescopeCompare.columns.map((c) => {
-             const spec = document.getElementById(`chart-gradflow-${c.runId}`).__chart.image.spec;
+             const spec = document.getElementById(`chart-gradflow-${c.runId}`).__chart.layer.spec;
              return [spec.min, spec.max];
            })"""
     )

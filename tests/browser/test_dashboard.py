@@ -149,7 +149,7 @@ def test_a_run_started_from_the_form_streams_and_its_heatmaps_update(
     poll(page, "() => window.__gatescopeRun.state.t !== null")
     t = page.evaluate("() => window.__gatescopeRun.state.t")
     page.locator("#chart-hidden").scroll_into_view_if_needed()
-    poll(page, "() => document.querySelectorAll('#chart-hidden .shapelayer path').length >= 2")
+    poll(page, "() => document.querySelector('#chart-hidden .gs-marker-x:not([hidden])') !== null")
     page.wait_for_url(re.compile(rf"t={t}"))
     shown = page.evaluate("() => window.__gatescopeRun.state.frame.step")
     page.wait_for_url(re.compile(rf"step={shown}"))
@@ -159,7 +159,7 @@ def test_a_run_started_from_the_form_streams_and_its_heatmaps_update(
     expect(page.locator("#scrub-label")).to_have_text(str(steps[2]))
     assert page.evaluate("() => window.__gatescopeRun.state.t") == 4
     expect(page.locator("#view-hidden")).to_have_class(re.compile("focus"))
-    poll(page, "() => document.querySelectorAll('#chart-hidden .shapelayer path').length >= 2")
+    poll(page, "() => document.querySelector('#chart-hidden .gs-marker-x:not([hidden])') !== null")
 
 
 def test_stop_button_stops_a_running_run(

@@ -169,7 +169,7 @@ def test_play_replays_a_finished_runs_probes(
     page.goto(url(f"/runs/{hello_run}?step=0"))
     expect(page.locator("#scrub-label")).to_have_text("0")
     page.click("#play")
-    poll(page, "() => window.__gatescopeRun.state.frame.step >= 30")
+    poll(page, "() => window.__gatescopeRun?.state.frame?.step >= 30")
     page.click("#pause")
     step = page.evaluate("() => window.__gatescopeRun.state.frame.step")
     page.wait_for_timeout(700)
