@@ -5,9 +5,7 @@ shape, doc, parameters as ParamSpecs, loss kind, metric and the baseline loss at
 parameters), optimizers, init schemes, clip modes, the API's LIMITS, and the constants the pages
 would otherwise restate: `display` (the display frame's sizes, the log floor of gradient views,
 each gate's kind), `statuses` (all and finished), `defaults` (a RunCreate's default values, read
-off the pydantic model), `gate_captions`, `PRESETS` (classic experiments, each a valid RunCreate
-plus a sentence on what to look for and, where the point is a comparison, the cells to compare or
-variant runs to start beside it) and `LESSONS` (the /learn page's one-click demos).
+off the pydantic model), `gate_captions`, and the presets and lessons of app/services/lessons.py.
 Served as GET /api/catalog; tests/test_constants.py keeps static/js from restating any of it.
 
 What this is not: validation (schemas.py and app.core.tasks check every value) or a web route.
@@ -18,7 +16,7 @@ from __future__ import annotations
 from functools import cache
 from typing import Any, Literal, get_args
 
-from pydantic import BaseModel, model_validator
+from pydantic import BaseModel
 
 from app.core.cells import CELLS, GATES
 from app.core.engine import OPTIMIZERS
@@ -26,9 +24,9 @@ from app.core.model import INIT_SCHEMES
 from app.core.probes import SIGMOID_GATES
 from app.core.tasks import TASKS, ParamSpec, make_task
 from app.services.frames import MAX_T, MAX_UNITS
-from app.services.schemas import FINISHED, LIMITS, CompareCreate, Limits, RunCreate, RunStatus
+from app.services.lessons import Lesson, Preset, lessons, presets
+from app.services.schemas import FINISHED, LIMITS, Limits, RunCreate, RunStatus
 
-CellChoice = Literal["rnn_tanh", "rnn_relu", "lstm", "gru"]
 LOG_FLOOR = -30  # log10 of the smallest gradient norm the pages tell apart: below it, the floor colour
 
 CELL_DOCS: dict[str, str] = {
@@ -104,38 +102,6 @@ class TaskInfo(BaseModel):
     baseline_loss: float  # at the default parameters
 
 
-class Preset(BaseModel):
-    name: str
-    title: str
-    look_for: str  # one sentence: what to watch
-    config: RunCreate
-    compare: list[CellChoice] | None = None  # start with POST /api/compare over these cells
-    variants: list[RunCreate] = []  # or start these runs beside `config`, each differing in one setting
-
-
-LessonView = Literal["loss", "hidden", "itemized", "gradflow", "gradnorm", "gate-f", "gate-i", "gate-o", "c"]
-
-
-class LessonRun(BaseModel):
-    title: str  # the run's panel heading
-    config: RunCreate  # POST /api/runs
-
-
-class Lesson(BaseModel):
-    """One /learn demo: runs to start (or one comparison) and the views its panels draw."""
-
-    name: str  # the section's data-demo key in templates/learn.html
-    views: list[LessonView]
-    runs: list[LessonRun] = []
-    compare: CompareCreate | None = None  # POST /api/compare instead of `runs`
-
-    @model_validator(mode="after")
-    def _one_way_to_start(self) -> Lesson:
-        if bool(self.runs) == (self.compare is not None):
-            raise ValueError(f"lesson {self.name!r} needs either runs or a comparison, not both or neither")
-        return self
-
-
 GateKind = Literal["sigmoid", "tanh"]
 
 
@@ -167,275 +133,6 @@ class Catalog(BaseModel):
 
 
 # -- presets ----------------------------------------------------------------------------------
-
-_ADDING_100 = {"name": "adding", "seq_len": 100}
-_TAGGING = {"name": "tagging", "seq_len": 20}
-_EXPLODING = {
-    "cell": "rnn_tanh",
-    "hidden_size": 32,
-    "init": {"scheme": "normal", "gain": 2.0},
-    "task": {"name": "adding", "seq_len": 50},
-    "optimizer": {"name": "sgd", "lr": 0.05},
-    "steps": 1000,
-    "probe_every": 20,
-}
-PRESETS: tuple[dict[str, Any], ...] = (
-    {
-        "name": "vanishing",
-        "title": "Vanishing gradients: tanh RNN vs LSTM vs GRU on the adding problem, T = 100",
-        "look_for": (
-            "In the probe's ||dl_T/dh_t|| the tanh RNN's gradient falls by orders of magnitude within a "
-            "few dozen steps back and its loss stays at the 1/6 baseline, while the gated cells "
-            "carry the gradient across all 100 steps and learn."
-        ),
-        "config": {
-            "cell": "rnn_tanh",
-            "hidden_size": 32,
-            "task": _ADDING_100,
-            "steps": 3000,
-            "probe_every": 50,
-        },
-        "compare": ["rnn_tanh", "lstm", "gru"],
-    },
-    {
-        "name": "exploding",
-        "title": "Exploding gradients: tanh RNN with W_hh ~ N(0, 4/H), clipping at norm 1 vs off",
-        "look_for": (
-            "The gradient norm jumps by orders of magnitude (to ~300 here). Clipped, each update stays "
-            "bounded and the loss settles near the baseline; unclipped, one huge step throws the "
-            "weights out and the run diverges within about a hundred steps."
-        ),
-        "config": {**_EXPLODING, "clip": {"mode": "norm", "threshold": 1.0}},
-        "variants": [{**_EXPLODING, "clip": {"mode": "off"}}],
-    },
-    {
-        "name": "hello",
-        "title": 'char-rnn on "hello": learn h -> e -> l -> l -> o',
-        "look_for": (
-            "Within a few hundred steps the loss drops to near zero; the hidden state after the "
-            "first 'l' and the second 'l' must differ, since one predicts 'l' and the other 'o'."
-        ),
-        "config": {
-            "cell": "lstm",
-            "hidden_size": 8,
-            "task": {"name": "char_lm", "corpus": "hello"},
-            "batch_size": 1,
-            "optimizer": {"name": "adam", "lr": 0.01},
-            "steps": 300,
-            "probe_every": 10,
-        },
-    },
-    {
-        "name": "adding",
-        "title": "The adding problem with an LSTM, T = 50",
-        "look_for": (
-            "The loss sits at the 1/6 baseline for a while, then drops once the forget gate learns "
-            "to hold the two marked values; the gates saturate at the marker steps."
-        ),
-        "config": {
-            "cell": "lstm",
-            "hidden_size": 32,
-            "task": {"name": "adding", "seq_len": 50},
-            "steps": 2000,
-        },
-    },
-    {
-        "name": "copy",
-        "title": "Copy memory: hold 5 symbols across a delay of 20 steps",
-        "look_for": (
-            "The loss first reaches the memoryless baseline (blanks, then guesses), then falls below "
-            "it as the network learns to keep the symbols; the itemized gradient links each output "
-            "to its symbol 25 steps back."
-        ),
-        "config": {
-            "cell": "lstm",
-            "hidden_size": 64,
-            "task": {"name": "copy", "seq_len": 20, "n_symbols": 5},
-            "steps": 3000,
-            "probe_every": 50,
-        },
-    },
-    {
-        "name": "shakespeare",
-        "title": "char-rnn on Hamlet",
-        "look_for": (
-            "Bits per character fall from about 4.5 towards 2; sample the run as it trains and watch "
-            "words and line breaks appear."
-        ),
-        "config": {
-            "cell": "lstm",
-            "hidden_size": 128,
-            "task": {"name": "char_lm", "corpus": "shakespeare", "seq_len": 100},
-            "batch_size": 32,
-            "steps": 5000,
-            "probe_every": 100,
-            "tbptt": 50,
-            "probe_text": "To be, or not to be, that is the question:",
-        },
-    },
-    {
-        "name": "bidirectional",
-        "title": "Tagging local peaks: a bidirectional LSTM vs a one-way LSTM",
-        "look_for": (
-            "The one-way LSTM cannot see the next digit, so about 87% accuracy is its ceiling; the "
-            "bidirectional one reads both neighbours and gets close to 100%."
-        ),
-        "config": {"cell": "lstm", "hidden_size": 32, "bidirectional": True, "task": _TAGGING, "steps": 1500},
-        "variants": [{"cell": "lstm", "hidden_size": 32, "task": _TAGGING, "steps": 1500}],
-    },
-)
-
-# -- lessons: the /learn page's demos, small enough to train in seconds --------------------------
-
-_TINY = {
-    "hidden_size": 16,
-    "batch_size": 32,
-    "steps": 200,
-    "probe_every": 10,
-    "optimizer": {"name": "adam", "lr": 0.01},
-}
-_TINY_GRU = {**_TINY, "cell": "gru"}
-_ADDING_50 = {
-    "hidden_size": 32,
-    "task": {"name": "adding", "seq_len": 50},
-    "steps": 400,
-    "probe_every": 20,
-    "batch_size": 32,
-}
-_EXPLODING_30 = {**_EXPLODING, "task": {"name": "adding", "seq_len": 30}, "steps": 300, "batch_size": 32}
-LESSONS: tuple[dict[str, Any], ...] = (
-    {
-        "name": "shapes",
-        "views": ["hidden"],
-        "runs": [
-            {
-                "title": "one-to-one: recall, T = 1",
-                "config": {**_TINY_GRU, "task": {"name": "recall", "seq_len": 1, "n_classes": 4}},
-            },
-            {
-                "title": "one-to-many: counting",
-                "config": {**_TINY_GRU, "task": {"name": "counting", "seq_len": 10, "n_classes": 10}},
-            },
-            {
-                "title": "many-to-one: recall",
-                "config": {**_TINY_GRU, "task": {"name": "recall", "seq_len": 10, "n_classes": 4}},
-            },
-            {
-                "title": "many-to-many: copy",
-                "config": {**_TINY_GRU, "task": {"name": "copy", "seq_len": 4, "n_symbols": 3}},
-            },
-            {
-                "title": "bidirectional: tagging",
-                "config": {**_TINY_GRU, "bidirectional": True, "task": {"name": "tagging", "seq_len": 12}},
-            },
-        ],
-    },
-    {
-        "name": "hello",
-        "views": ["loss", "hidden"],
-        "runs": [
-            {
-                "title": 'LSTM on "hello"',
-                "config": {
-                    "cell": "lstm",
-                    "hidden_size": 8,
-                    "task": {"name": "char_lm", "corpus": "hello"},
-                    "batch_size": 1,
-                    "optimizer": {"name": "adam", "lr": 0.02},
-                    "steps": 300,
-                    "probe_every": 10,
-                },
-            }
-        ],
-    },
-    {
-        "name": "bptt",
-        "views": ["itemized"],
-        "runs": [
-            {
-                "title": "tanh RNN on Hamlet, T = 30",
-                "config": {
-                    "cell": "rnn_tanh",
-                    "hidden_size": 32,
-                    "task": {"name": "char_lm", "corpus": "shakespeare", "seq_len": 30},
-                    "batch_size": 16,
-                    "steps": 200,
-                    "probe_every": 20,
-                    "optimizer": {"name": "adam", "lr": 0.005},
-                },
-            }
-        ],
-    },
-    {
-        "name": "vanishing",
-        "views": ["gradflow"],
-        "compare": {"config": {**_ADDING_50, "cell": "rnn_tanh"}, "cells": ["rnn_tanh", "lstm", "gru"]},
-    },
-    {
-        "name": "exploding",
-        "views": ["gradnorm", "loss"],
-        "runs": [
-            {
-                "title": "clipped at norm 1",
-                "config": {**_EXPLODING_30, "clip": {"mode": "norm", "threshold": 1}},
-            },
-            {"title": "no clipping", "config": {**_EXPLODING_30, "clip": {"mode": "off", "threshold": 1}}},
-        ],
-    },
-    {
-        "name": "remedies",
-        "views": ["gradflow"],
-        "runs": [
-            {
-                "title": "IRNN: ReLU, W_hh = I",
-                "config": {
-                    **_ADDING_50,
-                    "cell": "rnn_relu",
-                    "init": {"scheme": "identity", "gain": 1},
-                    "optimizer": {"name": "adam", "lr": 0.001},
-                },
-            },
-            {
-                "title": "tanh RNN, truncated BPTT k = 10",
-                "config": {**_ADDING_50, "cell": "rnn_tanh", "tbptt": 10},
-            },
-            {
-                "title": "tanh RNN with RMSprop",
-                "config": {**_ADDING_50, "cell": "rnn_tanh", "optimizer": {"name": "rmsprop", "lr": 0.001}},
-            },
-        ],
-    },
-    {
-        "name": "gates",
-        "views": ["gate-f", "gate-i", "gate-o", "c"],
-        "runs": [
-            {
-                "title": "LSTM, adding T = 30, forget bias 1",
-                "config": {
-                    "cell": "lstm",
-                    "hidden_size": 16,
-                    "init": {"forget_bias": 1},
-                    "task": {"name": "adding", "seq_len": 30},
-                    "batch_size": 32,
-                    "steps": 500,
-                    "probe_every": 20,
-                    "optimizer": {"name": "adam", "lr": 0.01},
-                },
-            }
-        ],
-    },
-)
-
-
-def presets() -> list[Preset]:
-    """PRESETS, each validated: a wrong value fails at import of the catalog, not on a click."""
-    return [Preset.model_validate(p) for p in PRESETS]
-
-
-def lessons() -> list[Lesson]:
-    """LESSONS, each validated like the presets."""
-    return [Lesson.model_validate(lesson) for lesson in LESSONS]
-
 
 # -- the rest of the catalog -----------------------------------------------------------------
 

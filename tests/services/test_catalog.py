@@ -10,7 +10,8 @@ import pytest
 from app.core.cells import CELLS, GATES
 from app.core.tasks import TASKS, make_task
 from app.services import frames
-from app.services.catalog import GATE_CAPTIONS, LESSONS, Lesson, catalog, lessons, presets, run_defaults
+from app.services.catalog import GATE_CAPTIONS, catalog, run_defaults
+from app.services.lessons import LESSONS, Lesson, lessons, presets
 from app.services.schemas import FINISHED, LIMITS, CompareCreate, RunCreate
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
