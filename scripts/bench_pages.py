@@ -36,7 +36,7 @@ from typing import Any
 import httpx
 from playwright.sync_api import Page, WebSocket, sync_playwright
 
-from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, VIEWPORT
+from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, LAG_MONITOR, VIEWPORT
 from tests.live_server import LiveServer, serve
 
 Figures = dict[str, Any]
@@ -338,17 +338,6 @@ def bench_scrub(page: Page, server: LiveServer, http: httpx.Client) -> Figures:
         "page_errors": page.errors,  # type: ignore[attr-defined]
     }
 
-
-LAG_MONITOR = """() => {
-  const lags = [];
-  let last = performance.now();
-  window.__lag = lags;
-  window.__lagTimer = setInterval(() => {
-    const now = performance.now();
-    lags.push(Math.max(0, now - last - 20));
-    last = now;
-  }, 20);
-}"""
 
 LAG_READ = """() => {
   clearInterval(window.__lagTimer);

@@ -211,3 +211,16 @@ def poll(page: Page, expression: str, timeout: float = TIMEOUT_MS / 1000) -> Any
 def scrub(page: Page, i: int) -> None:
     """Move the run page's scrubber to its i-th probe step, as a drag does (an input event)."""
     page.locator("#scrub").evaluate(f"(el) => {{ el.value = {i}; el.dispatchEvent(new Event('input')); }}")
+
+
+# a 20 ms timer on the page's main thread: window.__lag collects how late each tick fires (ms)
+LAG_MONITOR = """() => {
+  const lags = [];
+  let last = performance.now();
+  window.__lag = lags;
+  window.__lagTimer = setInterval(() => {
+    const now = performance.now();
+    lags.push(Math.max(0, now - last - 20));
+    last = now;
+  }, 20);
+}"""

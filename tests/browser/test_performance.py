@@ -22,7 +22,7 @@ import httpx
 import pytest
 from playwright.sync_api import Page, Request, WebSocket, expect
 
-from tests.browser.conftest import heatmap, poll, report, screenshot, scrub, wait_for_run
+from tests.browser.conftest import LAG_MONITOR, heatmap, poll, report, screenshot, scrub, wait_for_run
 
 APPEND = """async ({ rows, cols, updates }) => {
   const { Chart } = await import("/static/js/plots.js");
@@ -109,18 +109,6 @@ def quiet_server(http: httpx.Client) -> None:
         wait_for_run(http, run["id"])
 
 
-MONITOR = """() => {
-  const lags = [];
-  let last = performance.now();
-  window.__lag = lags;
-  window.__lagTimer = setInterval(() => {
-    const now = performance.now();
-    lags.push(Math.max(0, now - last - 20));
-    last = now;
-  }, 20);
-}"""
-
-
 @pytest.mark.usefixtures("quiet_server")
 def test_the_run_page_appends_the_flow_and_stays_responsive_with_a_probe_every_step(
     gs_page: Page, url: Callable[[str], str], http: httpx.Client
@@ -137,7 +125,7 @@ def test_the_run_page_appends_the_flow_and_stays_responsive_with_a_probe_every_s
     page = gs_page
     page.goto(url(f"/runs/{run['id']}"))
     expect(page.locator(heatmap("chart-gradflow"))).to_have_count(1)
-    page.evaluate(MONITOR)
+    page.evaluate(LAG_MONITOR)
     rows0 = page.evaluate("() => window.__gatescopeRun.feed.gradflow.rows.length")
     start = time.monotonic()
     handled = 0
