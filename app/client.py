@@ -3,7 +3,7 @@
 What this is: `GatescopeClient(base_url, token=None)`, one method per endpoint of docs/api.md
 (httpx, sync), `wait` to poll a run until it has finished, and `stream` to follow a run's
 websocket, decoding each message: text messages as dicts, probe frames as
-{"type": "probe", "frame": app.services.frames.Frame} (its display frame, as viewers get it).
+{"type": "probe", "frame": app.core.frames.Frame} (its display frame, as viewers get it).
 
     with GatescopeClient("http://127.0.0.1:8000") as gs:
         run = gs.create_run({"cell": "lstm", "hidden_size": 8, "task": {"name": "char_lm"}, "steps": 300})
@@ -28,7 +28,7 @@ import orjson
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from app.services.frames import Frame
+from app.core.frames import Frame
 
 FINISHED = frozenset({"completed", "stopped", "diverged", "failed", "interrupted"})
 

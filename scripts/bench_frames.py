@@ -25,7 +25,7 @@ from websockets.asyncio.client import connect
 
 from app.client import GatescopeClient
 from app.core.engine import TrainConfig, Trainer
-from app.services.frames import Frame
+from app.core.frames import Frame
 from tests.live_server import serve
 
 

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 from app.client import GatescopeClient, GatescopeError
-from app.services.frames import Frame
+from app.core.frames import Frame
+from tests.core.test_frames import probe_frame
 from tests.live_server import LiveServer, serve
-from tests.services.test_frames import probe_frame
 
 ADDING: dict[str, Any] = {
     "cell": "lstm",

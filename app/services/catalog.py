@@ -20,10 +20,10 @@ from pydantic import BaseModel
 
 from app.core.cells import CELLS, GATES
 from app.core.engine import OPTIMIZERS
+from app.core.frames import MAX_T, MAX_UNITS
 from app.core.model import INIT_SCHEMES
 from app.core.probes import SIGMOID_GATES
 from app.core.tasks import TASKS, ParamSpec, make_task
-from app.services.frames import MAX_T, MAX_UNITS
 from app.services.lessons import Lesson, Preset, lessons, presets
 from app.services.schemas import FINISHED, LIMITS, Limits, RunCreate, RunStatus
 

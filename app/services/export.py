@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from app.services.frames import Frame
+from app.core.frames import Frame
 from app.services.storage import Storage
 
 BASE_COLUMNS = (

@@ -20,9 +20,9 @@ from typing import cast
 import torch
 
 from app.core.engine import Trainer
+from app.core.frames import Frame
 from app.core.sampling import StepModel, sample_text
 from app.core.tasks import Batch, CharLMTask
-from app.services.frames import Frame
 from app.services.schemas import RunCreate, to_train_config
 
 

@@ -2,7 +2,7 @@
 
 What this is: `Storage`, the only code that speaks SQL. Four tables: runs (one row per run, its
 config as JSON), metrics (one row per training step), probes (per probe step the frame bytes of
-app.services.frames at full resolution, `data`, and the display frame, `display`, NULL when it
+app.core.frames at full resolution, `data`, and the display frame, `display`, NULL when it
 equals the full frame) and checkpoints (the latest weights of each run), the last three deleted
 with their run (ON DELETE CASCADE). `RunRecord` is a run's row in Python. A database of schema
 version 1 (probes without `display`) is migrated when opened: the column is added and the
@@ -34,7 +34,7 @@ from typing import Any, Literal, cast
 import orjson
 
 from app.core.engine import StepMetrics
-from app.services.frames import MAX_T, MAX_UNITS, Frame
+from app.core.frames import MAX_T, MAX_UNITS, Frame
 from app.services.schemas import RunCreate, RunPublic, RunStatus
 
 DB_NAME = "gatescope.db"

@@ -34,8 +34,8 @@ from numpy.typing import NDArray
 from pydantic import BaseModel
 
 from app.core.engine import probe_sample
+from app.core.frames import Frame
 from app.core.tasks import CharLMTask, make_task
-from app.services.frames import Frame
 from app.services.schemas import RunCreate, to_train_config
 from app.services.storage import Storage
 

@@ -42,8 +42,8 @@ from typing import Any, Protocol
 import torch
 
 from app.core.engine import End, StepMetrics, Trainer
+from app.core.frames import Frame
 from app.core.probes import ProbeFrame
-from app.services.frames import Frame
 from app.services.schemas import RunCreate, to_train_config
 
 SMALL_CHECKPOINT_BYTES = 4 * 2**20  # up to this, a checkpoint goes with every probe

@@ -29,9 +29,9 @@ from pydantic import ValidationError
 from starlette.background import BackgroundTask
 
 from app import __version__
+from app.core.frames import MAX_T, MAX_UNITS, Frame
 from app.services import export, inference
 from app.services.catalog import Catalog, catalog
-from app.services.frames import MAX_T, MAX_UNITS, Frame
 from app.services.manager import QueueFull
 from app.services.schemas import (
     CompareCreate,

@@ -89,7 +89,7 @@ class FramePool(BaseModel):
 
 
 class ProbePublic(BaseModel):
-    """A probe frame as JSON (app.services.frames.Frame.to_json): every layer, [layer][t][unit]
+    """A probe frame as JSON (app.core.frames.Frame.to_json): every layer, [layer][t][unit]
     unless noted; T and units are the shown sizes (pooled ones at ?resolution=display)."""
 
     step: int

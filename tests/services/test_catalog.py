@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from app.core import frames
 from app.core.cells import CELLS, GATES
 from app.core.tasks import TASKS, make_task
-from app.services import frames
 from app.services.catalog import GATE_CAPTIONS, catalog, run_defaults
 from app.services.lessons import LESSONS, Lesson, lessons, presets
 from app.services.schemas import FINISHED, LIMITS, CompareCreate, RunCreate

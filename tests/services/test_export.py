@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
+from app.core.frames import Frame
 from app.core.probes import ProbeFrame
 from app.services.export import metrics_csv, write_export
-from app.services.frames import Frame
 from app.services.storage import RunRecord, Storage
 from tests.services.test_inference import ADDING, trained
 

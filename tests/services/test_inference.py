@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from app.core.engine import Trainer
-from app.services.frames import Frame
+from app.core.frames import Frame
 from app.services.inference import NotCharLMError, inspect, load_model, sample
 from app.services.schemas import RunCreate, to_train_config
 from app.services.worker import checkpoint_bytes

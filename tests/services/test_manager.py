@@ -22,8 +22,8 @@ import pytest
 import torch
 
 from app.core.engine import Trainer
+from app.core.frames import Frame
 from app.services import manager as manager_module
-from app.services.frames import Frame
 from app.services.manager import (
     DELETED_ERROR,
     SHUTDOWN_ERROR,

@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 
 from app.core.engine import StepMetrics
+from app.core.frames import MAX_T, Frame
 from app.services import storage as storage_module
-from app.services.frames import MAX_T, Frame
 from app.services.schemas import RunCreate, RunPublic
 from app.services.storage import INTERRUPTED_ERROR, METRIC_FIELDS, RunRecord, Storage, StorageError
-from tests.services.test_frames import probe_frame
+from tests.core.test_frames import probe_frame
 
 CONFIG = RunCreate.model_validate(
     {"cell": "lstm", "hidden_size": 8, "task": {"name": "adding", "seq_len": 6}, "steps": 20}

@@ -16,8 +16,8 @@ import pytest
 import torch
 
 from app.core.engine import StepMetrics, Trainer
+from app.core.frames import MAX_T, Frame
 from app.services import worker
-from app.services.frames import MAX_T, Frame
 from app.services.schemas import RunCreate, to_train_config
 
 LSTM = RunCreate.model_validate(

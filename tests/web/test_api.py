@@ -15,13 +15,13 @@ import pytest
 import torch
 from starlette.testclient import TestClient
 
+from app.core.frames import MAX_T, MAX_UNITS, Frame
 from app.services import manager as manager_module
 from app.services.catalog import catalog
-from app.services.frames import MAX_T, MAX_UNITS, Frame
 from app.services.schemas import LIMITS, RunCreate
 from app.services.storage import StorageError
 from app.web.models import ProbePublic
-from tests.services.test_frames import PUBLIC_KEYS as PROBE_KEYS
+from tests.core.test_frames import PUBLIC_KEYS as PROBE_KEYS
 from tests.web.conftest import ADDING, HELLO, LONG, SLOW, Served, make_app, seed_run, wait_for
 
 # -- reading finished runs ------------------------------------------------------------------

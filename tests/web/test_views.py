@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from starlette.testclient import TestClient
 
-from app.services.frames import Frame
+from app.core.frames import Frame
 from app.services.storage import Resolution, Storage
 from app.services.views import LRU, FlowRows, Views, bucket_means, keep_rows
 from tests.web.conftest import Served, make_app, wait_for

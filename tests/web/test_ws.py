@@ -12,7 +12,7 @@ import pytest
 from starlette.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
-from app.services.frames import Frame
+from app.core.frames import Frame
 from tests.web.conftest import HELLO, LONG, SLOW, Served, make_app, wait_for
 
 

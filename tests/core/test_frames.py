@@ -16,8 +16,7 @@ from hypothesis import strategies as st
 
 from app.core.cells import CellName
 from app.core.engine import TrainConfig, Trainer
-from app.core.probes import ProbeFrame
-from app.services.frames import (
+from app.core.frames import (
     FLOAT16_MAX,
     FLOAT32_MAX,
     GRADIENT_ARRAYS,
@@ -28,6 +27,7 @@ from app.services.frames import (
     bin_width,
     pool,
 )
+from app.core.probes import ProbeFrame
 
 CASES: list[tuple[CellName, int, bool, str]] = [
     ("lstm", 1, False, "adding"),

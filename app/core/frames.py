@@ -21,7 +21,8 @@ unit_means.<g>) are float16, clipped to +-65504; gradient norms (GRADIENT_ARRAYS
 In memory every array is float32, always finite (NaN -> 0, +-inf -> the dtype's largest finite
 value) and, for values, already float16-rounded: a frame and its decoded bytes are equal.
 
-What this is not: a place that knows about runs' storage or sockets, or the core's probe math.
+What this is not: a place that knows about runs' storage or sockets, or the core's probe math. It lives in
+app.core so that the `gatescope` library (which imports no server code) encodes frames the same way.
 """
 
 from __future__ import annotations
