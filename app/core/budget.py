@@ -1,0 +1,139 @@
+"""The probe budget: when to probe and whether to include the itemized matrix, from measured costs.
+
+What this is: `ProbeBudget` answers, once per training step, "probe now?" with a `Plan` (probe,
+itemized or not) or None. The caller reports what training and each probe really cost
+(`spent_training`, `spent_probing`), and the budget decides from those measurements:
+
+- `fraction=None`: today's fixed rule, a probe at `first` and at every multiple of `every`
+  (`every` None or 0: at `first` only).
+- `fraction=f` (0 < f <= 0.5): a probe when the probing done so far plus the expected cost of the
+  next probe stays within f x the training time so far; always at `first`. `every`, if given, is
+  then the smallest gap between two probes (at most one probe per `every` steps).
+- `itemize=True` / `False`: every probe itemized / none. `"auto"`: the first probe is itemized,
+  a later one only while the itemized probes' time, with this one, stays within ITEMIZE_SHARE of
+  training time. With a fraction too, the itemized probes get their own share, the smaller of
+  ITEMIZE_SHARE and half the fraction, and the plain probes the rest: the two together stay
+  within the fraction, and a costly itemized probe never holds back the plain ones.
+
+The expected cost of a probe is the median of the last COST_WINDOW measured probes of its kind
+(itemized or plain); before any plain probe is measured, an itemized one's cost stands in for it
+(an upper bound, so the budget errs on the cheap side).
+
+What this is not: a clock. It never reads the time itself, so it is deterministic under test:
+the engine and `gatescope.watch` measure and report. Both use it, so built-in and attached runs
+follow one rule.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import deque
+from dataclasses import dataclass
+from typing import Literal
+
+ITEMIZE_SHARE = 0.01  # the itemized probes' share of training time, with itemize="auto"
+COST_WINDOW = 5  # probes of one kind whose median is the expected cost of the next
+MAX_FRACTION = 0.5
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Probe at this step; `itemize`: include the itemized matrix (dl_s/dh_t for every s)."""
+
+    itemize: bool
+
+
+class ProbeBudget:
+    """When to probe and whether to include the itemized matrix, from measured costs."""
+
+    def __init__(
+        self,
+        *,
+        every: int | None,
+        fraction: float | None,
+        itemize: bool | Literal["auto"],
+        first: int,
+    ) -> None:
+        if every is not None and every < 0:
+            raise ValueError(f"every must be a whole number >= 0 (0 or None: no fixed interval), not {every}")
+        if fraction is not None and not 0 < fraction <= MAX_FRACTION:
+            raise ValueError(
+                f"probe_budget must be in (0, {MAX_FRACTION}] (a share of training time), not {fraction}"
+            )
+        if itemize not in (True, False, "auto"):
+            raise ValueError(f'itemize must be True, False or "auto", not {itemize!r}')
+        self.every = every or None
+        self.fraction = fraction
+        self.itemize = itemize
+        self.first = first
+        self._training = 0.0
+        self._probing = 0.0
+        self._itemizing = 0.0
+        self._costs: dict[bool, deque[float]] = {
+            True: deque(maxlen=COST_WINDOW),
+            False: deque(maxlen=COST_WINDOW),
+        }
+        self._last: int | None = None
+
+    def plan(self, step: int, *, force: bool = False) -> Plan | None:
+        """Probe at `step`? Call once per step; a Plan means the caller probes now (and reports it).
+
+        `force`: probe whatever the schedule says (the engine's last step); only itemization is
+        still decided by the budget.
+        """
+        if step == self.first or self._last is None:
+            return self._planned(step, self.itemize is not False)
+        if self.fraction is None:
+            due = force or (self.every is not None and step % self.every == 0)
+            return self._planned(step, self._fits(True)) if due else None
+        if not force and self.every is not None and step - self._last < self.every:
+            return None
+        if self.itemize != "auto":
+            return self._planned(step, self.itemize) if force or self._fits(self.itemize) else None
+        if self._fits(True):
+            return self._planned(step, True)
+        return self._planned(step, False) if force or self._fits(False) else None
+
+    def spent_training(self, seconds: float) -> None:
+        """Training took `seconds` more (a step's wall time, probes excluded)."""
+        self._training += max(seconds, 0.0)
+
+    def spent_probing(self, seconds: float, itemized: bool) -> None:
+        """The probe just planned took `seconds`; `itemized`: it included the itemized matrix."""
+        seconds = max(seconds, 0.0)
+        self._probing += seconds
+        if itemized:
+            self._itemizing += seconds
+        self._costs[itemized].append(seconds)
+
+    @property
+    def share(self) -> float:
+        """Probe seconds / training seconds so far (0 before any training)."""
+        return self._probing / self._training if self._training > 0 else 0.0
+
+    # -- the rules --------------------------------------------------------------------------
+
+    def _planned(self, step: int, itemize: bool) -> Plan:
+        self._last = step
+        return Plan(itemize=itemize)
+
+    def _fits(self, itemized: bool) -> bool:
+        """The next probe of this kind fits its share of the training time so far.
+
+        With itemize="auto" the itemized probes have their own share and the plain ones the rest
+        of the fraction; otherwise every probe is of one kind and has the whole fraction.
+        """
+        cost, training = self._expected(itemized), self._training
+        if self.itemize != "auto":
+            if self.fraction is None:
+                return self.itemize
+            return self._probing + cost <= self.fraction * training
+        itemize_share = ITEMIZE_SHARE if self.fraction is None else min(ITEMIZE_SHARE, self.fraction / 2)
+        if itemized:
+            return self._itemizing + cost <= itemize_share * training
+        assert self.fraction is not None
+        return self._probing - self._itemizing + cost <= (self.fraction - itemize_share) * training
+
+    def _expected(self, itemized: bool) -> float:
+        costs = self._costs[itemized] or self._costs[True] or self._costs[False]
+        return statistics.median(costs) if costs else 0.0
