@@ -1,7 +1,11 @@
-"""The public shapes of a run: what a client sends (RunCreate) and gets back (RunPublic).
+"""The public shapes of a run: what a client sends (RunCreate, AttachCreate) and gets back (RunPublic).
 
 What this is: pydantic models with every bound the API enforces, so a 422 names the field and
 the limit, and `to_train_config`, the one place a RunCreate becomes the core's TrainConfig.
+Two kinds of run share RunPublic: "built-in" runs (config: RunCreate), which this server trains,
+and "attached" runs (config: AttachedConfig), one per recurrent module a user's own script
+watches (`gatescope.watch`), whose steps and frames arrive over the ingest endpoints (StepIn,
+IngestReply, EndCreate; docs/api.md).
 What this is not: storage or transport; those live in storage.py, the web layer and frames.py.
 """
 
@@ -10,7 +14,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
 from app.core.cells import CELLS, CellName
 from app.core.engine import OPTIMIZERS, TrainConfig
@@ -109,17 +113,144 @@ class RunCreate(BaseModel):
         return self
 
 
+RunKind = Literal["built-in", "attached"]
+ProbeSource = Literal["live", "fixed"]
+EndStatus = Literal["completed", "stopped", "failed"]
+
+
+class AttachLimits(BaseModel):
+    """Every bound the ingest endpoints check (docs/api.md)."""
+
+    modules: int = 16
+    input_size: int = 100_000
+    hidden_size: int = 4096
+    num_layers: int = 16
+    parameters: int = 10_000
+    steps_per_request: int = 1000
+    name_chars: int = 200
+    script_chars: int = 500
+    error_chars: int = 2000
+    every: int = 1_000_000
+
+
+ATTACH_LIMITS = AttachLimits()
+Text = Annotated[str, Field(max_length=200)]
+
+
+class AttachedModule(BaseModel):
+    """One watched nn.RNN / nn.LSTM / nn.GRU, as read off the module (app.core.attach.Layout)."""
+
+    model_config = ConfigDict(extra="forbid")
+    path: Annotated[str, Field(max_length=200, description='its name in the model, "" for the model itself')]
+    cell: CellName
+    input_size: Annotated[int, Field(ge=1, le=ATTACH_LIMITS.input_size)]
+    hidden_size: Annotated[int, Field(ge=1, le=ATTACH_LIMITS.hidden_size)]
+    num_layers: Annotated[int, Field(ge=1, le=ATTACH_LIMITS.num_layers)]
+    bidirectional: bool
+    batch_first: bool
+    bias: bool
+    dropout: Annotated[float, Field(ge=0, lt=1)]
+
+
+class ClientInfo(BaseModel):
+    """Who is sending: versions and the host the script runs on."""
+
+    model_config = ConfigDict(extra="forbid")
+    gatescope: Annotated[str, Field(max_length=50)]
+    torch: Annotated[str, Field(max_length=50)]
+    host: Text
+
+
+Shape = Annotated[list[Annotated[int, Field(ge=0, le=2**31)]], Field(max_length=8)]
+ParameterShapes = Annotated[
+    dict[Annotated[str, Field(max_length=300)], Shape],
+    Field(max_length=ATTACH_LIMITS.parameters, description="the model's named parameters and their shapes"),
+]
+
+
+class AttachCreate(BaseModel):
+    """What `gatescope.watch` sends to attach: the script, how it probes, the watched modules."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: Annotated[str | None, Field(max_length=ATTACH_LIMITS.name_chars)] = None
+    script: Annotated[str | None, Field(max_length=ATTACH_LIMITS.script_chars)] = None
+    every: Annotated[int | None, Field(ge=1, le=ATTACH_LIMITS.every)] = None
+    probe: ProbeSource = "live"
+    probe_budget: Annotated[float | None, Field(gt=0, le=0.5)] = None
+    modules: Annotated[list[AttachedModule], Field(min_length=1, max_length=ATTACH_LIMITS.modules)]
+    parameters: ParameterShapes = {}
+    client: ClientInfo | None = None
+
+
+class AttachedConfig(BaseModel):
+    """The config of an attached run (one watched module), as the pages read it: the names of
+    RunCreate where the idea is the same; no task (the script's own)."""
+
+    model_config = ConfigDict(extra="forbid")
+    cell: CellName
+    hidden_size: int
+    num_layers: int
+    bidirectional: bool
+    input_size: int
+    batch_first: bool
+    bias: bool
+    dropout: float
+    module: str  # the module's path in the model ("" for the model itself)
+    name: str | None = None
+    script: str | None = None
+    every: int | None = None
+    probe: ProbeSource = "live"
+    probe_budget: float | None = None
+    parameters: dict[str, list[int]] = {}
+    client: ClientInfo | None = None
+    stop_requested: bool = False  # someone pressed Stop on the dashboard
+    dropped_frames: int = 0  # frames the script dropped because the server was slow or away
+
+    @classmethod
+    def of(cls, attach: AttachCreate, module: AttachedModule) -> AttachedConfig:
+        """The config of the run of `module`, one of `attach.modules`."""
+        return cls(
+            **module.model_dump(exclude={"path"}),
+            module=module.path,
+            **attach.model_dump(include={"name", "script", "every", "probe", "probe_budget", "parameters"}),
+            client=attach.client,
+        )
+
+
+def _config_kind(value: Any) -> str:
+    """Which config a RunPublic carries: an AttachedConfig, or a dict without a task, is attached."""
+    if isinstance(value, AttachedConfig) or (isinstance(value, dict) and "task" not in value):
+        return "attached"
+    return "built-in"
+
+
+RunConfig = Annotated[
+    Annotated[RunCreate, Tag("built-in")] | Annotated[AttachedConfig, Tag("attached")],
+    Discriminator(_config_kind),
+]
+
+
 class RunPublic(BaseModel):
     id: str
     status: RunStatus
-    config: RunCreate
+    kind: RunKind = "built-in"
+    config: RunConfig  # RunCreate for built-in runs, AttachedConfig for attached ones
     created_at: datetime
     started_at: datetime | None = None
     finished_at: datetime | None = None
     step: int = 0  # steps trained so far
     steps: int  # steps asked for
     error: str | None = None
-    group: str | None = None  # runs made together by /api/compare share a group
+    group: str | None = None  # runs made together by /api/compare (or one watch) share a group
+
+    @model_validator(mode="after")
+    def _kind_matches(self) -> RunPublic:
+        if (self.kind == "attached") != isinstance(self.config, AttachedConfig):
+            wanted = "an attached run's config must be an AttachedConfig"
+            raise ValueError(
+                wanted if self.kind == "attached" else "a built-in run's config must be a RunCreate"
+            )
+        return self
 
 
 class RunsPublic(BaseModel):
@@ -142,6 +273,71 @@ class CompareCreate(BaseModel):
 class CompareGroup(BaseModel):
     group: str
     runs: list[RunPublic]
+
+
+class AttachedGroup(BaseModel):
+    """The runs of one watch (one per module, in module order), or of one imported run file."""
+
+    group: str
+    runs: list[RunPublic]
+    warnings: list[str] = []  # what an import found wrong but could keep (a truncated last record)
+
+
+Finite = Annotated[float, Field(allow_inf_nan=False)]
+
+
+class StepIn(BaseModel):
+    """One training step of an attached run: the row built-in runs store (storage.METRIC_FIELDS).
+    Floats are finite or null (the client sends non-finite values as null)."""
+
+    model_config = ConfigDict(extra="forbid")
+    step: Annotated[int, Field(ge=1, le=2**62)]
+    loss: Finite | None = None
+    metric: None = None
+    grad_norm: Annotated[float | None, Field(ge=0, allow_inf_nan=False)] = None
+    grad_norm_clipped: Annotated[float | None, Field(ge=0, allow_inf_nan=False)] = None
+    clipped: bool = False
+    param_grad_norms: Annotated[
+        dict[
+            Annotated[str, Field(max_length=300)], Annotated[float | None, Field(ge=0, allow_inf_nan=False)]
+        ],
+        Field(max_length=ATTACH_LIMITS.parameters),
+    ] = {}
+    update_ratio: Annotated[float | None, Field(ge=0, allow_inf_nan=False)] = None
+    lr: Finite | None = None
+    seconds: Annotated[float | None, Field(ge=0, allow_inf_nan=False)] = None
+
+
+class StepsIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    steps: Annotated[list[StepIn], Field(min_length=1, max_length=ATTACH_LIMITS.steps_per_request)]
+
+    @model_validator(mode="after")
+    def _increasing(self) -> StepsIn:
+        for before, after in zip(self.steps, self.steps[1:], strict=False):
+            if after.step <= before.step:
+                raise ValueError(
+                    f"steps must be strictly increasing: step {after.step} follows step {before.step}"
+                )
+        return self
+
+
+class EndCreate(BaseModel):
+    """How the script ended its run."""
+
+    model_config = ConfigDict(extra="forbid")
+    status: EndStatus
+    error: Annotated[str | None, Field(max_length=ATTACH_LIMITS.error_chars)] = None
+    dropped_frames: Annotated[int, Field(ge=0, le=2**62)] = 0
+
+
+class IngestReply(BaseModel):
+    """What every ingest request answers: where the run stands, and whether to stop."""
+
+    run_id: str
+    step: int  # the last stored step
+    frames: int  # stored frames
+    stop: bool  # someone pressed Stop on the dashboard (or the run has ended)
 
 
 def to_train_config(run: RunCreate, threads: int = 1) -> TrainConfig:

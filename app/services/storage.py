@@ -1,12 +1,13 @@
 """Durable state of every run: one SQLite file, data_dir/"gatescope.db".
 
 What this is: `Storage`, the only code that speaks SQL. Four tables: runs (one row per run, its
-config as JSON), metrics (one row per training step), probes (per probe step the frame bytes of
-app.core.frames at full resolution, `data`, and the display frame, `display`, NULL when it
-equals the full frame) and checkpoints (the latest weights of each run), the last three deleted
-with their run (ON DELETE CASCADE). `RunRecord` is a run's row in Python. A database of schema
-version 1 (probes without `display`) is migrated when opened: the column is added and the
-display frames of its large frames are made then, once.
+kind, "built-in" or "attached", and its config as JSON), metrics (one row per training step),
+probes (per probe step the frame bytes of app.core.frames at full resolution, `data`, and the
+display frame, `display`, NULL when it equals the full frame) and checkpoints (the latest
+weights of each run), the last three deleted with their run (ON DELETE CASCADE). `RunRecord` is
+a run's row in Python. An older database is migrated when opened: version 1 (probes without
+`display`) gets the column and the display frames of its large frames, made then, once;
+version 2 (runs without `kind`) gets the column, every run "built-in".
 
 Concurrency: the database is in WAL mode, so readers never wait for the writer. Storage holds two
 connections, one for writes and one for reads, each behind its own lock, so any thread may call
@@ -35,11 +36,11 @@ import orjson
 
 from app.core.engine import StepMetrics
 from app.core.frames import MAX_T, MAX_UNITS, Frame
-from app.services.schemas import RunCreate, RunPublic, RunStatus
+from app.services.schemas import AttachedConfig, RunCreate, RunKind, RunPublic, RunStatus
 
 DB_NAME = "gatescope.db"
 BUSY_TIMEOUT = 5.0  # seconds a statement waits for another connection's lock
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 INTERRUPTED_ERROR = "server restarted during the run"
 Resolution = Literal["full", "display"]
 RESOLUTIONS: tuple[Resolution, ...] = ("full", "display")
@@ -55,7 +56,8 @@ CREATE TABLE IF NOT EXISTS runs (
     step INTEGER NOT NULL DEFAULT 0,
     steps INTEGER NOT NULL,
     error TEXT,
-    grp TEXT
+    grp TEXT,
+    kind TEXT NOT NULL DEFAULT 'built-in'
 );
 CREATE INDEX IF NOT EXISTS runs_by_created ON runs (created_at);
 CREATE INDEX IF NOT EXISTS runs_by_status ON runs (status, created_at);
@@ -88,7 +90,7 @@ CREATE TABLE IF NOT EXISTS checkpoints (
 """
 
 METRIC_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(StepMetrics))
-_RUN_COLUMNS = "id, status, config, created_at, started_at, finished_at, step, steps, error, grp"
+_RUN_COLUMNS = "id, status, config, created_at, started_at, finished_at, step, steps, error, grp, kind"
 # RunRecord field -> runs column, for update_run
 _UPDATABLE = {
     "status": "status",
@@ -113,7 +115,8 @@ def utcnow() -> datetime:
 
 @dataclass
 class RunRecord:
-    """A run as stored. `config` is RunCreate.model_dump(mode="json"); datetimes are UTC."""
+    """A run as stored. `config` is the model_dump(mode="json") of a RunCreate (kind "built-in")
+    or an AttachedConfig (kind "attached"); datetimes are UTC."""
 
     id: str
     status: RunStatus
@@ -125,6 +128,7 @@ class RunRecord:
     steps: int = 0  # steps asked for
     error: str | None = None
     group: str | None = None
+    kind: RunKind = "built-in"
 
     @classmethod
     def new(cls, run_id: str, config: RunCreate, group: str | None = None) -> RunRecord:
@@ -138,16 +142,33 @@ class RunRecord:
             group=group,
         )
 
+    @classmethod
+    def attached(cls, run_id: str, config: AttachedConfig, group: str) -> RunRecord:
+        """A fresh 'running' attached run of `config`, created and started now."""
+        now = utcnow()
+        return cls(
+            id=run_id,
+            status="running",
+            config=config.model_dump(mode="json"),
+            created_at=now,
+            started_at=now,
+            group=group,
+            kind="attached",
+        )
+
     def to_public(self) -> RunPublic:
+        """The run as the API shows it; an attached run's `steps` is its step (no target known)."""
+        config_json = orjson.dumps(self.config, option=orjson.OPT_SORT_KEYS).decode()
         return RunPublic(
             id=self.id,
             status=self.status,
-            config=_run_create(orjson.dumps(self.config, option=orjson.OPT_SORT_KEYS).decode()),
+            kind=self.kind,
+            config=_attached_config(config_json) if self.kind == "attached" else _run_create(config_json),
             created_at=self.created_at,
             started_at=self.started_at,
             finished_at=self.finished_at,
             step=self.step,
-            steps=self.steps,
+            steps=self.step if self.kind == "attached" else self.steps,
             error=self.error,
             group=self.group,
         )
@@ -167,6 +188,12 @@ def _run_create(config_json: str) -> RunCreate:
 @lru_cache(maxsize=256)
 def _cached_run_create(config_json: str) -> RunCreate:
     return RunCreate.model_validate_json(config_json)
+
+
+@lru_cache(maxsize=256)
+def _attached_config(config_json: str) -> AttachedConfig:
+    """A stored attached config (cached: up to 10,000 parameter shapes; shared, read-only)."""
+    return AttachedConfig.model_validate_json(config_json)
 
 
 class Storage:
@@ -207,6 +234,13 @@ class Storage:
         return conn
 
     def _migrate(self) -> None:
+        """Bring an older database to SCHEMA_VERSION (a new one already is)."""
+        self._add_display_frames()
+        columns = {row[1] for row in self._writer.execute("PRAGMA table_info(runs)")}
+        if "kind" not in columns:  # version 2 -> 3: every run so far was trained here
+            self._writer.execute("ALTER TABLE runs ADD COLUMN kind TEXT NOT NULL DEFAULT 'built-in'")
+
+    def _add_display_frames(self) -> None:
         """Version 1 -> 2: add probes.display and make the display frames of large frames."""
         columns = {row[1] for row in self._writer.execute("PRAGMA table_info(probes)")}
         if "display" in columns:
@@ -273,7 +307,7 @@ class Storage:
         try:
             with self._write("creating a run") as conn:
                 conn.execute(
-                    f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         record.id,
                         record.status,
@@ -285,6 +319,7 @@ class Storage:
                         record.steps,
                         record.error,
                         record.group,
+                        record.kind,
                     ),
                 )
         except StorageError as exc:
@@ -484,7 +519,7 @@ def _column_value(name: str, value: Any) -> Any:
 
 
 def _record(row: tuple[Any, ...]) -> RunRecord:
-    run_id, status, config, created_at, started_at, finished_at, step, steps, error, group = row
+    run_id, status, config, created_at, started_at, finished_at, step, steps, error, group, kind = row
     created = _datetime(created_at)
     assert created is not None
     return RunRecord(
@@ -498,6 +533,7 @@ def _record(row: tuple[Any, ...]) -> RunRecord:
         steps=steps,
         error=error,
         group=group,
+        kind=cast(RunKind, kind),
     )
 
 

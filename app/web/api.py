@@ -42,7 +42,7 @@ from app.services.schemas import (
     RunStatus,
 )
 from app.services.storage import Resolution, RunRecord
-from app.web.deps import LimiterDep, ManagerDep, RunDep, RunId, StorageDep, require_token
+from app.web.deps import BuiltInRunDep, LimiterDep, ManagerDep, RunDep, RunId, StorageDep, require_token
 from app.web.models import (
     Health,
     InspectCreate,
@@ -244,11 +244,14 @@ def get_probe(
     return _stored_frame(data, format)
 
 
-def _checkpoint(run: RunRecord, manager: ManagerDep) -> bytes:
-    data = manager.checkpoint(run.id)
+def _checkpoint(run_id: str, manager: ManagerDep) -> bytes:
+    data = manager.checkpoint(run_id)
     if data is None:
-        raise HTTPException(409, f"run {run.id} has no weights yet: they come with its first probe frame")
+        raise HTTPException(409, f"run {run_id} has no weights yet: they come with its first probe frame")
     return data
+
+
+ATTACHED_409: dict[int | str, dict[str, Any]] = {409: {"description": "an attached run, or no weights yet"}}
 
 
 @router.get(
@@ -258,14 +261,14 @@ def _checkpoint(run: RunRecord, manager: ManagerDep) -> bytes:
     responses={
         **NOT_FOUND,
         200: {"content": {"application/octet-stream": {}}, "description": "torch.save bytes"},
-        409: {"description": "no weights yet"},
+        **ATTACHED_409,
     },
 )
-def get_checkpoint(run: RunDep, manager: ManagerDep) -> Response:
+def get_checkpoint(run: BuiltInRunDep, manager: ManagerDep) -> Response:
     """The latest weights: torch.save of {"config", "step", "state_dict" (loads into torch.nn.LSTM /
     GRU / RNN with batch_first=True), "readout", "vocab"}; torch.load(..., weights_only=True)."""
     return Response(
-        _checkpoint(run, manager),
+        _checkpoint(run.id, manager),
         media_type="application/octet-stream",
         headers={"Content-Disposition": f'attachment; filename="{run.id}.pt"'},
     )
@@ -302,10 +305,10 @@ def export_run(run: RunDep, storage: StorageDep, manager: ManagerDep) -> FileRes
     "/runs/{run_id}/inspect",
     tags=["inference"],
     response_model=ProbePublic,
-    responses={**NOT_FOUND, 409: {"description": "no weights yet"}, **FRAME_RESPONSES},
+    responses={**NOT_FOUND, **ATTACHED_409, **FRAME_RESPONSES},
 )
 async def inspect_run(
-    run: RunDep,
+    run: BuiltInRunDep,
     body: InspectCreate,
     manager: ManagerDep,
     limiter: LimiterDep,
@@ -317,8 +320,8 @@ async def inspect_run(
 
     With `inputs`, targets are placeholders (class 0, or 0.0), so read the gradients' shape, not
     the loss; loss terms sit at the last step for many-to-one tasks, else at every step."""
-    checkpoint = await anyio.to_thread.run_sync(_checkpoint, run, manager)
-    config = run.to_public().config
+    checkpoint = await anyio.to_thread.run_sync(_checkpoint, run.id, manager)
+    config = run.config
 
     def compute() -> Response:
         frame = inference.inspect(run.id, config, checkpoint, text=body.text, inputs=body.inputs)
@@ -333,18 +336,18 @@ async def inspect_run(
 @router.post(
     "/runs/{run_id}/sample",
     tags=["inference"],
-    responses={**NOT_FOUND, 409: {"description": "not a char_lm run, or no weights yet"}},
+    responses={**NOT_FOUND, 409: {"description": "not a char_lm run (or attached), or no weights yet"}},
 )
 async def sample_run(
-    run: RunDep, body: SampleCreate, manager: ManagerDep, limiter: LimiterDep
+    run: BuiltInRunDep, body: SampleCreate, manager: ManagerDep, limiter: LimiterDep
 ) -> SampleResult:
     """Write text with a char_lm run's latest weights, one character at a time."""
-    config = run.to_public().config
+    config = run.config
     if config.task.name != "char_lm":
         raise HTTPException(
             409, f"only char_lm runs can write text; run {run.id} trains on {config.task.name}"
         )
-    checkpoint = await anyio.to_thread.run_sync(_checkpoint, run, manager)
+    checkpoint = await anyio.to_thread.run_sync(_checkpoint, run.id, manager)
     try:
         text = await anyio.to_thread.run_sync(
             lambda: inference.sample(

@@ -1,14 +1,16 @@
 """FastAPI dependencies: the services the lifespan put on app.state, the run a path names, the token.
 
 What this is: `Annotated[..., Depends(...)]` aliases (StorageDep, ManagerDep, HubDep, ViewsDep,
-SettingsDep, RunDep) that routes take as typed parameters, and `require_token`, which every /api route but the
-health check and the websocket depend on. What this is not: where the services are created
+SettingsDep, RunDep, BuiltInRunDep: a run this server trains, else 409) that routes take as typed
+parameters, and `require_token`, which every /api route but the health check and the websocket
+depend on. What this is not: where the services are created
 (app/main.py's lifespan does that).
 """
 
 from __future__ import annotations
 
 import hmac
+from dataclasses import dataclass
 from typing import Annotated, cast
 
 import anyio
@@ -18,6 +20,7 @@ from starlette.requests import HTTPConnection
 
 from app.services.hub import Hub
 from app.services.manager import RunManager
+from app.services.schemas import RunCreate
 from app.services.storage import RunRecord, Storage
 from app.services.views import Views
 from app.settings import Settings
@@ -67,6 +70,27 @@ def get_run(run_id: RunId, storage: StorageDep) -> RunRecord:
 
 
 RunDep = Annotated[RunRecord, Depends(get_run)]
+
+
+@dataclass(frozen=True)
+class BuiltInRun:
+    """A run this server trains: its id and its RunCreate."""
+
+    id: str
+    config: RunCreate
+
+
+def get_built_in_run(run: RunDep) -> BuiltInRun:
+    """The run the path names, if it is built-in; 409 for an attached run (its weights are not here)."""
+    config = run.to_public().config
+    if not isinstance(config, RunCreate):
+        raise HTTPException(
+            409, f"run {run.id} is attached: its weights live in your script, not on this server"
+        )
+    return BuiltInRun(run.id, config)
+
+
+BuiltInRunDep = Annotated[BuiltInRun, Depends(get_built_in_run)]
 
 _bearer = HTTPBearer(auto_error=False, description="the server's GATESCOPE_TOKEN, when it has one")
 

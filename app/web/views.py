@@ -20,7 +20,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Response
 
 from app.services.views import FlowKind, GradFlow, RunTask, Sparkline
-from app.web.deps import RunDep, StorageDep, ViewsDep, require_token
+from app.web.deps import BuiltInRunDep, RunDep, StorageDep, ViewsDep, require_token
 
 MAX_ROWS = 2000  # gradient-flow rows a page gets by default
 SPARKLINE_RUNS = 100  # runs one sparkline request may name
@@ -47,11 +47,15 @@ def gradflow(
     return Response(flow.to_json(), media_type="application/json")
 
 
-@router.get("/runs/{run_id}/task", responses={404: {"description": "no run with this id"}})
-def run_task(run: RunDep, views: ViewsDep) -> RunTask:
+@router.get(
+    "/runs/{run_id}/task",
+    responses={404: {"description": "no run with this id"}, 409: {"description": "an attached run"}},
+)
+def run_task(run: BuiltInRunDep, views: ViewsDep) -> RunTask:
     """The run's task, with its baseline loss at the run's parameters (the catalog has it only at
-    the defaults) and, for char_lm, `probe_text`: what the run's probe sample reads."""
-    return views.run_task(run.id, run.to_public().config)
+    the defaults) and, for char_lm, `probe_text`: what the run's probe sample reads. An attached
+    run's task is its script's own: 409."""
+    return views.run_task(run.id, run.config)
 
 
 @router.get("/sparklines")

@@ -14,7 +14,7 @@ import pytest
 from app.core.engine import StepMetrics
 from app.core.frames import MAX_T, Frame
 from app.services import storage as storage_module
-from app.services.schemas import RunCreate, RunPublic
+from app.services.schemas import AttachCreate, AttachedConfig, RunCreate, RunPublic
 from app.services.storage import INTERRUPTED_ERROR, METRIC_FIELDS, RunRecord, Storage, StorageError
 from tests.core.test_frames import probe_frame
 
@@ -22,6 +22,21 @@ CONFIG = RunCreate.model_validate(
     {"cell": "lstm", "hidden_size": 8, "task": {"name": "adding", "seq_len": 6}, "steps": 20}
 )
 T0 = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
+MODULE = {
+    "path": "encoder.rnn",
+    "cell": "gru",
+    "input_size": 3,
+    "hidden_size": 5,
+    "num_layers": 2,
+    "bidirectional": True,
+    "batch_first": False,
+    "bias": True,
+    "dropout": 0.1,
+}
+_ATTACH = AttachCreate.model_validate(
+    {"name": "mine", "script": "train.py", "every": 10, "modules": [MODULE], "parameters": {"w": [2, 3]}}
+)
+ATTACHED = AttachedConfig.of(_ATTACH, _ATTACH.modules[0])
 
 
 @pytest.fixture
@@ -161,19 +176,30 @@ def test_probes_at_full_and_display_resolution(storage: Storage) -> None:
         storage.probe("r", 10, "thumbnail")  # type: ignore[arg-type]
 
 
+V2_SCHEMA = storage_module._SCHEMA.replace(
+    "    grp TEXT,\n    kind TEXT NOT NULL DEFAULT 'built-in'\n", "    grp TEXT\n"
+)
+
+
+def _old_run_row(scratch_dir: Path, run_id: str) -> tuple[Any, ...]:
+    """A run row as versions 1 and 2 wrote it (no kind)."""
+    with Storage(scratch_dir) as scratch:
+        scratch.create_run(_record(run_id))
+        reader = sqlite3.connect(scratch.path)
+        (row,) = reader.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchall()
+        reader.close()
+    return tuple(row[:10])
+
+
 def test_a_version_1_database_is_migrated_once(tmp_path: Path) -> None:
-    v1 = storage_module._SCHEMA.replace("    display BLOB,\n", "")
-    assert v1 != storage_module._SCHEMA
+    v1 = V2_SCHEMA.replace("    display BLOB,\n", "")
+    assert v1 != V2_SCHEMA != storage_module._SCHEMA
     small = Frame.from_probe("old", probe_frame("gru")).to_bytes()
     large = Frame.from_probe("old", probe_frame("gru", seq_len=MAX_T + 20)).to_bytes()
     path = tmp_path / "gatescope.db"
     conn = sqlite3.connect(path)
     conn.executescript(v1 + "; PRAGMA user_version = 1;")
-    with Storage(tmp_path / "scratch") as scratch:  # a run row as version 1 wrote it
-        scratch.create_run(_record("old"))
-        reader = sqlite3.connect(scratch.path)
-        (row,) = reader.execute("SELECT * FROM runs").fetchall()
-        reader.close()
+    row = _old_run_row(tmp_path / "scratch", "old")
     conn.execute(f"INSERT INTO runs VALUES ({', '.join('?' * len(row))})", row)
     conn.executemany(
         "INSERT INTO probes VALUES (?, ?, ?)", [("old", 0, small), ("old", 1, large), ("old", 2, b"garbage")]
@@ -190,11 +216,62 @@ def test_a_version_1_database_is_migrated_once(tmp_path: Path) -> None:
             assert frame.header["pool"] == {"T": MAX_T + 20, "units": 4, "t_width": 2, "unit_width": 1}
             assert frame.sizes() == (MAX_T // 2 + 10, 4)
             assert storage.probe("old", 2, "display") == b"garbage"  # unreadable frames stay as stored
+            record = storage.get_run("old")
+            assert record is not None and record.kind == "built-in"
         with sqlite3.connect(path) as check:
-            assert check.execute("PRAGMA user_version").fetchone() == (2,)
+            assert check.execute("PRAGMA user_version").fetchone() == (3,)
             nulls = check.execute("SELECT step FROM probes WHERE display IS NULL ORDER BY step").fetchall()
             assert nulls == [(0,), (2,)]
         check.close()
+
+
+def test_a_version_2_database_gains_the_run_kind(tmp_path: Path) -> None:
+    path = tmp_path / "gatescope.db"
+    conn = sqlite3.connect(path)
+    conn.executescript(V2_SCHEMA + "; PRAGMA user_version = 2;")
+    conn.execute(
+        "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", _old_run_row(tmp_path / "scratch", "v2")
+    )
+    conn.execute(
+        "INSERT INTO metrics VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        ("v2", 1, *[0.5] * 4, 0, *[0.1] * 3, "{}"),
+    )
+    conn.commit()
+    conn.close()
+    for _ in range(2):  # the second open finds the column and changes nothing
+        with Storage(tmp_path) as storage:
+            record = storage.get_run("v2")
+            assert record is not None and record.kind == "built-in"
+            public = record.to_public()
+            assert (
+                public.kind == "built-in" and isinstance(public.config, RunCreate) and public.config == CONFIG
+            )
+            assert [m["step"] for m in storage.metrics("v2")] == [1]
+            storage.create_run(RunRecord.attached(f"att{_}", ATTACHED, group="g"))
+            assert [r.kind for r in storage.list_runs()[0]] == ["attached"] * (_ + 1) + ["built-in"]
+        with sqlite3.connect(path) as check:
+            assert check.execute("PRAGMA user_version").fetchone() == (3,)
+            columns = [row[1] for row in check.execute("PRAGMA table_info(runs)")]
+            assert columns[-1] == "kind"
+        check.close()
+
+
+def test_attached_runs_are_stored_with_their_kind_and_config(storage: Storage) -> None:
+    storage.create_run(RunRecord.attached("a1", ATTACHED, group="watch1"))
+    storage.add_steps("a1", [_step(1), _step(2)])
+    record = storage.get_run("a1")
+    assert record is not None
+    assert (record.kind, record.status, record.group, record.step) == ("attached", "running", "watch1", 2)
+    assert record.started_at is not None and record.started_at == record.created_at
+    public = record.to_public()
+    assert public.kind == "attached" and public.config == ATTACHED and public.steps == 2
+    again = RunPublic.model_validate_json(public.model_dump_json())  # a client reads it back
+    assert again == public and isinstance(again.config, type(ATTACHED))
+    storage.update_run("a1", config={**record.config, "stop_requested": True})
+    updated = storage.get_run("a1")
+    assert updated is not None and updated.to_public().config.model_dump()["stop_requested"] is True
+    with pytest.raises(ValueError, match="an attached run's config must be an AttachedConfig"):
+        RunPublic.model_validate({**public.model_dump(), "config": CONFIG.model_dump()})
 
 
 def test_delete_cascades(storage: Storage) -> None:
