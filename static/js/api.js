@@ -29,16 +29,18 @@ function describe(detail) {
   return JSON.stringify(detail);
 }
 
+// a Blob (a file the user picked) is sent as its bytes, anything else as JSON
 async function request(path, { method = "GET", body, signal, accept }) {
   const headers = { Accept: accept };
   const t = token();
   if (t) headers.Authorization = `Bearer ${t}`;
-  if (body !== undefined) headers["Content-Type"] = "application/json";
+  const raw = body instanceof Blob;
+  if (body !== undefined) headers["Content-Type"] = raw ? "application/octet-stream" : "application/json";
   const response = await fetch(path, {
     method,
     headers,
     signal,
-    body: body === undefined ? undefined : JSON.stringify(body),
+    body: body === undefined || raw ? body : JSON.stringify(body),
   });
   if (response.status === 401) throw new ApiError(401, "this server needs its token: log in at /login");
   if (!response.ok) {
@@ -61,6 +63,9 @@ export async function api(path, { method = "GET", body, signal } = {}) {
   const text = await response.text();
   return text ? JSON.parse(text) : null;
 }
+
+/** A file's bytes in (application/octet-stream), JSON out: POST /api/import. */
+export const upload = (path, file) => api(path, { method: "POST", body: file });
 
 /** Frame bytes: an ArrayBuffer for decodeFrame() (GET .../probes/{step}, POST .../inspect). */
 export async function bytes(path, { method = "GET", body, signal } = {}) {
@@ -116,8 +121,20 @@ export function el(tag, attrs = {}, ...children) {
   return node;
 }
 
+export const isAttached = (run) => run.kind === "attached";
+
+// an attached module's class as torch names it: LSTM, GRU, RNN (tanh), RNN (relu)
+const torchCell = (cell) => (cell.startsWith("rnn_") ? `RNN (${cell.slice(4)})` : cell.toUpperCase());
+
+/** An attached run's module: "encoder.rnn · LSTM 2×256 bidirectional" (the model itself: "model"). */
+export function describeModule(c) {
+  return `${c.module || "model"} · ${torchCell(c.cell)} ${c.num_layers}×${c.hidden_size}${c.bidirectional ? " bidirectional" : ""}`;
+}
+
+/** "<cell> H=.. L=.. bi · <task> (params)" for a built-in run, "<module> · <shape>" for an attached one. */
 export function describeRun(run) {
   const c = run.config;
+  if (isAttached(run)) return describeModule(c);
   const task = c.task;
   const extras = Object.entries(task)
     .filter(([k, v]) => k !== "name" && k !== "text" && v !== null && v !== "")

@@ -3,13 +3,14 @@
 // and a preserved one can be read against each other. ?kind= and ?floor= are kept in the URL.
 // One state object; each column's Feed changes it, render() draws every column (coalesced).
 
-import { api, catalog, describeRun, el, floorOptions, setStatus } from "./api.js";
+import { api, catalog, describeRun, el, floorOptions, isAttached, setStatus } from "./api.js";
 import { Feed } from "./feed.js";
 import { Pacer } from "./pace.js";
 import { layerRow } from "./frame.js";
 import { RDBU, VIRIDIS } from "./heatmap.js";
 import { Chart, legend, logRange, mergeRanges } from "./plots.js";
-import { absMax, flowRange, gradflowFigure, gradLinesFigure, lossFigure, stateFigure } from "./views.js";
+import { lossFigure } from "./curves.js";
+import { absMax, flowRange, gradflowFigure, gradLinesFigure, stateFigure } from "./views.js";
 
 const $ = (id) => document.getElementById(id);
 const query = new URLSearchParams(location.search);
@@ -46,7 +47,7 @@ function column(runId) {
   charts.gradflow.node.dataset.empty = "Waiting for the first probe frame…";
   const col = { runId, node, head, charts, task: null, feed: null };
   col.feed = new Feed(runId, (what) => {
-    if (what === "run" && !col.task) {
+    if (what === "run" && !col.task && !isAttached(col.feed.run)) { // an attached run has no task
       api(`/api/runs/${runId}/task`).then((task) => {
         col.task = task;
         schedule();
@@ -83,7 +84,7 @@ function shared() {
       }
     }
     if (c.task) hi = Math.max(hi, c.task.baseline_loss);
-    steps = Math.max(steps, c.feed.run.steps);
+    steps = Math.max(steps, c.feed.run.steps, c.feed.metrics.step.at(-1) ?? 0);
   }
   const pad = (hi - lo) * 0.05 || 0.1;
   const lossRange = Number.isFinite(lo) ? [Math.max(0, lo - pad), hi + pad] : null;
@@ -103,8 +104,8 @@ function render() {
     const status = el("span");
     setStatus(status, run.status);
     c.head.replaceChildren(
-      el("h2", {}, el("a", { href: `/runs/${run.id}` }, run.config.cell), " ", status),
-      el("p", { class: "desc", text: `${describeRun(run)} · step ${Math.max(run.step, c.feed.metrics.step.at(-1) ?? 0)}/${run.steps}` }),
+      el("h2", {}, el("a", { href: `/runs/${run.id}` }, run.config.cell), " ", status, isAttached(run) ? el("span", { class: "badge", text: "attached" }) : null),
+      el("p", { class: "desc", text: `${describeRun(run)} · step ${Math.max(run.step, c.feed.metrics.step.at(-1) ?? 0)}${isAttached(run) ? "" : `/${run.steps}`}` }),
     );
     const flow = c.feed.gradflow;
     const frame = c.feed.frame;

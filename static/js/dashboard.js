@@ -2,7 +2,7 @@
 // one-click comparisons. The form lives in the URL (?config=<json>, or ?preset=<name>), so a
 // configuration can be shared as a link.
 
-import { api, ApiError, catalog, describeRun, el, fmt, post, setStatus } from "./api.js";
+import { api, ApiError, catalog, describeModule, describeRun, el, fmt, isAttached, post, setStatus, upload } from "./api.js";
 import { buildForm } from "./form.js";
 
 const state = { runs: [], selected: new Set(), sparks: {}, timer: null, finished: new Set() };
@@ -38,6 +38,39 @@ function sparkline(points) {
   return svg;
 }
 
+// an attached run: its badge, name, module and shape, script; a built-in run: its task
+function whatCell(run) {
+  if (!isAttached(run)) return el("td", { text: describeRun(run).split(" · ")[1], class: "task", title: describeRun(run) });
+  const c = run.config;
+  const title = `attached: ${c.name ?? "unnamed"} · ${describeModule(c)}${c.script ? ` · ${c.script}` : ""}`;
+  return el(
+    "td",
+    { class: "task attached", title },
+    el("span", { class: "badge", text: "attached" }),
+    c.name ? el("strong", { text: ` ${c.name}` }) : null,
+    el("br"),
+    el("span", { class: "module", text: describeModule(c) }),
+    c.script ? el("span", { class: "script", text: ` · ${c.script}` }) : null,
+  );
+}
+
+const short = (n) => (n >= 10000 ? `${+(n / 1000).toPrecision(3)}k` : String(n));
+
+// an attached run has no total: the script decides how many steps it trains
+function stepCell(run) {
+  if (isAttached(run)) return el("td", { text: `step ${short(run.step)}`, class: "num", title: `${run.step} steps so far; the script decides how many` });
+  return el("td", { text: `${short(run.step)}/${short(run.steps)}`, class: "num", title: `${run.step} of ${run.steps} steps` });
+}
+
+// stop a built-in run; ask an attached run's script to stop (once asked, say so)
+function stopControl(run) {
+  if (state.finished.has(run.status)) return null;
+  const onclick = () => act(post(`/api/runs/${run.id}/stop`));
+  if (!isAttached(run)) return el("button", { type: "button", title: "stop training", "aria-label": `stop ${run.id}`, onclick }, "■");
+  if (run.config.stop_requested) return el("span", { class: "stop-requested", title: "the script sees watch.should_stop; the run ends when the script ends it", text: "stop requested" });
+  return el("button", { type: "button", title: "ask the script to stop (watch.should_stop becomes true)", "aria-label": `stop ${run.id}`, onclick }, "■");
+}
+
 function renderRuns() {
   const body = $("runs").querySelector("tbody");
   $("runs-empty").hidden = state.runs.length > 0;
@@ -53,22 +86,20 @@ function renderRuns() {
       });
       const spark = state.sparks[run.id];
       const last = spark && spark.loss.length ? fmt(spark.loss[spark.loss.length - 1], 2) : "";
-      const short = (n) => (n >= 10000 ? `${+(n / 1000).toPrecision(3)}k` : String(n));
-      const live = !state.finished.has(run.status);
       return el(
         "tr",
-        { "data-run": run.id },
+        { "data-run": run.id, "data-kind": run.kind ?? "built-in" },
         el("td", {}, pick),
         el("td", {}, el("a", { href: `/runs/${run.id}` }, run.id), run.group ? el("span", { class: "tag", title: `comparison group ${run.group}` }, "g") : null),
         el("td", {}, status),
         el("td", { text: run.config.cell }),
-        el("td", { text: describeRun(run).split(" · ")[1], class: "task", title: describeRun(run) }),
-        el("td", { text: `${short(run.step)}/${short(run.steps)}`, class: "num", title: `${run.step} of ${run.steps} steps` }),
+        whatCell(run),
+        stepCell(run),
         el("td", { class: "spark-cell" }, sparkline(spark), el("span", { class: "num", text: last })),
         el(
           "td",
           { class: "row-actions" },
-          live ? el("button", { type: "button", title: "stop training", "aria-label": `stop ${run.id}`, onclick: () => act(post(`/api/runs/${run.id}/stop`)) }, "■") : null,
+          stopControl(run),
           el("button", { type: "button", title: "delete this run and its data", "aria-label": `delete ${run.id}`, onclick: () => confirm(`Delete run ${run.id}?`) && act(api(`/api/runs/${run.id}`, { method: "DELETE" })) }, "✕"),
         ),
       );
@@ -99,6 +130,25 @@ async function refresh() {
   }
   const active = state.runs.some((r) => !state.finished.has(r.status));
   state.timer = setTimeout(refresh, active ? 2000 : 10000);
+}
+
+// -- importing a run file (gatescope.watch(..., server=None) wrote it) -------------------------
+
+// POST the file's bytes to /api/import; open the run (or its group) it became
+async function importFile(file) {
+  const note = $("import-note");
+  showError($("runs-error"), null);
+  note.textContent = `importing ${file.name} (${fmt(file.size / 1e6, 3)} MB)…`;
+  try {
+    const group = await upload("/api/import", file);
+    const ids = group.runs.map((r) => r.id);
+    note.textContent = `imported ${file.name}`;
+    location.href = ids.length > 1 ? `/compare?runs=${ids.join(",")}` : `/runs/${ids[0]}`;
+  } catch (err) {
+    note.textContent = "";
+    const why = err instanceof ApiError ? `(${err.status}): ${err.message}` : `: ${err.message || err}`;
+    showError($("runs-error"), `${file.name} was not imported ${why}`);
+  }
 }
 
 // -- starting runs ---------------------------------------------------------------------------
@@ -179,6 +229,11 @@ async function main() {
   const cat = await catalog();
   state.finished = new Set(cat.statuses.finished);
   refresh();
+  $("import-file").addEventListener("change", (ev) => {
+    const file = ev.target.files[0];
+    ev.target.value = ""; // the same file again is a new choice
+    if (file) importFile(file);
+  });
   $("compare-selected").addEventListener("click", () => {
     location.href = `/compare?runs=${[...state.selected].join(",")}`;
   });

@@ -34,6 +34,8 @@ export class Metrics {
     this.gradNorm = [];
     this.gradNormClipped = [];
     this.clipped = [];
+    this.updateRatio = [];
+    this.lr = [];
     this.params = {};
     this.version = 0;
   }
@@ -47,6 +49,8 @@ export class Metrics {
       this.gradNorm.push(m.grad_norm);
       this.gradNormClipped.push(m.grad_norm_clipped);
       this.clipped.push(m.clipped);
+      this.updateRatio.push(m.update_ratio ?? null);
+      this.lr.push(m.lr ?? null);
       for (const [name, v] of Object.entries(m.param_grad_norms || {})) {
         (this.params[name] ??= { step: [], value: [] }).step.push(m.step);
         this.params[name].value.push(v);

@@ -60,6 +60,8 @@ export function decodeFrame(buffer) {
     tokens: header.tokens,
     marks: header.marks ?? [],
     markLabel: header.mark_label ?? null,
+    notes: header.notes ?? [], // sentences the page shows with the frame (e.g. "computed without dropout")
+    source: header.source ?? "built-in", // "built-in" | "live" (the training batch's sample 0) | "fixed" (watch's probe)
     saturation: header.saturation,
     pool,
     arrays,

@@ -8,7 +8,8 @@ import { Feed } from "./feed.js";
 import { Pacer } from "./pace.js";
 import { VIRIDIS } from "./heatmap.js";
 import { Chart, legend, mergeRanges } from "./plots.js";
-import { flowRange, gradflowFigure, gradNormFigure, itemizedFigure, lossFigure, stateFigure } from "./views.js";
+import { gradNormFigure, lossFigure } from "./curves.js";
+import { flowRange, gradflowFigure, itemizedFigure, stateFigure } from "./views.js";
 
 const TITLES = {
   loss: "loss (dashed: baseline)", hidden: "hidden state h", itemized: "itemized ‖∂ℓ_s/∂h_t‖",

@@ -246,6 +246,15 @@ export function thin(xs, ys, max = 2500) {
   return [ox, oy];
 }
 
+export const logAxis = (title, range) => ({
+  type: "log", title: { text: title, standoff: 4 }, exponentformat: "power", minorloglabels: "none",
+  ...(range ? { range } : {}),
+});
+
+export const stepAxis = (range) => ({
+  title: { text: "training step", standoff: 4 }, zeroline: false, ...(range ? { range } : {}),
+});
+
 export const line = (x, y, name, color, extra = {}) => ({
   type: "scatter", mode: "lines", x, y, name, line: { color, width: 1.5, ...(extra.line || {}) },
   hovertemplate: `${name}<br>step %{x}: %{y:.4g}<extra></extra>`, ...extra,

@@ -5,17 +5,18 @@
 // frame bytes from GET .../probes/{step}?resolution=display, decoded once, kept in an LRU, with the
 // neighbours prefetched. The URL carries ?step= ?t= ?view= ?kind= ?conn= ?layer= ?floor=.
 // Constants (finished statuses, the floor, gate kinds and captions) come from /api/catalog.
+// An attached run (gatescope.watch) is drawn by the same code: runhead.js says what differs
+// (no task: no baseline, metric or tools; Stop asks the script; the frame's source and notes).
 
-import { api, catalog, describeRun, floorOptions, post, setStatus } from "./api.js";
+import { api, catalog, floorOptions, isAttached, post, setStatus } from "./api.js";
+import { gradNormFigure, lossFigure, paramNormsFigure, saturationFigure, updateFigure } from "./curves.js";
 import { Feed } from "./feed.js";
 import { Pacer } from "./pace.js";
 import { Chart } from "./plots.js";
 import { FrameStore } from "./scrubber.js";
+import { applyKind, showFrameInfo, showHead, SOURCES } from "./runhead.js";
 import { setupTools } from "./tools.js";
-import {
-  connectivityFigure, gradflowFigure, gradLinesFigure, gradNormFigure, itemizedFigure, lossFigure,
-  paramNormsFigure, saturationFigure, stateFigure,
-} from "./views.js";
+import { connectivityFigure, gradflowFigure, gradLinesFigure, itemizedFigure, stateFigure } from "./views.js";
 
 const $ = (id) => document.getElementById(id);
 const runId = document.body.dataset.runId;
@@ -26,7 +27,8 @@ const state = {
   cat: null, // /api/catalog
   finished: new Set(), // catalog.statuses.finished
   run: null,
-  task: null,
+  task: null, // GET .../task (a built-in run's; an attached run has none)
+  ready: false, // start() has set the page up for the run
   paused: false,
   follow: intOrNull(query.get("step")) === null,
   step: intOrNull(query.get("step")),
@@ -52,6 +54,7 @@ const charts = {
   metric: new Chart($("chart-metric"), lossFigure),
   gradnorm: new Chart($("chart-gradnorm"), gradNormFigure),
   params: new Chart($("chart-params"), paramNormsFigure),
+  update: new Chart($("chart-update"), updateFigure),
   gradflow: new Chart($("chart-gradflow"), gradflowFigure, {
     name: "gradflow",
     legend: $("legend-gradflow"),
@@ -107,6 +110,7 @@ function renderMetrics() {
   charts.metric.update({ metrics: m, baseline: task ? task.baseline_metric : null, field: "metric", title: task ? task.metric_name : "metric" });
   charts.gradnorm.update({ metrics: m, clip: state.run ? state.run.config.clip : null });
   charts.params.update({ metrics: m });
+  charts.update.update({ metrics: m });
 }
 
 function renderFlow() {
@@ -120,6 +124,7 @@ function renderFlow() {
 function renderFrame() {
   const frame = state.frame;
   if (!frame || !state.run) return;
+  showFrameInfo(frame);
   const cfg = state.run.config;
   const common = { frame, t: state.t, floor: state.floor, layer: state.layer, bidirectional: cfg.bidirectional };
   const units = { directions: cfg.bidirectional ? 2 : 1, hidden: cfg.hidden_size };
@@ -139,7 +144,8 @@ function renderScrubber() {
   const shown = state.frame ? state.frame.step : null;
   const i = shown === null ? steps.length - 1 : steps.indexOf(shown);
   if (i >= 0) scrub.value = String(i);
-  $("scrub-label").textContent = shown === null ? "–" : `${shown}${state.frame.pool ? " (pooled for display)" : ""}`;
+  const source = state.frame && SOURCES[state.frame.source] ? ` · ${SOURCES[state.frame.source]}` : "";
+  $("scrub-label").textContent = shown === null ? "–" : `${shown}${source}${state.frame.pool ? " (pooled for display)" : ""}`;
   $("live-note").textContent = state.paused ? "paused: updates are kept, not drawn" : state.follow && live() ? "following live" : state.replay ? "replaying" : "";
 }
 
@@ -274,7 +280,7 @@ function onFeed(what) {
     showRun();
     if (first) start().catch(showError);
   }
-  if (!state.task) return; // start() draws everything once it has the task
+  if (!state.ready) return; // start() draws everything once the page is set up
   if (state.paused) return renderScrubber();
   if (what === "end") {
     if (state.follow && !state.replay) state.frame = feed.frame;
@@ -291,19 +297,9 @@ function showRefused({ code, reason }) {
 
 function showRun() {
   const run = state.run;
-  setStatus($("run-status"), run.status);
-  const c = run.config;
-  const step = Math.max(run.step, feed.metrics.step.at(-1) ?? 0);
-  $("run-desc").textContent = `${describeRun(run)} · ${c.optimizer.name} lr ${c.optimizer.lr} · clip ${c.clip.mode}${c.tbptt ? ` · tbptt ${c.tbptt}` : ""} · step ${step}/${run.steps} · seed ${c.seed}`;
-  $("stop").disabled = state.finished.has(run.status);
+  showHead(run, Math.max(run.step, feed.metrics.step.at(-1) ?? 0), state.finished.has(run.status));
   if (run.error) showError(new Error(run.error));
 }
-
-const METRIC_CAPTIONS = {
-  bpc: "Bits per character on the training batch (loss / ln 2): lower is better; the dashed line is the baseline's.",
-  accuracy: "Accuracy on the training batch: the fraction of loss steps predicted right.",
-  mse: "Mean squared error on the training batch; the dashed line is the baseline's.",
-};
 
 async function showGroup(run) {
   const all = await api("/api/runs?limit=500");
@@ -314,16 +310,16 @@ async function showGroup(run) {
 // once the first snapshot is in: the run's task, the layer list, the gates; then draw
 async function start() {
   const run = state.run;
-  const task = await api(`/api/runs/${runId}/task`);
+  const task = isAttached(run) ? null : await api(`/api/runs/${runId}/task`);
   const layers = $("layer");
   for (let l = 0; l < run.config.num_layers; l++) layers.append(new Option(`${l}`, `${l}`, false, l === state.layer));
-  $("metric-title").firstChild.textContent = `Metric: ${task.metric_name} `;
-  $("metric-caption").textContent = METRIC_CAPTIONS[task.metric_name];
+  applyKind(run, task);
   buildGates(state.cat.cells.find((c) => c.name === run.config.cell));
   $("export").href = `/api/runs/${runId}/export`;
   if (run.group) await showGroup(run);
-  setupTools({ run, task, frame: feed.frame, display: state.cat.display, limits: state.cat.limits });
+  if (task) setupTools({ run, task, frame: feed.frame, display: state.cat.display, limits: state.cat.limits });
   state.task = task;
+  state.ready = true;
   if (state.step !== null) await scrubTo(state.step);
   else state.frame = feed.frame;
   if (state.view) {

@@ -1,7 +1,8 @@
-// Figure functions: input -> {key, data, layout, image?, legend?} or null (nothing to show).
-// Shared by the run, compare and learn pages. Inputs are plain objects: a Metrics store, a decoded
-// frame (frame.js), the Feed's gradient-flow history, view options, and the catalog's constants
-// (`floor`, `gateKinds`) which the pages pass in. `key` names exactly what a figure depends on
+// Figure functions of frames and of the gradient flow: input -> {key, data, layout, image?,
+// legend?} or null (nothing to show); the training curves are in curves.js. Shared by the run,
+// compare and learn pages. Inputs are plain objects: a decoded frame (frame.js), the Feed's
+// gradient-flow history, view options, and the catalog's constants (`floor`, `gateKinds`) which
+// the pages pass in. `key` names exactly what a figure depends on
 // (frames by `frame.id`, flows by `reset`/`version`), so an unchanged view is never redrawn.
 // Heatmaps return `image` (drawn by heatmap.js) with per-layer colour ranges; every time-axis
 // view returns `overlay`: the task's marked timesteps, the columns after the last loss term
@@ -14,123 +15,13 @@ import { RDBU, VIRIDIS } from "./heatmap.js";
 import {
   flowColumns, frameColumns, lossEnd, NO_LOSS, notes, overlay, stepAxisByRow, stepPosition, timeAxis, tokenAt, tText,
 } from "./axes.js";
-import { decades, line, LINES, logRange, renderSize, thin } from "./plots.js";
+import { decades, line, LINES, logAxis, logRange, renderSize } from "./plots.js";
 
 const NORMS = { last: "‖∂ℓ_T/∂h_t‖", total: "‖∂L/∂h_t‖" };
 const sci = (v) => (Number.isFinite(v) ? v.toExponential(2) : String(v));
 
 function needFloor(floor) {
   if (typeof floor !== "number") throw new Error("a gradient view needs `floor` (the catalog's display.floor)");
-}
-
-const logAxis = (title, range) => ({
-  type: "log", title: { text: title, standoff: 4 }, exponentformat: "power", minorloglabels: "none",
-  ...(range ? { range } : {}),
-});
-const stepAxis = (range) => ({
-  title: { text: "training step", standoff: 4 }, zeroline: false, ...(range ? { range } : {}),
-});
-
-// -- training curves ------------------------------------------------------------------------
-
-// loss against the task's baseline (dashed)
-export function lossFigure({ metrics: m, baseline, yRange, xRange, field = "loss", title = "loss" }) {
-  const [x, y] = thin(m.step, m[field]);
-  const shapes = [];
-  const annotations = [];
-  if (baseline !== null && baseline !== undefined) {
-    shapes.push({
-      type: "line", xref: "paper", x0: 0, x1: 1, yref: "y", y0: baseline, y1: baseline,
-      line: { color: "#555", width: 1.5, dash: "dash" },
-    });
-    annotations.push({
-      xref: "paper", x: 1, xanchor: "right", yref: "y", y: baseline, yanchor: "bottom",
-      text: "baseline", showarrow: false, font: { size: 10, color: "#555" },
-    });
-  }
-  return {
-    key: `${m.version}|${baseline}|${yRange}|${xRange}|${field}`,
-    data: [line(x, y, title, LINES[0])],
-    layout: {
-      xaxis: stepAxis(xRange), yaxis: { title: { text: title, standoff: 4 }, ...(yRange ? { range: yRange } : {}) },
-      shapes, annotations,
-    },
-  };
-}
-
-// global gradient norm before and after clipping, log axis; clip events marked
-export function gradNormFigure({ metrics: m, clip, yRange }) {
-  const [x, before] = thin(m.step, m.gradNorm);
-  const [, after] = thin(m.step, m.gradNormClipped);
-  const cx = [];
-  const cy = [];
-  for (let i = 0; i < m.step.length; i++) {
-    if (m.clipped[i]) {
-      cx.push(m.step[i]);
-      cy.push(m.gradNorm[i]);
-    }
-  }
-  const [ex, ey] = thin(cx, cy, 600);
-  const shapes = [];
-  if (clip && clip.mode === "norm") {
-    shapes.push({
-      type: "line", xref: "paper", x0: 0, x1: 1, yref: "y", y0: clip.threshold, y1: clip.threshold,
-      line: { color: "#555", width: 1, dash: "dash" },
-    });
-  }
-  return {
-    key: `${m.version}|${yRange}`,
-    data: [
-      line(x, before, "before clipping", LINES[0]),
-      line(x, after, "after clipping", LINES[1], { line: { dash: "dot" } }),
-      {
-        type: "scatter", mode: "markers", x: ex, y: ey, name: "clipped",
-        marker: { symbol: "x-thin", size: 7, line: { width: 1.5, color: LINES[5] } },
-        hovertemplate: "clipped at step %{x}: %{y:.3g}<extra></extra>",
-      },
-    ],
-    layout: {
-      xaxis: stepAxis(), yaxis: logAxis("‖g‖", yRange), shapes, showlegend: true,
-      legend: { orientation: "h", x: 0, y: 1.02, yanchor: "bottom", font: { size: 10 } },
-      margin: { l: 48, r: 12, t: 22, b: 36 },
-    },
-  };
-}
-
-// one line per parameter tensor, log axis
-export function paramNormsFigure({ metrics: m }) {
-  const data = Object.entries(m.params).map(([name, s], i) => {
-    const [x, y] = thin(s.step, s.value, 1500);
-    return line(x, y, name.replace(/^rnn\./, ""), LINES[i % LINES.length]);
-  });
-  return {
-    key: `${m.version}`,
-    data,
-    layout: {
-      xaxis: stepAxis(), yaxis: logAxis("‖∂L/∂θ‖"), showlegend: true,
-      legend: { font: { size: 10 }, x: 1.02, xanchor: "left", y: 1 },
-      margin: { l: 48, r: 110, t: 8, b: 36 },
-    },
-  };
-}
-
-// gate saturation over training: fraction > 0.9 (solid) and < 0.1 (dashed) per gate
-export function saturationFigure({ flow }) {
-  const data = [];
-  Object.entries(flow.saturation || {}).forEach(([gate, s], i) => {
-    const color = LINES[i % LINES.length];
-    data.push(line(flow.steps, s.high, `${gate} > 0.9`, color));
-    data.push(line(flow.steps, s.low, `${gate} < 0.1`, color, { line: { dash: "dash" } }));
-  });
-  return {
-    key: `${flow.reset}|${flow.version}|${flow.steps.length}`,
-    data,
-    layout: {
-      xaxis: stepAxis(), yaxis: { title: { text: "fraction of values", standoff: 4 }, range: [0, 1] },
-      showlegend: true, legend: { font: { size: 10 }, x: 1.02, xanchor: "left", y: 1 },
-      margin: { l: 48, r: 90, t: 8, b: 36 },
-    },
-  };
 }
 
 // -- gradient flow: x = timestep, y = training step (one row per probe frame), log10 colour ----
