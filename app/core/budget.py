@@ -7,8 +7,9 @@ itemized or not) or None. The caller reports what training and each probe really
 - `fraction=None`: today's fixed rule, a probe at `first` and at every multiple of `every`
   (`every` None or 0: at `first` only).
 - `fraction=f` (0 < f <= 0.5): a probe when the probing done so far plus the expected cost of the
-  next probe stays within f x the training time so far; always at `first`. `every`, if given, is
-  then the smallest gap between two probes (at most one probe per `every` steps).
+  next probe stays within f x the training time so far, and f x the training since the last
+  probe pays for it (so probes come evenly spaced, never in a burst of catching up); always at
+  `first`. `every`, if given, is then the smallest gap between two probes.
 - `itemize=True` / `False`: every probe itemized / none. `"auto"`: the first probe is itemized,
   a later one only while the itemized probes' time, with this one, stays within ITEMIZE_SHARE of
   training time. With a fraction too, the itemized probes get their own share, the smaller of
@@ -74,6 +75,7 @@ class ProbeBudget:
             False: deque(maxlen=COST_WINDOW),
         }
         self._last: int | None = None
+        self._mark = {True: 0.0, False: 0.0}
 
     def plan(self, step: int, *, force: bool = False) -> Plan | None:
         """Probe at `step`? Call once per step; a Plan means the caller probes now (and reports it).
@@ -115,24 +117,37 @@ class ProbeBudget:
 
     def _planned(self, step: int, itemize: bool) -> Plan:
         self._last = step
+        self._mark[False] = self._training  # training time at the last probe (of any kind) ...
+        if itemize:
+            self._mark[True] = self._training  # ... and at the last itemized one
         return Plan(itemize=itemize)
 
     def _fits(self, itemized: bool) -> bool:
-        """The next probe of this kind fits its share of the training time so far.
+        """The next probe of this kind fits its share of the training time, so far and since the last.
 
         With itemize="auto" the itemized probes have their own share and the plain ones the rest
-        of the fraction; otherwise every probe is of one kind and has the whole fraction.
+        of the fraction; otherwise every probe is of one kind and has the whole fraction. "Since
+        the last" (the training since the last probe of that kind pays for this one) keeps probes
+        evenly spaced: budget left unused early on is not spent in a burst later.
         """
-        cost, training = self._expected(itemized), self._training
+        if self.itemize != "auto" and self.fraction is None:
+            return self.itemize
         if self.itemize != "auto":
-            if self.fraction is None:
-                return self.itemize
-            return self._probing + cost <= self.fraction * training
-        itemize_share = ITEMIZE_SHARE if self.fraction is None else min(ITEMIZE_SHARE, self.fraction / 2)
-        if itemized:
-            return self._itemizing + cost <= itemize_share * training
-        assert self.fraction is not None
-        return self._probing - self._itemizing + cost <= (self.fraction - itemize_share) * training
+            assert self.fraction is not None
+            share, spent, since = self.fraction, self._probing, self._training - self._mark[False]
+        elif itemized:
+            share, spent, since = self._itemize_share, self._itemizing, self._training - self._mark[True]
+        else:
+            assert self.fraction is not None
+            share = self.fraction - self._itemize_share
+            spent, since = self._probing - self._itemizing, self._training - self._mark[False]
+        cost = self._expected(itemized)
+        return spent + cost <= share * self._training and cost <= share * since
+
+    @property
+    def _itemize_share(self) -> float:
+        """With itemize="auto": the itemized probes' share of training time."""
+        return ITEMIZE_SHARE if self.fraction is None else min(ITEMIZE_SHARE, self.fraction / 2)
 
     def _expected(self, itemized: bool) -> float:
         costs = self._costs[itemized] or self._costs[True] or self._costs[False]

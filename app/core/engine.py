@@ -4,7 +4,10 @@ What this is: `Trainer(config)` builds the task, the seeded network and the opti
 trains with the fused torch.nn kernels. Every step yields a `StepMetrics` (loss, the task's
 metric, the global gradient norm before and after clipping, per-parameter gradient norms, the
 update-to-weight ratio, the learning rate); every `probe_every` steps, and at step 0 and the
-last step, a `ProbeFrame` of the run's fixed probe sample. A NaN or inf ends the run as
+last step, a `ProbeFrame` of the run's fixed probe sample. With `probe_budget` the engine times
+its own steps and probes and lets `app.core.budget.ProbeBudget` choose when to probe (and when
+to include the itemized matrix) so that probing stays within that share of training time; the
+clock is injectable for tests. A NaN or inf ends the run as
 "diverged" at that step instead of raising. The same config and seed train bit for bit the same
 on CPU, probes or not.
 
@@ -23,6 +26,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
+from app.core.budget import Plan, ProbeBudget
 from app.core.cells import CellName
 from app.core.model import InitScheme, ModelSpec, RecurrentNet, State, initialize
 from app.core.probes import ProbeFrame, probe
@@ -55,9 +59,10 @@ class TrainConfig:
     batch_size: int = 64
     steps: int = 2000
     seed: int = 0
-    probe_every: int = 10  # 0 = probe only at the first and last step
+    probe_every: int = 10  # 0 = probe only at the first and last step; with probe_budget: the smallest gap
     probe_text: str | None = None  # a person's own probe input (character models)
-    itemize: bool = True  # itemized ||dl_s/dh_t|| in every probe (sequences up to 200 steps)
+    itemize: bool = True  # itemized ||dl_s/dh_t|| in every probe (T <= 200); with probe_budget: when it fits
+    probe_budget: float | None = None  # probing's share of training time (0 < b <= 0.5); None: probe_every
     threads: int = 1
 
 
@@ -86,8 +91,15 @@ Event = StepMetrics | ProbeFrame | End
 
 
 class Trainer:
-    def __init__(self, config: TrainConfig) -> None:
+    def __init__(self, config: TrainConfig, clock: Callable[[], float] = time.perf_counter) -> None:
         self.config = config
+        self.clock = clock
+        self.budget = ProbeBudget(
+            every=config.probe_every,
+            fraction=config.probe_budget,
+            itemize="auto" if config.itemize and config.probe_budget is not None else config.itemize,
+            first=0,
+        )
         if config.threads > 0:
             torch.set_num_threads(config.threads)
         self.task: Task = make_task(config.task, **dict(config.task_params))
@@ -120,7 +132,7 @@ class Trainer:
 
     def events(self) -> Iterator[Event]:
         cfg = self.config
-        yield self.probe()
+        yield self._timed_probe(self.budget.plan(0, force=True))
         while self.step < cfg.steps:
             if self._stop_requested:
                 self.status = "stopped"
@@ -131,9 +143,11 @@ class Trainer:
                 self.status = "diverged"
                 yield End("diverged", self.step + 1, "loss or gradient became NaN or inf")
                 return
+            self.budget.spent_training(metrics.seconds)
             yield metrics
-            if self.step == cfg.steps or (cfg.probe_every and self.step % cfg.probe_every == 0):
-                yield self.probe()
+            plan = self.budget.plan(self.step, force=self.step == cfg.steps)
+            if plan is not None:
+                yield self._timed_probe(plan)
         self.status = "completed"
         yield End("completed", self.step)
 
@@ -156,7 +170,7 @@ class Trainer:
     def train_step(self) -> StepMetrics | None:
         """One optimizer update on a fresh batch; None (and nothing applied) if it diverged."""
         cfg = self.config
-        started = time.perf_counter()
+        started = self.clock()
         batch = self.task.sample(cfg.batch_size, self.data)
         self.optimizer.zero_grad(set_to_none=False)
         loss, metric = self._forward_backward(batch)
@@ -196,7 +210,7 @@ class Trainer:
             param_grad_norms=dict(zip(self.param_names, norms.tolist(), strict=True)),
             update_ratio=ratio,
             lr=float(self.optimizer.param_groups[0]["lr"]),
-            seconds=time.perf_counter() - started,
+            seconds=self.clock() - started,
         )
 
     def _forward_backward(self, batch: Batch) -> tuple[float, float]:
@@ -221,16 +235,27 @@ class Trainer:
 
     # -- probes ----------------------------------------------------------------------------
 
-    def probe(self, sample: Batch | None = None) -> ProbeFrame:
-        """A probe frame of the current weights, on the run's probe sample unless one is given."""
+    def probe(self, sample: Batch | None = None, itemize: bool | None = None) -> ProbeFrame:
+        """A probe frame of the current weights, on the run's probe sample unless one is given.
+
+        `itemize` None: as the config says.
+        """
         return probe(
             self.net,
             self.task,
             sample if sample is not None else self.probe_sample,
             step=self.step,
             window=self.config.tbptt,
-            itemize=self.config.itemize,
+            itemize=self.config.itemize if itemize is None else itemize,
         )
+
+    def _timed_probe(self, plan: Plan | None) -> ProbeFrame:
+        """The planned probe, its cost reported to the budget."""
+        assert plan is not None  # forced plans always probe
+        started = self.clock()
+        frame = self.probe(itemize=plan.itemize)
+        self.budget.spent_probing(self.clock() - started, plan.itemize)
+        return frame
 
 
 def probe_sample(task: Task, config: TrainConfig) -> Batch:

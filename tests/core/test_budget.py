@@ -152,3 +152,13 @@ def test_share_is_zero_before_training() -> None:
 def test_bad_arguments_are_refused_with_a_sentence(kwargs: dict[str, object], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         ProbeBudget(first=0, **kwargs)  # type: ignore[arg-type]
+
+
+def test_budget_left_unused_is_not_spent_in_a_burst() -> None:
+    # the first probe is itemized and dear; the next plain one is expected at that cost, so the
+    # budget runs under for a while; afterwards probes keep the even pace, no run of catching up
+    budget = ProbeBudget(every=None, fraction=0.05, itemize="auto", first=0)
+    trace = run(budget, range(0, 600), Costs(train=1.0, plain=0.2, itemized=20.0))
+    gaps = trace.gaps()
+    assert gaps[0] == 500  # 20 s on the plain probes' 4 %
+    assert min(gaps[1:]) >= 4

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import threading
 
@@ -11,6 +12,7 @@ import torch
 
 from app.core.engine import OPTIMIZERS, End, OptimizerName, StepMetrics, TrainConfig, Trainer
 from app.core.probes import ProbeFrame
+from app.core.tasks import Batch
 
 SMALL = TrainConfig(
     cell="lstm", task="adding", task_params={"seq_len": 12}, hidden_size=8, batch_size=8, steps=6
@@ -139,3 +141,47 @@ def test_probe_text_is_used_for_character_models() -> None:
     )
     frame = Trainer(config).probe()
     assert frame.tokens == list("hello")
+
+
+class _TimedTrainer(Trainer):
+    """A trainer on an injected clock that advances by fixed costs: each training step takes
+    `train` seconds, each probe `plain`, or `itemized` when it carries the itemized matrix."""
+
+    def __init__(self, config: TrainConfig, train: float, plain: float, itemized: float) -> None:
+        self.now, self.costs = 0.0, (train, plain, itemized)
+        super().__init__(config, clock=lambda: self.now)
+
+    def _forward_backward(self, batch: Batch) -> tuple[float, float]:
+        self.now += self.costs[0]
+        return super()._forward_backward(batch)
+
+    def probe(self, sample: Batch | None = None, itemize: bool | None = None) -> ProbeFrame:
+        frame = super().probe(sample, itemize)
+        self.now += self.costs[2] if frame.itemized is not None else self.costs[1]
+        return frame
+
+
+def test_a_budgeted_run_keeps_its_probe_share_near_the_budget() -> None:
+    config = TrainConfig(**{**SMALL.__dict__, "steps": 600, "probe_every": 0, "probe_budget": 0.05})
+    trainer = _TimedTrainer(config, train=0.01, plain=0.002, itemized=0.02)
+    frames = [e for e in trainer.events() if isinstance(e, ProbeFrame)]
+    steps = [f.step for f in frames]
+    assert steps[0] == 0 and steps[-1] == 600  # first and last, as without a budget
+    # 0.05 x 6 s = 0.3 s of probing: the last probe is forced, so at most one probe over
+    assert 0.04 <= trainer.budget.share <= 0.05 + 0.002 / 6
+    itemized = [f.step for f in frames if f.itemized is not None]
+    assert itemized[0] == 0 and len(itemized) >= 2  # later itemized probes on their 1 % share
+    assert len(itemized) * 0.02 <= 0.01 * 6 + 0.02
+    gaps = [b - a for a, b in itertools.pairwise(steps)]
+    # the first plain probe waits until 4 % pays for a probe at the first one's cost (itemized, 20 ms);
+    # then 2 ms on 4 % of 10 ms steps: every 5 steps, evenly
+    assert gaps[0] == 50 and max(gaps[1:]) <= 6 and sorted(gaps)[len(gaps) // 2] == 5
+
+
+def test_without_a_budget_probes_follow_probe_every_whatever_they_cost() -> None:
+    config = TrainConfig(**{**SMALL.__dict__, "steps": 30, "probe_every": 10})
+    trainer = _TimedTrainer(config, train=0.01, plain=1.0, itemized=1.0)
+    frames = [e for e in trainer.events() if isinstance(e, ProbeFrame)]
+    assert [f.step for f in frames] == [0, 10, 20, 30]
+    assert all(f.itemized is not None for f in frames)  # itemize=True: every probe, as before
+    assert trainer.budget.share == pytest.approx(4.0 / 0.3)
