@@ -100,6 +100,10 @@ class RunCreate(BaseModel):
     itemize: Annotated[
         bool, Field(description="itemized ||dl_s/dh_t|| in every probe (sequences up to 200 steps)")
     ] = True
+    probe_budget: Annotated[
+        float | None,
+        Field(gt=0, le=0.5, description="probing's share of training time; probe_every: the smallest gap"),
+    ] = None
     probe_text: Annotated[
         str | None, Field(min_length=2, max_length=1000, description="your own probe input (char_lm)")
     ] = None
@@ -364,6 +368,7 @@ def to_train_config(run: RunCreate, threads: int = 1) -> TrainConfig:
         probe_every=run.probe_every,
         probe_text=run.probe_text,
         itemize=run.itemize,
+        probe_budget=run.probe_budget,
         threads=threads,
     )
 

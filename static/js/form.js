@@ -85,6 +85,9 @@ function probeFields(cat) {
       hint: "steps between probe frames (0: only the first and the last)",
     }),
     field("itemize", checkbox("itemize"), { hint: "itemized ‖∂ℓ_s/∂h_t‖ in every probe" }),
+    field("probe budget", number("probe_budget", { min: 0, max: 0.5, step: 0.01, placeholder: "off" }), {
+      hint: "probing's share of training time (e.g. 0.05): the engine picks when to probe and itemize; probe every is then the smallest gap",
+    }),
     field("probe text", el("input", { type: "text", name: "probe_text", maxlength: cat.limits.text_chars, placeholder: "the task's own sample" }), {
       show: "char_lm",
     }),
@@ -190,6 +193,7 @@ function readConfig(f) {
   if (cfg.cell === "lstm" && value("init.forget_bias") !== null) cfg.init.forget_bias = value("init.forget_bias");
   if (cfg.optimizer.name === "sgd") cfg.optimizer.momentum = value("optimizer.momentum") ?? 0;
   if (value("tbptt") !== null) cfg.tbptt = value("tbptt");
+  if (value("probe_budget") !== null) cfg.probe_budget = value("probe_budget");
   if (task === "char_lm" && input("probe_text").value) cfg.probe_text = input("probe_text").value;
   return cfg;
 }
@@ -200,7 +204,7 @@ function fillForm(f, config) {
   const { name, ...params } = config.task ?? {};
   if (!f.tasks[name]) throw new Error(`the config's task ${JSON.stringify(name ?? null)} is none of ${Object.keys(f.tasks).join(", ")}`);
   const cfg = withDefaults(f.defaults, config);
-  for (const key of ["cell", "hidden_size", "num_layers", "steps", "batch_size", "seed", "probe_every", "tbptt", "probe_text"]) {
+  for (const key of ["cell", "hidden_size", "num_layers", "steps", "batch_size", "seed", "probe_every", "tbptt", "probe_text", "probe_budget"]) {
     input(key).value = cfg[key] ?? "";
   }
   input("bidirectional").checked = !!cfg.bidirectional;
