@@ -80,3 +80,41 @@ def test_js_modules_stay_small_and_never_eval() -> None:
 def test_pages_are_not_in_the_api_schema(served: Served) -> None:
     paths = served.client.get("/openapi.json").json()["paths"]
     assert not {"/", "/learn", "/compare", "/runs/{run_id}"} & set(paths)
+
+
+def _modules(name: str, seen: set[str] | None = None) -> set[str]:
+    """`name` and every module it imports, transitively (static/js/*.js)."""
+    seen = set() if seen is None else seen
+    if name not in seen:
+        seen.add(name)
+        text = (REPO_ROOT / "static" / "js" / name).read_text()
+        for imported in re.findall(r'from "\./([\w-]+\.js)"', text):
+            _modules(imported, seen)
+    return seen
+
+
+def test_every_element_a_page_module_looks_up_is_on_its_page() -> None:
+    """Each id a page's modules read with $("...") / getElementById is in the page's template, or
+    made by one of those modules (`id: "..."`): a view renamed in one place fails here, not as a
+    null in a user's console. The attached run's head, notes and explanations are checked too."""
+    checked = 0
+    for template in sorted((REPO_ROOT / "templates").glob("*.html")):
+        html = template.read_text() + (REPO_ROOT / "templates" / "base.html").read_text()
+        entry = re.findall(r'src="/static/js/([\w-]+\.js)"', html)
+        if not entry:
+            continue
+        sources = [(REPO_ROOT / "static" / "js" / m).read_text() for m in _modules(entry[0])]
+        made = {i for js in sources for i in re.findall(r'\bid: "([\w-]+)"', js)}
+        present = set(re.findall(r'\bid="([\w-]+)"', html)) | made
+        wanted = {i for js in sources for i in re.findall(r'(?:\$|getElementById)\("([\w-]+)"\)', js)}
+        missing = wanted - present
+        assert not missing, f"{template.name}: no element with id {sorted(missing)}"
+        checked += len(wanted)
+    assert checked > 60  # the pages do look their elements up this way
+
+
+def test_run_page_hides_what_only_an_attached_run_shows(served: Served) -> None:
+    """The "attached" badge and the tools' explanation stay hidden until run.js reads the run."""
+    body = served.client.get(f"/runs/{served.hello}").text
+    for node in ("run-kind", "tools-attached", "frame-info"):
+        assert re.search(rf'id="{node}"[^>]*\shidden\b', body), node
