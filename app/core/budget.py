@@ -17,8 +17,10 @@ itemized or not) or None. The caller reports what training and each probe really
   within the fraction, and a costly itemized probe never holds back the plain ones.
 
 The expected cost of a probe is the median of the last COST_WINDOW measured probes of its kind
-(itemized or plain); before any plain probe is measured, an itemized one's cost stands in for it
-(an upper bound, so the budget errs on the cheap side).
+(itemized or plain). A kind not measured yet is expected to cost nothing, so it is probed as
+soon as it may be, once, to learn its cost: with itemize="auto" the first probe is itemized, and
+the first plain one follows at the next step (an itemized probe can cost many plain ones, and
+taking its cost for theirs would leave the plain probes waiting for a long time).
 
 What this is not: a clock. It never reads the time itself, so it is deterministic under test:
 the engine and `gatescope.watch` measure and report. Both use it, so built-in and attached runs
@@ -150,5 +152,5 @@ class ProbeBudget:
         return ITEMIZE_SHARE if self.fraction is None else min(ITEMIZE_SHARE, self.fraction / 2)
 
     def _expected(self, itemized: bool) -> float:
-        costs = self._costs[itemized] or self._costs[True] or self._costs[False]
+        costs = self._costs[itemized]
         return statistics.median(costs) if costs else 0.0

@@ -155,10 +155,18 @@ def test_bad_arguments_are_refused_with_a_sentence(kwargs: dict[str, object], me
 
 
 def test_budget_left_unused_is_not_spent_in_a_burst() -> None:
-    # the first probe is itemized and dear; the next plain one is expected at that cost, so the
-    # budget runs under for a while; afterwards probes keep the even pace, no run of catching up
+    # probes get 10 x cheaper at step 300; the expected cost (a median) follows a few probes late,
+    # so the budget runs under meanwhile; afterwards probes keep an even pace, no catching up
+    dear, cheap = Costs(train=1.0, plain=2.0), Costs(train=1.0, plain=0.2)
+    budget = ProbeBudget(every=None, fraction=0.05, itemize=False, first=0)
+    trace = run(budget, range(0, 1000), [dear] * 300 + [cheap] * 700)
+    late = [g for s, g in zip(sorted(trace.probes)[1:], trace.gaps(), strict=True) if s > 300]
+    assert min(late) >= 3 and sorted(late)[len(late) // 2] == 4  # 0.2 s on 5 % of 1 s steps
+    assert budget.share < 0.05
+
+
+def test_a_kind_not_measured_yet_is_probed_once_to_learn_its_cost() -> None:
     budget = ProbeBudget(every=None, fraction=0.05, itemize="auto", first=0)
-    trace = run(budget, range(0, 600), Costs(train=1.0, plain=0.2, itemized=20.0))
-    gaps = trace.gaps()
-    assert gaps[0] == 500  # 20 s on the plain probes' 4 %
-    assert min(gaps[1:]) >= 4
+    trace = run(budget, range(0, 200), Costs(train=1.0, plain=0.2, itemized=20.0))
+    assert list(trace.probes.items())[:2] == [(0, True), (1, False)]
+    assert sorted(trace.gaps()[2:])[len(trace.gaps()) // 2] == 5  # then 0.2 s on 4 % of 1 s steps
