@@ -2,13 +2,19 @@
 
     python -m scripts.bench_engine                       # LSTM, batch 32, T=200, H=128, Adam
     python -m scripts.bench_engine --task char_lm --rounds 3
+    python -m scripts.bench_engine --budget 0.02
 
 Three loops train the same network on the same task, alternating in short blocks so that any
 drift of the machine hits all of them alike:
   plain      forward, loss, backward, clip, Adam step: what a person writes with torch.nn;
   probe/10   the engine: per-step metrics on every step plus a probe every 10 steps;
-  probe/1    the engine with a probe on every step.
-It prints the median steps per second of each and the overhead against plain.
+  probe/1    the engine with a probe on every step;
+  metrics    the engine without probes (per-step metrics only);
+  budget/b   the engine with probe_budget=b (default 0.05): it times its steps and probes and
+             picks the probe steps and when to itemize.
+It prints the median steps per second of each and the overhead against plain; for budget/b, the
+probe share measured against metrics (the median over rounds of the two loops' time ratio in the
+same round) and the engine's own accounting (ProbeBudget.share).
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from collections.abc import Callable
 
 import torch
 
-from app.core.engine import TrainConfig, Trainer
+from app.core.engine import StepMetrics, TrainConfig, Trainer
 
 TASK_PARAMS: dict[str, dict[str, object]] = {
     "adding": {"seq_len": 200},
@@ -56,6 +62,20 @@ def engine_loop(config: TrainConfig) -> Callable[[], None]:
     return step
 
 
+def events_loop(config: TrainConfig) -> tuple[Callable[[], None], Trainer]:
+    """The engine as a run uses it (Trainer.events): one training step per call, and the probes
+    its schedule or budget asks for after it (they fall in the next call)."""
+    trainer = Trainer(config)
+    events = trainer.events()
+
+    def step() -> None:
+        for event in events:
+            if isinstance(event, StepMetrics):
+                return
+
+    return step, trainer
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -65,16 +85,23 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--block", type=int, default=20, help="steps per block")
     parser.add_argument("--no-itemize", action="store_true", help="probes without the itemized matrix")
+    parser.add_argument("--budget", type=float, default=0.05, help="probe_budget of the budget/b loop")
     args = parser.parse_args()
     torch.set_num_threads(1)
     base = TrainConfig(
         cell=args.cell, task=args.task, task_params=TASK_PARAMS[args.task], hidden_size=128, batch_size=32,
         optimizer="adam", lr=3e-3, steps=10**9, itemize=not args.no_itemize,
     )  # fmt: skip
+    budgeted, budgeted_trainer = events_loop(
+        TrainConfig(**{**base.__dict__, "probe_every": 0, "probe_budget": args.budget})
+    )
+    budget_name = f"budget/{args.budget:g}"
     loops = {
         "plain": plain_loop(base),
         "probe/10": engine_loop(TrainConfig(**{**base.__dict__, "probe_every": 10})),
         "probe/1": engine_loop(TrainConfig(**{**base.__dict__, "probe_every": 1})),
+        "metrics": events_loop(TrainConfig(**{**base.__dict__, "probe_every": 0}))[0],
+        budget_name: budgeted,
     }
     rates: dict[str, list[float]] = {name: [] for name in loops}
     for loop in loops.values():  # warm up
@@ -92,7 +119,13 @@ def main() -> None:
     print(f"{args.rounds} rounds x {args.block} steps, median steps/s:")
     for name, r in rates.items():
         med = statistics.median(r)
-        print(f"  {name:<9} {med:6.2f} steps/s   overhead vs plain {100 * (1 - med / plain):5.1f} %")
+        print(f"  {name:<11} {med:6.2f} steps/s   overhead vs plain {100 * (1 - med / plain):5.1f} %")
+    pairs = zip(rates["metrics"], rates[budget_name], strict=True)  # the same round: paired
+    share = statistics.median(m / b for m, b in pairs) - 1
+    print(
+        f"{budget_name}: probing measured at {100 * share:.1f} % of training time (vs metrics); "
+        f"the engine's own accounting {100 * budgeted_trainer.budget.share:.1f} %"
+    )
 
 
 if __name__ == "__main__":
