@@ -117,9 +117,9 @@ export function updateFigure({ metrics: m }) {
     key: `${m.version}`,
     data,
     layout: {
-      xaxis: stepAxis(), yaxis: logAxis("per step"), showlegend: data.length > 1,
+      xaxis: stepAxis(), yaxis: { ...logAxis(""), automargin: true }, showlegend: true, // the legend names the lines
       legend: { orientation: "h", x: 0, y: 1.02, yanchor: "bottom", font: { size: 10 } },
-      margin: { l: 48, r: 12, t: data.length > 1 ? 22 : 8, b: 36 },
+      margin: { l: 48, r: 12, t: 22, b: 36 },
     },
   };
 }

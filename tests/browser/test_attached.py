@@ -1,0 +1,204 @@
+"""Attached runs in a real browser: a run that a script streams through the ingest API (docs/api.md)
+is on the dashboard with its badge, module, shape and script, and its run page draws every view
+from frames that have no targets or outputs, shows the frame's source and notes, explains what
+needs a built-in task, and Stop asks the script to stop.
+
+The frames are real probe frames of a real 2-layer bidirectional LSTM (app.core.probes on a
+char-LM sample, as an attached frame: no targets, no outputs, the header's notes and source),
+posted as a script would post them: POST /api/attach, .../steps, .../frames, .../end.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+import torch
+from playwright.sync_api import Page, expect
+
+from app.core.frames import Frame
+from app.core.model import ModelSpec, RecurrentNet, initialize
+from app.core.probes import probe
+from app.core.tasks import Batch, Task, make_task
+from tests.browser.conftest import heatmap, poll, reveal_all, screenshot
+
+HIDDEN = 16
+DROPOUT_NOTE = (
+    "nn.LSTM dropout=0.2 between layers: this frame is computed without dropout, "
+    "so layers above the first differ from training."
+)
+HEATMAPS = [
+    "gradflow",
+    "hidden",
+    "itemized",
+    "connectivity",
+    "gate-i",
+    "gate-f",
+    "gate-g",
+    "gate-o",
+    "gate-c",
+]
+LINE_CHARTS = ["loss", "gradnorm", "params", "update", "gradlines", "saturation"]
+
+
+class Script:
+    """What gatescope.watch does over HTTP for one watched nn.LSTM, driven step by step."""
+
+    def __init__(self, http: httpx.Client) -> None:
+        self.http = http
+        self.task: Task = make_task("char_lm", corpus="hello")
+        torch.manual_seed(0)
+        self.net = RecurrentNet(
+            ModelSpec("lstm", self.task.input_size, HIDDEN, self.task.output_size, 2, True)
+        )
+        initialize(self.net, "normal", gain=1.0)
+        self.sample: Batch = self.task.sample(1, torch.Generator().manual_seed(1))
+        self.step = 0
+        self.tokens: list[str] = []
+        body = {
+            "name": "my-lstm",
+            "script": "train.py",
+            "every": 2,
+            "probe": "live",
+            "modules": [
+                {
+                    "path": "encoder.rnn",
+                    "cell": "lstm",
+                    "input_size": self.task.input_size,
+                    "hidden_size": HIDDEN,
+                    "num_layers": 2,
+                    "bidirectional": True,
+                    "batch_first": True,
+                    "bias": True,
+                    "dropout": 0.2,
+                }
+            ],
+            "parameters": {name: list(p.shape) for name, p in self.net.named_parameters()},
+            "client": {"gatescope": "test", "torch": torch.__version__, "host": "test-host"},
+        }
+        group = self.ok(http.post("/api/attach", json=body), 201)
+        self.run_id: str = group["runs"][0]["id"]
+
+    def ok(self, response: httpx.Response, status: int = 200) -> Any:
+        assert response.status_code == status, response.text
+        return response.json()
+
+    def frame(self, step: int) -> bytes:
+        frame = Frame.from_probe(self.run_id, probe(self.net, self.task, self.sample, step=step))
+        del frame.arrays["targets"], frame.arrays["outputs"]  # an attached frame has neither
+        frame.header |= {"notes": [DROPOUT_NOTE], "source": "live"}
+        self.tokens = frame.header["tokens"]
+        return frame.to_bytes()
+
+    def train(self, steps: int) -> None:
+        """`steps` more steps, then a frame of the first and of every second one."""
+        first = self.step + 1
+        self.step += steps
+        rows = [
+            {
+                "step": k,
+                "loss": 2.0 * math.exp(-k / 8) + 0.4,
+                "grad_norm": 1.5 / math.sqrt(k),
+                "grad_norm_clipped": min(1.0, 1.5 / math.sqrt(k)),
+                "clipped": 1.5 / math.sqrt(k) > 1.0,
+                "param_grad_norms": {"encoder.rnn.weight_hh_l0": 0.3 / k, "head.weight": 0.1},
+                "update_ratio": 1e-3 * (1 + 0.1 * k),
+                "lr": 1e-3,
+                "seconds": 0.05,
+            }
+            for k in range(first, self.step + 1)
+        ]
+        self.ok(self.http.post(f"/api/runs/{self.run_id}/steps", json={"steps": rows}))
+        for k in range(first, self.step + 1):
+            if k == 1 or k % 2 == 0:
+                headers = {"Content-Type": "application/octet-stream"}
+                path = f"/api/runs/{self.run_id}/frames"
+                self.ok(self.http.post(path, content=self.frame(k), headers=headers))
+
+
+@pytest.fixture
+def script(http: httpx.Client) -> Script:
+    return Script(http)
+
+
+def run_state(page: Page, expression: str) -> Any:
+    return page.evaluate(f"() => {{ const r = window.__gatescopeRun; return {expression}; }}")
+
+
+def test_an_attached_run_on_the_dashboard_and_its_page(
+    gs_page: Page, url: Callable[[str], str], script: Script, http: httpx.Client
+) -> None:
+    script.train(10)
+    page = gs_page
+    page.goto(url("/"))
+    row = page.locator(f'#runs tr[data-run="{script.run_id}"]')
+    expect(row).to_have_attribute("data-kind", "attached")
+    expect(row.locator(".badge")).to_have_text("attached")
+    what = row.locator("td.task")
+    expect(what).to_contain_text("my-lstm")
+    expect(what).to_contain_text(f"encoder.rnn · LSTM 2×{HIDDEN} bidirectional")
+    expect(what).to_contain_text("train.py")
+    expect(row).to_contain_text("step 10")
+    expect(row.get_by_role("button", name=f"stop {script.run_id}")).to_have_attribute(
+        "title", "ask the script to stop (watch.should_stop becomes true)"
+    )
+
+    page.set_viewport_size({"width": 1280, "height": 2400})
+    page.goto(url(f"/runs/{script.run_id}"))
+    poll(page, "() => window.__gatescopeRun?.state.ready && window.__gatescopeRun.state.frame?.step === 10")
+    expect(page.locator("#run-kind")).to_be_visible()
+    expect(page.locator("#run-status")).to_have_text("running")
+    desc = page.locator("#run-desc")
+    expect(desc).to_contain_text(f"my-lstm · encoder.rnn · LSTM 2×{HIDDEN} bidirectional · train.py")
+    expect(desc).to_contain_text("a probe every 2 steps (live batch, sample 0) · step 10")
+    # the frame's source and its notes, with the frame on the scrubber
+    expect(page.locator("#scrub-label")).to_have_text("10 · live batch, sample 0")
+    info = page.locator("#frame-info")
+    expect(info).to_be_visible()
+    expect(info).to_contain_text("Step 10, live batch, sample 0")
+    expect(info.locator(".frame-notes li")).to_have_text(DROPOUT_NOTE)
+    # what needs a built-in task: hidden, and said why
+    expect(page.locator("#view-metric")).to_be_hidden()
+    expect(page.locator("#view-inspect")).to_be_hidden()
+    expect(page.locator("#view-sample")).to_be_hidden()
+    expect(page.locator("#tools-attached")).to_contain_text("an attached run's weights live in your script")
+    expect(page.locator("#loss-caption")).to_contain_text("No baseline line")
+    expect(page.locator("#export")).to_have_attribute("href", f"/api/runs/{script.run_id}/export")
+
+    reveal_all(page)
+    for name in HEATMAPS:
+        expect(page.locator(heatmap(f"chart-{name}"))).to_be_visible()
+    for name in LINE_CHARTS:
+        expect(page.locator(f"#chart-{name} .main-svg").first).to_be_attached()
+    assert run_state(page, "r.state.frame.tokens") == script.tokens  # the labels reach the time axis
+    assert run_state(page, "r.feed.probeSteps") == [1, 2, 4, 6, 8, 10]
+    assert run_state(
+        page, "r.state.frame.arrays.targets === undefined && r.state.frame.arrays.outputs === undefined"
+    )
+    path = screenshot(page, "attached-run", full_page=False)
+    assert path.stat().st_size > 50_000
+
+    # live: new steps and frames arrive as the script sends them
+    script.train(4)
+    poll(page, "() => window.__gatescopeRun.state.frame?.step === 14")
+    expect(page.locator("#scrub-label")).to_have_text("14 · live batch, sample 0")
+    expect(desc).to_contain_text("step 14")
+    assert run_state(page, "r.feed.metrics.step.at(-1)") == 14
+
+    # Stop asks the script: the run keeps running until the script ends it
+    stop = page.locator("#stop")
+    expect(stop).to_have_text("■ ask script to stop")
+    stop.click()
+    expect(stop).to_have_text("stop requested")
+    expect(stop).to_be_disabled()
+    expect(page.locator("#run-status")).to_have_text("running")
+    assert script.ok(http.post(f"/api/runs/{script.run_id}/heartbeat"))["stop"] is True
+    assert script.ok(http.get(f"/api/runs/{script.run_id}"))["config"]["stop_requested"] is True
+    script.ok(http.post(f"/api/runs/{script.run_id}/end", json={"status": "stopped", "dropped_frames": 3}))
+    expect(page.locator("#run-status")).to_have_text("stopped")
+    expect(desc).to_contain_text("3 frames dropped (the server was slow or away)")
+    expect(stop).to_have_text("■ ask script to stop")
+    expect(stop).to_be_disabled()
