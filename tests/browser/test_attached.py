@@ -47,7 +47,7 @@ LINE_CHARTS = ["loss", "gradnorm", "params", "update", "gradlines", "saturation"
 class Script:
     """What gatescope.watch does over HTTP for one watched nn.LSTM, driven step by step."""
 
-    def __init__(self, http: httpx.Client) -> None:
+    def __init__(self, http: httpx.Client, paths: tuple[str, ...] = ("encoder.rnn",)) -> None:
         self.http = http
         self.task: Task = make_task("char_lm", corpus="hello")
         torch.manual_seed(0)
@@ -65,7 +65,7 @@ class Script:
             "probe": "live",
             "modules": [
                 {
-                    "path": "encoder.rnn",
+                    "path": path,
                     "cell": "lstm",
                     "input_size": self.task.input_size,
                     "hidden_size": HIDDEN,
@@ -75,19 +75,21 @@ class Script:
                     "bias": True,
                     "dropout": 0.2,
                 }
+                for path in paths
             ],
             "parameters": {name: list(p.shape) for name, p in self.net.named_parameters()},
             "client": {"gatescope": "test", "torch": torch.__version__, "host": "test-host"},
         }
         group = self.ok(http.post("/api/attach", json=body), 201)
-        self.run_id: str = group["runs"][0]["id"]
+        self.run_ids: list[str] = [run["id"] for run in group["runs"]]
+        self.run_id = self.run_ids[0]
 
     def ok(self, response: httpx.Response, status: int = 200) -> Any:
         assert response.status_code == status, response.text
         return response.json()
 
-    def frame(self, step: int) -> bytes:
-        frame = Frame.from_probe(self.run_id, probe(self.net, self.task, self.sample, step=step))
+    def frame(self, run_id: str, step: int) -> bytes:
+        frame = Frame.from_probe(run_id, probe(self.net, self.task, self.sample, step=step))
         del frame.arrays["targets"], frame.arrays["outputs"]  # an attached frame has neither
         frame.header |= {"notes": [DROPOUT_NOTE], "source": "live"}
         self.tokens = frame.header["tokens"]
@@ -111,12 +113,18 @@ class Script:
             }
             for k in range(first, self.step + 1)
         ]
-        self.ok(self.http.post(f"/api/runs/{self.run_id}/steps", json={"steps": rows}))
-        for k in range(first, self.step + 1):
-            if k == 1 or k % 2 == 0:
-                headers = {"Content-Type": "application/octet-stream"}
-                path = f"/api/runs/{self.run_id}/frames"
-                self.ok(self.http.post(path, content=self.frame(k), headers=headers))
+        headers = {"Content-Type": "application/octet-stream"}
+        for run_id in self.run_ids:
+            self.ok(self.http.post(f"/api/runs/{run_id}/steps", json={"steps": rows}))
+            for k in range(first, self.step + 1):
+                if k == 1 or k % 2 == 0:
+                    data = self.frame(run_id, k)
+                    self.ok(self.http.post(f"/api/runs/{run_id}/frames", content=data, headers=headers))
+
+    def end(self, status: str = "completed", dropped_frames: int = 0) -> None:
+        for run_id in self.run_ids:
+            body = {"status": status, "dropped_frames": dropped_frames}
+            self.ok(self.http.post(f"/api/runs/{run_id}/end", json=body))
 
 
 @pytest.fixture
@@ -197,8 +205,38 @@ def test_an_attached_run_on_the_dashboard_and_its_page(
     expect(page.locator("#run-status")).to_have_text("running")
     assert script.ok(http.post(f"/api/runs/{script.run_id}/heartbeat"))["stop"] is True
     assert script.ok(http.get(f"/api/runs/{script.run_id}"))["config"]["stop_requested"] is True
-    script.ok(http.post(f"/api/runs/{script.run_id}/end", json={"status": "stopped", "dropped_frames": 3}))
+    script.end("stopped", dropped_frames=3)
     expect(page.locator("#run-status")).to_have_text("stopped")
     expect(desc).to_contain_text("3 frames dropped (the server was slow or away)")
     expect(stop).to_have_text("■ ask script to stop")
     expect(stop).to_be_disabled()
+
+
+def test_a_watch_of_two_modules_stops_from_the_dashboard_and_compares(
+    gs_page: Page, url: Callable[[str], str], http: httpx.Client
+) -> None:
+    script = Script(http, paths=("encoder.rnn", "decoder.rnn"))
+    script.train(6)
+    page = gs_page
+    page.goto(url("/"))
+    rows = [page.locator(f'#runs tr[data-run="{run_id}"]') for run_id in script.run_ids]
+    expect(rows[1].locator("td.task")).to_contain_text(f"decoder.rnn · LSTM 2×{HIDDEN} bidirectional")
+    rows[0].get_by_role("button", name=f"stop {script.run_ids[0]}").click()
+    expect(rows[0].locator(".stop-requested")).to_have_text("stop requested")
+    expect(rows[0].locator(".status")).to_have_text("running")  # until the script ends it
+    expect(rows[1].get_by_role("button", name=f"stop {script.run_ids[1]}")).to_be_visible()
+
+    # one watch, one group: its runs side by side, as any comparison
+    page.goto(url(f"/runs/{script.run_ids[1]}"))
+    expect(page.locator("#group")).to_be_visible()
+    page.locator("#group").click()
+    page.wait_for_url("**/compare?runs=*")
+    expect(page.locator(".column")).to_have_count(2)
+    for run_id, path in zip(script.run_ids, ("encoder.rnn", "decoder.rnn"), strict=True):
+        column = page.locator(f'.column[data-run="{run_id}"]')
+        expect(column.locator(".badge")).to_have_text("attached")
+        expect(column.locator(".desc")).to_contain_text(f"{path} · LSTM 2×{HIDDEN} bidirectional · step 6")
+        expect(column.locator(heatmap(f"chart-gradflow-{run_id}"))).to_be_visible()
+        expect(column.locator(heatmap(f"chart-hidden-{run_id}"))).to_be_visible()
+    script.end()
+    expect(page.locator(f'.column[data-run="{script.run_id}"] .status')).to_have_text("completed")
