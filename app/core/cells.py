@@ -18,6 +18,7 @@ parameter gradients to 1e-5).
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
@@ -217,6 +218,7 @@ class DirectionGrads:
     x: Tensor  # (T, R, I) dL/dx_t: gradient at this layer's input
 
 
+@torch.no_grad()
 def backward_direction(
     cell: CellName,
     w: Weights,
@@ -225,53 +227,57 @@ def backward_direction(
     reverse: bool,
     window: int | None = None,
     active_from: Tensor | None = None,
+    direct_c: Tensor | None = None,
 ) -> DirectionGrads:
     """Backprop through time by hand for one direction of one layer.
 
     `seq` holds what the forward pass computed for one sample, in natural time order: "h" and,
     by cell, "c", the gates and "hn", each (T, H); optionally "h0" and "c0" (H,), the state
     before the first step of this direction (zeros if absent). See `stack_trace`.
-    `direct` (T, R, H) is the gradient that reaches h_t from outside the recurrence (the readout
-    or the layer above), one row per loss being differentiated. Returns the total gradient at
-    every h_t (and c_t) and at every input x_t, row by row: rows never mix, so one pass itemizes
-    many losses.
+    `direct` (T, R, H) is the gradient that reaches h_t from outside the recurrence (the readout,
+    the layer above, or whatever read h_n), one row per loss being differentiated; `direct_c`
+    (R, H), LSTM only, the gradient that reaches the direction's last c from outside (whatever
+    read c_n). Returns the total gradient at every h_t (and c_t) and at every input x_t, row by
+    row: rows never mix, so one pass itemizes many losses.
 
     Every local derivative that does not depend on the incoming gradient is computed for all t
     at once before the walk (`_local_derivatives`); the walk itself (`_walk`) is a few
-    elementwise ops and one matmul a step.
+    elementwise ops and one matmul a step, and the input gradients are one matmul at the end.
 
     `active_from` (R,) optional, in the direction's own time (reversed for `reverse`): the
     latest step at which anything reaches row r, so that the row is zero at every later step
     (true of the top layer, and of every layer of a one-way stack); rows are then skipped while
-    they are still zero, a pure speed-up.
+    they are still zero, a pure speed-up. A row with a non-zero `direct_c` must be active from
+    the last step.
     """
-    T, R, _ = direct.shape
+    T, R, H = direct.shape
     h0, c0 = _initial(seq.get("h0"), direct), _initial(seq.get("c0"), direct)
     if reverse:  # walk in the direction's own time; flip back at the end
         direct = direct.flip(0)
         seq = {k: v.flip(0) for k, v in seq.items() if k not in ("h0", "c0")}
     local = _local_derivatives(cell, seq, h0, c0, direct.dtype)
+    enter_c = direct_c if direct_c is not None else direct.new_zeros(R, H)
 
     # rows still zero are skipped: sort rows by when they start, busiest first
     order: Tensor | None = None
     counts = [R] * T
     if active_from is not None:
         order = torch.argsort(active_from, descending=True, stable=True)
-        direct = direct[:, order]
-        counts = [int((active_from >= t).sum().item()) for t in range(T)]
-    out_h, out_c, out_x = _walk(cell, w, local, direct, counts, window)
+        direct, enter_c = direct[:, order], enter_c[order]
+        starts = sorted(active_from.tolist())
+        counts = [R - bisect.bisect_left(starts, t) for t in range(T)]  # rows with active_from >= t
+    out_h, out_c, out_pre = _walk(cell, w, local, direct, enter_c, counts, window)
+    out_x = out_pre @ w.w_ih  # (T, R, I) at every step's input
 
-    def assemble(parts: list[Tensor]) -> Tensor:  # T x (n_t, K) in walk order -> (T, R, K)
-        full = torch.nn.utils.rnn.pad_sequence(parts[::-1], batch_first=True)  # (T, max n, K)
-        full = torch.nn.functional.pad(full, (0, 0, 0, R - full.shape[1]))
+    def natural(full: Tensor) -> Tensor:  # walk order, sorted rows -> natural time, given rows
         if order is not None:
             full = full[:, torch.argsort(order)]
         return full.flip(0) if reverse else full
 
     return DirectionGrads(
-        h=assemble(out_h),
-        c=assemble(out_c) if cell == "lstm" else None,
-        x=assemble(out_x),
+        h=natural(out_h),
+        c=natural(out_c) if out_c is not None else None,
+        x=natural(out_x),
     )
 
 
@@ -311,43 +317,53 @@ def _local_derivatives(
 
 
 def _walk(
-    cell: CellName, w: Weights, local: _Local, direct: Tensor, counts: list[int], window: int | None
-) -> tuple[list[Tensor], list[Tensor], list[Tensor]]:
-    """The walk from the last step to the first: per step (n_t, K) gradients at h, c and x.
+    cell: CellName,
+    w: Weights,
+    local: _Local,
+    direct: Tensor,
+    enter_c: Tensor,
+    counts: list[int],
+    window: int | None,
+) -> tuple[Tensor, Tensor | None, Tensor]:
+    """The walk from the last step to the first, in walk order: the total gradients at h (T, R, H)
+    and c (T, R, H, LSTM) and at the gate pre-activations (T, R, G*H).
 
-    `counts[t]` rows are live at step t (the busiest first); rows that join start from zero.
+    `counts[t]` rows are live at step t (the busiest first); rows that join start from zero, and
+    the rows not yet live stay zero in the outputs. A handful of torch calls a step, no Python per
+    row or unit: written into preallocated outputs, the local derivatives unbound once.
     """
-    T, _, H = direct.shape
-    out_h: list[Tensor] = []
-    out_c: list[Tensor] = []
-    out_x: list[Tensor] = []
-    carry_h = direct.new_zeros(0, H)  # recurrent part of dL/dh_t, from step t+1
-    carry_c = direct.new_zeros(0, H)
+    T, R, H = direct.shape
+    out_h = direct.new_zeros(T, R, H)
+    out_c = direct.new_zeros(T, R, H) if cell == "lstm" else None
+    out_pre = direct.new_zeros(T, R, local.pre.shape[1])
+    pre, hh, into = local.pre.unbind(0), local.hh.unbind(0), direct.unbind(0)
+    h_to_c = local.h_to_c.unbind(0) if local.h_to_c is not None else ()
+    keep = local.keep.unbind(0) if local.keep is not None else ()
+    n = counts[T - 1] if T else 0
+    carry_h = direct.new_zeros(n, H)  # recurrent part of dL/dh_t, from step t+1
+    carry_c = enter_c[:n].clone()  # dL/dc_t from step t+1 (at the last step: from outside)
     for t in range(T - 1, -1, -1):
-        n = counts[t]
-        if carry_h.shape[0] < n:  # rows whose loss enters here start from zero
-            pad = (0, 0, 0, n - int(carry_h.shape[0]))
-            carry_h, carry_c = torch.nn.functional.pad(carry_h, pad), torch.nn.functional.pad(carry_c, pad)
-        gh = direct[t, :n] + carry_h  # (n, H) total dL/dh_t
-        if cell == "lstm":
-            assert local.h_to_c is not None and local.keep is not None
-            gc = torch.addcmul(carry_c, gh, local.h_to_c[t])  # (n, H) total dL/dc_t
-            d_pre = torch.cat([gc, gc, gc, gh], -1) * local.pre[t]  # (n, 4H) at the gate pre-activations
-            carry_h, carry_c = d_pre @ w.w_hh, gc * local.keep[t]
-            out_c.append(gc)
+        if counts[t] > n:  # rows whose loss enters here start from zero
+            pad = (0, 0, 0, counts[t] - n)
+            n = counts[t]
+            carry_h = torch.nn.functional.pad(carry_h, pad)
+            carry_c = torch.nn.functional.pad(carry_c, pad)
+        gh = torch.add(into[t][:n], carry_h, out=out_h[t, :n])  # (n, H) total dL/dh_t
+        d_pre = out_pre[t, :n]  # (n, G*H) at the gate pre-activations
+        if out_c is not None:
+            gc = torch.addcmul(carry_c, gh, h_to_c[t], out=out_c[t, :n])  # (n, H) total dL/dc_t
+            torch.mul(torch.cat([gc, gc, gc, gh], -1), pre[t], out=d_pre)
+            carry_h, carry_c = d_pre @ w.w_hh, gc * keep[t]
         elif cell == "gru":
-            assert local.keep is not None
             spread = gh.repeat(1, 3)
-            d_pre = spread * local.pre[t]  # (n, 3H) at x W_ih^T + b_ih
-            carry_h = torch.addmm(gh * local.keep[t], spread * local.hh[t], w.w_hh)
+            torch.mul(spread, pre[t], out=d_pre)
+            carry_h = torch.addmm(gh * keep[t], spread * hh[t], w.w_hh)
         else:
-            d_pre = gh * local.pre[t]
+            torch.mul(gh, pre[t], out=d_pre)
             carry_h = d_pre @ w.w_hh
-        out_h.append(gh)
-        out_x.append(d_pre @ w.w_ih)  # (n, I) at this step's input
         if window is not None and t % window == 0:  # truncated BPTT: the graph was cut here
             carry_h, carry_c = torch.zeros_like(carry_h), torch.zeros_like(carry_c)
-    return out_h, out_c, out_x
+    return out_h, out_c, out_pre
 
 
 def _initial(state: Tensor | None, like: Tensor) -> Tensor:

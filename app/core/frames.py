@@ -102,6 +102,8 @@ class Frame:
                 for gate, sides in frame.saturation.items()
             },
             "pool": None,
+            "notes": [str(note) for note in frame.notes],
+            "source": frame.source,
         }
         return cls(header, arrays)
 
@@ -148,7 +150,8 @@ class Frame:
     def from_bytes(cls, data: bytes | bytearray | memoryview, names: Collection[str] | None = None) -> Frame:
         """The frame of a message from `to_bytes`; with `names`, only those of its arrays.
 
-        Frames stored before marks, mark_label and pool existed read with [], None and None.
+        Frames stored before marks, mark_label, pool, notes and source existed read with [],
+        None, None, [] and "built-in".
         ValueError with a sentence if `data` is not a well-formed probe frame.
         """
         buf = memoryview(data).cast("B")
@@ -163,6 +166,8 @@ class Frame:
         header.setdefault("marks", [])
         header.setdefault("mark_label", None)
         header.setdefault("pool", None)
+        header.setdefault("notes", [])
+        header.setdefault("source", "built-in")
         return cls(header, arrays)
 
     # -- the display frame -----------------------------------------------------------------
@@ -218,6 +223,8 @@ class Frame:
             "mark_label": h["mark_label"],
             "saturation": h["saturation"],
             "pool": h["pool"],
+            "notes": h["notes"],
+            "source": h["source"],
             **{name: listed(name) for name in VALUE_ARRAYS},
             "gates": group("gates."),
             "unit_means": group("unit_means."),

@@ -1,4 +1,4 @@
-"""Probes: what a network does with one fixed input, at one training step.
+"""Probes: what a network does with one input, at one training step.
 
 What this is: `probe(net, task, sample)` runs the instrumented cells on a single sample and
 returns a `ProbeFrame`: every h_t (all layers), LSTM c_t and gates i, f, g, o, GRU gates r, z, n,
@@ -11,11 +11,18 @@ and the gradient norms that flow back through time:
 - connectivity ||dl_s/dx_t|| at the input (Distill's "memorization in RNNs");
 - gate saturation (fractions below 0.1 and above 0.9) and per-unit gate means.
 
-The forward pass runs the fused torch.nn kernel one layer and direction at a time, then
-recomputes every gate for all t at once from the states it returned (`forward_traces`). All the
-gradients come from one hand-written backward pass (`app.core.cells.backward_direction`), one
-row per loss: the total L, the last term, and each l_s. Tests check every row against autograd
-on the explicit unrolled graph of `app.core.cells.unroll`.
+The same three pieces make the frames of a person's own torch.nn.RNN / LSTM / GRU
+(`app.core.attach`), so built-in and attached frames are one computation:
+
+- `forward_traces` runs the fused torch.nn kernel one layer and direction at a time, from any
+  initial state, then recomputes every gate for all t at once from the states it returned;
+- `backprop` carries the gradient that enters the stack from outside (`Entering`: at the top
+  layer's outputs, and at each direction's last h and c, i.e. h_n and c_n) back through every
+  layer with the hand-written backward pass (`app.core.cells.backward_direction`), one row per
+  loss: the total L, the last term, and each l_s, where l_s is the part of L that enters at step
+  s. Tests check every row against autograd on the explicit unrolled graph of
+  `app.core.cells.unroll`;
+- `make_frame` assembles the `ProbeFrame`.
 
 What this is not: part of training. A probe reads the parameters and never writes them, their
 .grad, or any random generator, so a run trains bit for bit the same with or without probes.
@@ -24,8 +31,9 @@ Norms are float32, computed in float64: underflow gives 0, never NaN.
 
 from __future__ import annotations
 
-import functools
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 import torch
@@ -33,13 +41,15 @@ from numpy.typing import NDArray
 from torch import Tensor
 
 from app.core.cells import GATES, CellName, Weights, backward_direction, layer_weights
-from app.core.model import ModelSpec, RecurrentNet, fused_module
+from app.core.model import RecurrentNet
 from app.core.tasks import Batch, Task
 
 ITEMIZE_MAX_STEPS = 200
 SIGMOID_GATES = {"i", "f", "o", "r", "z"}  # in [0, 1]; g and n are tanh-valued, in [-1, 1]
 
 Array = NDArray[np.float32]
+Source = Literal["built-in", "live", "fixed"]
+Seqs = list[list[dict[str, Tensor]]]  # [layer][direction] name -> (T, H), natural time
 
 
 @dataclass
@@ -49,10 +59,10 @@ class ProbeFrame:
     marks: list[int]  # the timesteps the task marks in this sample (Batch.marks), [] for none
     mark_label: str | None  # what a mark is (Task.mark_label): "marked", "delimiter", or None
     inputs: Array  # (T, I)
-    targets: Array  # (T,) class ids, or (T, O) values
-    mask: Array  # (T,) 1 where a loss term is taken
-    outputs: Array  # (T, O) the readout's raw outputs
-    loss: float  # the sample's loss L
+    targets: Array | None  # (T,) class ids, or (T, O) values; None for an attached module
+    mask: Array  # (T,) 1 where a loss term is taken (where gradient enters from outside)
+    outputs: Array | None  # (T, O) the readout's raw outputs; None for an attached module
+    loss: float  # the sample's loss L (NaN if unknown)
     h: Array  # (L, T, D*H)
     c: Array | None  # (L, T, D*H), LSTM
     gates: dict[str, Array]  # name -> (L, T, D*H)
@@ -66,6 +76,8 @@ class ProbeFrame:
     saturation: dict[str, dict[str, list[float]]]  # gate -> {"low": [L], "high": [L]}
     unit_means: dict[str, Array]  # gate -> (L, D*H), mean over t
     last_step: int  # the T of grad_h_last
+    notes: list[str] = field(default_factory=list)  # sentences the page shows with the frame
+    source: Source = "built-in"  # built-in: the run's probe sample; live / fixed: gatescope.watch
 
 
 def probe(
@@ -78,10 +90,8 @@ def probe(
 ) -> ProbeFrame:
     """Probe `net` on `sample` (a batch of one). `window` mirrors truncated BPTT in training."""
     spec = net.spec
-    L = spec.num_layers
-    with torch.no_grad():
-        seqs = forward_traces(net, sample.inputs)  # [layer][direction] name -> (T, H)
-    T = sample.inputs.shape[1]
+    params = {k: v.detach() for k, v in net.recurrent_params().items()}
+    seqs = forward_traces(spec.cell, params, sample.inputs[0], spec.num_layers, spec.bidirectional)
 
     # the gradient that reaches the top layer through the readout: row s is dl_s/dh_s
     top = torch.cat([seq["h"] for seq in seqs[-1]], dim=-1)[None].requires_grad_(True)  # (1, T, D*H)
@@ -89,153 +99,97 @@ def probe(
         y = net.readout(top)  # (1, T, O)
         terms = task.step_losses(y, sample)[0] / sample.mask.sum()  # (T,) l_s; L = sum_s l_s
         (g_top,) = torch.autograd.grad(terms.sum(), top)
-    g_top = g_top[0]  # (T, D*H)
 
     loss_steps = [int(s) for s in torch.nonzero(sample.mask[0]).flatten()]
-    last = loss_steps[-1]
-    itemized_steps = loss_steps if itemize and T <= ITEMIZE_MAX_STEPS else []
-    direct, entry = _seed_rows(g_top, last, itemized_steps)
-    row_norms, grad_c, direct = _backward_stack(net, seqs, direct, entry, window)
-    grad_h = row_norms[:, 0]
-
-    x_norms = _norm(direct, dim=-1).T  # (R, T)
-    itemized = conn_items = None
-    if itemized_steps:
-        itemized = np.zeros((L, T, T), np.float32)
-        itemized[:, itemized_steps] = row_norms[:, 2:]
-        conn_items = np.zeros((T, T), np.float32)
-        conn_items[itemized_steps] = x_norms[2:]
-
-    gates = {name: _layers(seqs, name) for name in GATES[spec.cell]}
-    return ProbeFrame(
+    entering = Entering(top=g_top[0])
+    grads = backprop(spec.cell, params, seqs, entering, loss_steps, itemize=itemize, window=window)
+    return make_frame(
+        spec.cell,
+        seqs,
+        grads,
         step=step,
+        inputs=sample.inputs[0],
+        mask=sample.mask[0],
+        loss=float(terms.sum().detach()),
         tokens=sample.tokens[0] if sample.tokens is not None else None,
+        targets=_np(sample.targets[0].float()),
+        outputs=_np(y[0]),
         marks=list(sample.marks[0]) if sample.marks is not None else [],
         mark_label=task.mark_label,
-        inputs=_np(sample.inputs[0]),
-        targets=_np(sample.targets[0].float()),
-        mask=_np(sample.mask[0]),
-        outputs=_np(y[0].detach()),
-        loss=float(terms.sum().detach()),
-        h=_layers(seqs, "h"),
-        c=_layers(seqs, "c") if spec.cell == "lstm" else None,
-        gates=gates,
-        grad_h=grad_h,
-        grad_h_last=row_norms[:, 1],
-        grad_c=grad_c,
-        itemized=itemized,
-        connectivity=x_norms[1],
-        connectivity_total=x_norms[0],
-        connectivity_itemized=conn_items,
-        saturation={name: _saturation(name, v) for name, v in gates.items()},
-        unit_means={name: v.mean(axis=1) for name, v in gates.items()},
-        last_step=last,
     )
 
 
-def _seed_rows(g_top: Tensor, last: int, itemized_steps: list[int]) -> tuple[Tensor, list[Tensor]]:
-    """The readout's gradient g_top (T, D*H) as rows: 0 the whole loss L, 1 the last term l_T, then
-    one per itemized l_s, each where its loss enters: `direct` (T, R, D*H). And `entry`: per
-    direction, the latest step in that direction's own time at which each row's loss enters."""
-    T = g_top.shape[0]
-    direct = g_top.new_zeros(T, 2 + len(itemized_steps), g_top.shape[1])
-    direct[:, 0] = g_top
-    direct[last, 1] = g_top[last]
-    for j, s in enumerate(itemized_steps):
-        direct[s, 2 + j] = g_top[s]
-    entry = [torch.tensor([T - 1, last, *itemized_steps]), T - 1 - torch.tensor([0, last, *itemized_steps])]
-    return direct, entry
+# ----------------------------------------------------------------------------------------------
+# forward: states and gates of one sample
 
 
-def _backward_stack(
-    net: RecurrentNet,
-    seqs: list[list[dict[str, Tensor]]],
-    direct: Tensor,
-    entry: list[Tensor],
-    window: int | None,
-) -> tuple[Array, Array | None, Tensor]:
-    """Every row back through the stack, top layer first: the row norms ||d row / dh_t|| (L, R, T),
-    ||dL/dc_t|| (L, T) for LSTM (else None), and the rows' gradient at the input x (T, R, I)."""
-    spec = net.spec
-    D, H, L = spec.directions, spec.hidden_size, spec.num_layers
-    T, R, _ = direct.shape
-    row_norms = np.zeros((L, R, T), np.float32)
-    grad_c = np.zeros((L, T), np.float32) if spec.cell == "lstm" else None
-    params = {k: v.detach() for k, v in net.recurrent_params().items()}
-    for layer in reversed(range(L)):
-        # nothing comes from later in the walk in the top layer, or anywhere in a one-way stack
-        skip = D == 1 or layer == L - 1
-        grads = [
-            backward_direction(
-                spec.cell,
-                layer_weights(params, layer, reverse=d == 1),
-                seqs[layer][d],
-                direct[..., d * H : (d + 1) * H],
-                reverse=d == 1,
-                window=window,
-                active_from=entry[d] if skip else None,
-            )
-            for d in range(D)
-        ]
-        row_norms[layer] = _norm(torch.cat([g.h for g in grads], dim=-1), dim=-1).T  # of (T, R, D*H)
-        if grad_c is not None:
-            grad_c[layer] = _norm(torch.cat([g.c for g in grads if g.c is not None], dim=-1)[:, 0], dim=-1)
-        direct = sum(g.x for g in grads[1:]) + grads[0].x  # (T, R, I_layer): into the layer below
-    return row_norms, grad_c, direct
+@torch.no_grad()
+def forward_traces(
+    cell: CellName,
+    params: Mapping[str, Tensor],
+    x: Tensor,
+    num_layers: int,
+    bidirectional: bool,
+    h0: Tensor | None = None,
+    c0: Tensor | None = None,
+) -> Seqs:
+    """One sample x (T, I) through the stack: [layer][direction] name -> (T, H), natural time.
 
-
-def _norm(g: Tensor, dim: int) -> Array:
-    """Euclidean norms in float64, returned as finite float32 (0 for underflow or NaN)."""
-    n = torch.linalg.vector_norm(g.double(), dim=dim).float()
-    return np.asarray(torch.nan_to_num(n, nan=0.0).numpy(), dtype=np.float32)
-
-
-def forward_traces(net: RecurrentNet, x: Tensor) -> list[list[dict[str, Tensor]]]:
-    """One sample x (1, T, I) through the stack: [layer][direction] name -> (T, H), natural time.
-
-    Each direction of each layer runs through the fused kernel (fast, and the very computation
-    training does); its gates are then recomputed from the states it returned, all t at once.
-    Only the LSTM cell state needs a loop, one fused multiply-add a step.
+    `params` in torch.nn names (biases included); `h0`, `c0` (L*D, H) the initial states (zeros
+    if None). Each direction of each layer runs through the fused kernel (fast, and the very
+    computation training does); its gates are then recomputed from the states it returned, all t
+    at once. Only the LSTM cell state needs a loop, one fused multiply-add a step. Each
+    direction's trace also holds its initial state as "h0" (and "c0"), (H,).
     """
-    spec = net.spec
-    params = net.recurrent_params()
-    inp = x[0]  # (T, I_layer)
+    D = 2 if bidirectional else 1
+    H = params["weight_hh_l0"].shape[1]
+    inp = x  # (T, I_layer)
     traces = []
-    for layer in range(spec.num_layers):
-        template = _single_layer(spec.cell, inp.shape[-1], spec.hidden_size)
+    for layer in range(num_layers):
         dirs = []
-        for d in range(spec.directions):
+        for d in range(D):
+            k = layer * D + d
             w = layer_weights(params, layer, reverse=d == 1)
+            start_h = h0[k] if h0 is not None else x.new_zeros(H)  # (H,)
+            start_c = (c0[k] if c0 is not None else x.new_zeros(H)) if cell == "lstm" else None
             xs = inp.flip(0) if d == 1 else inp  # the direction's own time
-            weights = {
-                "weight_ih_l0": w.w_ih,
-                "weight_hh_l0": w.w_hh,
-                "bias_ih_l0": w.b_ih,
-                "bias_hh_l0": w.b_hh,
-            }
-            h = torch.func.functional_call(template, weights, (xs[None],))[0][0]  # (T, H)
-            seq = _gates(spec.cell, w, xs, h)
+            h = _kernel(cell, w, xs, start_h, start_c)  # (T, H)
+            seq = _gates(cell, w, xs, h, start_h, start_c)
             dirs.append({k: v.flip(0) for k, v in seq.items()} if d == 1 else seq)
+            dirs[-1]["h0"] = start_h
+            if start_c is not None:
+                dirs[-1]["c0"] = start_c
         traces.append(dirs)
         inp = torch.cat([seq["h"] for seq in dirs], dim=-1)  # (T, D*H)
     return traces
 
 
-@functools.cache
-def _single_layer(cell: CellName, input_size: int, hidden_size: int) -> torch.nn.RNNBase:
-    return fused_module(ModelSpec(cell, input_size, hidden_size, 1))
+def _kernel(cell: CellName, w: Weights, x: Tensor, h0: Tensor, c0: Tensor | None) -> Tensor:
+    """The fused torch.nn kernel, one layer and direction: h_t (T, H) from x (T, I) and h0 (H,)."""
+    weights = [w.w_ih, w.w_hh, w.b_ih, w.b_hh]
+    hx = h0.reshape(1, 1, -1)
+    flags = (True, 1, 0.0, False, False, True)  # biases, one layer, no dropout, eval, one way, batch first
+    if cell == "lstm":
+        assert c0 is not None
+        return torch.lstm(x[None], (hx, c0.reshape(1, 1, -1)), weights, *flags)[0][0]
+    kernel = {"gru": torch.gru, "rnn_tanh": torch.rnn_tanh, "rnn_relu": torch.rnn_relu}[cell]
+    return kernel(x[None], hx, weights, *flags)[0][0]
 
 
-def _gates(cell: CellName, w: Weights, x: Tensor, h: Tensor) -> dict[str, Tensor]:
-    """Gates of every step from the inputs x (T, I) and the states h (T, H) the kernel produced."""
-    prev = torch.cat([h.new_zeros(1, h.shape[1]), h[:-1]])  # (T, H) the state each step read
+def _gates(
+    cell: CellName, w: Weights, x: Tensor, h: Tensor, h0: Tensor, c0: Tensor | None
+) -> dict[str, Tensor]:
+    """Gates of every step from the inputs x (T, I), the states h (T, H) the kernel produced and
+    the initial state h0 (H,) (and c0, LSTM)."""
+    prev = torch.cat([h0[None], h[:-1]])  # (T, H) the state each step read
     xw = torch.addmm(w.b_ih, x, w.w_ih.T)  # (T, G*H)
     hw = torch.addmm(w.b_hh, prev, w.w_hh.T)  # (T, G*H)
     if cell == "lstm":
+        assert c0 is not None
         pre_i, pre_f, pre_g, pre_o = (xw + hw).chunk(4, dim=-1)
         i, f, g, o = torch.sigmoid(pre_i), torch.sigmoid(pre_f), torch.tanh(pre_g), torch.sigmoid(pre_o)
         written = i * g
-        c = torch.zeros_like(written[0])
+        c = c0
         cs = []
         for t in range(len(written)):  # c_t = f_t * c_{t-1} + i_t * g_t
             c = torch.addcmul(written[t], f[t], c)
@@ -249,7 +203,188 @@ def _gates(cell: CellName, w: Weights, x: Tensor, h: Tensor) -> dict[str, Tensor
     return {"h": h}
 
 
-def _layers(seqs: list[list[dict[str, Tensor]]], name: str) -> Array:
+# ----------------------------------------------------------------------------------------------
+# backward: the gradient rows of one sample, through the whole stack
+
+
+@dataclass(frozen=True)
+class Entering:
+    """The gradient that enters one sample's stack from outside, where it enters (None: none)."""
+
+    top: Tensor | None = None  # (T, D*H) at the top layer's h_t: dL/d(output)
+    h_last: Tensor | None = None  # (L*D, H) at each direction's last h: dL/dh_n
+    c_last: Tensor | None = None  # (L*D, H) at each LSTM direction's last c: dL/dc_n
+
+
+@dataclass(frozen=True)
+class Gradients:
+    """The gradient norms of a frame (the same names as ProbeFrame's)."""
+
+    grad_h: Array  # (L, T)
+    grad_h_last: Array  # (L, T)
+    grad_c: Array | None  # (L, T), LSTM
+    itemized: Array | None  # (L, T, T)
+    connectivity: Array  # (T,)
+    connectivity_total: Array  # (T,)
+    connectivity_itemized: Array | None  # (T, T)
+    last_step: int
+
+
+@torch.no_grad()
+def backprop(
+    cell: CellName,
+    params: Mapping[str, Tensor],
+    seqs: Seqs,
+    entering: Entering,
+    steps: Sequence[int],
+    *,
+    itemize: bool,
+    window: int | None = None,
+) -> Gradients:
+    """Every gradient norm of a frame from what `forward_traces` computed and what enters.
+
+    `steps` (ascending) are the loss steps s: where gradient enters (each l_s); the last of them
+    is the T of grad_h_last (T - 1 if there are none). Rows: 0 the whole loss L, 1 the last term,
+    then, with `itemize` and T <= ITEMIZE_MAX_STEPS, one per step s.
+    """
+    L, T = len(seqs), seqs[0][0]["h"].shape[0]
+    last = steps[-1] if steps else T - 1
+    itemized_steps = list(steps) if itemize and T <= ITEMIZE_MAX_STEPS else []
+    row_steps = [last, *itemized_steps]  # where each row but the first (all of L) enters
+    row_norms, grad_c, at_input = _backward_stack(cell, params, seqs, entering, row_steps, window)
+
+    x_norms = _norm(at_input, dim=-1).T  # (R, T)
+    itemized = conn_items = None
+    if itemized_steps:
+        itemized = np.zeros((L, T, T), np.float32)
+        itemized[:, itemized_steps] = row_norms[:, 2:]
+        conn_items = np.zeros((T, T), np.float32)
+        conn_items[itemized_steps] = x_norms[2:]
+    return Gradients(
+        grad_h=row_norms[:, 0],
+        grad_h_last=row_norms[:, 1],
+        grad_c=grad_c,
+        itemized=itemized,
+        connectivity=x_norms[1],
+        connectivity_total=x_norms[0],
+        connectivity_itemized=conn_items,
+        last_step=last,
+    )
+
+
+def _backward_stack(
+    cell: CellName,
+    params: Mapping[str, Tensor],
+    seqs: Seqs,
+    entering: Entering,
+    row_steps: list[int],
+    window: int | None,
+) -> tuple[Array, Array | None, Tensor]:
+    """Every row back through the stack, top layer first: the row norms ||d row / dh_t|| (L, R, T),
+    ||dL/dc_t|| (L, T) for LSTM (else None), and the rows' gradient at the input x (T, R, I)."""
+    L, D = len(seqs), len(seqs[0])
+    T, H = seqs[0][0]["h"].shape
+    R = 1 + len(row_steps)
+    row_norms = np.zeros((L, R, T), np.float32)
+    grad_c = np.zeros((L, T), np.float32) if cell == "lstm" else None
+    direct = _top_rows(entering.top, row_steps, T, D * H)  # (T, R, D*H)
+    # per direction, the latest step in its own time at which each row's loss enters
+    entry = [torch.tensor([T - 1, *row_steps]), T - 1 - torch.tensor([0, *row_steps])]
+    for layer in reversed(range(L)):
+        # nothing comes from later in the walk in the top layer, or anywhere in a one-way stack
+        skip = D == 1 or layer == L - 1
+        grads = []
+        for d in range(D):
+            k, end = layer * D + d, T - 1 if d == 0 else 0  # the step where this direction ends
+            rows = [r for r, s in enumerate([None, *row_steps]) if s is None or s == end]
+            into = direct[..., d * H : (d + 1) * H]
+            if entering.h_last is not None:
+                into = into.clone()
+                into[end, rows] += entering.h_last[k]
+            into_c = None
+            if entering.c_last is not None:
+                into_c = direct.new_zeros(R, H)
+                into_c[rows] = entering.c_last[k]
+            w = layer_weights(params, layer, reverse=d == 1)
+            active = entry[d] if skip else None
+            grads.append(backward_direction(cell, w, seqs[layer][d], into, d == 1, window, active, into_c))
+        row_norms[layer] = _norm(torch.cat([g.h for g in grads], dim=-1), dim=-1).T  # of (T, R, D*H)
+        if grad_c is not None:
+            grad_c[layer] = _norm(torch.cat([g.c for g in grads if g.c is not None], dim=-1)[:, 0], dim=-1)
+        direct = sum(g.x for g in grads[1:]) + grads[0].x  # (T, R, I_layer): into the layer below
+    return row_norms, grad_c, direct
+
+
+def _top_rows(top: Tensor | None, row_steps: list[int], T: int, width: int) -> Tensor:
+    """The gradient at the top layer's outputs as rows (T, R, width): row 0 all of it, row 1 + j
+    only what enters at step row_steps[j]."""
+    direct = torch.zeros(T, 1 + len(row_steps), width)
+    if top is not None:
+        direct = direct.to(top)
+        direct[:, 0] = top
+        index = torch.tensor(row_steps, dtype=torch.long)
+        direct[index, torch.arange(1, 1 + len(row_steps))] = top[index]
+    return direct
+
+
+def _norm(g: Tensor, dim: int) -> Array:
+    """Euclidean norms in float64, returned as finite float32 (0 for underflow or NaN)."""
+    n = torch.linalg.vector_norm(g.double(), dim=dim).float()
+    return np.asarray(torch.nan_to_num(n, nan=0.0).numpy(), dtype=np.float32)
+
+
+# ----------------------------------------------------------------------------------------------
+# the frame
+
+
+def make_frame(
+    cell: CellName,
+    seqs: Seqs,
+    grads: Gradients,
+    *,
+    step: int,
+    inputs: Tensor,
+    mask: Tensor,
+    loss: float,
+    tokens: list[str] | None,
+    targets: Array | None = None,
+    outputs: Array | None = None,
+    marks: list[int] | None = None,
+    mark_label: str | None = None,
+    notes: list[str] | None = None,
+    source: Source = "built-in",
+) -> ProbeFrame:
+    """The `ProbeFrame` of one sample: its states and gates (`seqs`), gradients and context."""
+    gates = {name: _layers(seqs, name) for name in GATES[cell]}
+    return ProbeFrame(
+        step=step,
+        tokens=tokens,
+        marks=marks or [],
+        mark_label=mark_label,
+        inputs=_np(inputs),
+        targets=targets,
+        mask=_np(mask),
+        outputs=outputs,
+        loss=loss,
+        h=_layers(seqs, "h"),
+        c=_layers(seqs, "c") if cell == "lstm" else None,
+        gates=gates,
+        grad_h=grads.grad_h,
+        grad_h_last=grads.grad_h_last,
+        grad_c=grads.grad_c,
+        itemized=grads.itemized,
+        connectivity=grads.connectivity,
+        connectivity_total=grads.connectivity_total,
+        connectivity_itemized=grads.connectivity_itemized,
+        saturation={name: _saturation(name, v) for name, v in gates.items()},
+        unit_means={name: v.mean(axis=1) for name, v in gates.items()},
+        last_step=grads.last_step,
+        notes=notes or [],
+        source=source,
+    )
+
+
+def _layers(seqs: Seqs, name: str) -> Array:
     """One quantity of every layer, both directions side by side: (L, T, D*H)."""
     return np.stack([_np(torch.cat([seq[name] for seq in dirs], dim=-1)) for dirs in seqs])
 
@@ -262,4 +397,4 @@ def _saturation(name: str, values: Array) -> dict[str, list[float]]:
 
 
 def _np(t: Tensor) -> Array:
-    return np.asarray(t.detach().numpy(), dtype=np.float32)
+    return np.asarray(t.detach().cpu().numpy(), dtype=np.float32)

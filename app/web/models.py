@@ -8,7 +8,7 @@ models are what the OpenAPI schema shows). What this is not: validation of run c
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -100,10 +100,12 @@ class ProbePublic(BaseModel):
     mark_label: str | None  # what a mark is ("marked", "delimiter")
     saturation: dict[str, dict[str, list[float | None]]]
     pool: FramePool | None  # null at full resolution
+    notes: list[str]  # sentences to show with the frame (e.g. an attached module's dropout)
+    source: Literal["built-in", "live", "fixed"]  # the run's probe sample, or gatescope.watch's
     inputs: list[list[float]]
-    targets: list[Any]
+    targets: list[Any] | None  # null for an attached module (no task, no targets)
     mask: list[float]
-    outputs: list[list[float]]
+    outputs: list[list[float]] | None  # null for an attached module
     h: list[list[list[float]]]
     c: list[list[list[float]]] | None
     gates: dict[str, list[list[list[float]]]]

@@ -37,7 +37,7 @@ CASES: list[tuple[CellName, int, bool, str]] = [
     ("gru", 2, True, "char_lm"),
     ("rnn_tanh", 1, True, "char_lm"),
 ]
-HEADER_KEYS = {"step", "loss", "last_step", "tokens", "marks", "mark_label", "saturation", "pool"}
+HEADER_KEYS = {"step", "loss", "last_step", "tokens", "marks", "mark_label", "saturation", "pool", "notes", "source"}
 PUBLIC_KEYS = HEADER_KEYS | set(VALUE_ARRAYS) | set(GRADIENT_ARRAYS) | {"gates", "unit_means"}
 
 
@@ -277,6 +277,7 @@ def test_json_keys_and_full_shapes(frame: ProbeFrame) -> None:
     L, T, DH = frame.h.shape
     assert np.shape(public["h"]) == (L, T, DH)
     assert np.shape(public["inputs"]) == frame.inputs.shape
+    assert frame.outputs is not None and frame.targets is not None  # a built-in frame has both
     assert np.shape(public["outputs"]) == frame.outputs.shape
     assert np.shape(public["targets"]) == frame.targets.shape
     assert np.shape(public["mask"]) == (T,)
