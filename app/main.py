@@ -1,9 +1,11 @@
 """The FastAPI application: ``uvicorn app.main:app``, or ``create_app(settings)`` for tests.
 
 What this is: the app factory. Its lifespan opens Storage(settings.data_dir), makes the Hub on the
-running event loop, the view service (Views: the gradient-flow, sparkline and task caches) and a
-RunManager that publishes to the hub and then hands each display frame to the views, starts the
-manager (which requeues the runs the last session left queued), and on exit stops the workers,
+running event loop, the view service (Views: the gradient-flow, sparkline and task caches), a
+RunManager and the attached-run service (AttachedRuns), both publishing to the hub and then
+handing each display frame to the views; starts the manager (which requeues the runs the last
+session left queued and interrupts the runs it left running) and then the attached runs' reaper;
+and on exit stops the reaper (interrupting the attached runs still running) and the workers,
 closes the hub, the views and the database. Creating the app starts nothing: only the lifespan
 does. Routes live in app/web; static files and JSON are gzipped where it pays (compression.py).
 
@@ -24,12 +26,13 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from app import __version__
+from app.services.attached import AttachedRuns
 from app.services.hub import Hub
 from app.services.manager import Message, ProbeMessage, RunManager
 from app.services.storage import Storage
 from app.services.views import Views
 from app.settings import Settings, get_settings
-from app.web import api, compression, errors, pages, security, ws
+from app.web import api, compression, errors, ingest, pages, security, ws
 from app.web import views as view_routes
 
 # templates/ and static/ sit at the repository root, beside the app package.
@@ -54,17 +57,23 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             views.remember(run_id, message.step, message.display)
 
     manager = RunManager(storage, settings.max_runs, publish)
+    attached = AttachedRuns(storage, publish)
     app.state.storage, app.state.hub, app.state.views, app.state.manager = storage, hub, views, manager
+    app.state.attached = attached
     app.state.inference_limiter = anyio.CapacityLimiter(api.INFERENCE_THREADS)
     try:
         await anyio.to_thread.run_sync(manager.start)
+        attached.start()
         # gzip plotly.min.js now, off the loop, so the first page load does not wait ~0.5 s for it
         threading.Thread(target=pages.plotly_js_gzipped, name="gatescope-gzip-plotly", daemon=True).start()
         yield
     finally:
         with anyio.CancelScope(shield=True):
             try:
-                await anyio.to_thread.run_sync(manager.shutdown)
+                try:
+                    await anyio.to_thread.run_sync(attached.close)
+                finally:
+                    await anyio.to_thread.run_sync(manager.shutdown)
             finally:
                 hub.close()
                 views.close()
@@ -84,6 +93,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(api.health_router)
     app.include_router(api.router)
+    app.include_router(ingest.router)
     app.include_router(view_routes.router)
     app.include_router(ws.router)
     errors.install(app)

@@ -12,6 +12,7 @@ What this is not: storage or transport; those live in storage.py, the web layer 
 from __future__ import annotations
 
 from datetime import datetime
+from itertools import pairwise
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
@@ -318,12 +319,17 @@ class StepsIn(BaseModel):
 
     @model_validator(mode="after")
     def _increasing(self) -> StepsIn:
-        for before, after in zip(self.steps, self.steps[1:], strict=False):
-            if after.step <= before.step:
-                raise ValueError(
-                    f"steps must be strictly increasing: step {after.step} follows step {before.step}"
-                )
+        check_increasing(self.steps)
         return self
+
+
+def check_increasing(steps: list[StepIn]) -> None:
+    """ValueError unless the steps are strictly increasing."""
+    for before, after in pairwise(steps):
+        if after.step <= before.step:
+            raise ValueError(
+                f"steps must be strictly increasing: step {after.step} follows step {before.step}"
+            )
 
 
 class EndCreate(BaseModel):

@@ -337,8 +337,9 @@ class Views:
         """The run's loss as at most `points` bucket means, reading only steps not read before."""
         curve = self.curves.pop(run_id) or _Curve()  # ours alone while we extend it
         rows = self.storage.metrics(run_id, since=curve.step)
-        curve.steps.extend(int(row["step"]) for row in rows)
-        curve.loss.extend(float(row["loss"]) for row in rows)
+        known = [row for row in rows if row["loss"] is not None]  # an attached run's script may send none
+        curve.steps.extend(int(row["step"]) for row in known)
+        curve.loss.extend(float(row["loss"]) for row in known)
         if rows:
             curve.step = int(rows[-1]["step"])
         self.curves.put(run_id, curve)

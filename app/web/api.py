@@ -42,7 +42,16 @@ from app.services.schemas import (
     RunStatus,
 )
 from app.services.storage import Resolution, RunRecord
-from app.web.deps import BuiltInRunDep, LimiterDep, ManagerDep, RunDep, RunId, StorageDep, require_token
+from app.web.deps import (
+    AttachedDep,
+    BuiltInRunDep,
+    LimiterDep,
+    ManagerDep,
+    RunDep,
+    RunId,
+    StorageDep,
+    require_token,
+)
 from app.web.models import (
     Health,
     InspectCreate,
@@ -145,15 +154,23 @@ def get_run(run: RunDep) -> RunPublic:
     tags=["runs"],
     responses={**NOT_FOUND, 409: {"description": "the run has already finished"}},
 )
-def stop_run(run_id: RunId, manager: ManagerDep) -> RunPublic:
-    """Stop a queued or running run (a running one stops within a second; GET it to see)."""
-    return manager.stop(run_id).to_public()
+def stop_run(run: RunDep, manager: ManagerDep, attached: AttachedDep) -> RunPublic:
+    """Stop a queued or running run (a running one stops within a second; GET it to see). An
+    attached run is asked to stop: its script sees `watch.should_stop` and ends the run itself."""
+    if run.kind == "attached":
+        return attached.stop(run.id).to_public()
+    return manager.stop(run.id).to_public()
 
 
 @router.delete("/runs/{run_id}", status_code=204, tags=["runs"], responses=NOT_FOUND)
-def delete_run(run_id: RunId, manager: ManagerDep) -> Response:
-    """Stop the run if it is training, then delete it with all its data."""
-    manager.delete(run_id)
+def delete_run(run_id: RunId, storage: StorageDep, manager: ManagerDep, attached: AttachedDep) -> Response:
+    """Stop the run if it is training, then delete it with all its data (an attached run's script
+    gets 404 from then on)."""
+    record = storage.get_run(run_id)
+    if record is not None and record.kind == "attached":
+        attached.delete(run_id)
+    else:
+        manager.delete(run_id)
     return Response(status_code=204)
 
 
@@ -281,7 +298,8 @@ def get_checkpoint(run: BuiltInRunDep, manager: ManagerDep) -> Response:
     responses={**NOT_FOUND, 200: {"content": {"application/zip": {}}}},
 )
 def export_run(run: RunDep, storage: StorageDep, manager: ManagerDep) -> FileResponse:
-    """A zip: config.json, metrics.csv, probes.npz (arrays "<step>/<name>") and checkpoint.pt."""
+    """A zip: config.json, metrics.csv, probes.npz (arrays "<step>/<name>") and checkpoint.pt (not
+    for an attached run: its weights live in its script)."""
     fd, name = tempfile.mkstemp(prefix=f"gatescope-{run.id}-", suffix=".zip")
     os.close(fd)
     path = FilePath(name)

@@ -1,6 +1,6 @@
 """FastAPI dependencies: the services the lifespan put on app.state, the run a path names, the token.
 
-What this is: `Annotated[..., Depends(...)]` aliases (StorageDep, ManagerDep, HubDep, ViewsDep,
+What this is: `Annotated[..., Depends(...)]` aliases (StorageDep, ManagerDep, AttachedDep, HubDep, ViewsDep,
 SettingsDep, RunDep, BuiltInRunDep: a run this server trains, else 409) that routes take as typed
 parameters, and `require_token`, which every /api route but the health check and the websocket
 depend on. What this is not: where the services are created
@@ -18,6 +18,7 @@ from fastapi import Depends, HTTPException, Path, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.requests import HTTPConnection
 
+from app.services.attached import AttachedRuns
 from app.services.hub import Hub
 from app.services.manager import RunManager
 from app.services.schemas import RunCreate
@@ -33,6 +34,10 @@ def get_storage(conn: HTTPConnection) -> Storage:
 
 def get_manager(conn: HTTPConnection) -> RunManager:
     return cast(RunManager, conn.app.state.manager)
+
+
+def get_attached(conn: HTTPConnection) -> AttachedRuns:
+    return cast(AttachedRuns, conn.app.state.attached)
 
 
 def get_hub(conn: HTTPConnection) -> Hub:
@@ -54,6 +59,7 @@ def get_inference_limiter(conn: HTTPConnection) -> anyio.CapacityLimiter:
 
 StorageDep = Annotated[Storage, Depends(get_storage)]
 ManagerDep = Annotated[RunManager, Depends(get_manager)]
+AttachedDep = Annotated[AttachedRuns, Depends(get_attached)]
 HubDep = Annotated[Hub, Depends(get_hub)]
 ViewsDep = Annotated[Views, Depends(get_views)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]

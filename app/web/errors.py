@@ -1,7 +1,8 @@
 """How errors become HTTP answers: always {"detail": "a sentence"}, never a traceback.
 
 What this is: `install(app)` maps the services' exceptions to status codes (RunNotFound 404,
-WrongState and NotCharLMError 409, QueueFull 429, StorageError 503) and adds `CatchAll`, an ASGI
+WrongState and NotCharLMError 409, attached.Invalid 422, QueueFull 429, StorageError 503; an
+exception with `stop = True`, attached.RunEnded, adds "stop": true to the body) and adds `CatchAll`, an ASGI
 middleware that turns any other exception into a logged 500 {"detail": "internal error"}
 (Starlette's own handler would re-raise it after answering). What this is not: validation,
 which pydantic and app.core do; their 422 bodies name the field and the limit.
@@ -15,6 +16,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.services.attached import Invalid
 from app.services.inference import NotCharLMError
 from app.services.manager import QueueFull, RunNotFound, WrongState
 from app.services.storage import StorageError
@@ -25,6 +27,7 @@ STATUS: dict[type[Exception], int] = {
     RunNotFound: 404,
     WrongState: 409,
     NotCharLMError: 409,
+    Invalid: 422,
     QueueFull: 429,
     StorageError: 503,
 }
@@ -40,7 +43,10 @@ async def _service_error(request: Request, exc: Exception) -> JSONResponse:
     if status == 503:
         log.error("storage error on %s %s: %s", request.method, request.url.path, exc)
     headers = {"Retry-After": "5"} if status in (429, 503) else None
-    return JSONResponse({"detail": _sentence(exc, type(exc).__name__)}, status_code=status, headers=headers)
+    body: dict[str, object] = {"detail": _sentence(exc, type(exc).__name__)}
+    if getattr(exc, "stop", False):
+        body["stop"] = True  # an ended attached run: its script should stop sending
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 class CatchAll:

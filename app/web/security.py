@@ -10,9 +10,10 @@ What this is:
   (it names the Host) or one of GATESCOPE_ALLOWED_ORIGINS; ws.py closes with 4403 otherwise.
 - Pure ASGI middlewares, installed by `install(app)` (outermost first): `SecurityHeaders` (the one
   CSP, nosniff, Referrer-Policy, X-Frame-Options on every response), `BodyLimit` (413 over
-  MAX_BODY_BYTES, by Content-Length and by counting streamed bytes), `RunRateLimit` (a token bucket
-  per client IP on run creation: 429 with Retry-After) and, only when GATESCOPE_ALLOWED_ORIGINS is
-  set, Starlette's CORSMiddleware for those origins.
+  MAX_BODY_BYTES, or over BODY_LIMITS for an attached run's frames and a run file's import, by
+  Content-Length and by counting streamed bytes), `RunRateLimit` (a token bucket per client IP on
+  run creation, attaching and imports included: 429 with Retry-After) and, only when
+  GATESCOPE_ALLOWED_ORIGINS is set, Starlette's CORSMiddleware for those origins.
 - `warn_if_exposed(settings)`: a WARNING when the server listens beyond loopback without a token.
 
 What this is not: the token check itself (deps.token_ok, hmac.compare_digest) or error mapping
@@ -24,6 +25,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import math
+import re
 import threading
 import time
 from collections import OrderedDict
@@ -38,14 +40,22 @@ from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app import __version__
+from app.services.attached import MAX_FRAME_BYTES, MAX_IMPORT_BYTES
 from app.settings import Settings
 
 log = logging.getLogger("app.web.security")
 
 COOKIE = "gatescope_token"
 MAX_BODY_BYTES = 2 * 1024 * 1024  # 1 MB of custom text, JSON-escaped, plus the rest of a config
+# the routes that take more: one attached run's probe frame, and a whole run file to import
+BODY_LIMITS: tuple[tuple[re.Pattern[str], int], ...] = (
+    (re.compile(r"/api/runs/[^/]+/frames"), MAX_FRAME_BYTES),
+    (re.compile(r"/api/import"), MAX_IMPORT_BYTES),
+)
 LOGIN_BODY_BYTES = 16 * 1024
-RATE_LIMITED = frozenset({("POST", "/api/runs"), ("POST", "/api/compare")})
+RATE_LIMITED = frozenset(
+    {("POST", "/api/runs"), ("POST", "/api/compare"), ("POST", "/api/attach"), ("POST", "/api/import")}
+)
 MAX_BUCKETS = 10_000  # client IPs remembered by the rate limiter (least recently seen go first)
 
 # the one Content-Security-Policy: every response gets it from SecurityHeaders (pages set none)
@@ -180,25 +190,31 @@ class SecurityHeaders:
         await self.app(scope, receive, with_headers)
 
 
-def _too_large() -> JSONResponse:
-    limit = MAX_BODY_BYTES // (1024 * 1024)
+def body_limit(path: str) -> int:
+    """The most bytes a request body to `path` may have: BODY_LIMITS, else MAX_BODY_BYTES."""
+    return next((limit for pattern, limit in BODY_LIMITS if pattern.fullmatch(path)), MAX_BODY_BYTES)
+
+
+def _too_large(limit: int) -> JSONResponse:
+    megabytes = limit // (1024 * 1024)
     return JSONResponse(
-        {"detail": f"the request body is larger than {limit} MB, the most this server accepts"},
+        {"detail": f"the request body is larger than {megabytes} MB, the most this server accepts"},
         status_code=413,
     )
 
 
 class BodyLimit:
-    """413 for a body over `limit` bytes: at once by Content-Length, else as the bytes stream in."""
+    """413 for a body over the path's limit (`body_limit`): at once by Content-Length, else as the
+    bytes stream in."""
 
-    def __init__(self, app: ASGIApp, limit: int = MAX_BODY_BYTES) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self.limit = limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = body_limit(scope.get("path", ""))
         length = Headers(scope=scope).get("content-length")
         if length is not None:
             try:
@@ -210,8 +226,8 @@ class BodyLimit:
                     scope, receive, send
                 )
                 return
-            if declared > self.limit:
-                await _too_large()(scope, receive, send)
+            if declared > limit:
+                await _too_large(limit)(scope, receive, send)
                 return
         received = 0
         exceeded = False
@@ -224,7 +240,7 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.limit:
+                if received > limit:
                     exceeded = True  # the app sees the client leave; we answer 413 instead
                     return {"type": "http.disconnect"}
             return message
@@ -243,7 +259,7 @@ class BodyLimit:
             if not exceeded:
                 raise
         if exceeded and not started:
-            await _too_large()(scope, receive, send)
+            await _too_large(limit)(scope, receive, send)
 
 
 class TokenBucket:
