@@ -7,8 +7,10 @@
 
 import { line, LINES, logAxis, stepAxis, thin } from "./plots.js";
 
-// loss against the task's baseline (dashed)
+// loss against the task's baseline (dashed); null while no step has one (a script that passes
+// no loss to watch.step)
 export function lossFigure({ metrics: m, baseline, yRange, xRange, field = "loss", title = "loss" }) {
+  if (!m[field].some((v) => v !== null)) return null;
   const [x, y] = thin(m.step, m[field]);
   const shapes = [];
   const annotations = [];

@@ -11,6 +11,7 @@ posted as a script would post them: POST /api/attach, .../steps, .../frames, ...
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -95,14 +96,15 @@ class Script:
         self.tokens = frame.header["tokens"]
         return frame.to_bytes()
 
-    def train(self, steps: int) -> None:
-        """`steps` more steps, then a frame of the first and of every second one."""
+    def train(self, steps: int, loss: bool = True) -> None:
+        """`steps` more steps (with a loss, or as a script that passes none), then a frame of the
+        first and of every second one."""
         first = self.step + 1
         self.step += steps
         rows = [
             {
                 "step": k,
-                "loss": 2.0 * math.exp(-k / 8) + 0.4,
+                "loss": 2.0 * math.exp(-k / 8) + 0.4 if loss else None,
                 "grad_norm": 1.5 / math.sqrt(k),
                 "grad_norm_clipped": min(1.0, 1.5 / math.sqrt(k)),
                 "clipped": 1.5 / math.sqrt(k) > 1.0,
@@ -216,7 +218,7 @@ def test_a_watch_of_two_modules_stops_from_the_dashboard_and_compares(
     gs_page: Page, url: Callable[[str], str], http: httpx.Client
 ) -> None:
     script = Script(http, paths=("encoder.rnn", "decoder.rnn"))
-    script.train(6)
+    script.train(6, loss=False)
     page = gs_page
     page.goto(url("/"))
     rows = [page.locator(f'#runs tr[data-run="{run_id}"]') for run_id in script.run_ids]
@@ -229,6 +231,11 @@ def test_a_watch_of_two_modules_stops_from_the_dashboard_and_compares(
     # one watch, one group: its runs side by side, as any comparison
     page.goto(url(f"/runs/{script.run_ids[1]}"))
     expect(page.locator("#group")).to_be_visible()
+    expect(page.locator("#chart-loss")).to_have_class(re.compile(r"\bempty\b"))  # no loss was sent
+    expect(page.locator("#chart-loss")).to_have_attribute(
+        "data-empty", re.compile("watch.step\\(loss=loss\\)")
+    )
+    expect(page.locator(heatmap("chart-gradflow"))).to_be_visible()
     page.locator("#group").click()
     page.wait_for_url("**/compare?runs=*")
     expect(page.locator(".column")).to_have_count(2)
