@@ -10,23 +10,31 @@ import dataclasses
 import functools
 import logging
 import statistics
+import subprocess
+import sys
 import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import orjson
 import pytest
+import uvicorn
 
 from app.core.engine import TrainConfig, Trainer
 from app.core.frames import Frame
 from app.core.probes import ProbeFrame
+from app.main import create_app
+from app.settings import Settings
 from gatescope import transport
 from gatescope.transport import HttpSink
-from tests.live_server import free_port
+from tests.live_server import REPO_ROOT, free_port
 
 URL = "http://gatescope.test:8000"
 MODULE = {
@@ -518,3 +526,94 @@ def test_the_training_thread_only_appends(
     assert steps_of(server.runs["run0"])[-1] == 20_000
     assert step_us < 20, step_us  # an append: well under a microsecond when the machine is idle
     assert frame_us < 100, frame_us  # an append and a sum of array sizes: a few microseconds
+
+
+# -- against the real app ----------------------------------------------------------------------------
+
+
+@contextmanager
+def real_server(data_dir: Path, port: int) -> Iterator[str]:
+    """The app (create_app) served by uvicorn in a thread on `port`; its URL."""
+    config = uvicorn.Config(
+        create_app(Settings(data_dir=data_dir)),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        lifespan="on",
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="test-uvicorn", daemon=True)
+    thread.start()
+    try:
+        wait_until(lambda: server.started, timeout=30)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(30)
+
+
+def attached_probe(step: int) -> ProbeFrame:
+    """A frame as watch makes one: no targets, no outputs (the probe of an LSTM, H=8, I=2)."""
+    return dataclasses.replace(_probe(), step=step, targets=None, outputs=None, source="live")
+
+
+def test_a_watch_s_traffic_is_a_run_on_the_real_server_even_if_it_came_up_late(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    port = free_port()
+    sink = HttpSink(f"http://127.0.0.1:{port}")
+    sink.open(attach(modules=2))
+    for k in range(1, 31):
+        sink.step(row(k))
+        if k in (1, 10, 20, 30):
+            sink.frame(k % 2, attached_probe(k))
+    wait_until(lambda: any("cannot reach" in r.getMessage() for r in caplog.records))
+    with real_server(tmp_path, port) as url, httpx.Client(base_url=url) as http:
+        sink.close()
+        runs = {run["id"]: run for run in http.get("/api/runs").json()["items"]}
+        assert list(runs) == list(reversed(sink.run_ids))  # newest first
+        for module, run_id in enumerate(sink.run_ids):
+            run = runs[run_id]
+            assert (run["kind"], run["status"], run["config"]["module"]) == (
+                "attached",
+                "completed",
+                attach(2)["modules"][module]["path"],
+            )
+            assert run["config"]["dropped_frames"] == 0
+            metrics = http.get(f"/api/runs/{run_id}/metrics").json()
+            assert [m["step"] for m in metrics] == list(range(1, 31))
+            assert metrics[4]["loss"] == pytest.approx(0.2)
+            assert http.get(f"/api/runs/{run_id}/probes").json() == ([10, 20, 30] if module == 0 else [1])
+        frame = Frame.from_bytes(http.get(f"/api/runs/{sink.run_ids[0]}/probes/20").content)
+        expected = Frame.from_probe(sink.run_ids[0], attached_probe(20))
+        assert frame.header["run_id"] == sink.run_ids[0]
+        assert all(np.array_equal(frame.arrays[k], expected.arrays[k]) for k in expected.arrays)
+
+
+FORGETFUL = """
+import sys
+sys.path.insert(0, {root!r})
+from gatescope.transport import HttpSink
+sink = HttpSink({url!r})
+sink.open({attach!r})
+sink.step({row!r})
+{ending}
+"""
+
+
+@pytest.mark.parametrize(
+    ("ending", "status", "error"),
+    [("pass", "completed", None), ("1 / 0", "failed", "ZeroDivisionError: division by zero")],
+)
+def test_a_script_that_forgets_close_ends_its_run_at_exit(
+    tmp_path: Path, ending: str, status: str, error: str | None
+) -> None:
+    with real_server(tmp_path, free_port()) as url, httpx.Client(base_url=url) as http:
+        script = FORGETFUL.format(root=str(REPO_ROOT), url=url, attach=attach(), row=row(1), ending=ending)
+        done = subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False
+        )
+        assert done.returncode == (0 if ending == "pass" else 1), done.stderr
+        [run] = http.get("/api/runs").json()["items"]
+        assert (run["status"], run["error"]) == (status, error)
+        assert [m["step"] for m in http.get(f"/api/runs/{run['id']}/metrics").json()] == [1]
