@@ -17,10 +17,13 @@ import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from starlette.testclient import TestClient
 
 from app.core.engine import TrainConfig, Trainer
 from app.core.frames import Frame
 from app.core.probes import ProbeFrame
+from app.main import create_app
+from app.settings import Settings
 from gatescope import runfile
 from gatescope.runfile import MAGIC, FileSink, RunFile, read_runfile
 
@@ -250,3 +253,22 @@ def test_a_script_that_ends_without_closing_leaves_a_readable_file(
         assert "ZeroDivisionError" in done.stderr  # the script's own excepthook still ran
     result = read_runfile(path)
     assert (result.steps, result.end, result.problems) == ([{"step": 1}], end, [])
+
+
+def test_the_real_server_imports_a_run_file_with_every_step_and_frame(tmp_path: Path) -> None:
+    sink = FileSink(tmp_path / "a.gsrun")
+    sink.open(ATTACH)
+    for k in range(1, 21):
+        sink.step(row(k))
+    for k in (1, 10, 20):
+        sink.frame(0, dataclasses.replace(probe(k), targets=None, outputs=None, source="live"))
+    data = (tmp_path / "a.gsrun").read_bytes()  # not closed: the script died
+    with TestClient(create_app(Settings(data_dir=tmp_path / "server"))) as http:
+        answer = http.post("/api/import", content=data[:-50])  # and its last frame was cut short
+        assert answer.status_code == 201, answer.text
+        assert answer.json()["warnings"][0].startswith("the last record (frame, at byte ")
+        first, second = answer.json()["runs"]
+        assert (first["status"], second["config"]["module"]) == ("interrupted", "b")
+        assert [m["step"] for m in http.get(f"/api/runs/{first['id']}/metrics").json()] == list(range(1, 21))
+        assert http.get(f"/api/runs/{first['id']}/probes").json() == [1, 10]
+        assert http.get(f"/api/runs/{second['id']}/probes").json() == []
