@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -90,11 +91,11 @@ class Script:
         return response.json()
 
     def frame(self, run_id: str, step: int) -> bytes:
-        frame = Frame.from_probe(run_id, probe(self.net, self.task, self.sample, step=step))
-        del frame.arrays["targets"], frame.arrays["outputs"]  # an attached frame has neither
-        frame.header |= {"notes": [DROPOUT_NOTE], "source": "live"}
-        self.tokens = frame.header["tokens"]
-        return frame.to_bytes()
+        built_in = probe(self.net, self.task, self.sample, step=step)
+        # as an attached module's frame: no targets, no outputs, a note and its source
+        frame = replace(built_in, targets=None, outputs=None, notes=[DROPOUT_NOTE], source="live")
+        self.tokens = list(frame.tokens or [])
+        return Frame.from_probe(run_id, frame).to_bytes()
 
     def train(self, steps: int, loss: bool = True) -> None:
         """`steps` more steps (with a loss, or as a script that passes none), then a frame of the
