@@ -145,7 +145,7 @@ def check_frame(data: bytes, run_id: str, config: AttachedConfig) -> Frame:
     try:
         frame = Frame.from_bytes(data)
     except ValueError as exc:
-        raise Invalid(f"the body is not a probe frame: {exc}") from exc
+        raise Invalid(str(exc)) from exc  # "not a probe frame: ..."
     try:
         header = FrameHeader.model_validate(frame.header)
     except ValidationError as exc:

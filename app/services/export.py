@@ -3,8 +3,9 @@
 What this is: `metrics_csv(rows)` writes the per-step metrics (one column per StepMetrics field,
 each parameter's gradient norm as its own `grad_norm.<parameter>` column); `write_export` writes
 a zip of config.json, metrics.csv, probes.npz (every stored probe frame at full resolution,
-arrays named "<step>/<name>", float32) and checkpoint.pt (the torch.save bytes), to a file,
-streaming probe by probe so a long run never sits in memory whole.
+arrays named "<step>/<name>", float32) and checkpoint.pt (the torch.save bytes, when there are
+weights: never for an attached run, whose weights live in its script), to a file, streaming
+probe by probe so a long run never sits in memory whole. Built-in and attached runs export alike.
 
 What this is not: a web route (the web layer streams the file) or storage (it reads through
 `Storage`'s methods).

@@ -2,17 +2,23 @@
 
 What this is: `install(app)` maps the services' exceptions to status codes (RunNotFound 404,
 WrongState and NotCharLMError 409, attached.Invalid 422, QueueFull 429, StorageError 503; an
-exception with `stop = True`, attached.RunEnded, adds "stop": true to the body) and adds `CatchAll`, an ASGI
-middleware that turns any other exception into a logged 500 {"detail": "internal error"}
-(Starlette's own handler would re-raise it after answering). What this is not: validation,
-which pydantic and app.core do; their 422 bodies name the field and the limit.
+exception with `stop = True`, attached.RunEnded, adds "stop": true to the body), answers
+request validation errors as FastAPI does but with non-finite inputs (a JSON body may say NaN)
+written as strings, and adds `CatchAll`, an ASGI middleware that turns any other exception into a
+logged 500 {"detail": "internal error"} (Starlette's own handler would re-raise it after
+answering). What this is not: validation, which pydantic and app.core do; their 422 bodies name
+the field and the limit.
 """
 
 from __future__ import annotations
 
 import logging
+import math
+from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -77,7 +83,24 @@ class CatchAll:
             await response(scope, receive, send)
 
 
+def _finite(value: Any) -> Any:
+    """`value` with every NaN or infinity written as a string, so that it can be JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    return value
+
+
+async def _invalid_request(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    return JSONResponse({"detail": _finite(jsonable_encoder(exc.errors()))}, status_code=422)
+
+
 def install(app: FastAPI) -> None:
     for kind in STATUS:
         app.add_exception_handler(kind, _service_error)
+    app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_middleware(CatchAll)

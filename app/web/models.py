@@ -65,18 +65,19 @@ class SampleResult(BaseModel):
 
 
 class StepMetricsPublic(BaseModel):
-    """One training step, as GET /api/runs/{id}/metrics lists them and step messages carry them."""
+    """One training step, as GET /api/runs/{id}/metrics lists them and step messages carry them.
+    A built-in run has every value; an attached run's script may send null (always for metric)."""
 
     step: int
-    loss: float
-    metric: float
-    grad_norm: float
-    grad_norm_clipped: float
+    loss: float | None
+    metric: float | None
+    grad_norm: float | None
+    grad_norm_clipped: float | None
     clipped: bool
-    param_grad_norms: dict[str, float]
-    update_ratio: float
-    lr: float
-    seconds: float
+    param_grad_norms: dict[str, float | None]
+    update_ratio: float | None
+    lr: float | None
+    seconds: float | None
 
 
 class FramePool(BaseModel):

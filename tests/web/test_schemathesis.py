@@ -2,7 +2,8 @@
 
 The app runs with its lifespan (real Storage and RunManager) in a TestClient; schemathesis calls
 it in-process. Three finished runs are seeded straight into storage (trained a few steps here, in
-this process; one with frames larger than a display frame), and about two thirds of the
+this process; one with frames larger than a display frame) with one running attached run (steps
+and a frame sent through the attached-run service), and about two thirds of the
 generated run ids are swapped for theirs, so the per-run operations (probes, inspect, sample,
 export, ...) see real data, not only 404s. The manager is given no slots, so the runs
 schemathesis creates stay queued instead of training.
@@ -24,7 +25,9 @@ from schemathesis.python.asgi import ASGIClient
 from starlette.testclient import TestClient
 
 from app.main import create_app
+from app.services.schemas import AttachCreate
 from app.services.storage import Storage
+from tests.services.test_attached import attached_frame, module, steps
 from tests.web.conftest import LONG, make_app, seed_run
 
 MAX_EXAMPLES = 12  # per operation: about 20 operations, well under a minute in all
@@ -47,7 +50,12 @@ def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
         storage: Storage = app.state.storage
         hello = {"cell": "lstm", "hidden_size": 4, "task": {"name": "char_lm"}, "steps": 5, "probe_every": 2}
         adding = {"cell": "gru", "hidden_size": 4, "task": {"name": "adding", "seq_len": 5}, "steps": 3}
-        ids = [seed_run(storage, hello), seed_run(storage, adding), seed_run(storage, LONG)]
+        ids = [
+            seed_run(storage, hello),
+            seed_run(storage, adding),
+            seed_run(storage, LONG),
+            attached_run(app),
+        ]
         # not entered: entering would start a second lifespan in schemathesis's own event loop
         session = ASGIClient(cast(Any, app))
         try:
@@ -55,6 +63,15 @@ def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
         finally:
             session.close()
         assert app.state.manager is manager and manager.running() == []  # one lifespan, no training
+
+
+def attached_run(app: Any) -> str:
+    """A running attached run with two steps and a frame (its script 'sends' while schemathesis runs)."""
+    m = module()
+    (run,) = app.state.attached.attach(AttachCreate.model_validate({"modules": [m]})).runs
+    app.state.attached.add_steps(run.id, steps(1, 2))
+    app.state.attached.add_frame(run.id, attached_frame(run.id, m, 2).to_bytes())
+    return str(run.id)
 
 
 def aim(case: Any, run_ids: list[str]) -> None:
@@ -99,6 +116,12 @@ def test_the_schema_covers_every_route() -> None:
         "/api/runs/{run_id}/sample",
         "/api/runs/{run_id}/checkpoint",
         "/api/runs/{run_id}/export",
+        "/api/attach",
+        "/api/runs/{run_id}/steps",
+        "/api/runs/{run_id}/frames",
+        "/api/runs/{run_id}/heartbeat",
+        "/api/runs/{run_id}/end",
+        "/api/import",
     }
 
 
