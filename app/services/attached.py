@@ -234,7 +234,7 @@ class _Live:
     frames: set[int]  # the steps of its stored frames
     heard: float  # monotonic time of its last request
     lock: threading.Lock = field(default_factory=threading.Lock)
-    gone: bool = False  # ended, reaped or deleted: requests that waited for the lock find it so
+    gone: Exception | None = None  # why it takes no more requests (ended, reaped, deleted): they raise it
 
     def reply(self) -> IngestReply:
         return IngestReply(
@@ -362,16 +362,21 @@ class AttachedRuns:
     def delete(self, run_id: str) -> None:
         """Delete an attached run and its data; viewers of a running one get an end (stopped)."""
         with self._lock:
-            run = self._live.pop(run_id, None)
-        if run is not None:
-            with run.lock:
-                run.gone = True
-                self.storage.delete_run(run_id)
+            run = self._live.get(run_id)
+        if run is None:
+            if not self.storage.delete_run(run_id):
+                raise RunNotFound(f"there is no run with id {run_id!r}")
+            return
+        with run.lock:  # a request under way finishes first; the ones waiting then find it gone
+            ended = run.gone is not None
+            run.gone = RunNotFound(f"there is no run with id {run_id!r}")
+            self.storage.delete_run(run_id)
+            with self._lock:
+                self._live.pop(run_id, None)
+        if not ended:
             record = run.record
             record.status, record.error, record.finished_at = "stopped", DELETED_ERROR, utcnow()
             self._emit(run_id, EndMessage(record.to_public()))
-        elif not self.storage.delete_run(run_id):
-            raise RunNotFound(f"there is no run with id {run_id!r}")
 
     # -- import ----------------------------------------------------------------------------
 
@@ -469,7 +474,7 @@ class AttachedRuns:
     def _finish(self, run: _Live, status: str, error: str | None, stale_at: float | None = None) -> bool:
         """End a live run (unless it went meanwhile, or, for the reaper, was heard from since)."""
         with run.lock:
-            if run.gone or (stale_at is not None and stale_at - run.heard <= STALE_SECONDS):
+            if run.gone is not None or (stale_at is not None and stale_at - run.heard <= STALE_SECONDS):
                 return False
             self._finish_locked(run, status, error, run.config)
             return True
@@ -482,12 +487,12 @@ class AttachedRuns:
             finished_at=utcnow(),
             config=config.model_dump(mode="json"),
         )
-        run.gone = True
-        with self._lock:
-            self._live.pop(run.record.id, None)
         if record is None:  # pragma: no cover - deleted behind the service's back
             raise RunNotFound(f"there is no run with id {run.record.id!r}")
+        run.gone = RunEnded(f"run {record.id} has ended: it is {record.status}")
         run.record = record
+        with self._lock:
+            self._live.pop(record.id, None)
         public = record.to_public()
         self._emit(record.id, StatusMessage(public))
         self._emit(record.id, EndMessage(public))
@@ -503,18 +508,19 @@ class AttachedRuns:
 
 
 class _Held:
-    """`with service._ingest(id) as run:` holds the run's lock; a run that ended while the request
-    waited raises RunEnded. Entering counts as a heartbeat (unless made with heard=None)."""
+    """`with service._ingest(id) as run:` holds the run's lock; a run that ended (or was deleted)
+    while the request waited raises RunEnded (RunNotFound). Entering counts as a heartbeat (unless
+    made with heard=None)."""
 
     def __init__(self, run: _Live, heard: float | None) -> None:
         self.run, self.heard = run, heard
 
     def __enter__(self) -> _Live:
         self.run.lock.acquire()
-        if self.run.gone:
+        gone = self.run.gone
+        if gone is not None:
             self.run.lock.release()
-            record = self.run.record
-            raise RunEnded(f"run {record.id} has ended: it is {record.status}")
+            raise type(gone)(str(gone))  # a new one each time: a raised exception keeps its traceback
         if self.heard is not None:
             self.run.heard = self.heard
         return self.run

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import struct
+import threading
 from collections.abc import Callable, Iterator
 from functools import cache
 from pathlib import Path
@@ -17,8 +18,10 @@ from typing import Any
 import numpy as np
 import orjson
 import pytest
+import torch
 
 from app.core import frames as frames_module
+from app.core.attach import layout_of, probe_call
 from app.core.frames import Frame
 from app.core.probes import ProbeFrame
 from app.services.attached import (
@@ -29,6 +32,7 @@ from app.services.attached import (
     AttachedRuns,
     Invalid,
     RunEnded,
+    check_frame,
 )
 from app.services.manager import (
     DELETED_ERROR,
@@ -41,7 +45,7 @@ from app.services.manager import (
     StepMessage,
     WrongState,
 )
-from app.services.schemas import AttachCreate, EndCreate, RunCreate, StepsIn
+from app.services.schemas import AttachCreate, AttachedConfig, EndCreate, RunCreate, StepsIn
 from app.services.storage import METRIC_FIELDS, RunRecord, Storage
 from gatescope.runfile import FileSink
 from tests.core.test_frames import probe_frame
@@ -336,9 +340,7 @@ def test_a_bad_frame_is_refused_with_a_sentence_and_stores_nothing(
     assert service.runs.add_frame("r", good.to_bytes()).frames == 2  # the run still takes good frames
 
 
-def _config(m: dict[str, Any]) -> Any:
-    from app.services.schemas import AttachedConfig
-
+def _config(m: dict[str, Any]) -> AttachedConfig:
     body = AttachCreate.model_validate({"modules": [m]})
     return AttachedConfig.of(body, body.modules[0])
 
@@ -458,6 +460,58 @@ def test_close_interrupts_the_runs_still_running(service: Service) -> None:
     assert record is not None and (record.status, record.error) == ("interrupted", SHUTDOWN_ERROR)
 
 
+def test_a_restart_leaves_attached_runs_interrupted(service: Service) -> None:
+    (run_id,) = service.attach()
+    service.storage.recover()  # what the next start does, before the service takes requests
+    fresh = AttachedRuns(service.storage)
+    with pytest.raises(RunEnded, match=f"run {run_id} has ended: it is interrupted"):
+        fresh.heartbeat(run_id)
+
+
+def test_concurrent_requests_for_one_run_never_interleave(service: Service) -> None:
+    m = module("gru", layers=1, bidi=False)
+    (run_id,) = service.attach(m)
+    frames = [attached_frame(run_id, m, k).to_bytes() for k in range(1, 17)]
+    barrier = threading.Barrier(32)
+    stored: list[int] = []
+    errors: list[BaseException] = []
+
+    def send(k: int) -> None:  # two threads send each frame at once: exactly one stores it
+        barrier.wait()
+        try:
+            service.runs.add_frame(run_id, frames[k])
+            stored.append(k)
+        except WrongState:
+            pass
+        except BaseException as exc:  # pragma: no cover - what the test is for
+            errors.append(exc)
+
+    threads = [threading.Thread(target=send, args=(k % 16,)) for k in range(32)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and sorted(stored) == list(range(16))
+    assert service.storage.probe_steps(run_id) == list(range(1, 17))
+    assert service.runs.heartbeat(run_id).frames == 16
+    assert len([m for _, m in service.messages if isinstance(m, ProbeMessage)]) == 16
+
+
+def test_a_request_that_waited_for_a_deleted_run_gets_not_found(service: Service) -> None:
+    (run_id,) = service.attach()
+    held = service.runs._ingest(run_id)
+    with held:  # a request under way: delete waits for it
+        deleting = threading.Thread(target=service.runs.delete, args=(run_id,))
+        deleting.start()
+        deleting.join(0.2)
+        assert deleting.is_alive() and service.storage.get_run(run_id) is not None
+    deleting.join()
+    with pytest.raises(RunNotFound), held:  # the next request that had found the run
+        pass
+    with pytest.raises(RunNotFound):
+        service.runs.heartbeat(run_id)
+
+
 # -- import ---------------------------------------------------------------------------------
 
 
@@ -520,3 +574,53 @@ def test_an_invalid_run_file_stores_nothing(service: Service, tmp_path: Path) ->
         service.runs.import_file(bad_attach)
     assert service.storage.list_runs() == ([], 0)
     assert len(service.runs.import_file(data).runs) == 1
+
+
+# -- frames as gatescope.watch makes them -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kind", "layers", "bidi", "bias", "T", "itemize", "through"),
+    [
+        ("LSTM", 2, True, True, 7, True, "output"),
+        ("GRU", 1, False, True, 5, True, "h_n"),
+        ("RNN-relu", 3, False, False, 250, True, "output"),  # T > 200: no itemized matrices
+        ("LSTM", 1, False, True, 4, False, "nothing"),  # no gradient reached the module
+    ],
+)
+def test_frames_of_the_core_attach_probe_pass_the_checks(
+    kind: str, layers: int, bidi: bool, bias: bool, T: int, itemize: bool, through: str
+) -> None:
+    """The frames app.core.attach makes for real torch modules are what the server takes."""
+    torch.manual_seed(0)
+    cls = {"LSTM": torch.nn.LSTM, "GRU": torch.nn.GRU, "RNN-relu": torch.nn.RNN}[kind]
+    extra = {"nonlinearity": "relu"} if kind == "RNN-relu" else {}
+    net = cls(3, 5, num_layers=layers, bidirectional=bidi, bias=bias, batch_first=True, **extra)
+    x = torch.randn(2, T, 3)
+    out, state = net(x)
+    h_n = state[0] if isinstance(state, tuple) else state
+    loss = out.pow(2).sum() if through == "output" else h_n.pow(2).sum()
+    grad_out, grad_hn = (
+        torch.autograd.grad(loss, [out, h_n], allow_unused=True) if through != "nothing" else (None, None)
+    )
+    layout = layout_of(net)
+    params = {name: p.detach() for name, p in net.named_parameters()}
+    pf = probe_call(
+        layout,
+        params,
+        x[0],
+        None,
+        None,
+        grad_out[0] if grad_out is not None else None,
+        grad_hn[:, 0] if grad_hn is not None else None,
+        None,
+        step=3,
+        tokens=[str(t) for t in range(T)],
+        itemize=itemize,
+        notes=[],
+        source="live",
+    )
+    body = AttachCreate.model_validate({"modules": [{"path": "rnn", **layout.to_json()}]})
+    config = _config(body.modules[0].model_dump())
+    frame = check_frame(Frame.from_probe("r", pf).to_bytes(), "r", config)
+    assert frame.step == 3 and ("itemized" in frame.arrays) == (itemize and T <= 200 and through != "nothing")
