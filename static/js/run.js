@@ -70,7 +70,7 @@ const charts = {
   hidden: new Chart($("chart-hidden"), stateFigure, { onClick: pickT, name: "hidden", legend: $("legend-hidden") }),
 };
 $("chart-itemized").dataset.empty =
-  "Nothing to itemize: this task has a single loss step (many-to-one), or the frame has no itemized gradients (a long sequence, or itemize off).";
+  "Nothing to itemize: a single loss step (many-to-one), or no itemized gradients in this frame (a long sequence, itemize off, or the probe budget left them out).";
 $("chart-gradflow").dataset.empty = "Waiting for the first probe frame…";
 const gateCharts = {};
 

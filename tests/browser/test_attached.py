@@ -12,20 +12,26 @@ from __future__ import annotations
 
 import math
 import re
+import time
 from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import torch
 from playwright.sync_api import Page, expect
+from torch import Tensor, nn
 
+import gatescope
+from app.core.attach import dropout_note, layout_of
 from app.core.frames import Frame
 from app.core.model import ModelSpec, RecurrentNet, initialize
 from app.core.probes import probe
 from app.core.tasks import Batch, Task, make_task
 from tests.browser.conftest import heatmap, poll, reveal_all, screenshot
+from tests.live_server import LiveServer
 
 HIDDEN = 16
 DROPOUT_NOTE = (
@@ -135,6 +141,23 @@ def script(http: httpx.Client) -> Script:
     return Script(http)
 
 
+def wait_until(value: Callable[[], Any], timeout: float = 30.0) -> Any:
+    """Call `value` until it returns something truthy (in this process, not the page); that."""
+    deadline = time.monotonic() + timeout
+    while not (got := value()):
+        assert time.monotonic() < deadline, f"still falsy after {timeout} s"
+        time.sleep(0.05)
+    return got
+
+
+def showing(page: Page, step: int) -> None:
+    """Wait until the run page is set up and shows the frame of `step`."""
+    poll(
+        page,
+        f"() => window.__gatescopeRun?.state.ready && window.__gatescopeRun.state.frame?.step === {step}",
+    )
+
+
 def run_state(page: Page, expression: str) -> Any:
     return page.evaluate(f"() => {{ const r = window.__gatescopeRun; return {expression}; }}")
 
@@ -159,7 +182,7 @@ def test_an_attached_run_on_the_dashboard_and_its_page(
 
     page.set_viewport_size({"width": 1280, "height": 2400})
     page.goto(url(f"/runs/{script.run_id}"))
-    poll(page, "() => window.__gatescopeRun?.state.ready && window.__gatescopeRun.state.frame?.step === 10")
+    showing(page, 10)
     expect(page.locator("#run-kind")).to_be_visible()
     expect(page.locator("#run-status")).to_have_text("running")
     desc = page.locator("#run-desc")
@@ -194,7 +217,7 @@ def test_an_attached_run_on_the_dashboard_and_its_page(
 
     # live: new steps and frames arrive as the script sends them
     script.train(4)
-    poll(page, "() => window.__gatescopeRun.state.frame?.step === 14")
+    showing(page, 14)
     expect(page.locator("#scrub-label")).to_have_text("14 · live batch, sample 0")
     expect(desc).to_contain_text("step 14")
     assert run_state(page, "r.feed.metrics.step.at(-1)") == 14
@@ -248,3 +271,116 @@ def test_a_watch_of_two_modules_stops_from_the_dashboard_and_compares(
         expect(column.locator(heatmap(f"chart-hidden-{run_id}"))).to_be_visible()
     script.end()
     expect(page.locator(f'.column[data-run="{script.run_id}"] .status')).to_have_text("completed")
+
+
+# -- a real training script: gatescope.watch on a model with an nn.LSTM inside -------------------
+
+VOCAB = "abcdefghij"
+
+
+class Tagger(nn.Module):
+    """An embedding, a 2-layer nn.LSTM with dropout between its layers, a linear readout."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(len(VOCAB), 8)
+        self.rnn = nn.LSTM(8, HIDDEN, num_layers=2, batch_first=True, dropout=0.2)
+        self.readout = nn.Linear(HIDDEN, len(VOCAB))
+
+    def forward(self, ids: Tensor) -> Tensor:
+        out, _ = self.rnn(self.embed(ids))
+        logits: Tensor = self.readout(out)
+        return logits
+
+
+class Loop:
+    """The user's own loop: predict the previous character (Adam), watch.step() after each update."""
+
+    def __init__(self) -> None:
+        torch.manual_seed(0)
+        self.model = Tagger()
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=1e-2)
+        self.generator = torch.Generator().manual_seed(0)
+
+    def labels(self, ids: Tensor) -> list[str]:
+        return [VOCAB[int(i)] for i in ids]
+
+    def train(self, watch: gatescope.Watch, steps: int) -> None:
+        for _ in range(steps):
+            ids = torch.randint(0, len(VOCAB), (8, 12), generator=self.generator)
+            logits = self.model(ids)[:, 1:]
+            loss = nn.functional.cross_entropy(logits.reshape(-1, len(VOCAB)), ids[:, :-1].reshape(-1))
+            self.optimizer.zero_grad()
+            loss.backward()
+            self.optimizer.step()
+            watch.step(loss=loss)
+
+
+def test_a_watched_script_streams_live_and_stops_from_the_page(
+    gs_page: Page, server: LiveServer, url: Callable[[str], str], http: httpx.Client
+) -> None:
+    loop = Loop()
+    watching = gatescope.watch(loop.model, server=server.url, every=2, name="tagger", labels=loop.labels)
+    with watching as watch:
+        loop.train(watch, 4)
+        run_id = wait_until(lambda: watch.run_ids and watch.run_ids[0])  # attached in its thread
+        page = gs_page
+        page.goto(url(f"/runs/{run_id}"))
+        showing(page, 4)
+        expect(page.locator("#run-desc")).to_contain_text(f"tagger · rnn · LSTM 2×{HIDDEN} · ")
+        note = dropout_note(layout_of(loop.model.rnn))
+        expect(page.locator("#frame-info .frame-notes li")).to_have_text(note)
+        assert run_state(page, "r.state.frame.tokens.every((s) => /^[a-j]$/.test(s))")  # labels=
+        loop.train(watch, 4)
+        showing(page, 8)
+        reveal_all(page)
+        itemized = run_state(page, "'itemized' in r.state.frame.arrays")  # itemize="auto" decides
+        for name in HEATMAPS if itemized else [n for n in HEATMAPS if n != "itemized"]:
+            expect(page.locator(heatmap(f"chart-{name}"))).to_be_visible()
+        if not itemized:
+            expect(page.locator("#chart-itemized")).to_have_attribute(
+                "data-empty", re.compile("probe budget")
+            )
+        page.locator("#stop").click()
+        expect(page.locator("#stop")).to_have_text("stop requested")
+        deadline = time.monotonic() + 30
+        while not watch.should_stop:  # the script hears it in the reply to its next request
+            assert time.monotonic() < deadline, "the script never heard Stop"
+            loop.train(watch, 1)
+            time.sleep(0.1)
+    expect(page.locator("#run-status")).to_have_text("stopped")
+    assert http.get(f"/api/runs/{run_id}").json()["status"] == "stopped"
+
+
+def test_a_run_file_imported_from_the_dashboard(
+    gs_page: Page, url: Callable[[str], str], http: httpx.Client, tmp_path: Path
+) -> None:
+    loop = Loop()
+    path = tmp_path / "tagger.gsrun"
+    with gatescope.watch(
+        loop.model, server=None, every=3, name="offline", path=path, labels=loop.labels
+    ) as w:
+        loop.train(w, 7)
+    page = gs_page
+    page.goto(url("/"))
+    page.locator("#import-file").set_input_files(str(path))
+    page.wait_for_url("**/runs/*")
+    run_id = page.url.rsplit("/", 1)[1]
+    showing(page, 6)
+    expect(page.locator("#run-status")).to_have_text("completed")
+    expect(page.locator("#run-kind")).to_be_visible()
+    expect(page.locator("#run-desc")).to_contain_text("offline · rnn · LSTM")
+    assert run_state(page, "r.feed.probeSteps") == [1, 3, 6]
+    assert run_state(page, "r.feed.metrics.step.length") == 7
+    assert http.get(f"/api/runs/{run_id}").json()["kind"] == "attached"
+
+    # a file that is not a run file: nothing imported, and the server's sentence on the dashboard
+    bad = tmp_path / "notes.gsrun"
+    bad.write_text("not a run file")
+    answer = http.post("/api/import", content=bad.read_bytes())
+    assert answer.status_code in (400, 413, 422), answer.text
+    page.problems.allowed.append("/api/import")  # type: ignore[attr-defined]  # the refused upload
+    page.goto(url("/"))
+    page.locator("#import-file").set_input_files(str(bad))
+    error = f"notes.gsrun was not imported ({answer.status_code}): {answer.json()['detail']}"
+    expect(page.locator("#runs-error")).to_have_text(error)
