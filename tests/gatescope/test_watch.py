@@ -219,7 +219,7 @@ SPECS = st.builds(
 )
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(spec=SPECS, seed=st.integers(0, 1000))
 def test_every_frame_is_the_steps_own_batch_under_the_real_loss(spec: Spec, seed: int) -> None:
     _, steps, sink = train(spec, 3, seed, watch={"itemize": True})
