@@ -156,3 +156,41 @@ def test_services_do_not_import_the_web_layer() -> None:
 
 def test_the_web_layer_does_no_array_work() -> None:
     assert _offenders(WEB_DIR, ("numpy", "torch")) == {}
+
+
+# Runs in a fresh interpreter: import gatescope, watch a small LSTM for a few steps into a run
+# file (FileSink) and into memory (MemorySink), then report which forbidden modules were loaded.
+_WATCH = """
+import json, sys
+import torch
+import gatescope
+from gatescope.sink import MemorySink
+
+forbidden = tuple(json.loads(sys.argv[1]))
+model = torch.nn.LSTM(3, 4, num_layers=2, batch_first=True)
+for sink in (None, MemorySink()):
+    kwargs = {"server": None, "path": sys.argv[2]} if sink is None else {"sink": sink}
+    with gatescope.watch(model, every=1, **kwargs) as watch:
+        for _ in range(3):
+            out, _ = model(torch.randn(2, 5, 3))
+            out.pow(2).mean().backward()
+            watch.step(loss=1.0)
+    frames = len(sink.frames) if sink is not None else None
+loaded = sorted(f for f in forbidden if any(n == f or n.startswith(f + ".") for n in sys.modules))
+print(json.dumps({"loaded": loaded, "frames": frames}))
+"""
+
+
+def test_gatescope_watches_without_the_server_stack(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", _WATCH, json.dumps(FORBIDDEN), str(tmp_path / "run.gsrun")],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, f"watching failed:\n{result.stderr}"
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report == {"loaded": [], "frames": 3}
+    assert (tmp_path / "run.gsrun").stat().st_size > 0
