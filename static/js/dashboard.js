@@ -48,9 +48,9 @@ function whatCell(run) {
     { class: "task attached", title },
     el("span", { class: "badge", text: "attached" }),
     c.name ? el("strong", { text: ` ${c.name}` }) : null,
+    c.script ? el("span", { class: "script", text: ` · ${c.script}` }) : null,
     el("br"),
     el("span", { class: "module", text: describeModule(c) }),
-    c.script ? el("span", { class: "script", text: ` · ${c.script}` }) : null,
   );
 }
 
@@ -90,7 +90,7 @@ function renderRuns() {
         "tr",
         { "data-run": run.id, "data-kind": run.kind ?? "built-in" },
         el("td", {}, pick),
-        el("td", {}, el("a", { href: `/runs/${run.id}` }, run.id), run.group ? el("span", { class: "tag", title: `comparison group ${run.group}` }, "g") : null),
+        el("td", {}, el("a", { href: `/runs/${run.id}` }, run.id), run.group ? el("span", { class: "tag", title: `${isAttached(run) ? "the runs of one watch" : "comparison group"} ${run.group}` }, "g") : null),
         el("td", {}, status),
         el("td", { text: run.config.cell }),
         whatCell(run),

@@ -1,12 +1,15 @@
 """Regenerate the README's screenshots (docs/screenshots/*.png): `python -m tests.browser.screenshots`.
 
 Starts its own server on a temporary data directory, trains a few small runs (a minute or two on
-a CPU), and photographs the dashboard, a run page, a comparison and the guided tour at 1280 px
-in Debian's Chromium. Not a test: the browser tests save their own screenshots to test-artifacts/.
+a CPU) and runs examples/char_lstm.py against it (an attached run: a user's own script under
+gatescope.watch), and photographs the dashboard, run pages, a comparison and the guided tour at
+1280 px in Debian's Chromium. Not a test: the browser tests save their own screenshots to test-artifacts/.
 """
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -38,6 +41,18 @@ HELLO: dict[str, Any] = {
 }
 
 
+ATTACHED_STEPS = 240  # examples/char_lstm.py: enough for its loss to fall and its gates to change
+
+
+def watch_example(http: httpx.Client, url: str) -> str:
+    """Run examples/char_lstm.py against the server to its end; its run's id."""
+    script = REPO_ROOT / "examples" / "char_lstm.py"
+    command = [sys.executable, str(script), "--server", url, "--steps", str(ATTACHED_STEPS), "--every", "10"]
+    subprocess.run(command, check=True, capture_output=True, timeout=900)
+    runs = http.get("/api/runs", params={"limit": 500}).json()["items"]
+    return str(next(r["id"] for r in runs if r["kind"] == "attached"))
+
+
 def settle(page: Page, selector: str) -> None:
     page.wait_for_selector(selector)
     reveal_all(page)
@@ -53,6 +68,7 @@ def main() -> None:
             hello = http.post("/api/runs", json=HELLO).json()["id"]
             for run_id in [*ids, hello]:
                 wait_for_run(http, run_id, timeout=900)
+            attached = watch_example(http, server.url)
             http.post("/api/runs", json={**VANISHING, "cell": "gru", "steps": 100_000})  # one running
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
@@ -72,6 +88,14 @@ def main() -> None:
             poll(page, "() => window.__gatescopeRun?.feed.ended")
             settle(page, "#chart-gradflow canvas.gs-heatmap")
             page.screenshot(path=str(OUT / "run-rnn-vanishing.png"))
+
+            page.goto(f"{server.url}/runs/{attached}?t=40")
+            poll(
+                page,
+                "() => window.__gatescopeRun?.feed.ended && window.__gatescopeRun.feed.gradflow.steps.length",
+            )
+            settle(page, "#chart-gate-f canvas.gs-heatmap")
+            page.screenshot(path=str(OUT / "run-attached.png"))
 
             page.set_viewport_size({"width": 1280, "height": 2500})
             page.goto(f"{server.url}/runs/{hello}?t=2")
