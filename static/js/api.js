@@ -126,9 +126,11 @@ export const isAttached = (run) => run.kind === "attached";
 // an attached module's class as torch names it: LSTM, GRU, RNN (tanh), RNN (relu)
 const torchCell = (cell) => (cell.startsWith("rnn_") ? `RNN (${cell.slice(4)})` : cell.toUpperCase());
 
-/** An attached run's module: "encoder.rnn · LSTM 2×256 bidirectional" (the model itself: "model"). */
-export function describeModule(c) {
-  return `${c.module || "model"} · ${torchCell(c.cell)} ${c.num_layers}×${c.hidden_size}${c.bidirectional ? " bidirectional" : ""}`;
+/** An attached run's module: "encoder.rnn · LSTM 2×256 bidirectional" ("bi" if `short`; the
+ * model itself: "model"). */
+export function describeModule(c, short = false) {
+  const bi = c.bidirectional ? (short ? " bi" : " bidirectional") : "";
+  return `${c.module || "model"} · ${torchCell(c.cell)} ${c.num_layers}×${c.hidden_size}${bi}`;
 }
 
 /** "<cell> H=.. L=.. bi · <task> (params)" for a built-in run, "<module> · <shape>" for an attached one. */

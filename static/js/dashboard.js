@@ -46,11 +46,9 @@ function whatCell(run) {
   return el(
     "td",
     { class: "task attached", title },
-    el("span", { class: "badge", text: "attached" }),
-    c.name ? el("strong", { text: ` ${c.name}` }) : null,
-    c.script ? el("span", { class: "script", text: ` · ${c.script}` }) : null,
-    el("br"),
-    el("span", { class: "module", text: describeModule(c) }),
+    el("span", { class: "line" }, el("span", { class: "badge", text: "attached" }), c.name ? el("strong", { text: ` ${c.name}` }) : null),
+    el("span", { class: "line module", text: describeModule(c, true) }),
+    c.script ? el("span", { class: "line script", text: c.script }) : null,
   );
 }
 

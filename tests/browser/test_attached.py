@@ -173,7 +173,10 @@ def test_an_attached_run_on_the_dashboard_and_its_page(
     expect(row.locator(".badge")).to_have_text("attached")
     what = row.locator("td.task")
     expect(what).to_contain_text("my-lstm")
-    expect(what).to_contain_text(f"encoder.rnn · LSTM 2×{HIDDEN} bidirectional")
+    expect(what).to_contain_text(f"encoder.rnn · LSTM 2×{HIDDEN} bi")
+    expect(what).to_have_attribute(
+        "title", f"attached: my-lstm · encoder.rnn · LSTM 2×{HIDDEN} bidirectional · train.py"
+    )
     expect(what).to_contain_text("train.py")
     expect(row).to_contain_text("step 10")
     expect(row.get_by_role("button", name=f"stop {script.run_id}")).to_have_attribute(
@@ -246,7 +249,7 @@ def test_a_watch_of_two_modules_stops_from_the_dashboard_and_compares(
     page = gs_page
     page.goto(url("/"))
     rows = [page.locator(f'#runs tr[data-run="{run_id}"]') for run_id in script.run_ids]
-    expect(rows[1].locator("td.task")).to_contain_text(f"decoder.rnn · LSTM 2×{HIDDEN} bidirectional")
+    expect(rows[1].locator("td.task")).to_contain_text(f"decoder.rnn · LSTM 2×{HIDDEN} bi")
     rows[0].get_by_role("button", name=f"stop {script.run_ids[0]}").click()
     expect(rows[0].locator(".stop-requested")).to_have_text("stop requested")
     expect(rows[0].locator(".status")).to_have_text("running")  # until the script ends it
