@@ -28,7 +28,7 @@ import gatescope
 from app.core.attach import dropout_note, layout_of
 from app.core.frames import Frame
 from app.core.model import ModelSpec, RecurrentNet, initialize
-from app.core.probes import probe
+from app.core.probes import Source, probe
 from app.core.tasks import Batch, Task, make_task
 from tests.browser.conftest import heatmap, poll, reveal_all, screenshot
 from tests.live_server import LiveServer
@@ -55,7 +55,9 @@ LINE_CHARTS = ["loss", "gradnorm", "params", "update", "gradlines", "saturation"
 class Script:
     """What gatescope.watch does over HTTP for one watched nn.LSTM, driven step by step."""
 
-    def __init__(self, http: httpx.Client, paths: tuple[str, ...] = ("encoder.rnn",)) -> None:
+    def __init__(
+        self, http: httpx.Client, paths: tuple[str, ...] = ("encoder.rnn",), source: Source = "live"
+    ) -> None:
         self.http = http
         self.task: Task = make_task("char_lm", corpus="hello")
         torch.manual_seed(0)
@@ -65,12 +67,13 @@ class Script:
         initialize(self.net, "normal", gain=1.0)
         self.sample: Batch = self.task.sample(1, torch.Generator().manual_seed(1))
         self.step = 0
+        self.source = source
         self.tokens: list[str] = []
         body = {
             "name": "my-lstm",
             "script": "train.py",
             "every": 2,
-            "probe": "live",
+            "probe": source,
             "modules": [
                 {
                     "path": path,
@@ -99,7 +102,7 @@ class Script:
     def frame(self, run_id: str, step: int) -> bytes:
         built_in = probe(self.net, self.task, self.sample, step=step)
         # as an attached module's frame: no targets, no outputs, a note and its source
-        frame = replace(built_in, targets=None, outputs=None, notes=[DROPOUT_NOTE], source="live")
+        frame = replace(built_in, targets=None, outputs=None, notes=[DROPOUT_NOTE], source=self.source)
         self.tokens = list(frame.tokens or [])
         return Frame.from_probe(run_id, frame).to_bytes()
 
@@ -241,10 +244,10 @@ def test_an_attached_run_on_the_dashboard_and_its_page(
     expect(stop).to_be_disabled()
 
 
-def test_a_watch_of_two_modules_stops_from_the_dashboard_and_compares(
+def test_a_watch_of_two_modules_on_a_fixed_probe_stops_from_the_dashboard_and_compares(
     gs_page: Page, url: Callable[[str], str], http: httpx.Client
 ) -> None:
-    script = Script(http, paths=("encoder.rnn", "decoder.rnn"))
+    script = Script(http, paths=("encoder.rnn", "decoder.rnn"), source="fixed")
     script.train(6, loss=False)
     page = gs_page
     page.goto(url("/"))
@@ -263,6 +266,9 @@ def test_a_watch_of_two_modules_stops_from_the_dashboard_and_compares(
         "data-empty", re.compile("watch.step\\(loss=loss\\)")
     )
     expect(page.locator(heatmap("chart-gradflow"))).to_be_visible()
+    expect(page.locator("#scrub-label")).to_have_text("6 · fixed probe")  # watch(probe=...)
+    expect(page.locator("#run-desc")).to_contain_text("a probe every 2 steps (fixed probe)")
+    expect(page.locator("#frame-info")).to_contain_text("the same sample at every probe")
     page.locator("#group").click()
     page.wait_for_url("**/compare?runs=*")
     expect(page.locator(".column")).to_have_count(2)
