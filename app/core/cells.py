@@ -339,6 +339,9 @@ def _walk(
     pre, hh, into = local.pre.unbind(0), local.hh.unbind(0), direct.unbind(0)
     h_to_c = local.h_to_c.unbind(0) if local.h_to_c is not None else ()
     keep = local.keep.unbind(0) if local.keep is not None else ()
+    at_h, at_pre = out_h.unbind(0), out_pre.unbind(0)
+    at_c = out_c.unbind(0) if out_c is not None else ()
+    w_hh_t = w.w_hh.T.contiguous()  # (H, G*H): g @ W_hh as W_hh^T g^T reads W_hh row by row, faster
     n = counts[T - 1] if T else 0
     carry_h = direct.new_zeros(n, H)  # recurrent part of dL/dh_t, from step t+1
     carry_c = enter_c[:n].clone()  # dL/dc_t from step t+1 (at the last step: from outside)
@@ -348,19 +351,20 @@ def _walk(
             n = counts[t]
             carry_h = torch.nn.functional.pad(carry_h, pad)
             carry_c = torch.nn.functional.pad(carry_c, pad)
-        gh = torch.add(into[t][:n], carry_h, out=out_h[t, :n])  # (n, H) total dL/dh_t
-        d_pre = out_pre[t, :n]  # (n, G*H) at the gate pre-activations
+        live = slice(None) if n == R else slice(n)  # the rows live at this step
+        gh = torch.add(into[t][live], carry_h, out=at_h[t][live])  # (n, H) total dL/dh_t
+        d_pre = at_pre[t][live]  # (n, G*H) at the gate pre-activations
         if out_c is not None:
-            gc = torch.addcmul(carry_c, gh, h_to_c[t], out=out_c[t, :n])  # (n, H) total dL/dc_t
+            gc = torch.addcmul(carry_c, gh, h_to_c[t], out=at_c[t][live])  # (n, H) total dL/dc_t
             torch.mul(torch.cat([gc, gc, gc, gh], -1), pre[t], out=d_pre)
-            carry_h, carry_c = d_pre @ w.w_hh, gc * keep[t]
+            carry_h, carry_c = torch.mm(w_hh_t, d_pre.T).T, gc * keep[t]
         elif cell == "gru":
             spread = gh.repeat(1, 3)
             torch.mul(spread, pre[t], out=d_pre)
-            carry_h = torch.addmm(gh * keep[t], spread * hh[t], w.w_hh)
+            carry_h = torch.addmm((gh * keep[t]).T, w_hh_t, (spread * hh[t]).T).T
         else:
             torch.mul(gh, pre[t], out=d_pre)
-            carry_h = d_pre @ w.w_hh
+            carry_h = torch.mm(w_hh_t, d_pre.T).T
         if window is not None and t % window == 0:  # truncated BPTT: the graph was cut here
             carry_h, carry_c = torch.zeros_like(carry_h), torch.zeros_like(carry_c)
     return out_h, out_c, out_pre

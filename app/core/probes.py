@@ -188,13 +188,11 @@ def _gates(
         assert c0 is not None
         pre_i, pre_f, pre_g, pre_o = (xw + hw).chunk(4, dim=-1)
         i, f, g, o = torch.sigmoid(pre_i), torch.sigmoid(pre_f), torch.tanh(pre_g), torch.sigmoid(pre_o)
-        written = i * g
+        cs = torch.empty_like(h)  # (T, H)
         c = c0
-        cs = []
-        for t in range(len(written)):  # c_t = f_t * c_{t-1} + i_t * g_t
-            c = torch.addcmul(written[t], f[t], c)
-            cs.append(c)
-        return {"h": h, "c": torch.stack(cs), "i": i, "f": f, "g": g, "o": o}
+        for c_t, written, keep in zip(cs.unbind(0), (i * g).unbind(0), f.unbind(0), strict=True):
+            c = torch.addcmul(written, keep, c, out=c_t)  # c_t = f_t * c_{t-1} + i_t * g_t
+        return {"h": h, "c": cs, "i": i, "f": f, "g": g, "o": o}
     if cell == "gru":
         x_r, x_z, x_n = xw.chunk(3, dim=-1)
         h_r, h_z, h_n = hw.chunk(3, dim=-1)

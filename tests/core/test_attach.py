@@ -334,8 +334,8 @@ def test_without_itemize_the_matrix_is_absent_and_the_rest_unchanged() -> None:
     full, _ = probe_case(case)
     plain, _ = probe_case(case, itemize=False)
     assert plain.itemized is None and plain.connectivity_itemized is None
-    np.testing.assert_array_equal(plain.grad_h, full.grad_h)
-    np.testing.assert_array_equal(plain.grad_h_last, full.grad_h_last)
+    np.testing.assert_allclose(plain.grad_h, full.grad_h, rtol=1e-6)  # fewer rows: float rounding only
+    np.testing.assert_allclose(plain.grad_h_last, full.grad_h_last, rtol=1e-6)
 
 
 def test_no_entering_gradient_gives_a_frame_of_states_and_a_note() -> None:

@@ -37,7 +37,8 @@ CASES: list[tuple[CellName, int, bool, str]] = [
     ("gru", 2, True, "char_lm"),
     ("rnn_tanh", 1, True, "char_lm"),
 ]
-HEADER_KEYS = {"step", "loss", "last_step", "tokens", "marks", "mark_label", "saturation", "pool", "notes", "source"}
+HEADER_KEYS = {"step", "loss", "last_step", "tokens", "marks", "mark_label", "saturation", "pool"}
+HEADER_KEYS |= {"notes", "source"}
 PUBLIC_KEYS = HEADER_KEYS | set(VALUE_ARRAYS) | set(GRADIENT_ARRAYS) | {"gates", "unit_means"}
 
 
