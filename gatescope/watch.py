@@ -169,8 +169,9 @@ class Watch:
         captured = sum(c.seconds for c in self.captures)
         self.budget.spent_training(seconds - captured)
         if self._plan is not None:
+            probing = time.perf_counter()
             self._probe(k, self._plan.itemize, value)
-            self.budget.spent_probing(time.perf_counter() - started + captured, self._plan.itemize)
+            self.budget.spent_probing(time.perf_counter() - probing + captured, self._plan.itemize)
         self._plan = self.budget.plan(k + 1)
         self._arm()
         self._since = time.perf_counter()

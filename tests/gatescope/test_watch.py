@@ -561,3 +561,40 @@ def test_hooks_are_idle_off_probe_steps() -> None:
     assert w.captures[0].call is None and w.captures[0].mode is None  # step 2 is not
     w.close()
     assert copy.copy(w.captures[0].call) is None
+
+
+def test_the_sink_follows_server(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from gatescope.runfile import FileSink, read_runfile
+    from gatescope.transport import HttpSink
+    from gatescope.watch import DEFAULT_SERVER, _sink, default_path
+
+    monkeypatch.delenv("GATESCOPE_SERVER", raising=False)
+    monkeypatch.setenv("GATESCOPE_TOKEN", "t0ken")
+    http = _sink(DEFAULT_SERVER, None, None, None)
+    assert isinstance(http, HttpSink) and http.server == DEFAULT_SERVER
+    assert http._headers == {"Authorization": "Bearer t0ken"}
+    monkeypatch.setenv("GATESCOPE_SERVER", "http://elsewhere:9000")
+    assert isinstance(http := _sink(DEFAULT_SERVER, "mine", None, None), HttpSink)
+    assert http.server == "http://elsewhere:9000" and http._headers == {"Authorization": "Bearer mine"}
+    assert (
+        isinstance(explicit := _sink("http://here:1", None, None, None), HttpSink)
+        and explicit.server == "http://here:1"
+    )
+    with pytest.raises(ValueError, match="pass server=None with it"):
+        _sink("http://here:1", None, "x.gsrun", None)
+    name = default_path("my lstm/v2").name
+    assert (
+        name.startswith("gatescope-my-lstm-v2-")
+        and name.endswith(".gsrun")
+        and len(name) == len("gatescope-my-lstm-v2-20260101-120000.gsrun")
+    )
+
+    rnn = nn.GRU(I, H)
+    with gatescope.watch(rnn, server=None, path=tmp_path / "run.gsrun", every=1) as w:
+        assert isinstance(w.sink, FileSink)
+        out, _ = rnn(torch.randn(4, 2, I))
+        out.sum().backward()
+        w.step(loss=0.5)
+    run = read_runfile(tmp_path / "run.gsrun")
+    assert [s["step"] for s in run.steps] == [1] and len(run.frames) == 1 and run.end is not None
+    assert run.attach["modules"][0]["cell"] == "gru" and run.problems == []
