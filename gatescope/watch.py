@@ -30,6 +30,7 @@ import re
 import socket
 import sys
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -41,7 +42,7 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence
 
 import app
-from app.core.attach import Layout, layout_of, packed_rows, probe_call
+from app.core.attach import MAX_FRAME_T, Layout, layout_of, packed_rows, probe_call
 from app.core.budget import ProbeBudget
 from gatescope._capture import ModuleCapture
 from gatescope._metrics import StepMeter
@@ -149,6 +150,7 @@ class Watch:
         self._plan = budget.plan(1)
         self._since = time.perf_counter()
         self._closed = False
+        self._warned: set[int] = set()  # modules whose calls were too long for a frame
         self._model_input: Any = None  # sample 0 of the model's first argument, for labels
         hook = self._keep_input
         self._input_hook = model.register_forward_pre_hook(hook, with_kwargs=True) if labels else None
@@ -240,6 +242,9 @@ class Watch:
                     f"this module ran {capture.calls} times in this step: the frame shows its last call."
                 )
             T = call.x.shape[0]
+            if T > MAX_FRAME_T:
+                self._too_long(i, T)
+                continue
             frame_tokens = tokens if tokens is not None and len(tokens) == T else None
             if tokens is not None and frame_tokens is None:
                 notes.append(
@@ -279,6 +284,16 @@ class Watch:
             if capture.call is not None:
                 capture.call.outputs = []  # let the graph go
         return _loss_value(loss)
+
+    def _too_long(self, module: int, T: int) -> None:
+        """A call longer than a frame may be: no frame, and a warning (once per module)."""
+        if module not in self._warned:
+            self._warned.add(module)
+            warnings.warn(
+                f"gatescope: {self.paths[module] or 'the model'} ran {T} steps, more than a frame "
+                f"holds ({MAX_FRAME_T}): its probe steps have no frame",
+                stacklevel=3,
+            )
 
     def _tokens(self, model_input: Any) -> list[str] | None:
         if self.labels is None or model_input is None:

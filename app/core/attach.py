@@ -31,6 +31,8 @@ from torch import Tensor, nn
 from app.core.cells import CHUNKS, CellName
 from app.core.probes import Entering, ProbeFrame, Source, backprop, forward_traces, make_frame
 
+MAX_FRAME_T = 2000  # the timesteps of an attached frame at most (the server refuses longer ones)
+
 
 @dataclass(frozen=True)
 class Layout:
@@ -202,8 +204,8 @@ def _check(
     if x.dim() != 2 or x.shape[1] != layout.input_size:
         raise ValueError(f"x must be (T, {layout.input_size}), got {tuple(x.shape)}")
     T = int(x.shape[0])
-    if T == 0:
-        raise ValueError("x has no timesteps")
+    if not 1 <= T <= MAX_FRAME_T:
+        raise ValueError(f"x has {T} timesteps: a frame has 1 to {MAX_FRAME_T}")
     state = (layout.num_layers * layout.directions, layout.hidden_size)
     expected = {"h0": state, "c0": state, "grad_hn": state, "grad_cn": state}
     expected["grad_out"] = (T, layout.directions * layout.hidden_size)

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import copy
+import importlib
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -598,3 +599,18 @@ def test_the_sink_follows_server(tmp_path: Any, monkeypatch: pytest.MonkeyPatch)
     run = read_runfile(tmp_path / "run.gsrun")
     assert [s["step"] for s in run.steps] == [1] and len(run.frames) == 1 and run.end is not None
     assert run.attach["modules"][0]["cell"] == "gru" and run.problems == []
+
+
+def test_a_call_longer_than_a_frame_has_no_frame_and_a_warning(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(importlib.import_module("gatescope.watch"), "MAX_FRAME_T", 4)
+    rnn = nn.RNN(I, H)
+    sink = MemorySink()
+    with gatescope.watch(rnn, sink=sink, every=1) as w:
+        for T in (4, 5, 6):
+            rnn(torch.randn(T, 2, I))[0].sum().backward()
+            if T == 5:
+                with pytest.warns(UserWarning, match=r"ran 5 steps, more than a frame holds \(4\)"):
+                    w.step()
+            else:
+                w.step()  # warned once only
+    assert [f.step for _, f in sink.frames] == [1] and len(sink.steps) == 3
