@@ -135,7 +135,7 @@ async function refresh() {
 // POST the file's bytes to /api/import; open the run (or its group) it became
 async function importFile(file) {
   const note = $("import-note");
-  showError($("runs-error"), null);
+  showError($("import-error"), null);
   note.textContent = `importing ${file.name} (${fmt(file.size / 1e6, 3)} MB)…`;
   try {
     const group = await upload("/api/import", file);
@@ -145,7 +145,7 @@ async function importFile(file) {
   } catch (err) {
     note.textContent = "";
     const why = err instanceof ApiError ? `(${err.status}): ${err.message}` : `: ${err.message || err}`;
-    showError($("runs-error"), `${file.name} was not imported ${why}`);
+    showError($("import-error"), `${file.name} was not imported ${why}`); // its own line: refresh() clears runs-error
   }
 }
 
@@ -224,14 +224,14 @@ function syncUrl(config, preset = null) {
 }
 
 async function main() {
-  const cat = await catalog();
-  state.finished = new Set(cat.statuses.finished);
-  refresh();
-  $("import-file").addEventListener("change", (ev) => {
+  $("import-file").addEventListener("change", (ev) => { // needs no catalog: bound at once
     const file = ev.target.files[0];
     ev.target.value = ""; // the same file again is a new choice
     if (file) importFile(file);
   });
+  const cat = await catalog();
+  state.finished = new Set(cat.statuses.finished);
+  refresh();
   $("compare-selected").addEventListener("click", () => {
     location.href = `/compare?runs=${[...state.selected].join(",")}`;
   });

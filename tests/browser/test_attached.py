@@ -389,7 +389,11 @@ def test_a_run_file_imported_from_the_dashboard(
     answer = http.post("/api/import", content=bad.read_bytes())
     assert answer.status_code in (400, 413, 422), answer.text
     page.problems.allowed.append("/api/import")  # type: ignore[attr-defined]  # the refused upload
+    live = Script(http)  # a live run: the dashboard refreshes its table every 2 s
     page.goto(url("/"))
     page.locator("#import-file").set_input_files(str(bad))
     error = f"notes.gsrun was not imported ({answer.status_code}): {answer.json()['detail']}"
-    expect(page.locator("#runs-error")).to_have_text(error)
+    expect(page.locator("#import-error")).to_have_text(error)
+    page.wait_for_timeout(2500)  # a refresh of the table ...
+    expect(page.locator("#import-error")).to_have_text(error)  # ... leaves the sentence
+    live.end()
