@@ -262,9 +262,11 @@ def backward_direction(
     order: Tensor | None = None
     counts = [R] * T
     if active_from is not None:
-        order = torch.argsort(active_from, descending=True, stable=True)
-        direct, enter_c = direct[:, order], enter_c[order]
-        starts = sorted(active_from.tolist())
+        starts = active_from.tolist()
+        if starts != sorted(starts, reverse=True):  # rows are already busiest first, or are sorted so
+            order = torch.argsort(active_from, descending=True, stable=True)
+            direct, enter_c = direct[:, order], enter_c[order]
+        starts.sort()
         counts = [R - bisect.bisect_left(starts, t) for t in range(T)]  # rows with active_from >= t
     out_h, out_c, out_pre = _walk(cell, w, local, direct, enter_c, counts, window)
     out_x = out_pre @ w.w_ih  # (T, R, I) at every step's input
@@ -357,14 +359,14 @@ def _walk(
         if out_c is not None:
             gc = torch.addcmul(carry_c, gh, h_to_c[t], out=at_c[t][live])  # (n, H) total dL/dc_t
             torch.mul(torch.cat([gc, gc, gc, gh], -1), pre[t], out=d_pre)
-            carry_h, carry_c = torch.mm(w_hh_t, d_pre.T).T, gc * keep[t]
+            carry_h, carry_c = torch.mm(w_hh_t, d_pre.t()).t(), gc * keep[t]
         elif cell == "gru":
             spread = gh.repeat(1, 3)
             torch.mul(spread, pre[t], out=d_pre)
-            carry_h = torch.addmm((gh * keep[t]).T, w_hh_t, (spread * hh[t]).T).T
+            carry_h = torch.addmm((gh * keep[t]).t(), w_hh_t, (spread * hh[t]).t()).t()
         else:
             torch.mul(gh, pre[t], out=d_pre)
-            carry_h = torch.mm(w_hh_t, d_pre.T).T
+            carry_h = torch.mm(w_hh_t, d_pre.t()).t()
         if window is not None and t % window == 0:  # truncated BPTT: the graph was cut here
             carry_h, carry_c = torch.zeros_like(carry_h), torch.zeros_like(carry_c)
     return out_h, out_c, out_pre
