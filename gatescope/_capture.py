@@ -70,7 +70,7 @@ class ModuleCapture:
         self.calls = 0  # calls with gradient captured since armed
         self.seconds = 0.0  # time spent copying since armed
         self._pending: _Pending | None = None
-        self._weights: tuple[tuple[int, ...], dict[str, Tensor]] | None = None  # (versions, copies)
+        self._weights: tuple[tuple[int, ...], dict[str, Tensor]] | None = None  # (identities, copies)
         self._handles: list[RemovableHandle] = [
             module.register_forward_pre_hook(self._before, with_kwargs=True),
             module.register_forward_hook(self._after),
@@ -152,7 +152,7 @@ class ModuleCapture:
         """Copies of the weights this call uses, made once while they do not change."""
         names: list[str] = list(getattr(self.module, "_flat_weights_names", []))
         tensors = [getattr(self.module, n) for n in names]
-        versions = tuple(t._version for t in tensors)
+        versions = tuple(v for t in tensors for v in (id(t), t._version))  # the same tensors, unchanged
         if self._weights is None or self._weights[0] != versions:
             self._weights = versions, {n: _copy(t) for n, t in zip(names, tensors, strict=True)}
         return self._weights[1]
