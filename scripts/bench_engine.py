@@ -13,13 +13,15 @@ drift of the machine hits all of them alike:
   budget/b   the engine with probe_budget=b (default 0.05): it times its steps and probes and
              picks the probe steps and when to itemize.
 It prints the median steps per second of each and the overhead against plain; for budget/b, the
-probe share measured against metrics (the median over rounds of the two loops' time ratio in the
-same round) and the engine's own accounting (ProbeBudget.share).
+probe share measured against metrics and the engine's own accounting (ProbeBudget.share). CPU
+time per block (time.process_time) is shown too, paired by round: on a machine shared with other
+work it holds far better than wall time.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 from collections.abc import Callable
@@ -104,28 +106,41 @@ def main() -> None:
         budget_name: budgeted,
     }
     rates: dict[str, list[float]] = {name: [] for name in loops}
+    cpu: dict[str, list[float]] = {name: [] for name in loops}  # this process's CPU s per block
     for loop in loops.values():  # warm up
         for _ in range(3):
             loop()
     for _ in range(args.rounds):
         for name, loop in loops.items():
-            started = time.perf_counter()
+            started, cpu_started = time.perf_counter(), time.process_time()
             for _ in range(args.block):
                 loop()
             rates[name].append(args.block / (time.perf_counter() - started))
+            cpu[name].append(time.process_time() - cpu_started)
     plain = statistics.median(rates["plain"])
     itemized = "without" if args.no_itemize else "with"
     print(f"{args.cell}, {args.task}, batch 32, T=200, H=128, Adam, probes {itemized} the itemized matrix;")
-    print(f"{args.rounds} rounds x {args.block} steps, median steps/s:")
-    for name, r in rates.items():
-        med = statistics.median(r)
-        print(f"  {name:<11} {med:6.2f} steps/s   overhead vs plain {100 * (1 - med / plain):5.1f} %")
-    pairs = zip(rates["metrics"], rates[budget_name], strict=True)  # the same round: paired
-    share = statistics.median(m / b for m, b in pairs) - 1
     print(
-        f"{budget_name}: probing measured at {100 * share:.1f} % of training time (vs metrics); "
+        f"{args.rounds} rounds x {args.block} steps, load average {os.getloadavg()[0]:.2f}; median steps/s,"
+    )
+    print("and CPU time per step (the median over rounds of its ratio to plain's in the same round):")
+    for name, r in rates.items():
+        med, ms = statistics.median(r), 1000 * statistics.median(cpu[name]) / args.block
+        print(
+            f"  {name:<11} {med:6.2f} steps/s   overhead vs plain {100 * (1 - med / plain):5.1f} %   "
+            f"CPU {ms:6.1f} ms/step, {100 * paired(cpu[name], cpu['plain']):5.1f} %"
+        )
+    wall = paired([1 / r for r in rates[budget_name]], [1 / r for r in rates["metrics"]])
+    print(
+        f"{budget_name}: probing measured at {100 * wall:.1f} % (wall) / "
+        f"{100 * paired(cpu[budget_name], cpu['metrics']):.1f} % (CPU) of training time against metrics; "
         f"the engine's own accounting {100 * budgeted_trainer.budget.share:.1f} %"
     )
+
+
+def paired(mine: list[float], theirs: list[float]) -> float:
+    """The median over rounds of (my block's time / theirs in the same round) - 1."""
+    return statistics.median(a / b for a, b in zip(mine, theirs, strict=True)) - 1
 
 
 if __name__ == "__main__":

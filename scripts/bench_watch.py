@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import copy
 import itertools
+import os
 import statistics
 import tempfile
 import time
@@ -99,7 +100,8 @@ class Variant:
     step: Callable[[], None]
     watch: gatescope.Watch | None = None
     sink: CountingSink | None = None
-    seconds: list[float] = field(default_factory=list)  # per block
+    seconds: list[float] = field(default_factory=list)  # wall time per block
+    cpu: list[float] = field(default_factory=list)  # this process's CPU time per block (all threads)
 
 
 def batches(seed: int) -> Iterator[tuple[Tensor, Tensor]]:
@@ -159,38 +161,59 @@ def measure(runs: list[Variant], rounds: int, block: int) -> None:
                 # a watch counts the wall time between step() calls as training; the other
                 # variants' blocks are not, so its clock restarts with its own block
                 v.watch._since = time.perf_counter()
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.process_time()
             for _ in range(block):
                 v.step()
             v.seconds.append(time.perf_counter() - started)
+            v.cpu.append(time.process_time() - cpu)
 
 
-def overhead(v: Variant, against: Variant) -> float:
+def overhead(v: Variant, against: Variant, clock: str = "wall") -> float:
     """Median over rounds of (v's block time / the other's in the same round) - 1."""
-    return statistics.median(a / b for a, b in zip(v.seconds, against.seconds, strict=True)) - 1
+    mine, theirs = (v.seconds, against.seconds) if clock == "wall" else (v.cpu, against.cpu)
+    return statistics.median(a / b for a, b in zip(mine, theirs, strict=True)) - 1
 
 
-def report(runs: list[Variant], rounds: int, block: int, threads: int) -> None:
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user + system) another process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def report(runs: list[Variant], args: argparse.Namespace, server_cpu: float | None) -> None:
     by = {v.name: v for v in runs}
-    plain = by["plain"]
+    plain, block = by["plain"], args.block
     print(
         f"nn.LSTM({INPUT}, {HIDDEN}, num_layers={LAYERS}), batch {BATCH}, T={T}, Adam, clip_grad_norm_; "
-        f"{threads} torch threads; {rounds} rounds x {block} steps per variant, alternating"
+        f"{args.threads} torch threads; {args.rounds} rounds x {block} steps per variant, alternating; "
+        f"load average {os.getloadavg()[0]:.2f}"
     )
-    print(f"{'variant':<12} {'ms/step':>8} {'overhead':>9} {'frames':>7} {'itemized':>8} {'own share':>9}")
+    head = ("variant", "wall ms", "wall +", "CPU ms", "CPU +", "frames", "itemized", "own")
+    print("{:<12} {:>8} {:>7} {:>7} {:>7} {:>6} {:>8} {:>6}".format(*head))
     for v in runs:
-        frames = f"{v.sink.frames:>7} {v.sink.itemized:>8}" if v.sink else f"{'':>7} {'':>8}"
-        cost = "" if v is plain else f"{100 * overhead(v, plain):8.1f}%"
-        own = f"{100 * v.watch.budget.share:8.1f}%" if v.watch else ""  # the watch's own accounting
-        print(f"{v.name:<12} {1000 * statistics.median(v.seconds) / block:8.1f} {cost:>9} {frames} {own:>9}")
-    budgeted = by["budget/0.05"]
-    share = overhead(budgeted, by["metrics"])
-    print(f"budget/0.05: probing measured at {100 * share:.1f} % of training time (vs metrics), budget 5.0 %")
+        wall = "" if v is plain else f"{100 * overhead(v, plain):6.1f}%"
+        cpu = "" if v is plain else f"{100 * overhead(v, plain, 'cpu'):6.1f}%"
+        frames = f"{v.sink.frames:>6} {v.sink.itemized:>8}" if v.sink else f"{'':>6} {'':>8}"
+        own = f"{100 * v.watch.budget.share:5.1f}%" if v.watch else ""  # the watch's own accounting
+        ms_wall, ms_cpu = (1000 * statistics.median(x) / block for x in (v.seconds, v.cpu))
+        print(f"{v.name:<12} {ms_wall:8.1f} {wall:>7} {ms_cpu:7.1f} {cpu:>7} {frames} {own:>6}")
+    budgeted, metrics = by["budget/0.05"], by["metrics"]
+    assert budgeted.watch is not None
+    print(
+        f"budget/0.05: probing measured at {100 * overhead(budgeted, metrics):.1f} % (wall) / "
+        f"{100 * overhead(budgeted, metrics, 'cpu'):.1f} % (CPU) of training time against metrics; "
+        f"the watch's own accounting {100 * budgeted.watch.budget.share:.1f} %; budget 5.0 %"
+    )
     if "http/10" in by:
-        http = by["http/10"]
+        http, probed = by["http/10"], by["probe/10"]
         dropped = http.watch.dropped_frames if http.watch else 0
-        extra = 100 * overhead(http, by["probe/10"])
-        print(f"http/10: {extra:+.1f} % against probe/10 (the transport); {dropped} frames dropped")
+        print(
+            f"http/10 against probe/10 (the transport, this process): {100 * overhead(http, probed):+.1f} % "
+            f"wall, {100 * overhead(http, probed, 'cpu'):+.1f} % CPU; {dropped} frames dropped"
+        )
+        if server_cpu is not None:
+            per_step = 1000 * server_cpu / (len(http.seconds) * block)
+            print(f"http/10: the server (its own process) used {per_step:.1f} ms CPU per step")
 
 
 def main() -> None:
@@ -206,15 +229,21 @@ def main() -> None:
     torch.manual_seed(0)
     base = Tagger()
     with ExitStack() as stack:
-        server = None
+        server, pid = None, None
         if args.http:
             from tests.live_server import serve  # the benchmark's own server, as the tests start one
 
             data = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-watch-")))
-            server = stack.enter_context(serve(data)).url
+            live = stack.enter_context(serve(data))
+            server, pid = live.url, live.process.pid
         runs = variants(base, server, stack)
+        before = process_cpu(pid) if pid is not None else 0.0
         measure(runs, args.rounds, args.block)
-        report(runs, args.rounds, args.block, args.threads)
+        for v in runs:  # the http watch delivers what it has before the server's CPU is read
+            if v.watch is not None:
+                v.watch.close()
+        server_cpu = process_cpu(pid) - before if pid is not None else None
+        report(runs, args, server_cpu)
 
 
 if __name__ == "__main__":
