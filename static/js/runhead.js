@@ -7,7 +7,7 @@
 // and carry notes (e.g. dropout between layers) that must be read with the frame.
 // What this is not: a chart or the page's state; run.js calls these with its state.
 
-import { describeModule, describeRun, isAttached, setStatus } from "./api.js";
+import { describeModule, describeRun, el, isAttached, setStatus } from "./api.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -72,9 +72,7 @@ function explainAttached(run) {
   $("view-loss").classList.add("wide");
   $("view-inspect").hidden = true;
   $("tools-attached").hidden = false;
-  Object.assign($("export"), {
-    title: "a zip: config, metrics and probe frames (no checkpoint: the weights live in your script)",
-  });
+  $("export").title = "a zip: config, metrics and probe frames (no checkpoint: the weights live in your script)";
 }
 
 /** Captions, views and tools for the run's kind; `task` is GET .../task (null for an attached run). */
@@ -94,11 +92,7 @@ export function showFrameInfo(frame) {
   const key = `${frame.step}|${frame.source}|${notes.join("\n")}`;
   if (box.dataset.key === key) return;
   box.dataset.key = key;
-  const head = document.createElement("p");
-  head.className = "frame-source";
-  head.append(Object.assign(document.createElement("strong"), { textContent: `Step ${frame.step}, ${SOURCES[frame.source]}: ` }), source);
-  const list = document.createElement("ul");
-  list.className = "frame-notes";
-  list.append(...notes.map((n) => Object.assign(document.createElement("li"), { textContent: n })));
+  const head = el("p", { class: "frame-source" }, el("strong", { text: `Step ${frame.step}, ${SOURCES[frame.source]}: ` }), source);
+  const list = el("ul", { class: "frame-notes" }, notes.map((n) => el("li", { text: n })));
   box.replaceChildren(...(source ? [head] : []), ...(notes.length ? [list] : []));
 }
