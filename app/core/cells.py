@@ -9,7 +9,9 @@ What this is, in two parts:
   through time. It is the reference the tests hold everything else to (the fused kernels, the
   probes' gradients); nothing outside the tests runs it.
 - `backward_direction`, the hand-written backward step of each cell, which carries any number of
-  gradient rows back through time at once; `app.core.probes` uses it to itemize the gradient.
+  gradient rows back through time at once, from any initial state and with gradient entering at
+  every h_t and at the last c; `app.core.probes` computes every probe's gradients with it (the
+  built-in runs' and, through `app.core.attach`, those of a person's own modules).
 
 What this is not: the training path, nor the probes' forward pass. Both run the fused torch.nn
 modules, which the reference reproduces to within float32 rounding (tests hold outputs and
