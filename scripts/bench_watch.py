@@ -22,10 +22,15 @@ variant alike:
 All but http/10 use a sink that counts and discards (no encoding, no transport), so they show the
 cost of watching itself. Itemization is watch's default ("auto": the first probe, then within 1 %
 of training time). The table shows each variant's median ms per step over its blocks, and its
-overhead: the median over rounds of (its block time / plain's block time in the same round) - 1.
+overhead: the median over rounds of (its block time / plain's block time in the same round) - 1,
+by wall time and by this process's CPU time (time.process_time: all its threads, the sink's
+included); on a machine shared with other work the CPU figures hold better. With --http, the
+server's own CPU per step is read from /proc.
 For budget/0.05 the probe share is measured against metrics the same way (a budgeted watch is
-the metrics watch plus probes). "own share" is each watch's own accounting (its ProbeBudget's
-probe seconds / training seconds, warm-up included), which is what the budget steers by.
+the metrics watch plus probes), and then once more with that watch training alone (`--alone`
+steps, each timed: probe steps against the median step without a probe). "own" is each watch's
+own accounting (its ProbeBudget's probe seconds / training seconds, warm-up included), which is
+what the budget steers by.
 
 What this is not: a test. The figures depend on the machine and on what else runs on it.
 """
@@ -216,6 +221,30 @@ def report(runs: list[Variant], args: argparse.Namespace, server_cpu: float | No
             print(f"http/10: the server (its own process) used {per_step:.1f} ms CPU per step")
 
 
+def budget_alone(base: Tagger, steps: int) -> None:
+    """One budgeted watch training by itself (no alternation): each step timed, probe steps told
+    apart by the frames they made. Probing's measured share = the steps' total time over
+    `steps` x the median time of a step without a probe, minus 1."""
+    model, sink = copy.deepcopy(base), CountingSink()
+    with gatescope.watch(model, every=1, probe_budget=0.05, name="bench-alone", sink=sink) as watch:
+        step = training(model, watch)
+        for _ in range(WARMUP):
+            step()
+        times: list[tuple[float, bool]] = []
+        for _ in range(steps):
+            frames, started = sink.frames, time.perf_counter()
+            step()
+            times.append((time.perf_counter() - started, sink.frames > frames))
+    plain = statistics.median(t for t, probed in times if not probed)
+    probes = [t for t, probed in times if probed]
+    share = sum(t for t, _ in times) / (plain * len(times)) - 1
+    print(
+        f"budget/0.05 alone, {steps} steps: {len(probes)} probes, a probe step "
+        f"{1000 * statistics.median(probes):.1f} ms vs {1000 * plain:.1f} ms without; probing measured at "
+        f"{100 * share:.1f} % of training time, the watch's own accounting {100 * watch.budget.share:.1f} %"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -224,6 +253,7 @@ def main() -> None:
     parser.add_argument("--block", type=int, default=20, help="steps per block (a multiple of 10)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
     parser.add_argument("--http", action="store_true", help="add http/10: a live local server")
+    parser.add_argument("--alone", type=int, default=150, help="steps of budget/0.05 by itself (0: skip)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -244,6 +274,8 @@ def main() -> None:
                 v.watch.close()
         server_cpu = process_cpu(pid) - before if pid is not None else None
         report(runs, args, server_cpu)
+    if args.alone:
+        budget_alone(base, args.alone)
 
 
 if __name__ == "__main__":
