@@ -340,11 +340,11 @@ def _walk(
     out_h = direct.new_zeros(T, R, H)
     out_c = direct.new_zeros(T, R, H) if cell == "lstm" else None
     out_pre = direct.new_zeros(T, R, local.pre.shape[1])
-    pre, hh, into = local.pre.unbind(0), local.hh.unbind(0), direct.unbind(0)
+    pre, hh = local.pre.unbind(0), local.hh.unbind(0)
     h_to_c = local.h_to_c.unbind(0) if local.h_to_c is not None else ()
     keep = local.keep.unbind(0) if local.keep is not None else ()
-    at_h, at_pre = out_h.unbind(0), out_pre.unbind(0)
-    at_c = out_c.unbind(0) if out_c is not None else ()
+    # per step: the live rows of what reaches h_t, and of where dL/dh_t, dL/d pre and dL/dc_t go
+    live = _live_rows([direct, out_h, out_pre, *([out_c] if out_c is not None else [])], counts)
     w_hh_t = w.w_hh.T.contiguous()  # (H, G*H): g @ W_hh as W_hh^T g^T reads W_hh row by row, faster
     n = counts[T - 1] if T else 0
     carry_h = direct.new_zeros(n, H)  # recurrent part of dL/dh_t, from step t+1
@@ -355,12 +355,11 @@ def _walk(
             n = counts[t]
             carry_h = torch.nn.functional.pad(carry_h, pad)
             carry_c = torch.nn.functional.pad(carry_c, pad)
-        live = slice(None) if n == R else slice(n)  # the rows live at this step
-        gh = torch.add(into[t][live], carry_h, out=at_h[t][live])  # (n, H) total dL/dh_t
-        d_pre = at_pre[t][live]  # (n, G*H) at the gate pre-activations
+        into, at_h, d_pre, *at_c = live[t]
+        gh = torch.add(into, carry_h, out=at_h)  # (n, H) total dL/dh_t
         if out_c is not None:
-            gc = torch.addcmul(carry_c, gh, h_to_c[t], out=at_c[t][live])  # (n, H) total dL/dc_t
-            torch.mul(torch.cat([gc, gc, gc, gh], -1), pre[t], out=d_pre)
+            gc = torch.addcmul(carry_c, gh, h_to_c[t], out=at_c[0])  # (n, H) total dL/dc_t
+            torch.mul(torch.cat([gc, gc, gc, gh], -1), pre[t], out=d_pre)  # (n, G*H) at the gates
             carry_h, carry_c = torch.mm(w_hh_t, d_pre.t()).t(), gc * keep[t]
         elif cell == "gru":
             spread = gh.repeat(1, 3)
@@ -372,6 +371,13 @@ def _walk(
         if window is not None and t % window == 0:  # truncated BPTT: the graph was cut here
             carry_h, carry_c = torch.zeros_like(carry_h), torch.zeros_like(carry_c)
     return out_h, out_c, out_pre
+
+
+def _live_rows(tensors: list[Tensor], counts: list[int]) -> list[list[Tensor]]:
+    """Per step t, each (T, R, K) tensor's first counts[t] rows at t (views, made once)."""
+    R = tensors[0].shape[1]
+    steps = zip(*(x.unbind(0) for x in tensors), strict=True)
+    return [list(views) if n == R else [v[:n] for v in views] for views, n in zip(steps, counts, strict=True)]
 
 
 def _initial(state: Tensor | None, like: Tensor) -> Tensor:
