@@ -5,7 +5,8 @@ What this is: `StepMeter(model, optimizer)` hooks every parameter's gradient acc
 clipping; `row(step, loss, seconds)` then reads the gradients as they stand at step() (after
 clipping), the update ratio ||theta_k - theta_{k-1}|| / ||theta_{k-1}|| against its own snapshot
 of the parameters (taken at the previous step(), or when the watch began), and the learning rate
-of the optimizer's first parameter group. Everything is a handful of foreach ops and one sync;
+of the optimizer's first parameter group. Everything is a few passes over the parameters (foreach
+ops, and norms as BLAS dot products) and one sync;
 non-finite numbers become None (the wire carries only finite floats).
 
 What this is not: a writer of anything the training reads. The hooks only read .grad, the
@@ -121,13 +122,14 @@ def _lr(optimizer: torch.optim.Optimizer | None) -> float | None:
     return float(lr) if isinstance(lr, int | float | Tensor) else None
 
 
-def _norm(g: Tensor) -> Tensor:
-    norm: Tensor = torch.linalg.vector_norm(g.coalesce().values() if g.is_sparse else g)
+def _norm(t: Tensor) -> Tensor:
+    """The 2-norm of `t` (0-d): sqrt(t . t) by BLAS, faster and more exact than vector_norm."""
+    flat = (t.coalesce().values() if t.is_sparse else t).reshape(-1)
+    if flat.dtype in (torch.float32, torch.float64):
+        return torch.dot(flat, flat).sqrt()
+    norm: Tensor = torch.linalg.vector_norm(flat.float())
     return norm
 
 
 def _norms(tensors: list[Tensor]) -> list[Tensor]:
-    """The 2-norm of each tensor (0-d tensors), dense ones in one foreach call."""
-    if any(t.is_sparse for t in tensors):
-        return [_norm(t) for t in tensors]
-    return list(torch._foreach_norm(tensors)) if tensors else []
+    return [_norm(t) for t in tensors]
