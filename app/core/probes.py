@@ -249,9 +249,14 @@ def backprop(
     last = steps[-1] if steps else T - 1
     itemized_steps = list(steps) if itemize and T <= ITEMIZE_MAX_STEPS else []
     row_steps = [last, *itemized_steps]  # where each row but the first (all of L) enters
-    row_norms, grad_c, at_input = _backward_stack(cell, params, seqs, entering, row_steps, window)
+    one = len(steps) <= 1  # a single loss step: every row is all of L, computed once
+    row_norms, grad_c, at_input = _backward_stack(
+        cell, params, seqs, entering, [] if one else row_steps, window
+    )
 
     x_norms = _norm(at_input, dim=-1).T  # (R, T)
+    if one:
+        row_norms, x_norms = (np.repeat(a, 1 + len(row_steps), axis=-2) for a in (row_norms, x_norms))
     itemized = conn_items = None
     if itemized_steps:
         itemized = np.zeros((L, T, T), np.float32)
