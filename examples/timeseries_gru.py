@@ -107,7 +107,7 @@ def main() -> None:
     if watch.run_ids:
         print(f"runs {', '.join(watch.run_ids)} on {server}", flush=True)
     else:
-        path = getattr(watch.sink, "path", None)  # the run file (server=None)
+        path = watch.path  # the run file (server=None)
         print(f"run file {path}: bring it into a server with  python -m app import {path}", flush=True)
 
 

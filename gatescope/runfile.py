@@ -30,9 +30,9 @@ from typing import Any, BinaryIO
 
 import orjson
 
-from app.core.frames import Frame
+from app.core.frames import MAX_FRAME_BYTES, Frame
 from app.core.probes import ProbeFrame
-from gatescope.sink import MAX_FRAME_BYTES, check_status, close_at_exit, forget_at_exit
+from gatescope.sink import check_status, close_at_exit, forget_at_exit
 
 MAGIC = b"GSRUN1\n"
 KINDS = {b"A": "attach", b"S": "steps", b"F": "frame", b"E": "end"}

@@ -23,7 +23,6 @@ from app.core.probes import ProbeFrame
 
 EndStatus = Literal["completed", "stopped", "failed"]
 END_STATUSES: tuple[EndStatus, ...] = ("completed", "stopped", "failed")  # how a run may end
-MAX_FRAME_BYTES = 32 * 2**20  # the most one encoded frame may weigh: a server refuses more (413)
 AT_EXIT_TIMEOUT = 10.0  # seconds a forgotten sink may take to flush when the interpreter exits
 
 

@@ -41,16 +41,16 @@ import httpx
 import numpy as np
 import orjson
 
-from app.core.frames import Frame
+from app.core.frames import MAX_FRAME_BYTES, Frame
 from app.core.probes import ProbeFrame
 from gatescope.runfile import too_large
-from gatescope.sink import MAX_FRAME_BYTES, check_status, close_at_exit, forget_at_exit
+from gatescope.sink import check_status, close_at_exit, forget_at_exit
 
 MAX_STEPS = 1000  # steps per request, the most the server takes
 MAX_PENDING_FRAMES = 16  # frames that may wait for a slow or absent server ...
 MAX_PENDING_BYTES = 256 * 2**20  # ... and their bytes (as held: float32 arrays, or encoded)
 HEARTBEAT_SECONDS = 4.0  # each run hears from us at least this often (the server waits 30 s)
-POLL_SECONDS = 0.1  # how often the thread looks for new steps and frames
+POLL_SECONDS = 0.25  # how often the thread looks for new steps and frames (a request per 0.25 s)
 BACKOFF_SECONDS = (0.25, 5.0)  # the first and the longest wait before trying an absent server again
 REQUEST_TIMEOUT = 10.0  # seconds, per request
 END_SHARE = 0.2  # of close()'s timeout kept for ending the runs (at most END_SECONDS)

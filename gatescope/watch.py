@@ -189,6 +189,12 @@ class Watch:
         return list(getattr(self.sink, "run_ids", []))
 
     @property
+    def path(self) -> Path | None:
+        """The local run file (server=None), for `python -m app import FILE`; None otherwise."""
+        path = getattr(self.sink, "path", None)
+        return path if isinstance(path, Path) else None
+
+    @property
     def dropped_frames(self) -> int:
         return int(self.sink.dropped_frames)
 

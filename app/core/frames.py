@@ -41,6 +41,7 @@ from app.core.probes import ProbeFrame
 
 MAX_T = 500  # a display frame has at most this many timesteps ...
 MAX_UNITS = 256  # ... and at most this many units per layer
+MAX_FRAME_BYTES = 32 * 2**20  # one encoded frame at most, as a server takes it (an attached run's ingest)
 FLOAT16_MAX = float(np.finfo(np.float16).max)  # 65504
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 VALUE_ARRAYS = ("inputs", "targets", "mask", "outputs", "h", "c")  # float16, then gates.* and unit_means.*

@@ -42,6 +42,7 @@ import numpy as np
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
+from app.core.attach import MAX_FRAME_T
 from app.core.cells import GATES
 from app.core.frames import GRADIENT_ARRAYS, Frame
 from app.core.probes import ITEMIZE_MAX_STEPS
@@ -70,9 +71,7 @@ from app.services.schemas import (
 )
 from app.services.storage import RunRecord, Storage, utcnow
 
-MAX_FRAME_BYTES = 32 * 2**20  # one frame's bytes at most (413 above)
 MAX_IMPORT_BYTES = 512 * 2**20  # one run file's bytes at most (413 above)
-MAX_FRAME_T = 2000  # timesteps of an attached frame at most
 MAX_TOKEN_CHARS = 64
 MAX_NOTES, MAX_NOTE_CHARS = 10, 300
 HEARTBEAT_SECONDS = 5.0  # the client sends something at least this often

@@ -26,7 +26,8 @@ from typing import Any
 import anyio
 from fastapi import APIRouter, Depends, Request
 
-from app.services.attached import MAX_FRAME_BYTES, MAX_IMPORT_BYTES
+from app.core.frames import MAX_FRAME_BYTES
+from app.services.attached import MAX_IMPORT_BYTES
 from app.services.schemas import AttachCreate, AttachedGroup, EndCreate, IngestReply, RunPublic, StepsIn
 from app.web.deps import AttachedDep, RunId, require_token
 

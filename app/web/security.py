@@ -40,7 +40,8 @@ from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app import __version__
-from app.services.attached import MAX_FRAME_BYTES, MAX_IMPORT_BYTES
+from app.core.frames import MAX_FRAME_BYTES
+from app.services.attached import MAX_IMPORT_BYTES
 from app.settings import Settings
 
 log = logging.getLogger("app.web.security")

@@ -592,7 +592,7 @@ def test_the_sink_follows_server(tmp_path: Any, monkeypatch: pytest.MonkeyPatch)
 
     rnn = nn.GRU(I, H)
     with gatescope.watch(rnn, server=None, path=tmp_path / "run.gsrun", every=1) as w:
-        assert isinstance(w.sink, FileSink)
+        assert isinstance(w.sink, FileSink) and w.path == tmp_path / "run.gsrun"
         out, _ = rnn(torch.randn(4, 2, I))
         out.sum().backward()
         w.step(loss=0.5)

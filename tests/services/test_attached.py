@@ -21,11 +21,10 @@ import pytest
 import torch
 
 from app.core import frames as frames_module
-from app.core.attach import layout_of, probe_call
+from app.core.attach import MAX_FRAME_T, layout_of, probe_call
 from app.core.frames import Frame
 from app.core.probes import ProbeFrame
 from app.services.attached import (
-    MAX_FRAME_T,
     NO_END_ERROR,
     STALE_ERROR,
     STALE_SECONDS,

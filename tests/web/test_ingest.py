@@ -21,8 +21,7 @@ import numpy as np
 import pytest
 from starlette.testclient import TestClient
 
-from app.core.frames import Frame
-from app.services.attached import MAX_FRAME_BYTES
+from app.core.frames import MAX_FRAME_BYTES, Frame
 from app.services.manager import SHUTDOWN_ERROR
 from app.services.storage import Storage
 from app.web.security import MAX_BODY_BYTES, body_limit
