@@ -1,7 +1,7 @@
 """How errors become HTTP answers: always {"detail": "a sentence"}, never a traceback.
 
 What this is: `install(app)` maps the services' exceptions to status codes (RunNotFound 404,
-WrongState and NotCharLMError 409, attached.Invalid 422, QueueFull 429, StorageError 503; an
+WrongState and NotCharLMError 409, frame_checks.Invalid 422, QueueFull 429, StorageError 503; an
 exception with `stop = True`, attached.RunEnded, adds "stop": true to the body), answers
 request validation errors as FastAPI does but with non-finite inputs (a JSON body may say NaN)
 written as strings, and adds `CatchAll`, an ASGI middleware that turns any other exception into a
@@ -22,7 +22,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.services.attached import Invalid
+from app.services.frame_checks import Invalid
 from app.services.inference import NotCharLMError
 from app.services.manager import QueueFull, RunNotFound, WrongState
 from app.services.storage import StorageError

@@ -29,10 +29,9 @@ from app.services.attached import (
     STALE_ERROR,
     STALE_SECONDS,
     AttachedRuns,
-    Invalid,
     RunEnded,
-    check_frame,
 )
+from app.services.frame_checks import Invalid, check_frame
 from app.services.manager import (
     DELETED_ERROR,
     SHUTDOWN_ERROR,
