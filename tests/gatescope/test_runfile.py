@@ -5,7 +5,6 @@ forgetting to close, or by an uncaught exception) leaves a readable file; damage
 from __future__ import annotations
 
 import dataclasses
-import functools
 import subprocess
 import sys
 import textwrap
@@ -19,46 +18,20 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
-from app.core.engine import TrainConfig, Trainer
 from app.core.frames import Frame
-from app.core.probes import ProbeFrame
 from app.main import create_app
 from app.settings import Settings
 from gatescope import runfile
 from gatescope.runfile import MAGIC, FileSink, RunFile, read_runfile
+from tests.gatescope.test_transport import MODULE, probe, row
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-MODULE = {
-    "path": "rnn",
-    "cell": "lstm",
-    "input_size": 2,
-    "hidden_size": 8,
-    "num_layers": 1,
-    "bidirectional": False,
-    "batch_first": True,
-    "bias": True,
-    "dropout": 0.0,
-}
 ATTACH: dict[str, Any] = {
     "name": "t",
     "script": "t.py",
     "every": 2,
     "modules": [MODULE, {**MODULE, "path": "b"}],
 }
-
-
-def row(step: int) -> dict[str, Any]:
-    return {"step": step, "loss": 1.0 / step, "metric": None, "grad_norm": 0.5, "grad_norm_clipped": 0.5,
-            "clipped": False, "param_grad_norms": {"rnn.weight_hh_l0": 0.1}, "update_ratio": 1e-3,
-            "lr": 1e-3, "seconds": 0.01}  # fmt: skip
-
-
-@functools.cache
-def probe(step: int) -> ProbeFrame:
-    trainer = Trainer(
-        TrainConfig(cell="lstm", hidden_size=8, task="adding", task_params={"seq_len": 6}, threads=1)
-    )
-    return dataclasses.replace(trainer.probe(), step=step)
 
 
 def record(path: Path, steps: int = 3, end: tuple[str, str | None] | None = ("completed", None)) -> bytes:
