@@ -19,7 +19,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -27,8 +27,9 @@ from torch.nn.utils.rnn import PackedSequence
 from torch.utils.hooks import RemovableHandle
 
 from app.core.attach import Layout, dropout_note, packed_rows
+from app.core.probes import WatchSource
 
-Mode = Literal["live", "fixed"]
+Mode = WatchSource
 
 
 @dataclass

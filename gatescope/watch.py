@@ -44,6 +44,7 @@ from torch.nn.utils.rnn import PackedSequence
 import app
 from app.core.attach import MAX_FRAME_T, Layout, layout_of, packed_rows, probe_call
 from app.core.budget import ProbeBudget
+from app.core.probes import WatchSource
 from gatescope._capture import ModuleCapture
 from gatescope._metrics import StepMeter
 from gatescope.sink import Sink, describe
@@ -232,7 +233,7 @@ class Watch:
 
     def _probe(self, step: int, itemize: bool, loss: float | None) -> None:
         """The frames of this step, one per module that ran, to the sink."""
-        source: Literal["live", "fixed"] = "live"
+        source: WatchSource = "live"
         model_input = self._model_input
         if self.fixed is not None:
             source, loss = "fixed", self._run_fixed()

@@ -48,7 +48,8 @@ ITEMIZE_MAX_STEPS = 200
 SIGMOID_GATES = {"i", "f", "o", "r", "z"}  # in [0, 1]; g and n are tanh-valued, in [-1, 1]
 
 Array = NDArray[np.float32]
-Source = Literal["built-in", "live", "fixed"]
+WatchSource = Literal["live", "fixed"]  # gatescope.watch: the training batch's first sample, or its probe=
+Source = Literal["built-in", WatchSource]  # where a frame's sample comes from
 Seqs = list[list[dict[str, Tensor]]]  # [layer][direction] name -> (T, H), natural time
 
 

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from app.core.attach import MAX_FRAME_T
 from app.core.cells import GATES
 from app.core.frames import GRADIENT_ARRAYS, Frame
-from app.core.probes import ITEMIZE_MAX_STEPS
+from app.core.probes import ITEMIZE_MAX_STEPS, WatchSource
 from app.services.schemas import AttachedConfig
 
 MAX_TOKEN_CHARS = 64
@@ -46,7 +46,7 @@ class FrameHeader(BaseModel):
     saturation: dict[str, dict[Literal["low", "high"], list[Annotated[float, Field(ge=0, le=1)] | None]]]
     pool: None
     notes: Annotated[list[Annotated[str, Field(max_length=MAX_NOTE_CHARS)]], Field(max_length=MAX_NOTES)] = []
-    source: Literal["live", "fixed"] = "live"
+    source: WatchSource = "live"
 
 
 def expected_arrays(config: AttachedConfig, T: int) -> tuple[dict[str, tuple[int, ...]], set[str]]:

@@ -20,7 +20,9 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_val
 from app.core.cells import CELLS, CellName
 from app.core.engine import OPTIMIZERS, TrainConfig
 from app.core.model import INIT_SCHEMES
+from app.core.probes import WatchSource
 from app.core.tasks import MAX_TEXT_CHARS, TASKS, CharLMTask, make_task
+from gatescope.sink import EndStatus
 
 RunStatus = Literal["queued", "running", "completed", "stopped", "diverged", "failed", "interrupted"]
 FINISHED: frozenset[str] = frozenset({"completed", "stopped", "diverged", "failed", "interrupted"})
@@ -119,8 +121,7 @@ class RunCreate(BaseModel):
 
 
 RunKind = Literal["built-in", "attached"]
-ProbeSource = Literal["live", "fixed"]
-EndStatus = Literal["completed", "stopped", "failed"]
+ProbeSource = WatchSource
 
 
 class AttachLimits(BaseModel):

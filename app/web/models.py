@@ -8,10 +8,11 @@ models are what the OpenAPI schema shows). What this is not: validation of run c
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from app.core.probes import Source
 from app.core.tasks import MAX_VOCAB
 from app.services.schemas import LIMITS
 
@@ -102,7 +103,7 @@ class ProbePublic(BaseModel):
     saturation: dict[str, dict[str, list[float | None]]]
     pool: FramePool | None  # null at full resolution
     notes: list[str]  # sentences to show with the frame (e.g. an attached module's dropout)
-    source: Literal["built-in", "live", "fixed"]  # the run's probe sample, or gatescope.watch's
+    source: Source  # the run's probe sample, or gatescope.watch's
     inputs: list[list[float]]
     targets: list[Any] | None  # null for an attached module (no task, no targets)
     mask: list[float]
