@@ -54,6 +54,7 @@ from app.services.manager import (
     StepMessage,
     WrongState,
 )
+from app.services.records import RunRecord, utcnow
 from app.services.schemas import (
     FINISHED,
     AttachCreate,
@@ -65,7 +66,7 @@ from app.services.schemas import (
     StepsIn,
     check_increasing,
 )
-from app.services.storage import RunRecord, Storage, utcnow
+from app.services.storage import Storage
 
 MAX_IMPORT_BYTES = 512 * 2**20  # one run file's bytes at most (413 above)
 HEARTBEAT_SECONDS = 5.0  # the client sends something at least this often

@@ -51,8 +51,9 @@ from typing import Any
 import orjson
 
 from app.services import worker
+from app.services.records import RunRecord, utcnow
 from app.services.schemas import FINISHED, RunCreate, RunPublic
-from app.services.storage import RunRecord, Storage, StorageError, utcnow
+from app.services.storage import Storage, StorageError
 
 MAX_QUEUED = 100
 FLUSH_SECONDS = 0.1

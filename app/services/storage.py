@@ -4,10 +4,10 @@ What this is: `Storage`, the only code that speaks SQL. Four tables: runs (one r
 kind, "built-in" or "attached", and its config as JSON), metrics (one row per training step),
 probes (per probe step the frame bytes of app.core.frames at full resolution, `data`, and the
 display frame, `display`, NULL when it equals the full frame) and checkpoints (the latest
-weights of each run), the last three deleted with their run (ON DELETE CASCADE). `RunRecord` is
-a run's row in Python. An older database is migrated when opened: version 1 (probes without
-`display`) gets the column and the display frames of its large frames, made then, once;
-version 2 (runs without `kind`) gets the column, every run "built-in".
+weights of each run), the last three deleted with their run (ON DELETE CASCADE).
+`RunRecord` (app.services.records) is a run's row in Python. An older database is migrated when
+opened: version 1 (probes without `display`) gets the column and the display frames of its large
+frames, made then, once; version 2 (runs without `kind`) gets the column, every run "built-in".
 
 Concurrency: the database is in WAL mode, so readers never wait for the writer. Storage holds two
 connections, one for writes and one for reads, each behind its own lock, so any thread may call
@@ -26,9 +26,8 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, fields
+from dataclasses import fields
 from datetime import UTC, datetime
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal, cast
 
@@ -36,7 +35,8 @@ import orjson
 
 from app.core.engine import StepMetrics
 from app.core.frames import MAX_T, MAX_UNITS, Frame
-from app.services.schemas import AttachedConfig, RunCreate, RunKind, RunPublic, RunStatus
+from app.services.records import RunRecord, utcnow
+from app.services.schemas import RunKind, RunStatus
 
 DB_NAME = "gatescope.db"
 BUSY_TIMEOUT = 5.0  # seconds a statement waits for another connection's lock
@@ -106,94 +106,6 @@ _UPDATABLE = {
 
 class StorageError(Exception):
     """The database could not do what was asked; the message is a sentence for a person."""
-
-
-def utcnow() -> datetime:
-    """Now, timezone-aware UTC."""
-    return datetime.now(UTC)
-
-
-@dataclass
-class RunRecord:
-    """A run as stored. `config` is the model_dump(mode="json") of a RunCreate (kind "built-in")
-    or an AttachedConfig (kind "attached"); datetimes are UTC."""
-
-    id: str
-    status: RunStatus
-    config: dict[str, Any]
-    created_at: datetime
-    started_at: datetime | None = None
-    finished_at: datetime | None = None
-    step: int = 0  # steps trained so far
-    steps: int = 0  # steps asked for
-    error: str | None = None
-    group: str | None = None
-    kind: RunKind = "built-in"
-
-    @classmethod
-    def new(cls, run_id: str, config: RunCreate, group: str | None = None) -> RunRecord:
-        """A fresh 'queued' record of `config`, created now."""
-        return cls(
-            id=run_id,
-            status="queued",
-            config=config.model_dump(mode="json"),
-            created_at=utcnow(),
-            steps=config.steps,
-            group=group,
-        )
-
-    @classmethod
-    def attached(cls, run_id: str, config: AttachedConfig, group: str) -> RunRecord:
-        """A fresh 'running' attached run of `config`, created and started now."""
-        now = utcnow()
-        return cls(
-            id=run_id,
-            status="running",
-            config=config.model_dump(mode="json"),
-            created_at=now,
-            started_at=now,
-            group=group,
-            kind="attached",
-        )
-
-    def to_public(self) -> RunPublic:
-        """The run as the API shows it; an attached run's `steps` is its step (no target known)."""
-        config_json = orjson.dumps(self.config, option=orjson.OPT_SORT_KEYS).decode()
-        return RunPublic(
-            id=self.id,
-            status=self.status,
-            kind=self.kind,
-            config=_attached_config(config_json) if self.kind == "attached" else _run_create(config_json),
-            created_at=self.created_at,
-            started_at=self.started_at,
-            finished_at=self.finished_at,
-            step=self.step,
-            steps=self.step if self.kind == "attached" else self.steps,
-            error=self.error,
-            group=self.group,
-        )
-
-
-CACHED_CONFIG_CHARS = 64_000  # configs up to this size (all but custom char_lm texts) are cached
-
-
-def _run_create(config_json: str) -> RunCreate:
-    """A stored config as a RunCreate. Validating a char_lm config indexes its corpus (~40 ms for
-    Hamlet), so small configs are cached (shared instances: treat them as read-only)."""
-    if len(config_json) <= CACHED_CONFIG_CHARS:
-        return _cached_run_create(config_json)
-    return RunCreate.model_validate_json(config_json)
-
-
-@lru_cache(maxsize=256)
-def _cached_run_create(config_json: str) -> RunCreate:
-    return RunCreate.model_validate_json(config_json)
-
-
-@lru_cache(maxsize=256)
-def _attached_config(config_json: str) -> AttachedConfig:
-    """A stored attached config (cached: up to 10,000 parameter shapes; shared, read-only)."""
-    return AttachedConfig.model_validate_json(config_json)
 
 
 class Storage:

@@ -33,6 +33,7 @@ from app.core.frames import MAX_T, MAX_UNITS, Frame
 from app.services import export, inference
 from app.services.catalog import Catalog, catalog
 from app.services.manager import QueueFull
+from app.services.records import RunRecord
 from app.services.schemas import (
     CompareCreate,
     CompareGroup,
@@ -41,7 +42,7 @@ from app.services.schemas import (
     RunsPublic,
     RunStatus,
 )
-from app.services.storage import Resolution, RunRecord
+from app.services.storage import Resolution
 from app.web.deps import (
     AttachedDep,
     BuiltInRunDep,

@@ -21,8 +21,9 @@ from starlette.requests import HTTPConnection
 from app.services.attached import AttachedRuns
 from app.services.hub import Hub
 from app.services.manager import RunManager
+from app.services.records import RunRecord
 from app.services.schemas import RunCreate
-from app.services.storage import RunRecord, Storage
+from app.services.storage import Storage
 from app.services.views import Views
 from app.settings import Settings
 from app.web.security import presented_token

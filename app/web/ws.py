@@ -26,8 +26,9 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from starlette.websockets import WebSocketState
 
 from app.services.hub import Hub, Viewer, end_message
+from app.services.records import RunRecord
 from app.services.schemas import FINISHED
-from app.services.storage import RunRecord, Storage
+from app.services.storage import Storage
 from app.web.deps import HubDep, SettingsDep, StorageDep, token_ok
 from app.web.security import origin_allowed, presented_token
 

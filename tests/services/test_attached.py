@@ -43,8 +43,9 @@ from app.services.manager import (
     StepMessage,
     WrongState,
 )
+from app.services.records import RunRecord
 from app.services.schemas import AttachCreate, AttachedConfig, EndCreate, RunCreate, StepsIn
-from app.services.storage import METRIC_FIELDS, RunRecord, Storage
+from app.services.storage import METRIC_FIELDS, Storage
 from gatescope.runfile import FileSink
 from tests.core.test_frames import probe_frame
 

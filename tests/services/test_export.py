@@ -12,7 +12,8 @@ import numpy as np
 from app.core.frames import Frame
 from app.core.probes import ProbeFrame
 from app.services.export import metrics_csv, write_export
-from app.services.storage import RunRecord, Storage
+from app.services.records import RunRecord
+from app.services.storage import Storage
 from tests.services.test_inference import ADDING, trained
 
 

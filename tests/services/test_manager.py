@@ -37,8 +37,9 @@ from app.services.manager import (
     StepMessage,
     WrongState,
 )
+from app.services.records import RunRecord
 from app.services.schemas import FINISHED, RunCreate, to_train_config
-from app.services.storage import INTERRUPTED_ERROR, RunRecord, Storage
+from app.services.storage import INTERRUPTED_ERROR, Storage
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BASE: dict[str, Any] = {

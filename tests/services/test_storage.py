@@ -14,8 +14,9 @@ import pytest
 from app.core.engine import StepMetrics
 from app.core.frames import MAX_T, Frame
 from app.services import storage as storage_module
+from app.services.records import RunRecord
 from app.services.schemas import AttachCreate, AttachedConfig, RunCreate, RunPublic
-from app.services.storage import INTERRUPTED_ERROR, METRIC_FIELDS, RunRecord, Storage, StorageError
+from app.services.storage import INTERRUPTED_ERROR, METRIC_FIELDS, Storage, StorageError
 from tests.core.test_frames import probe_frame
 
 CONFIG = RunCreate.model_validate(

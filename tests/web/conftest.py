@@ -23,8 +23,9 @@ from starlette.testclient import TestClient
 from app.core.engine import StepMetrics, Trainer
 from app.core.probes import ProbeFrame
 from app.main import create_app
+from app.services.records import RunRecord, utcnow
 from app.services.schemas import FINISHED, RunCreate, to_train_config
-from app.services.storage import RunRecord, Storage, utcnow
+from app.services.storage import Storage
 from app.services.worker import checkpoint_bytes, frame_bytes
 from app.settings import Settings
 

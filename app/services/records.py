@@ -1,0 +1,106 @@
+"""A run's row: `RunRecord`, what storage keeps of a run and how the API shows it (`to_public`).
+
+What this is: the dataclass every layer passes around for a run (storage writes and reads it,
+the manager and the attached-run service make and update it, the web layer shows it), and the
+cached validation of its stored config (a RunCreate, or an AttachedConfig for an attached run).
+What this is not: SQL (app.services.storage) or scheduling (app.services.manager).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Any
+
+import orjson
+
+from app.services.schemas import AttachedConfig, RunCreate, RunKind, RunPublic, RunStatus
+
+
+def utcnow() -> datetime:
+    """Now, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+@dataclass
+class RunRecord:
+    """A run as stored. `config` is the model_dump(mode="json") of a RunCreate (kind "built-in")
+    or an AttachedConfig (kind "attached"); datetimes are UTC."""
+
+    id: str
+    status: RunStatus
+    config: dict[str, Any]
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    step: int = 0  # steps trained so far
+    steps: int = 0  # steps asked for
+    error: str | None = None
+    group: str | None = None
+    kind: RunKind = "built-in"
+
+    @classmethod
+    def new(cls, run_id: str, config: RunCreate, group: str | None = None) -> RunRecord:
+        """A fresh 'queued' record of `config`, created now."""
+        return cls(
+            id=run_id,
+            status="queued",
+            config=config.model_dump(mode="json"),
+            created_at=utcnow(),
+            steps=config.steps,
+            group=group,
+        )
+
+    @classmethod
+    def attached(cls, run_id: str, config: AttachedConfig, group: str) -> RunRecord:
+        """A fresh 'running' attached run of `config`, created and started now."""
+        now = utcnow()
+        return cls(
+            id=run_id,
+            status="running",
+            config=config.model_dump(mode="json"),
+            created_at=now,
+            started_at=now,
+            group=group,
+            kind="attached",
+        )
+
+    def to_public(self) -> RunPublic:
+        """The run as the API shows it; an attached run's `steps` is its step (no target known)."""
+        config_json = orjson.dumps(self.config, option=orjson.OPT_SORT_KEYS).decode()
+        return RunPublic(
+            id=self.id,
+            status=self.status,
+            kind=self.kind,
+            config=_attached_config(config_json) if self.kind == "attached" else _run_create(config_json),
+            created_at=self.created_at,
+            started_at=self.started_at,
+            finished_at=self.finished_at,
+            step=self.step,
+            steps=self.step if self.kind == "attached" else self.steps,
+            error=self.error,
+            group=self.group,
+        )
+
+
+CACHED_CONFIG_CHARS = 64_000  # configs up to this size (all but custom char_lm texts) are cached
+
+
+def _run_create(config_json: str) -> RunCreate:
+    """A stored config as a RunCreate. Validating a char_lm config indexes its corpus (~40 ms for
+    Hamlet), so small configs are cached (shared instances: treat them as read-only)."""
+    if len(config_json) <= CACHED_CONFIG_CHARS:
+        return _cached_run_create(config_json)
+    return RunCreate.model_validate_json(config_json)
+
+
+@lru_cache(maxsize=256)
+def _cached_run_create(config_json: str) -> RunCreate:
+    return RunCreate.model_validate_json(config_json)
+
+
+@lru_cache(maxsize=256)
+def _attached_config(config_json: str) -> AttachedConfig:
+    """A stored attached config (cached: up to 10,000 parameter shapes; shared, read-only)."""
+    return AttachedConfig.model_validate_json(config_json)
