@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hmac
 from dataclasses import dataclass
-from typing import Annotated, cast
+from typing import Annotated, Any, cast
 
 import anyio
 from fastapi import Depends, HTTPException, Path, Query, Request
@@ -77,6 +77,7 @@ def get_run(run_id: RunId, storage: StorageDep) -> RunRecord:
 
 
 RunDep = Annotated[RunRecord, Depends(get_run)]
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "no run with this id"}}
 
 
 @dataclass(frozen=True)
