@@ -23,9 +23,9 @@ from typing import Any
 
 from websockets.asyncio.client import connect
 
-from app.client import GatescopeClient
 from app.core.engine import TrainConfig, Trainer
 from app.core.frames import Frame
+from gatescope import Client
 from tests.live_server import serve
 
 
@@ -58,7 +58,7 @@ def received(url: str, started: threading.Event) -> list[int]:
 
 def on_the_wire(url: str, run_config: dict[str, Any]) -> list[tuple[str, str]]:
     rows: list[tuple[str, str]] = []
-    with GatescopeClient(url, timeout=300) as gs:
+    with Client(url, timeout=300) as gs:
         run = gs.create_run(run_config)
         started, sizes = threading.Event(), []
         viewer = threading.Thread(target=lambda: sizes.extend(received(gs.ws_url(run["id"]), started)))

@@ -49,7 +49,7 @@ from typing import Any
 import orjson
 from websockets.asyncio.client import ClientConnection, connect
 
-from app.client import GatescopeClient
+from gatescope import Client
 from tests.live_server import serve
 
 STEPS_RUN: dict[str, Any] = {
@@ -134,7 +134,7 @@ class Crowd:
 
 
 def watch(
-    gs: GatescopeClient, loop: asyncio.AbstractEventLoop, config: dict[str, Any], n: int
+    gs: Client, loop: asyncio.AbstractEventLoop, config: dict[str, Any], n: int
 ) -> tuple[dict[str, Any], list[Viewer]]:
     """Create a run with n viewers; they connect as it starts and stay until its end."""
     run = gs.create_run(config)
@@ -164,7 +164,7 @@ def cpu_seconds(pid: int | None) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def latency(gs: GatescopeClient, loop: asyncio.AbstractEventLoop) -> list[tuple[str, str]]:
+def latency(gs: Client, loop: asyncio.AbstractEventLoop) -> list[tuple[str, str]]:
     """Step latency with 1 and with 20 viewers, and probe frames per second to each."""
     rows: list[tuple[str, str]] = []
     for n in (1, CROWD):
@@ -229,7 +229,7 @@ def rate(steps: list[tuple[float, float]], window: Window) -> float:
 
 
 def cost(
-    gs: GatescopeClient, loop: asyncio.AbstractEventLoop, cycles: int, phase: float, pid: int | None
+    gs: Client, loop: asyncio.AbstractEventLoop, cycles: int, phase: float, pid: int | None
 ) -> list[tuple[str, str]]:
     """One run, alternately without and with 20 viewers; the steps/s ratio of each cycle."""
     run = gs.create_run(COST_RUN)
@@ -298,7 +298,7 @@ def bench(
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
     try:
-        with GatescopeClient(url) as gs:
+        with Client(url) as gs:
             watch(gs, loop, {**STEPS_RUN, "steps": 200}, 1)  # warm up: imports, caches
             rows = latency(gs, loop) if latency_too else []
             os.nice(19)  # from here the viewers yield the CPU to the server and its worker

@@ -7,7 +7,7 @@ Starts `python -m app` on a free loopback port (tests/live_server.py, GATESCOPE_
 then for --seconds, together:
   runs      --runs small LSTM/GRU adding-problem runs (probe_every 5), long enough to outlast the
             test; stopped at the end (POST /stop), so each ends "stopped".
-  viewers   --viewers websocket viewers (app/client.py stream), spread round-robin over the runs,
+  viewers   --viewers websocket viewers (gatescope.Client.stream), spread round-robin over the runs,
             joining over the first sixth of the test, each following its run to the end message.
   fuzzing   schemathesis (CLI, fuzzing phase, not_a_server_error, bounded examples, killed at the
             deadline; no DELETE or /stop, as it reuses run ids it sees) against the live
@@ -46,7 +46,7 @@ from typing import Any
 
 import httpx
 
-from app.client import GatescopeClient
+from gatescope import Client
 from tests.live_server import LiveServer, serve
 
 FUZZ_REQUESTS = 3000  # the random loop's ceiling, whatever the duration
@@ -161,7 +161,7 @@ class Viewer(threading.Thread):
     def run(self) -> None:
         time.sleep(self.delay)
         try:
-            with GatescopeClient(self.url) as gs:
+            with Client(self.url) as gs:
                 for message in gs.stream(self.run_id, open_timeout=30):
                     self.messages += 1
                     kind = message["type"]
@@ -388,7 +388,7 @@ def load(
     sampler = MemorySampler(server.process.pid, stop_sampling)
     sampler.start()
     lines: list[str] = []
-    with GatescopeClient(server.url) as gs:
+    with Client(server.url) as gs:
         ids = [gs.create_run(run_config(i))["id"] for i in range(runs)]
         began = time.monotonic()
         deadline = began + seconds

@@ -194,3 +194,62 @@ def test_gatescope_watches_without_the_server_stack(tmp_path: Path) -> None:
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report == {"loaded": [], "frames": 3}
     assert (tmp_path / "run.gsrun").stat().st_size > 0
+
+
+# Runs in a fresh interpreter: the import statement in argv[2], then which of the forbidden
+# modules (argv[1]) it loaded.
+_CLIENT = """
+import json, sys
+exec(sys.argv[2])
+forbidden = tuple(json.loads(sys.argv[1]))
+print(json.dumps(sorted(f for f in forbidden if any(n == f or n.startswith(f + ".") for n in sys.modules))))
+"""
+
+
+def test_the_client_loads_neither_torch_nor_the_server() -> None:
+    """`import gatescope` and `gatescope.Client` (frames included) are for scripts that only talk
+    to a server: no torch, no web stack, no server code."""
+    forbidden = json.dumps([*FORBIDDEN, "torch"])
+    statements = (
+        "import gatescope",
+        "from gatescope import Client",
+        "import gatescope; gatescope.Client; gatescope.GatescopeError",
+        "from gatescope.client import Client; from app.core.frames import Frame; Frame.from_bytes",
+    )
+    for statement in statements:
+        result = subprocess.run(
+            [sys.executable, "-c", _CLIENT, forbidden, statement],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert result.returncode == 0, f"{statement!r} failed:\n{result.stderr}"
+        assert json.loads(result.stdout.strip().splitlines()[-1]) == [], statement
+
+
+def test_gatescope_watch_stays_the_function_whoever_imports_the_submodule() -> None:
+    """The submodule gatescope.watch and the function share a name; importing the submodule first
+    (which makes the import system bind it on the package) must not shadow the function."""
+    script = (
+        "from gatescope.watch import Watch, watch\n"
+        "import gatescope\n"
+        "assert gatescope.watch is watch and gatescope.Watch is Watch, gatescope.watch\n"
+        "import gatescope.watch\n"
+        "assert gatescope.watch is watch, gatescope.watch\n"
+        "try:\n"
+        "    gatescope.nothing\n"
+        "except AttributeError as exc:\n"
+        "    print(exc)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "module 'gatescope' has no attribute 'nothing'"

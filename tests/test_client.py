@@ -1,4 +1,4 @@
-"""app/client.py: requests and errors against a mock transport, then every method against a real server."""
+"""gatescope.Client: requests and errors against a mock transport, then every method against a real server."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import httpx
 import numpy as np
 import pytest
 
-from app.client import GatescopeClient, GatescopeError
 from app.core.frames import Frame
+from gatescope import Client, GatescopeError
 from tests.core.test_frames import probe_frame
 from tests.live_server import LiveServer, serve
 
@@ -27,8 +27,8 @@ ADDING: dict[str, Any] = {
 }
 
 
-def mock_client(handler: Any, token: str | None = None) -> GatescopeClient:
-    return GatescopeClient("http://gatescope.test/", token=token, transport=httpx.MockTransport(handler))
+def mock_client(handler: Any, token: str | None = None) -> Client:
+    return Client("http://gatescope.test/", token=token, transport=httpx.MockTransport(handler))
 
 
 def test_requests_carry_the_token_and_the_right_paths() -> None:
@@ -105,8 +105,8 @@ def test_wait_polls_until_finished_or_times_out() -> None:
 
 
 def test_websocket_urls() -> None:
-    assert GatescopeClient("http://h:1/").ws_url("r1") == "ws://h:1/ws/runs/r1"
-    assert GatescopeClient("https://h/gs").ws_url("r 1") == "wss://h/gs/ws/runs/r%201"
+    assert Client("http://h:1/").ws_url("r1") == "ws://h:1/ws/runs/r1"
+    assert Client("https://h/gs").ws_url("r 1") == "wss://h/gs/ws/runs/r%201"
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +116,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
 
 
 def test_every_method_against_a_real_server(live: LiveServer) -> None:
-    with GatescopeClient(live.url) as gs:
+    with Client(live.url) as gs:
         assert gs.catalog()["limits"]["hidden_size"] == 512
         run = gs.create_run(ADDING)
         assert run["status"] in ("queued", "running")

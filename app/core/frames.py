@@ -22,7 +22,8 @@ In memory every array is float32, always finite (NaN -> 0, +-inf -> the dtype's 
 value) and, for values, already float16-rounded: a frame and its decoded bytes are equal.
 
 What this is not: a place that knows about runs' storage or sockets, or the core's probe math. It lives in
-app.core so that the `gatescope` library (which imports no server code) encodes frames the same way.
+app.core so that the `gatescope` library (which imports no server code) encodes frames the same way,
+and it imports numpy only (no torch), so `gatescope.Client` decodes frames without torch.
 """
 
 from __future__ import annotations
@@ -32,12 +33,13 @@ import math
 import struct
 from collections.abc import Collection
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
 
-from app.core.probes import ProbeFrame
+if TYPE_CHECKING:  # only a type here: the codec imports numpy alone, no torch (gatescope.Client decodes)
+    from app.core.probes import ProbeFrame
 
 MAX_T = 500  # a display frame has at most this many timesteps ...
 MAX_UNITS = 256  # ... and at most this many units per layer

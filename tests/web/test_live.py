@@ -1,4 +1,4 @@
-"""End to end against a real server (`python -m app` in a subprocess) through app/client.py.
+"""End to end against a real server (`python -m app` in a subprocess) through gatescope.Client.
 
 One server trains a char_lm "hello" run that a client streams, reads, samples and downloads; a
 longer run is watched by a late joiner and by 20 viewers at once; then the server restarts on
@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from app.client import GatescopeClient
+from gatescope import Client
 from tests.live_server import serve, stop
 from tests.web.conftest import HELLO
 
@@ -38,7 +38,7 @@ def contiguous_steps(messages: list[dict[str, Any]]) -> list[int]:
 
 def test_a_real_server_end_to_end_and_after_a_restart(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    with serve(data, GATESCOPE_MAX_RUNS="2") as server, GatescopeClient(server.url) as gs:
+    with serve(data, GATESCOPE_MAX_RUNS="2") as server, Client(server.url) as gs:
         assert gs.health()["status"] == "ok"
         hello = gs.create_run(HELLO)["id"]
         messages = list(gs.stream(hello))
@@ -72,7 +72,7 @@ def test_a_real_server_end_to_end_and_after_a_restart(tmp_path: Path) -> None:
         assert "Traceback" not in server.log()
         assert stop(server) in (0, -15)
 
-    with serve(data, GATESCOPE_MAX_RUNS="2") as server, GatescopeClient(server.url) as gs:
+    with serve(data, GATESCOPE_MAX_RUNS="2") as server, Client(server.url) as gs:
         run = gs.get_run(hello)
         assert run["status"] == "completed" and run["step"] == 40
         replay = list(gs.stream(hello))

@@ -1,11 +1,13 @@
-"""A small synchronous Python client for a Gatescope server.
+"""A small synchronous Python client for a Gatescope server: `gatescope.Client`.
 
-What this is: `GatescopeClient(base_url, token=None)`, one method per endpoint of docs/api.md
+What this is: `Client(base_url, token=None)`, one method per endpoint of docs/api.md
 (httpx, sync), `wait` to poll a run until it has finished, and `stream` to follow a run's
 websocket, decoding each message: text messages as dicts, probe frames as
 {"type": "probe", "frame": app.core.frames.Frame} (its display frame, as viewers get it).
 
-    with GatescopeClient("http://127.0.0.1:8000") as gs:
+    from gatescope import Client
+
+    with Client("http://127.0.0.1:8000") as gs:
         run = gs.create_run({"cell": "lstm", "hidden_size": 8, "task": {"name": "char_lm"}, "steps": 300})
         for message in gs.stream(run["id"]):
             if message["type"] == "step":
@@ -13,7 +15,9 @@ websocket, decoding each message: text messages as dicts, probe frames as
         print(gs.sample(run["id"], prime="h", length=20))
 
 Errors: any answer other than 2xx raises `GatescopeError` with the status code and the server's
-sentence. What this is not: an async client, or a retry layer.
+sentence. It imports httpx, orjson, websockets and numpy (frames decode with app.core.frames, which
+needs no torch): no torch and no server code, so a script that only talks to a server starts fast.
+What this is not: an async client, or a retry layer.
 """
 
 from __future__ import annotations
@@ -42,7 +46,9 @@ class GatescopeError(Exception):
         self.detail = detail
 
 
-class GatescopeClient:
+class Client:
+    """One server's API: `Client(base_url, token=None)`; close it (or use it as a context manager)."""
+
     def __init__(
         self,
         base_url: str,
@@ -60,7 +66,7 @@ class GatescopeClient:
     def close(self) -> None:
         self.http.close()
 
-    def __enter__(self) -> GatescopeClient:
+    def __enter__(self) -> Client:
         return self
 
     def __exit__(self, *exc: object) -> None:
