@@ -26,9 +26,9 @@ function figureFor(view, p, shared, cat) {
   const floor = cat.display.floor;
   if (view === "loss") return { metrics: feed.metrics, baseline: task ? task.baseline_loss : null, yRange: shared.loss };
   if (view === "gradnorm") return { metrics: feed.metrics, clip: cfg.clip, yRange: shared.gradnorm };
-  if (view === "gradflow") return feed.gradflow.steps.length ? { flow: feed.gradflow, floor, range: shared.flow, frame, bidirectional: cfg.bidirectional } : null;
+  if (view === "gradflow") return feed.gradflow.steps.length ? { flow: feed.gradflow, floor, range: shared.flow, frame, task, bidirectional: cfg.bidirectional } : null;
   if (!frame) return null;
-  const common = { frame, floor, bidirectional: cfg.bidirectional };
+  const common = { frame, floor, bidirectional: cfg.bidirectional, task };
   if (view === "itemized") return common;
   if (view === "hidden") {
     return { ...common, name: "h", mask: true, relu: cfg.cell === "rnn_relu", units: { directions: cfg.bidirectional ? 2 : 1, hidden: cfg.hidden_size } };
