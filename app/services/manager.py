@@ -41,7 +41,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
@@ -190,17 +190,33 @@ class RunManager:
 
     def submit(self, config: RunCreate, group: str | None = None) -> RunRecord:
         """Store a new 'queued' run and start it if a slot is free; QueueFull if MAX_QUEUED wait."""
-        record = RunRecord.new(uuid.uuid4().hex[:12], config, group)
+        return self.submit_group([config], group)[0]
+
+    def submit_group(self, configs: Sequence[RunCreate], group: str | None = None) -> list[RunRecord]:
+        """Store new 'queued' runs, all or none, then start as many as there are free slots.
+
+        QueueFull, with nothing stored, if the queue cannot take them all."""
+        records = [RunRecord.new(uuid.uuid4().hex[:12], config, group) for config in configs]
         with self._lock:
-            if len(self._queue) >= MAX_QUEUED:
+            if len(self._queue) + len(records) > MAX_QUEUED:
+                n = len(records)
+                needs = "this run needs one" if n == 1 else f"these {n} runs need {n}"
                 raise QueueFull(
-                    f"the queue is full: {MAX_QUEUED} runs are already waiting; "
-                    "try again when some have finished"
+                    f"the queue is full: {len(self._queue)} of its {MAX_QUEUED} places are taken and "
+                    f"{needs}; try again when some have finished"
                 )
-            self.storage.create_run(record)
-            self._queue.append(record.id)
+            stored: list[RunRecord] = []
+            try:
+                for record in records:
+                    self.storage.create_run(record)
+                    stored.append(record)
+            except StorageError:
+                for record in stored:
+                    self.storage.delete_run(record.id)
+                raise
+            self._queue.extend(record.id for record in records)
             self._dispatch()
-        return self.storage.get_run(record.id) or record
+        return [self.storage.get_run(record.id) or record for record in records]
 
     def stop(self, run_id: str) -> RunRecord:
         """Stop a run: a queued one at once, a running one within a second.
