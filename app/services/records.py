@@ -1,21 +1,24 @@
 """A run's row: `RunRecord`, what storage keeps of a run and how the API shows it (`to_public`).
 
 What this is: the dataclass every layer passes around for a run (storage writes and reads it,
-the manager and the attached-run service make and update it, the web layer shows it), and the
-cached validation of its stored config (a RunCreate, or an AttachedConfig for an attached run).
+the manager and the attached-run service make and update it, the web layer shows it), the
+cached validation of its stored config (a RunCreate, or an AttachedConfig for an attached run),
+and `brief(config)`, the config as the run list shows it (RunSummary: without its bulky fields).
+A run's `name` and `tags` are its current ones: they start as the config's (an attached run's
+name is its watch's) and PATCH changes them; the run is always shown with them, in its config too.
 What this is not: SQL (app.services.storage) or scheduling (app.services.manager).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
 import orjson
 
-from app.services.schemas import AttachedConfig, RunCreate, RunKind, RunPublic, RunStatus
+from app.services.schemas import AttachedConfig, RunCreate, RunKind, RunPublic, RunStatus, RunSummary
 
 
 def utcnow() -> datetime:
@@ -39,6 +42,8 @@ class RunRecord:
     error: str | None = None
     group: str | None = None
     kind: RunKind = "built-in"
+    name: str | None = None
+    tags: list[str] = field(default_factory=list)
 
     @classmethod
     def new(cls, run_id: str, config: RunCreate, group: str | None = None) -> RunRecord:
@@ -50,6 +55,8 @@ class RunRecord:
             created_at=utcnow(),
             steps=config.steps,
             group=group,
+            name=config.name,
+            tags=list(config.tags),
         )
 
     @classmethod
@@ -64,16 +71,24 @@ class RunRecord:
             started_at=now,
             group=group,
             kind="attached",
+            name=config.name,
         )
 
     def to_public(self) -> RunPublic:
         """The run as the API shows it; an attached run's `steps` is its step (no target known)."""
         config_json = orjson.dumps(self.config, option=orjson.OPT_SORT_KEYS).decode()
+        config: RunCreate | AttachedConfig
+        if self.kind == "attached":
+            config = _attached_config(config_json).model_copy(update={"name": self.name})
+        else:
+            config = _run_create(config_json).model_copy(update={"name": self.name, "tags": self.tags})
         return RunPublic(
             id=self.id,
             status=self.status,
             kind=self.kind,
-            config=_attached_config(config_json) if self.kind == "attached" else _run_create(config_json),
+            name=self.name,
+            tags=self.tags,
+            config=config,
             created_at=self.created_at,
             started_at=self.started_at,
             finished_at=self.finished_at,
@@ -82,6 +97,36 @@ class RunRecord:
             error=self.error,
             group=self.group,
         )
+
+    def to_summary(self) -> RunSummary:
+        """The run as the list shows it (its config brief); storage lists records with brief configs."""
+        config = {**brief(self.config), "name": self.name}
+        if self.kind == "built-in":
+            config["tags"] = self.tags
+        return RunSummary(
+            id=self.id,
+            status=self.status,
+            kind=self.kind,
+            name=self.name,
+            tags=self.tags,
+            config=config,
+            created_at=self.created_at,
+            started_at=self.started_at,
+            finished_at=self.finished_at,
+            step=self.step,
+            steps=self.step if self.kind == "attached" else self.steps,
+            error=self.error,
+            group=self.group,
+        )
+
+
+def brief(config: dict[str, Any]) -> dict[str, Any]:
+    """A stored config without its bulky fields: a char_lm run's custom text (task.text, up to 1 MB)
+    and an attached run's parameter shapes (up to 10,000). Idempotent."""
+    out = {k: v for k, v in config.items() if k != "parameters"}
+    if isinstance(out.get("task"), dict):
+        out["task"] = {k: v for k, v in out["task"].items() if k != "text"}
+    return out
 
 
 CACHED_CONFIG_CHARS = 64_000  # configs up to this size (all but custom char_lm texts) are cached

@@ -11,11 +11,12 @@ What this is not: storage or transport; those live in storage.py, the web layer 
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from itertools import pairwise
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
 from app.core.cells import CELLS, CellName
 from app.core.engine import OPTIMIZERS, TrainConfig
@@ -42,9 +43,57 @@ class Limits(BaseModel):
     sample_length: int = 10_000
     inspect_steps: int = 2000
     compare_cells: int = 4
+    name_chars: int = 200  # a run's name, after trimming spaces
+    tags: int = 20  # tags on one run
+    tag_chars: int = 40  # one tag, after trimming spaces
+    runs_page: int = 500  # runs in one page of GET /api/runs, or in one POST /api/runs/delete
 
 
 LIMITS = Limits()
+
+# -- a run's name and tags (RunCreate, RunPatch) -------------------------------------------------
+
+TAG_CHARACTERS = re.compile(r"[\w .:/-]+")  # letters, digits, _, space and . : / -
+
+
+def _run_name(value: str | None) -> str | None:
+    """A name trimmed of spaces; blank or too long is an error (never silently None)."""
+    if value is None:
+        return None
+    name = value.strip()
+    if not name:
+        raise ValueError("a run's name must not be blank: give it a character or more, or send null for none")
+    if len(name) > LIMITS.name_chars:
+        raise ValueError(f"a run's name may have at most {LIMITS.name_chars} characters, not {len(name)}")
+    return name
+
+
+def _tags(values: list[str]) -> list[str]:
+    """Tags trimmed of spaces, each checked, duplicates dropped (the first kept, in order)."""
+    out: list[str] = []
+    for value in values:
+        tag = value.strip()
+        if not 1 <= len(tag) <= LIMITS.tag_chars:
+            raise ValueError(f"a tag must have 1 to {LIMITS.tag_chars} characters, not {len(tag)}: {tag!r}")
+        if not TAG_CHARACTERS.fullmatch(tag):
+            raise ValueError(f"a tag may have only letters, digits, spaces and _ . : / -, not {tag!r}")
+        if tag not in out:
+            out.append(tag)
+    return out
+
+
+RunName = Annotated[
+    str | None,
+    Field(max_length=10 * LIMITS.name_chars, description=f"1 to {LIMITS.name_chars} characters"),
+    AfterValidator(_run_name),
+]
+Tags = Annotated[
+    list[Annotated[str, Field(max_length=10 * LIMITS.tag_chars)]],
+    Field(
+        max_length=LIMITS.tags, description=f"at most {LIMITS.tags}, each 1 to {LIMITS.tag_chars} characters"
+    ),
+    AfterValidator(_tags),
+]
 
 
 class InitSpec(BaseModel):
@@ -54,11 +103,14 @@ class InitSpec(BaseModel):
     forget_bias: Annotated[float | None, Field(ge=-20, le=20, description="LSTM only: b_if + b_hf")] = None
 
 
+TaskName = Literal["char_lm", "adding", "copy", "recall", "tagging", "counting"]
+
+
 class TaskSpec(BaseModel):
     """A task by name plus its parameters, e.g. {"name": "adding", "seq_len": 50}."""
 
     model_config = ConfigDict(extra="allow")
-    name: Literal["char_lm", "adding", "copy", "recall", "tagging", "counting"]
+    name: TaskName
 
     @property
     def params(self) -> dict[str, Any]:
@@ -87,6 +139,8 @@ class ClipSpec(BaseModel):
 
 class RunCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
+    name: RunName = None  # the run's name as created (RunPublic.name is the current one)
+    tags: Tags = []
     cell: Literal["rnn_tanh", "rnn_relu", "lstm", "gru"]
     hidden_size: Annotated[int, Field(ge=1, le=LIMITS.hidden_size)] = 64
     num_layers: Annotated[int, Field(ge=1, le=LIMITS.num_layers)] = 1
@@ -240,6 +294,8 @@ class RunPublic(BaseModel):
     id: str
     status: RunStatus
     kind: RunKind = "built-in"
+    name: str | None = None  # the current name (PATCH /api/runs/{id}); an attached run's: its watch's
+    tags: list[str] = []  # the current tags
     config: RunConfig  # RunCreate for built-in runs, AttachedConfig for attached ones
     created_at: datetime
     started_at: datetime | None = None
@@ -259,9 +315,60 @@ class RunPublic(BaseModel):
         return self
 
 
-class RunsPublic(BaseModel):
-    items: list[RunPublic]
+class RunSummary(BaseModel):
+    """A run as GET /api/runs lists it: RunPublic with a brief config (records.brief: no custom
+    text, no parameter shapes); GET /api/runs/{id} has the whole config."""
+
+    id: str
+    status: RunStatus
+    kind: RunKind = "built-in"
+    name: str | None = None
+    tags: list[str] = []
+    config: dict[str, Any]  # the brief config
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    step: int = 0
+    steps: int
+    error: str | None = None
+    group: str | None = None
+
+
+class RunsPage(BaseModel):
+    """One page of GET /api/runs, newest first, and how many runs match in all."""
+
+    items: list[RunSummary]
     total: int
+
+
+class RunPatch(BaseModel):
+    """PATCH /api/runs/{id}: a new name (null: none) and/or new tags; a field left out is kept."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: RunName = None
+    tags: Tags | None = None
+
+    @model_validator(mode="after")
+    def _something(self) -> RunPatch:
+        if not self.model_fields_set:
+            raise ValueError('nothing to change: send "name", "tags" or both')
+        if "tags" in self.model_fields_set and self.tags is None:
+            raise ValueError("tags must be a list (send [] for none), not null")
+        return self
+
+
+class RunsDelete(BaseModel):
+    """POST /api/runs/delete: the runs to delete, all or none."""
+
+    model_config = ConfigDict(extra="forbid")
+    ids: Annotated[
+        list[Annotated[str, Field(min_length=1, max_length=64)]],
+        Field(min_length=1, max_length=LIMITS.runs_page),
+    ]
+
+
+class RunsDeleted(BaseModel):
+    deleted: list[str]
 
 
 class CompareCreate(BaseModel):

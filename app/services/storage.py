@@ -1,13 +1,18 @@
 """Durable state of every run: one SQLite file, data_dir/"gatescope.db".
 
-What this is: `Storage`, the only code that speaks SQL. Four tables: runs (one row per run, its
-kind, "built-in" or "attached", and its config as JSON), metrics (one row per training step),
+What this is: `Storage`, the only code that speaks SQL. Four tables: runs (one row per run: its
+kind, "built-in" or "attached", its config as JSON and, for the run list, its config brief, its
+current name and tags), metrics (one row per training step),
 probes (per probe step the frame bytes of app.core.frames at full resolution, `data`, and the
 display frame, `display`, NULL when it equals the full frame) and checkpoints (the latest
 weights of each run), the last three deleted with their run (ON DELETE CASCADE).
 `RunRecord` (app.services.records) is a run's row in Python. An older database is migrated when
-opened: version 1 (probes without `display`) gets the column and the display frames of its large
-frames, made then, once; version 2 (runs without `kind`) gets the column, every run "built-in".
+opened (app.services.migrations). Runs are listed a page at a time, newest first, filtered by a
+RunQuery (app.services.run_query), with the total that matches.
+
+Disk: the file uses incremental auto-vacuum; `reclaim()` (the API calls it after deleting runs)
+gives the pages of deleted runs back to the disk (PRAGMA incremental_vacuum, then a checkpoint
+that truncates the write-ahead log).
 
 Concurrency: the database is in WAL mode, so readers never wait for the writer. Storage holds two
 connections, one for writes and one for reads, each behind its own lock, so any thread may call
@@ -34,63 +39,23 @@ from typing import Any, Literal, cast
 import orjson
 
 from app.core.engine import StepMetrics
-from app.core.frames import MAX_T, MAX_UNITS, Frame
-from app.services.records import RunRecord, utcnow
-from app.services.schemas import RunKind, RunStatus
+from app.services import migrations
+from app.services.migrations import SCHEMA, SCHEMA_VERSION
+from app.services.records import RunRecord, brief, utcnow
+from app.services.run_query import RunQuery
+from app.services.schemas import RunKind, RunStatus, RunSummary
 
 DB_NAME = "gatescope.db"
 BUSY_TIMEOUT = 5.0  # seconds a statement waits for another connection's lock
-SCHEMA_VERSION = 3
 INTERRUPTED_ERROR = "server restarted during the run"
 Resolution = Literal["full", "display"]
 RESOLUTIONS: tuple[Resolution, ...] = ("full", "display")
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS runs (
-    id TEXT PRIMARY KEY,
-    status TEXT NOT NULL,
-    config TEXT NOT NULL,
-    created_at TEXT NOT NULL,
-    started_at TEXT,
-    finished_at TEXT,
-    step INTEGER NOT NULL DEFAULT 0,
-    steps INTEGER NOT NULL,
-    error TEXT,
-    grp TEXT,
-    kind TEXT NOT NULL DEFAULT 'built-in'
-);
-CREATE INDEX IF NOT EXISTS runs_by_created ON runs (created_at);
-CREATE INDEX IF NOT EXISTS runs_by_status ON runs (status, created_at);
-CREATE TABLE IF NOT EXISTS metrics (
-    run_id TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
-    step INTEGER NOT NULL,
-    loss REAL,
-    metric REAL,
-    grad_norm REAL,
-    grad_norm_clipped REAL,
-    clipped INTEGER NOT NULL,
-    update_ratio REAL,
-    lr REAL,
-    seconds REAL,
-    param_grad_norms TEXT NOT NULL,
-    PRIMARY KEY (run_id, step)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS probes (
-    run_id TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
-    step INTEGER NOT NULL,
-    data BLOB NOT NULL,
-    display BLOB,
-    PRIMARY KEY (run_id, step)
-);
-CREATE TABLE IF NOT EXISTS checkpoints (
-    run_id TEXT PRIMARY KEY REFERENCES runs (id) ON DELETE CASCADE,
-    step INTEGER NOT NULL,
-    data BLOB NOT NULL
-);
-"""
-
 METRIC_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(StepMetrics))
-_RUN_COLUMNS = "id, status, config, created_at, started_at, finished_at, step, steps, error, grp, kind"
+_RUN_COLUMNS = (
+    "id, status, config, created_at, started_at, finished_at, step, steps, error, grp, kind, name, tags"
+)
+_BRIEF_COLUMNS = _RUN_COLUMNS.replace("config", "brief")  # the run list reads the brief, not the config
 # RunRecord field -> runs column, for update_run
 _UPDATABLE = {
     "status": "status",
@@ -101,6 +66,8 @@ _UPDATABLE = {
     "steps": "steps",
     "error": "error",
     "group": "grp",
+    "name": "name",
+    "tags": "tags",
 }
 
 
@@ -125,12 +92,13 @@ class Storage:
         with self._errors("opening the database"):
             self._writer = self._connect()
             try:
+                migrations.use_incremental_vacuum(self._writer)  # before WAL: a new file takes it then
                 self._writer.execute("PRAGMA journal_mode=WAL")
                 with self._transaction():
-                    for statement in _SCHEMA.split(";"):
+                    for statement in SCHEMA.split(";"):
                         if statement.strip():
                             self._writer.execute(statement)
-                    self._migrate()
+                    migrations.migrate(self._writer)
                     self._writer.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
                 self._reader = self._connect()
             except BaseException:
@@ -144,35 +112,6 @@ class Storage:
         conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute("PRAGMA foreign_keys = ON")
         return conn
-
-    def _migrate(self) -> None:
-        """Bring an older database to SCHEMA_VERSION (a new one already is)."""
-        self._add_display_frames()
-        columns = {row[1] for row in self._writer.execute("PRAGMA table_info(runs)")}
-        if "kind" not in columns:  # version 2 -> 3: every run so far was trained here
-            self._writer.execute("ALTER TABLE runs ADD COLUMN kind TEXT NOT NULL DEFAULT 'built-in'")
-
-    def _add_display_frames(self) -> None:
-        """Version 1 -> 2: add probes.display and make the display frames of large frames."""
-        columns = {row[1] for row in self._writer.execute("PRAGMA table_info(probes)")}
-        if "display" in columns:
-            return
-        self._writer.execute("ALTER TABLE probes ADD COLUMN display BLOB")
-        keys = self._writer.execute("SELECT run_id, step FROM probes").fetchall()
-        for run_id, step in keys:
-            (data,) = self._writer.execute(
-                "SELECT data FROM probes WHERE run_id = ? AND step = ?", (run_id, step)
-            ).fetchone()
-            try:
-                T, units = Frame.from_bytes(data, names=("mask", "h")).sizes()  # reads two arrays
-                if T <= MAX_T and units <= MAX_UNITS:
-                    continue  # small: its display frame is the frame
-                display = Frame.from_bytes(data).pooled().to_bytes()
-            except ValueError:
-                continue  # unreadable as stored: it stays as it is (and reads fail as before)
-            self._writer.execute(
-                "UPDATE probes SET display = ? WHERE run_id = ? AND step = ?", (display, run_id, step)
-            )
 
     # -- plumbing --------------------------------------------------------------------------
 
@@ -219,11 +158,11 @@ class Storage:
         try:
             with self._write("creating a run") as conn:
                 conn.execute(
-                    f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    f"INSERT INTO runs ({_RUN_COLUMNS}, brief) VALUES ({', '.join('?' * 14)})",
                     (
                         record.id,
                         record.status,
-                        orjson.dumps(record.config).decode(),
+                        _column_value("config", record.config),
                         _iso(record.created_at),
                         _iso(record.started_at),
                         _iso(record.finished_at),
@@ -232,6 +171,9 @@ class Storage:
                         record.error,
                         record.group,
                         record.kind,
+                        record.name,
+                        _column_value("tags", record.tags),
+                        _column_value("brief", record.config),
                     ),
                 )
         except StorageError as exc:
@@ -245,24 +187,38 @@ class Storage:
         return _record(row) if row is not None else None
 
     def list_runs(
-        self, status: str | None = None, limit: int = 50, offset: int = 0
-    ) -> tuple[list[RunRecord], int]:
-        """One page of runs, newest first, and the total number matching `status` (None: all)."""
+        self, query: RunQuery | None = None, limit: int = 50, offset: int = 0
+    ) -> tuple[list[RunSummary], int]:
+        """One page of the runs `query` matches, newest first, and how many it matches in all.
+
+        The order is total (creation time, then insertion order), so pages neither repeat nor skip
+        a run while no run is added or deleted."""
         if limit < 0 or offset < 0:
             raise ValueError("limit and offset must not be negative")
-        where, args = ("WHERE status = ?", (status,)) if status is not None else ("", ())
+        where, args = (query or RunQuery()).where()
         with self._read("listing runs") as conn:
             conn.execute("BEGIN")  # one snapshot for the page and the count
             try:
                 rows = conn.execute(
-                    f"SELECT {_RUN_COLUMNS} FROM runs {where} ORDER BY created_at DESC, rowid DESC "
+                    f"SELECT {_BRIEF_COLUMNS} FROM runs {where} ORDER BY created_at DESC, rowid DESC "
                     "LIMIT ? OFFSET ?",
                     (*args, limit, offset),
                 ).fetchall()
                 (total,) = conn.execute(f"SELECT count(*) FROM runs {where}", args).fetchone()
             finally:
                 conn.execute("COMMIT")
-        return [_record(r) for r in rows], int(total)
+        return [_record(r).to_summary() for r in rows], int(total)
+
+    def missing(self, run_ids: list[str]) -> list[str]:
+        """Those of `run_ids` that no run has, in the order given."""
+        with self._read("looking runs up") as conn:
+            found = {
+                row[0]
+                for row in conn.execute(
+                    f"SELECT id FROM runs WHERE id IN ({', '.join('?' * len(run_ids))})", run_ids
+                )
+            }
+        return [run_id for run_id in run_ids if run_id not in found]
 
     def update_run(self, run_id: str, **fields: Any) -> RunRecord | None:
         """Set some of a run's fields (RunRecord names: status, started_at, error, group, ...).
@@ -274,8 +230,10 @@ class Storage:
             raise TypeError(f"update_run() cannot set {', '.join(sorted(unknown))}")
         if not fields:
             return self.get_run(run_id)
+        if "config" in fields:
+            fields["brief"] = fields["config"]
         values = [_column_value(name, value) for name, value in fields.items()]
-        assignments = ", ".join(f"{_UPDATABLE[name]} = ?" for name in fields)
+        assignments = ", ".join(f"{_UPDATABLE.get(name, name)} = ?" for name in fields)
         with self._write("updating a run") as conn:
             if conn.execute(f"UPDATE runs SET {assignments} WHERE id = ?", (*values, run_id)).rowcount == 0:
                 return None
@@ -283,9 +241,19 @@ class Storage:
         return _record(row)
 
     def delete_run(self, run_id: str) -> bool:
-        """Delete a run and (by cascade) its metrics, probes and checkpoint; False if there was none."""
+        """Delete a run and (by cascade) its metrics, probes and checkpoint; False if there was none.
+        Their pages stay free inside the file until `reclaim()`."""
         with self._write("deleting a run") as conn:
             return conn.execute("DELETE FROM runs WHERE id = ?", (run_id,)).rowcount > 0
+
+    def reclaim(self) -> None:
+        """Give the free pages (of deleted runs) back to the disk: incremental vacuum moves them
+        to the file's end and cuts them off (executescript steps it to the end), then a checkpoint
+        writes them into the file and truncates the write-ahead log. Takes a moment per 100 MB."""
+        with self._write_lock, self._errors("giving the space of deleted runs back to the disk"):
+            self._check_open()
+            self._writer.executescript("PRAGMA incremental_vacuum;")
+            self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
 
     def recover(self) -> list[str]:
         """At startup: runs left 'running' become 'interrupted'; returns the 'queued' ids, oldest first."""
@@ -425,13 +393,29 @@ def _datetime(value: str | None) -> datetime | None:
 def _column_value(name: str, value: Any) -> Any:
     if name in ("started_at", "finished_at"):
         return _iso(value)
-    if name == "config":
+    if name in ("config", "tags"):
         return orjson.dumps(value).decode()
+    if name == "brief":  # `value` is the whole config
+        return orjson.dumps(brief(value)).decode()
     return value
 
 
 def _record(row: tuple[Any, ...]) -> RunRecord:
-    run_id, status, config, created_at, started_at, finished_at, step, steps, error, group, kind = row
+    (
+        run_id,
+        status,
+        config,
+        created_at,
+        started_at,
+        finished_at,
+        step,
+        steps,
+        error,
+        group,
+        kind,
+        name,
+        tags,
+    ) = row
     created = _datetime(created_at)
     assert created is not None
     return RunRecord(
@@ -446,6 +430,8 @@ def _record(row: tuple[Any, ...]) -> RunRecord:
         error=error,
         group=group,
         kind=cast(RunKind, kind),
+        name=name,
+        tags=orjson.loads(tags),
     )
 
 

@@ -1,8 +1,10 @@
-"""The runs resource under /api: creating, comparing, listing, reading, stopping and deleting runs.
+"""The runs resource under /api: creating, comparing, listing, reading, renaming, stopping and deleting runs.
 
 What this is: thin typed routes over RunManager (built-in runs) and AttachedRuns (attached ones),
-with storage reads for the list. The calls block, so the routes are plain `def` (FastAPI runs
-them in its thread pool). Every error answers {"detail": "a sentence"} (errors.py).
+with storage reads for the list (a page of RunSummary, filtered by a RunQuery, with the total)
+and storage writes for a run's name and tags. Deleting (one run, or several at once: all or
+none) gives the disk back (Storage.reclaim). The calls block, so the routes are plain `def`
+(FastAPI runs them in its thread pool). Every error answers {"detail": "a sentence"} (errors.py).
 
 What this is not: what a run recorded or its weights (api.py), the ingest endpoints (ingest.py),
 or logic of its own: validation is in the pydantic models, work in app/services.
@@ -13,19 +15,27 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, HTTPException, Query, Response
 from fastapi.exceptions import RequestValidationError
-from pydantic import ValidationError
+from pydantic import StringConstraints, ValidationError
 
-from app.services.manager import QueueFull
+from app.core.cells import CellName
+from app.services.manager import QueueFull, RunNotFound
 from app.services.records import RunRecord
+from app.services.run_query import RunQuery
 from app.services.schemas import (
+    LIMITS,
     CompareCreate,
     CompareGroup,
     RunCreate,
+    RunKind,
+    RunPatch,
     RunPublic,
-    RunsPublic,
+    RunsDelete,
+    RunsDeleted,
+    RunsPage,
     RunStatus,
+    TaskName,
 )
 from app.web.deps import (
     NOT_FOUND,
@@ -68,6 +78,8 @@ def compare(body: CompareCreate, manager: ManagerDep) -> CompareGroup:
         for cell in dict.fromkeys(body.cells):  # each cell once, in the order given
             data = body.config.model_dump(mode="json")
             data["cell"] = cell
+            if body.config.name is not None:  # one name for the group: each run's says its cell
+                data["name"] = f"{body.config.name} · {cell}"
             if cell != "lstm":
                 data["init"]["forget_bias"] = None
             try:
@@ -85,18 +97,67 @@ def compare(body: CompareCreate, manager: ManagerDep) -> CompareGroup:
 @router.get("/runs", tags=["runs"])
 def list_runs(
     storage: StorageDep,
-    status: RunStatus | None = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    status: Annotated[list[RunStatus] | None, Query(description="any of these (repeat it)")] = None,
+    kind: RunKind | None = None,
+    cell: CellName | None = None,
+    task: Annotated[TaskName | None, Query(description="a built-in run's task")] = None,
+    group: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
+    tag: Annotated[
+        list[Annotated[str, StringConstraints(min_length=1, max_length=LIMITS.tag_chars)]] | None,
+        Query(max_length=LIMITS.tags, description="every one of these (repeat it)"),
+    ] = None,
+    q: Annotated[
+        str | None, Query(max_length=LIMITS.name_chars, description="in the name, the id or a tag")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=LIMITS.runs_page)] = 50,
     offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
-) -> RunsPublic:
-    """Runs, newest first, optionally only those with one status."""
-    records, total = storage.list_runs(status=status, limit=limit, offset=offset)
-    return RunsPublic(items=[r.to_public() for r in records], total=total)
+) -> RunsPage:
+    """A page of runs, newest first, with how many match in all (`total`). Filters combine; an
+    item's config is brief (no custom text): GET /api/runs/{id} has the whole run."""
+    query = RunQuery(
+        statuses=tuple(status or ()), kind=kind, cell=cell, task=task, group=group, tags=tuple(tag or ()), q=q
+    )
+    items, total = storage.list_runs(query, limit=limit, offset=offset)
+    return RunsPage(items=items, total=total)
+
+
+@router.post(
+    "/runs/delete",
+    tags=["runs"],
+    responses={404: {"description": "some ids name no run: nothing was deleted"}},
+)
+def delete_runs(
+    body: RunsDelete, storage: StorageDep, manager: ManagerDep, attached: AttachedDep
+) -> RunsDeleted:
+    """Delete several runs as DELETE /api/runs/{id} does each: all of them, or (when an id names
+    no run) none, with a 404 that names the unknown ids."""
+    ids = list(dict.fromkeys(body.ids))
+    missing = storage.missing(ids)
+    if missing:
+        raise HTTPException(404, f"no run has the id {', '.join(map(repr, missing))}: nothing was deleted")
+    deleted = []
+    for run_id in ids:
+        try:
+            _delete(run_id, storage, manager, attached)
+        except RunNotFound:
+            continue  # deleted by someone else meanwhile: gone all the same
+        deleted.append(run_id)
+    storage.reclaim()
+    return RunsDeleted(deleted=deleted)
 
 
 @router.get("/runs/{run_id}", tags=["runs"], responses=NOT_FOUND)
 def get_run(run: RunDep) -> RunPublic:
     return run.to_public()
+
+
+@router.patch("/runs/{run_id}", tags=["runs"], responses=NOT_FOUND)
+def patch_run(run: RunDep, body: RunPatch, storage: StorageDep) -> RunPublic:
+    """Rename a run (null: no name) or set its tags (the list replaces the old one)."""
+    record = storage.update_run(run.id, **{field: getattr(body, field) for field in body.model_fields_set})
+    if record is None:
+        raise HTTPException(404, f"there is no run with id {run.id!r}")
+    return record.to_public()
 
 
 @router.post(
@@ -114,11 +175,17 @@ def stop_run(run: RunDep, manager: ManagerDep, attached: AttachedDep) -> RunPubl
 
 @router.delete("/runs/{run_id}", status_code=204, tags=["runs"], responses=NOT_FOUND)
 def delete_run(run_id: RunId, storage: StorageDep, manager: ManagerDep, attached: AttachedDep) -> Response:
-    """Stop the run if it is training, then delete it with all its data (an attached run's script
-    gets 404 from then on)."""
+    """Stop the run if it is training, then delete it with all its data and give the disk back
+    (an attached run's script gets 404 from then on)."""
+    _delete(run_id, storage, manager, attached)
+    storage.reclaim()
+    return Response(status_code=204)
+
+
+def _delete(run_id: str, storage: StorageDep, manager: ManagerDep, attached: AttachedDep) -> None:
+    """Delete one run by the service of its kind; RunNotFound if there is none."""
     record = storage.get_run(run_id)
     if record is not None and record.kind == "attached":
         attached.delete(run_id)
     else:
         manager.delete(run_id)
-    return Response(status_code=204)

@@ -9,12 +9,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from app.core.engine import StepMetrics
 from app.core.frames import MAX_T, Frame
-from app.services import storage as storage_module
-from app.services.records import RunRecord
+from app.core.tasks import MAX_TEXT_CHARS
+from app.services import migrations
+from app.services.records import RunRecord, brief
+from app.services.run_query import RunQuery
 from app.services.schemas import AttachCreate, AttachedConfig, RunCreate, RunPublic
 from app.services.storage import INTERRUPTED_ERROR, METRIC_FIELDS, Storage, StorageError
 from tests.core.test_frames import probe_frame
@@ -119,9 +122,9 @@ def test_list_runs_newest_first_with_paging_and_filter(storage: Storage) -> None
     assert [r.id for r in runs] == [f"r{i}" for i in reversed(range(7))] and total == 7
     page, total = storage.list_runs(limit=3, offset=2)
     assert [r.id for r in page] == ["r4", "r3", "r2"] and total == 7
-    done, total = storage.list_runs(status="completed", limit=2)
+    done, total = storage.list_runs(RunQuery(statuses=("completed",)), limit=2)
     assert [r.id for r in done] == ["r5", "r3"] and total == 3
-    assert storage.list_runs(status="running") == ([], 0)
+    assert storage.list_runs(RunQuery(statuses=("running",))) == ([], 0)
     assert storage.list_runs(offset=10) == ([], 7)
     # runs created in the same microsecond keep their insertion order (newest first)
     storage.create_run(_record("same-a", minutes=100))
@@ -129,6 +132,101 @@ def test_list_runs_newest_first_with_paging_and_filter(storage: Storage) -> None
     assert [r.id for r in storage.list_runs(limit=2)[0]] == ["same-b", "same-a"]
     with pytest.raises(ValueError, match="negative"):
         storage.list_runs(limit=-1)
+
+
+def test_names_and_tags_are_stored_listed_and_changed(storage: Storage) -> None:
+    config = RunCreate.model_validate({**CONFIG.model_dump(), "name": " first ", "tags": ["a", "b", "a"]})
+    assert (config.name, config.tags) == ("first", ["a", "b"])
+    storage.create_run(RunRecord.new("n1", config))
+    storage.create_run(_record("plain"))
+    got = storage.get_run("n1")
+    assert got is not None and (got.name, got.tags) == ("first", ["a", "b"])
+    renamed = storage.update_run("n1", name="second", tags=["c"])
+    assert renamed is not None and (renamed.name, renamed.tags) == ("second", ["c"])
+    public = renamed.to_public()  # the current name and tags, in the config too
+    assert isinstance(public.config, RunCreate)
+    assert (public.name, public.tags, public.config.name, public.config.tags) == (
+        "second",
+        ["c"],
+        "second",
+        ["c"],
+    )
+    assert renamed.config["name"] == "first"  # the stored config stays as it was created
+    items, _ = storage.list_runs()
+    assert [(r.id, r.name, r.tags, r.config["name"]) for r in items] == [
+        ("n1", "second", ["c"], "second"),  # created now, "plain" in 2024
+        ("plain", None, [], None),
+    ]
+    cleared = storage.update_run("n1", name=None, tags=[])
+    assert cleared is not None and (cleared.to_public().name, cleared.tags) == (None, [])
+    attached = RunRecord.attached("att", ATTACHED, group="g")  # an attached run is named by its watch
+    storage.create_run(attached)
+    stored = storage.get_run("att")
+    assert stored is not None and stored.name == "mine" and stored.to_public().config.name == "mine"
+    assert storage.missing(["att", "nope", "n1", "gone"]) == ["nope", "gone"]
+
+
+def test_the_list_carries_no_custom_text(storage: Storage) -> None:
+    text = ("abcdefgh ij\n" * 83_334)[:MAX_TEXT_CHARS]  # 1 MB, the most a run may have
+    big = RunCreate.model_validate(
+        {"cell": "gru", "task": {"name": "char_lm", "corpus": "custom", "text": text, "seq_len": 20}}
+    )
+    storage.create_run(RunRecord.new("big", big))
+    storage.create_run(RunRecord.attached("att", ATTACHED, group="g"))
+    items, total = storage.list_runs()
+    assert total == 2
+    listed = orjson.dumps([item.model_dump(mode="json") for item in items])
+    assert len(listed) < 3000, len(listed)  # not 1 MB
+    summary = {item.id: item for item in items}
+    assert summary["big"].config["task"] == {"name": "char_lm", "corpus": "custom", "seq_len": 20}
+    assert "parameters" not in summary["att"].config and summary["att"].config["module"] == "encoder.rnn"
+    record = storage.get_run("big")
+    assert record is not None
+    shown = record.to_public().config
+    assert isinstance(shown, RunCreate) and shown.task.params["text"] == text  # the run has it
+    storage.update_run("big", config={**record.config, "steps": 7})  # a new config makes a new brief
+    assert storage.list_runs()[0][1].config["steps"] == 7
+
+
+def _disk_bytes(path: Path) -> int:
+    """The database's bytes on disk: the file and its write-ahead log."""
+    return sum(p.stat().st_size for p in (path, path.with_name(path.name + "-wal")) if p.exists())
+
+
+def test_deleting_a_big_run_gives_the_disk_back(storage: Storage) -> None:
+    storage.create_run(_record("keep"))
+    storage.add_probe("keep", 0, b"k" * 100_000)
+    storage.create_run(_record("big"))
+    for step in range(40):
+        storage.add_probe("big", step, bytes([step]) * 500_000)  # 20 MB
+    storage.reclaim()  # the log checkpointed: the file holds everything
+    before = _disk_bytes(storage.path)
+    assert before > 20_000_000
+    assert storage.delete_run("big") is True
+    storage.reclaim()
+    after = _disk_bytes(storage.path)
+    assert after < 1_000_000, (before, after)  # the 20 MB went back to the disk
+    assert storage.probe("keep", 0) == b"k" * 100_000
+    (free,) = storage._writer.execute("PRAGMA freelist_count").fetchone()
+    assert free == 0
+
+
+def test_an_older_file_is_switched_to_incremental_vacuum(tmp_path: Path) -> None:
+    path = tmp_path / "gatescope.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")  # as versions 1 to 3 made it: no auto-vacuum
+    conn.executescript(migrations.SCHEMA)
+    conn.execute("CREATE TABLE filler (x BLOB)")
+    conn.executemany("INSERT INTO filler VALUES (?)", [(b"f" * 100_000,)] * 50)
+    assert conn.execute("PRAGMA auto_vacuum").fetchone() == (0,)
+    conn.close()
+    with Storage(tmp_path) as storage:
+        assert storage._writer.execute("PRAGMA auto_vacuum").fetchone() == (migrations.INCREMENTAL,)
+        storage._writer.execute("DROP TABLE filler")
+        storage.reclaim()
+        assert _disk_bytes(path) < 500_000
+    with Storage(tmp_path) as storage:  # a current file is opened without a VACUUM
+        assert storage._writer.execute("PRAGMA auto_vacuum").fetchone() == (migrations.INCREMENTAL,)
 
 
 def test_steps_metrics_and_run_step(storage: Storage) -> None:
@@ -177,9 +275,12 @@ def test_probes_at_full_and_display_resolution(storage: Storage) -> None:
         storage.probe("r", 10, "thumbnail")  # type: ignore[arg-type]
 
 
-V2_SCHEMA = storage_module._SCHEMA.replace(
-    "    grp TEXT,\n    kind TEXT NOT NULL DEFAULT 'built-in'\n", "    grp TEXT\n"
+V3_SCHEMA = migrations.SCHEMA.replace(
+    "'built-in',\n    name TEXT,\n    tags TEXT NOT NULL DEFAULT '[]',\n"
+    "    brief TEXT NOT NULL DEFAULT '{}'\n",
+    "'built-in'\n",
 )
+V2_SCHEMA = V3_SCHEMA.replace("    grp TEXT,\n    kind TEXT NOT NULL DEFAULT 'built-in'\n", "    grp TEXT\n")
 
 
 def _old_run_row(scratch_dir: Path, run_id: str) -> tuple[Any, ...]:
@@ -194,7 +295,7 @@ def _old_run_row(scratch_dir: Path, run_id: str) -> tuple[Any, ...]:
 
 def test_a_version_1_database_is_migrated_once(tmp_path: Path) -> None:
     v1 = V2_SCHEMA.replace("    display BLOB,\n", "")
-    assert v1 != V2_SCHEMA != storage_module._SCHEMA
+    assert v1 != V2_SCHEMA != V3_SCHEMA != migrations.SCHEMA
     small = Frame.from_probe("old", probe_frame("gru")).to_bytes()
     large = Frame.from_probe("old", probe_frame("gru", seq_len=MAX_T + 20)).to_bytes()
     path = tmp_path / "gatescope.db"
@@ -220,7 +321,7 @@ def test_a_version_1_database_is_migrated_once(tmp_path: Path) -> None:
             record = storage.get_run("old")
             assert record is not None and record.kind == "built-in"
         with sqlite3.connect(path) as check:
-            assert check.execute("PRAGMA user_version").fetchone() == (3,)
+            assert check.execute("PRAGMA user_version").fetchone() == (migrations.SCHEMA_VERSION,)
             nulls = check.execute("SELECT step FROM probes WHERE display IS NULL ORDER BY step").fetchall()
             assert nulls == [(0,), (2,)]
         check.close()
@@ -251,9 +352,42 @@ def test_a_version_2_database_gains_the_run_kind(tmp_path: Path) -> None:
             storage.create_run(RunRecord.attached(f"att{_}", ATTACHED, group="g"))
             assert [r.kind for r in storage.list_runs()[0]] == ["attached"] * (_ + 1) + ["built-in"]
         with sqlite3.connect(path) as check:
-            assert check.execute("PRAGMA user_version").fetchone() == (3,)
+            assert check.execute("PRAGMA user_version").fetchone() == (migrations.SCHEMA_VERSION,)
             columns = [row[1] for row in check.execute("PRAGMA table_info(runs)")]
-            assert columns[-1] == "kind"
+            assert columns[-4:] == ["kind", "name", "tags", "brief"]
+        check.close()
+
+
+def test_a_version_3_database_gains_names_tags_and_briefs(tmp_path: Path) -> None:
+    path = tmp_path / "gatescope.db"
+    conn = sqlite3.connect(path)
+    conn.executescript(V3_SCHEMA + "; PRAGMA user_version = 3;")
+    built_in = (*_old_run_row(tmp_path / "scratch", "v3"), "built-in")
+    attached = (
+        "a3",
+        "completed",
+        orjson.dumps(ATTACHED.model_dump(mode="json")).decode(),
+        *built_in[3:9],
+        "watch",
+        "attached",
+    )
+    conn.executemany(f"INSERT INTO runs VALUES ({', '.join('?' * 11)})", [built_in, attached])
+    conn.commit()
+    conn.close()
+    for _ in range(2):  # the second open finds the columns and changes nothing
+        with Storage(tmp_path) as storage:
+            old, watched = storage.get_run("v3"), storage.get_run("a3")
+            assert old is not None and (old.name, old.tags) == (None, [])
+            assert watched is not None and (watched.name, watched.tags) == ("mine", [])  # its watch's name
+            items, total = storage.list_runs(RunQuery(q="MIN"))
+            assert total == 1 and items[0].id == "a3" and "parameters" not in items[0].config
+            assert storage.list_runs(RunQuery(cell="lstm"))[0][0].config == {
+                **brief(old.config),
+                "name": None,
+                "tags": [],
+            }
+        with sqlite3.connect(path) as check:
+            assert check.execute("PRAGMA user_version").fetchone() == (4,)
         check.close()
 
 

@@ -1,0 +1,154 @@
+"""The database's tables (SCHEMA, version SCHEMA_VERSION) and how an older file comes to have them.
+
+What this is: SCHEMA, the CREATE ... IF NOT EXISTS statements Storage runs on every open;
+`use_incremental_vacuum(conn)`, run before them; and `migrate(conn)`, run after them in the same
+transaction. Each migration step looks at what the file has and adds only what it lacks, so a
+current file is left as it is:
+
+- version 1 -> 2: probes gain `display` and the display frames of their large frames;
+- version 2 -> 3: runs gain `kind`, every run so far "built-in";
+- version 3 -> 4: runs gain `name` and `tags` (from their config: an attached run's name is its
+  watch's) and `brief`, the config as the run list shows it (records.brief).
+
+Files made before version 4 have no auto-vacuum: the first open switches it to incremental and
+rewrites the file once with VACUUM (it needs free disk space about the file's size), so that
+deleting runs gives their pages back to the disk from then on (Storage.delete_run).
+
+What this is not: any query of the running server (storage.py).
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+
+import orjson
+
+from app.core.frames import MAX_T, MAX_UNITS, Frame
+from app.services.records import brief
+
+SCHEMA_VERSION = 4
+INCREMENTAL = 2  # PRAGMA auto_vacuum's value for INCREMENTAL
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY,
+    status TEXT NOT NULL,
+    config TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    started_at TEXT,
+    finished_at TEXT,
+    step INTEGER NOT NULL DEFAULT 0,
+    steps INTEGER NOT NULL,
+    error TEXT,
+    grp TEXT,
+    kind TEXT NOT NULL DEFAULT 'built-in',
+    name TEXT,
+    tags TEXT NOT NULL DEFAULT '[]',
+    brief TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX IF NOT EXISTS runs_by_created ON runs (created_at);
+CREATE INDEX IF NOT EXISTS runs_by_status ON runs (status, created_at);
+CREATE TABLE IF NOT EXISTS metrics (
+    run_id TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+    step INTEGER NOT NULL,
+    loss REAL,
+    metric REAL,
+    grad_norm REAL,
+    grad_norm_clipped REAL,
+    clipped INTEGER NOT NULL,
+    update_ratio REAL,
+    lr REAL,
+    seconds REAL,
+    param_grad_norms TEXT NOT NULL,
+    PRIMARY KEY (run_id, step)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS probes (
+    run_id TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+    step INTEGER NOT NULL,
+    data BLOB NOT NULL,
+    display BLOB,
+    PRIMARY KEY (run_id, step)
+);
+CREATE TABLE IF NOT EXISTS checkpoints (
+    run_id TEXT PRIMARY KEY REFERENCES runs (id) ON DELETE CASCADE,
+    step INTEGER NOT NULL,
+    data BLOB NOT NULL
+);
+"""
+
+
+log = logging.getLogger(__name__)
+
+
+def use_incremental_vacuum(conn: sqlite3.Connection) -> None:
+    """Turn on incremental auto-vacuum: at once for a new file, with one VACUUM for an older one.
+
+    A VACUUM that fails (a full disk) is logged and the file is used as it is: deleting runs then
+    leaves their pages free inside the file until the next open tries again."""
+    if conn.execute("PRAGMA auto_vacuum").fetchone()[0] == INCREMENTAL:
+        return
+    conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
+    if conn.execute("SELECT count(*) FROM sqlite_schema").fetchone()[0] == 0:
+        return  # a new file: the setting holds from its first table on
+    try:
+        conn.execute("VACUUM")
+    except sqlite3.OperationalError as exc:
+        log.warning(
+            "could not switch the database to incremental vacuum (%s): deleted runs keep their space", exc
+        )
+
+
+def migrate(conn: sqlite3.Connection) -> None:
+    """Bring an older database to the current version (a new one already is)."""
+    _add_display_frames(conn)
+    if "kind" not in _columns(conn, "runs"):  # version 2 -> 3: every run so far was trained here
+        conn.execute("ALTER TABLE runs ADD COLUMN kind TEXT NOT NULL DEFAULT 'built-in'")
+    _add_names_and_tags(conn)
+
+
+def _columns(conn: sqlite3.Connection, table: str) -> set[str]:
+    return {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+
+
+def _add_display_frames(conn: sqlite3.Connection) -> None:
+    """Version 1 -> 2: add probes.display and make the display frames of large frames."""
+    if "display" in _columns(conn, "probes"):
+        return
+    conn.execute("ALTER TABLE probes ADD COLUMN display BLOB")
+    keys = conn.execute("SELECT run_id, step FROM probes").fetchall()
+    for run_id, step in keys:
+        (data,) = conn.execute(
+            "SELECT data FROM probes WHERE run_id = ? AND step = ?", (run_id, step)
+        ).fetchone()
+        try:
+            T, units = Frame.from_bytes(data, names=("mask", "h")).sizes()  # reads two arrays
+            if T <= MAX_T and units <= MAX_UNITS:
+                continue  # small: its display frame is the frame
+            display = Frame.from_bytes(data).pooled().to_bytes()
+        except ValueError:
+            continue  # unreadable as stored: it stays as it is (and reads fail as before)
+        conn.execute("UPDATE probes SET display = ? WHERE run_id = ? AND step = ?", (display, run_id, step))
+
+
+def _add_names_and_tags(conn: sqlite3.Connection) -> None:
+    """Version 3 -> 4: runs.name and runs.tags from each config, and runs.brief."""
+    if "name" in _columns(conn, "runs"):
+        return
+    conn.execute("ALTER TABLE runs ADD COLUMN name TEXT")
+    conn.execute("ALTER TABLE runs ADD COLUMN tags TEXT NOT NULL DEFAULT '[]'")
+    conn.execute("ALTER TABLE runs ADD COLUMN brief TEXT NOT NULL DEFAULT '{}'")
+    ids = [row[0] for row in conn.execute("SELECT id FROM runs").fetchall()]
+    for run_id in ids:  # one config at a time: a custom text may be 1 MB
+        (config_json,) = conn.execute("SELECT config FROM runs WHERE id = ?", (run_id,)).fetchone()
+        config = orjson.loads(config_json)
+        name = config.get("name")
+        tags = config.get("tags")
+        conn.execute(
+            "UPDATE runs SET name = ?, tags = ?, brief = ? WHERE id = ?",
+            (
+                name if isinstance(name, str) else None,
+                orjson.dumps(tags if isinstance(tags, list) else []).decode(),
+                orjson.dumps(brief(config)).decode(),
+                run_id,
+            ),
+        )
