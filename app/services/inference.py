@@ -2,8 +2,10 @@
 
 What this is: `load_model` rebuilds a run's network from its config and checkpoint (the bytes
 the worker saves with torch.save: {"config", "state_dict", "readout", "vocab"}); `inspect`
-probes it on a person's text or raw input vectors and returns the probe's `frames.Frame` (the
-web layer answers its bytes or JSON, as for a stored frame); `sample` writes text with a char_lm run.
+probes it on a person's text, raw input vectors or the run's own probe sample and returns the
+probe's `frames.Frame` (the web layer answers its bytes or JSON, as for a stored frame): the
+model's outputs (the readout's raw values) with its states and gradients; `sample` writes text
+with a char_lm run.
 These are blocking CPU work: the web layer calls them in a worker thread, a bounded few at once.
 
 What this is not: training (worker.py), or a web route. Errors are ValueError with a sentence
@@ -13,6 +15,7 @@ for bad input (the web layer answers 422) and `NotCharLMError` for sampling from
 from __future__ import annotations
 
 import io
+import math
 import random
 from dataclasses import dataclass
 from typing import cast
@@ -22,7 +25,7 @@ import torch
 from app.core.engine import Trainer
 from app.core.frames import Frame
 from app.core.sampling import StepModel, sample_text
-from app.core.tasks import Batch, CharLMTask
+from app.core.tasks import Batch, CharLMTask, Task
 from app.services.schemas import RunCreate, to_train_config
 
 
@@ -50,10 +53,9 @@ def load_model(config: RunCreate, checkpoint: bytes) -> Loaded:
     return Loaded(trainer, step if isinstance(step, int) else 0)
 
 
-def inputs_batch(loaded: Loaded, inputs: list[list[float]]) -> Batch:
+def inputs_batch(task: Task, inputs: list[list[float]]) -> Batch:
     """A one-sample batch of raw input vectors (T, I). Targets are placeholders (class 0 or 0.0);
     loss terms sit where the task takes them: the last step for many-to-one tasks, else every step."""
-    task = loaded.trainer.task
     T = len(inputs)
     if T == 0:
         raise ValueError("inputs must have at least one step")
@@ -76,29 +78,42 @@ def inputs_batch(loaded: Loaded, inputs: list[list[float]]) -> Batch:
     return Batch(inputs=x, targets=targets, mask=mask, tokens=None)
 
 
+OWN_INPUTS_NOTE = (
+    "Your own inputs have no targets: the loss and the targets are left out, and the gradients are "
+    "those of placeholder targets (class 0, or 0.0), so read their shape, not their size."
+)
+
+
 def inspect(
     run_id: str,
     config: RunCreate,
     checkpoint: bytes,
     text: str | None = None,
     inputs: list[list[float]] | None = None,
+    probe: bool = False,
 ) -> Frame:
-    """The probe frame of the checkpoint on `text` or `inputs` (exactly one), at full resolution.
+    """The probe frame of the checkpoint on `text`, `inputs` or (`probe`) the run's own probe
+    sample (exactly one), at full resolution. Its outputs are the readout's raw values (the
+    prediction, or logits); its step is the training step the checkpoint is from.
 
-    The frame's step is the training step the checkpoint is from."""
-    if (text is None) == (inputs is None):
-        raise ValueError("give exactly one of text or inputs")
+    Text and the probe sample carry their targets, so the frame's loss and targets are real.
+    Raw inputs have none: that frame has no loss and no targets, and says why in its notes."""
+    if (text is not None) + (inputs is not None) + probe != 1:
+        raise ValueError("give exactly one of text, inputs or probe")
     loaded = load_model(config, checkpoint)
     trainer = loaded.trainer
+    sample: Batch | None = None  # None: the run's probe sample
     if text is not None:
         sample = trainer.task.encode_text(text)  # ValueError for tasks without text, or unknown characters
         if float(sample.mask.sum()) == 0:
             raise ValueError("text must be at least 2 characters long: the last one has no next character")
-    else:
-        assert inputs is not None
-        sample = inputs_batch(loaded, inputs)
+    elif inputs is not None:
+        sample = inputs_batch(trainer.task, inputs)
     frame = trainer.probe(sample)
     frame.step = loaded.step
+    if inputs is not None:
+        frame.targets, frame.loss = None, math.nan
+        frame.notes = [*frame.notes, OWN_INPUTS_NOTE]
     return Frame.from_probe(run_id, frame)
 
 

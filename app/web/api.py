@@ -233,16 +233,21 @@ async def inspect_run(
     format: FrameFormat = "binary",
     resolution: FrameResolution = "full",
 ) -> Response:
-    """Probe the run's latest weights on your own input: a probe frame, as GET .../probes/{step}
-    answers one (bytes by default, ?format=json, ?resolution=display).
+    """Probe the run's latest weights on your own input, or on its own probe sample: a probe frame,
+    as GET .../probes/{step} answers one (bytes by default, ?format=json, ?resolution=display).
+    Its `outputs` are the model's: the prediction (adding), or logits (softmax: the next-character
+    or class probabilities).
 
-    With `inputs`, targets are placeholders (class 0, or 0.0), so read the gradients' shape, not
-    the loss; loss terms sit at the last step for many-to-one tasks, else at every step."""
+    With `inputs` there are no targets: the frame has no loss and null targets, and its gradients
+    are those of placeholder targets (class 0, or 0.0), so read their shape; loss terms sit at the
+    last step for many-to-one tasks, else at every step."""
     checkpoint = await anyio.to_thread.run_sync(_checkpoint, run.id, manager)
     config = run.config
 
     def compute() -> Response:
-        frame = inference.inspect(run.id, config, checkpoint, text=body.text, inputs=body.inputs)
+        frame = inference.inspect(
+            run.id, config, checkpoint, text=body.text, inputs=body.inputs, probe=body.probe
+        )
         return _made_frame(frame, format, resolution)
 
     try:

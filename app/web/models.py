@@ -20,11 +20,14 @@ InputValue = Annotated[float, Field(ge=-1e4, le=1e4, allow_inf_nan=False)]
 
 
 class InspectCreate(BaseModel):
-    """Probe a run's latest weights on your own input: text (char_lm runs) or raw vectors (T x I)."""
+    """Probe a run's latest weights on your own input (text for char_lm runs, or raw vectors T x I)
+    or on the run's own probe sample (`probe: true`, with its targets): exactly one of the three."""
 
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={"examples": [{"text": "hello"}, {"inputs": [[0.5, 1.0], [0.2, 0.0], [0.9, 1.0]]}]},
+        json_schema_extra={
+            "examples": [{"probe": True}, {"text": "hello"}, {"inputs": [[0.5, 1.0], [0.2, 0.0], [0.9, 1.0]]}]
+        },
     )
     text: Annotated[
         str | None,
@@ -38,11 +41,15 @@ class InspectCreate(BaseModel):
             description="one vector of the task's input size per step, e.g. [[0.5, 1], [0.2, 0]] for adding",
         ),
     ] = None
+    probe: Annotated[
+        bool,
+        Field(description="true: the run's own probe sample, with its targets (so a real loss and target)"),
+    ] = False
 
     @model_validator(mode="after")
     def _one(self) -> InspectCreate:
-        if (self.text is None) == (self.inputs is None):
-            raise ValueError("give exactly one of text or inputs")
+        if (self.text is not None) + (self.inputs is not None) + self.probe != 1:
+            raise ValueError("give exactly one of text, inputs or probe (true)")
         return self
 
 
@@ -105,9 +112,9 @@ class ProbePublic(BaseModel):
     notes: list[str]  # sentences to show with the frame (e.g. an attached module's dropout)
     source: Source  # the run's probe sample, or gatescope.watch's
     inputs: list[list[float]]
-    targets: list[Any] | None  # null for an attached module (no task, no targets)
+    targets: list[Any] | None  # null for an attached module (no task), or inspected raw inputs
     mask: list[float]
-    outputs: list[list[float]] | None  # null for an attached module
+    outputs: list[list[float]] | None  # the readout's raw values (prediction, or logits); null when attached
     h: list[list[list[float]]]
     c: list[list[list[float]]] | None
     gates: dict[str, list[list[list[float]]]]

@@ -254,6 +254,22 @@ def test_inspect_text_of_a_char_lm_run(served: Served) -> None:
     assert unknown.json()["detail"] == "characters not in the vocabulary of this corpus: 'p'"
 
 
+def test_inspect_the_probe_sample_answers_the_prediction_and_its_target(served: Served) -> None:
+    """{"probe": true}: the run's own probe input with its targets, on the latest weights."""
+    http = served.client
+    for run_id in (served.adding, served.hello):
+        query = {"format": "json"}
+        frame = http.post(f"/api/runs/{run_id}/inspect", params=query, json={"probe": True}).json()
+        stored = http.get(f"/api/runs/{run_id}/probes/latest", params={"format": "json"}).json()
+        assert frame["step"] == stored["step"] and frame["notes"] == []
+        for key in ("inputs", "targets", "mask", "outputs", "tokens"):  # the same sample and weights
+            assert frame[key] == stored[key], key
+        assert frame["loss"] == pytest.approx(stored["loss"], rel=1e-5)
+    adding = http.post(f"/api/runs/{served.adding}/inspect", params={"format": "json"}, json={"probe": True})
+    values, markers = np.asarray(adding.json()["inputs"]).T
+    assert adding.json()["targets"][-1][0] == pytest.approx(float(values @ markers), abs=1e-2)
+
+
 def test_inspect_raw_inputs(served: Served) -> None:
     http = served.client
     inputs = [[0.5, 1.0], [0.2, 0.0], [0.9, 1.0]]
@@ -262,13 +278,23 @@ def test_inspect_raw_inputs(served: Served) -> None:
     assert np.asarray(frame["inputs"]) == pytest.approx(np.asarray(inputs), abs=1e-3)
     assert np.asarray(frame["h"]).shape == (1, 3, 4)
     assert frame["mask"] == [0.0, 0.0, 1.0]  # adding is many-to-one: the loss term is at the end
+    assert np.shape(frame["outputs"]) == (3, 1)  # the predicted sum is outputs[-1][0]
+    assert frame["targets"] is None and frame["loss"] is None  # your own input has no target
+    assert "no targets" in frame["notes"][0]
     wrong = http.post(f"/api/runs/{served.adding}/inspect", json={"inputs": [[1.0, 2.0, 3.0]]})
     assert wrong.status_code == 422
     assert "2 values per step" in wrong.json()["detail"]
     text = http.post(f"/api/runs/{served.adding}/inspect", json={"text": "hello"})
     assert text.status_code == 422 and "does not take text" in text.json()["detail"]
-    for body in ({}, {"text": "he", "inputs": inputs}, {"inputs": [[float("1e9"), 0.0]]}):
-        assert http.post(f"/api/runs/{served.adding}/inspect", json=body).status_code == 422
+    for body in (
+        {},
+        {"probe": False},
+        {"text": "he", "inputs": inputs},
+        {"probe": True, "inputs": inputs},
+        {"inputs": [[float("1e9"), 0.0]]},
+    ):
+        answer = http.post(f"/api/runs/{served.adding}/inspect", json=body)
+        assert answer.status_code == 422, body
     too_long = http.post(
         f"/api/runs/{served.adding}/inspect", json={"inputs": [[0.0, 0.0]] * (LIMITS.inspect_steps + 1)}
     )
