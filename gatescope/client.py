@@ -113,12 +113,20 @@ class Client:
     def get_run(self, run_id: str) -> dict[str, Any]:
         return cast(dict[str, Any], self._json("GET", self._run(run_id)))
 
-    def list_runs(self, status: str | None = None, limit: int = 50, offset: int = 0) -> dict[str, Any]:
-        """{"items": [runs, newest first], "total": n}."""
-        params: dict[str, Any] = {"limit": limit, "offset": offset}
-        if status is not None:
-            params["status"] = status
+    def list_runs(self, limit: int = 50, offset: int = 0, **filters: str | list[str]) -> dict[str, Any]:
+        """{"items": [run summaries, newest first], "total": n matching}; filters: status, kind,
+        cell, task, group, tag (a list: every one), q (in name, id or tags), e.g. status="completed"."""
+        params: dict[str, Any] = {"limit": limit, "offset": offset, **filters}
         return cast(dict[str, Any], self._json("GET", "/api/runs", params=params))
+
+    def update_run(self, run_id: str, **changes: Any) -> dict[str, Any]:
+        """Rename a run or set its tags: update_run(id, name="baseline", tags=["sweep"]); the run."""
+        return cast(dict[str, Any], self._json("PATCH", self._run(run_id), json=changes))
+
+    def delete_runs(self, run_ids: list[str]) -> list[str]:
+        """Delete these runs, all or none (an unknown id: GatescopeError 404); the ids deleted."""
+        body = self._json("POST", "/api/runs/delete", json={"ids": run_ids})
+        return cast(list[str], body["deleted"])
 
     def stop(self, run_id: str) -> dict[str, Any]:
         return cast(dict[str, Any], self._json("POST", f"{self._run(run_id)}/stop"))

@@ -144,12 +144,18 @@ def test_every_method_against_a_real_server(live: LiveServer) -> None:
 
         group = gs.compare({**ADDING, "steps": 100_000}, cells=["gru", "rnn_relu"])
         ids = [r["id"] for r in group["runs"]]
-        assert gs.list_runs(status="queued")["total"] + gs.list_runs(status="running")["total"] == 2
+        assert gs.list_runs(status=["queued", "running"])["total"] == 2
+        assert gs.update_run(ids[0], name="slow gru", tags=["slow"])["name"] == "slow gru"
+        assert [r["id"] for r in gs.list_runs(q="SLOW", tag="slow")["items"]] == [ids[0]]
         for run_id in ids:
             assert gs.stop(run_id)["id"] == run_id
         for run_id in ids:
             assert gs.wait(run_id, timeout=10)["status"] == "stopped"
-            gs.delete(run_id)
+        gs.delete(ids[0])
+        with pytest.raises(GatescopeError) as info:
+            gs.delete_runs([ids[1], ids[0]])  # ids[0] is gone: nothing is deleted
+        assert info.value.status_code == 404 and ids[1] in [r["id"] for r in gs.list_runs()["items"]]
+        assert gs.delete_runs([ids[1]]) == [ids[1]]
         assert gs.list_runs()["total"] == 1
         with pytest.raises(GatescopeError) as info:
             gs.get_run(ids[0])
