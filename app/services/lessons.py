@@ -89,8 +89,12 @@ PRESETS: tuple[dict[str, Any], ...] = (
             "bounded and the loss settles near the baseline; unclipped, one huge step throws the "
             "weights out and the run diverges within about a hundred steps."
         ),
-        "config": {**_EXPLODING, "clip": {"mode": "norm", "threshold": 1.0}},
-        "variants": [{**_EXPLODING, "clip": {"mode": "off"}}],
+        "config": {
+            **_EXPLODING,
+            "clip": {"mode": "norm", "threshold": 1.0},
+            "name": "exploding · clipped at 1",
+        },
+        "variants": [{**_EXPLODING, "clip": {"mode": "off"}, "name": "exploding · not clipped"}],
     },
     {
         "name": "hello",
@@ -164,8 +168,23 @@ PRESETS: tuple[dict[str, Any], ...] = (
             "The one-way LSTM cannot see the next digit, so about 87% accuracy is its ceiling; the "
             "bidirectional one reads both neighbours and gets close to 100%."
         ),
-        "config": {"cell": "lstm", "hidden_size": 32, "bidirectional": True, "task": _TAGGING, "steps": 1500},
-        "variants": [{"cell": "lstm", "hidden_size": 32, "task": _TAGGING, "steps": 1500}],
+        "config": {
+            "cell": "lstm",
+            "hidden_size": 32,
+            "bidirectional": True,
+            "task": _TAGGING,
+            "steps": 1500,
+            "name": "bidirectional · both ways",
+        },
+        "variants": [
+            {
+                "cell": "lstm",
+                "hidden_size": 32,
+                "task": _TAGGING,
+                "steps": 1500,
+                "name": "bidirectional · one way",
+            }
+        ],
     },
 )
 
