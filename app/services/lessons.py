@@ -2,20 +2,21 @@
 
 What this is: `PRESETS` (classic experiments, each a valid RunCreate plus a sentence on what to
 look for and, where the point is a comparison, the cells to compare or variant runs to start
-beside it) and `LESSONS` (the /learn page's one-click demos: runs or one comparison, and the views
-their panels draw), as data, with `presets()` and `lessons()` validating them. The catalog
-(catalog.py) serves both.
+beside it) and `LESSONS` (the /learn page's one-click demos: the runs one POST /api/groups starts,
+each named by its panel's title, and the views their panels draw), as data, with `presets()` and
+`lessons()` validating them. The catalog (catalog.py) serves both.
 
-What this is not: the catalog itself, or validation beyond the RunCreate models.
+What this is not: the catalog itself, validation beyond the RunCreate models, or what a demo's
+runs showed (claims.py checks each lesson's claim against them).
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, model_validator
+from pydantic import BaseModel, Field
 
-from app.services.schemas import CompareCreate, RunCreate
+from app.services.schemas import MAX_GROUP_RUNS, RunCreate
 
 CellChoice = Literal["rnn_tanh", "rnn_relu", "lstm", "gru"]
 
@@ -33,23 +34,16 @@ LessonView = Literal["loss", "hidden", "itemized", "gradflow", "gradnorm", "gate
 
 
 class LessonRun(BaseModel):
-    title: str  # the run's panel heading
-    config: RunCreate  # POST /api/runs
+    title: str  # the run's panel heading, and its name
+    config: RunCreate
 
 
 class Lesson(BaseModel):
-    """One /learn demo: runs to start (or one comparison) and the views its panels draw."""
+    """One /learn demo: the runs to start as one group, and the views its panels draw."""
 
     name: str  # the section's data-demo key in templates/learn.html
     views: list[LessonView]
-    runs: list[LessonRun] = []
-    compare: CompareCreate | None = None  # POST /api/compare instead of `runs`
-
-    @model_validator(mode="after")
-    def _one_way_to_start(self) -> Lesson:
-        if bool(self.runs) == (self.compare is not None):
-            raise ValueError(f"lesson {self.name!r} needs either runs or a comparison, not both or neither")
-        return self
+    runs: Annotated[list[LessonRun], Field(min_length=1, max_length=MAX_GROUP_RUNS)]
 
 
 _ADDING_100 = {"name": "adding", "seq_len": 100}
@@ -205,6 +199,9 @@ _ADDING_50 = {
     "probe_every": 20,
     "batch_size": 32,
 }
+# the vanishing demo: long enough, and at a learning rate high enough, for the gated cells to learn
+# (the LSTM with a forget-gate bias of 1, as Jozefowicz et al. 2015 advise); the same seed for all
+_VANISHING = {**_ADDING_50, "steps": 800, "optimizer": {"name": "adam", "lr": 0.01}}
 _EXPLODING_30 = {**_EXPLODING, "task": {"name": "adding", "seq_len": 30}, "steps": 300, "batch_size": 32}
 LESSONS: tuple[dict[str, Any], ...] = (
     {
@@ -271,8 +268,15 @@ LESSONS: tuple[dict[str, Any], ...] = (
     },
     {
         "name": "vanishing",
-        "views": ["gradflow"],
-        "compare": {"config": {**_ADDING_50, "cell": "rnn_tanh"}, "cells": ["rnn_tanh", "lstm", "gru"]},
+        "views": ["gradflow", "loss"],
+        "runs": [
+            {"title": "tanh RNN", "config": {**_VANISHING, "cell": "rnn_tanh"}},
+            {
+                "title": "LSTM, forget bias 1",
+                "config": {**_VANISHING, "cell": "lstm", "init": {"forget_bias": 1}},
+            },
+            {"title": "GRU", "config": {**_VANISHING, "cell": "gru"}},
+        ],
     },
     {
         "name": "exploding",
@@ -289,6 +293,7 @@ LESSONS: tuple[dict[str, Any], ...] = (
         "name": "remedies",
         "views": ["gradflow"],
         "runs": [
+            {"title": "tanh RNN", "config": {**_ADDING_50, "cell": "rnn_tanh"}},
             {
                 "title": "IRNN: ReLU, W_hh = I",
                 "config": {
@@ -301,10 +306,6 @@ LESSONS: tuple[dict[str, Any], ...] = (
             {
                 "title": "tanh RNN, truncated BPTT k = 10",
                 "config": {**_ADDING_50, "cell": "rnn_tanh", "tbptt": 10},
-            },
-            {
-                "title": "tanh RNN with RMSprop",
-                "config": {**_ADDING_50, "cell": "rnn_tanh", "optimizer": {"name": "rmsprop", "lr": 0.001}},
             },
         ],
     },

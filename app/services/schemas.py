@@ -384,8 +384,37 @@ class CompareCreate(BaseModel):
 
 
 class CompareGroup(BaseModel):
+    """The runs of one group, in the order asked for (POST /api/compare, POST /api/groups)."""
+
     group: str
     runs: list[RunPublic]
+
+
+# -- a group of runs started at once (POST /api/groups; the /learn demos) -----------------------
+
+MAX_GROUP_RUNS = 8
+
+
+class GroupRun(BaseModel):
+    """One run of a group: its name, and its config (whose own name, if given, must be the same)."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: Annotated[str, Field(max_length=10 * LIMITS.name_chars), AfterValidator(_run_name)]
+    config: RunCreate
+
+    @model_validator(mode="after")
+    def _one_name(self) -> GroupRun:
+        if self.config.name is not None and self.config.name != self.name:
+            raise ValueError(
+                f"config.name {self.config.name!r} differs from name {self.name!r}: give it once"
+            )
+        self.config = self.config.model_copy(update={"name": self.name})
+        return self
+
+
+class GroupCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    runs: Annotated[list[GroupRun], Field(min_length=1, max_length=MAX_GROUP_RUNS)]
 
 
 class AttachedGroup(BaseModel):

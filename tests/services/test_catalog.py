@@ -1,8 +1,8 @@
-"""The catalog: every choice the API offers, the constants the pages share, presets and lessons."""
+"""The catalog: every choice the API offers, the constants the pages share, the presets (the
+lessons: tests/services/test_lessons.py)."""
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pytest
@@ -11,7 +11,7 @@ from app.core import frames
 from app.core.cells import CELLS, GATES
 from app.core.tasks import TASKS, make_task
 from app.services.catalog import GATE_CAPTIONS, catalog, run_defaults
-from app.services.lessons import LESSONS, Lesson, lessons, presets
+from app.services.lessons import presets
 from app.services.schemas import FINISHED, LIMITS, CompareCreate, RunCreate
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -86,45 +86,3 @@ def test_defaults_are_a_runcreates_own() -> None:
         defaults["hidden_size"] == 64 and defaults["optimizer"]["lr"] == 0.003 and defaults["tbptt"] is None
     )
     assert RunCreate.model_validate({**defaults, "cell": "lstm", "task": {"name": "copy"}})  # a valid base
-
-
-def test_lessons_are_valid_runs_for_the_learn_pages_sections() -> None:
-    found = {lesson.name: lesson for lesson in lessons()}
-    page = (REPO_ROOT / "templates" / "learn.html").read_text(encoding="utf-8")
-    assert set(found) == set(re.findall(r'data-demo="([a-z]+)"', page))
-    assert [r.config.task.name for r in found["shapes"].runs] == [
-        "recall",
-        "counting",
-        "recall",
-        "copy",
-        "tagging",
-    ]
-    vanishing = found["vanishing"].compare
-    assert (
-        vanishing is not None
-        and vanishing.cells == ["rnn_tanh", "lstm", "gru"]
-        and not found["vanishing"].runs
-    )
-    assert [r.config.clip.mode for r in found["exploding"].runs] == ["norm", "off"]
-    assert found["gates"].runs[0].config.init.forget_bias == 1.0
-    assert found["remedies"].runs[1].config.tbptt == 10
-    for lesson in found.values():
-        for run in lesson.runs:  # small enough to train in seconds on a CPU
-            assert run.config.steps <= 500 and run.config.hidden_size <= 32 and run.title
-
-
-def test_a_lesson_needs_runs_or_a_comparison_but_not_both() -> None:
-    config = dict(LESSONS[0]["runs"][0]["config"])
-    with pytest.raises(ValueError, match="either runs or a comparison"):
-        Lesson.model_validate({"name": "x", "views": ["loss"]})
-    with pytest.raises(ValueError, match="either runs or a comparison"):
-        Lesson.model_validate(
-            {
-                "name": "x",
-                "views": ["loss"],
-                "runs": [{"title": "t", "config": config}],
-                "compare": {"config": config},
-            }
-        )
-    with pytest.raises(ValueError, match="views"):
-        Lesson.model_validate({"name": "x", "views": ["nope"], "runs": [{"title": "t", "config": config}]})
