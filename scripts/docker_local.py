@@ -80,6 +80,7 @@ NETWORK = os.environ.get("GATESCOPE_DOCKER_NETWORK", "bridge")
 CA_BUNDLE = Path(os.environ.get("PIP_CERT", "/etc/ssl/certs/ca-certificates.crt"))
 
 PODMAN = ["podman", "--cgroup-manager", "cgroupfs", "--events-backend", "file"]
+ENGINE_TOOLS = ("podman", "runc", "debootstrap")  # system tools (Debian packages of the same names)
 SHORT_RUN = {
     "cell": "lstm",
     "task": {"name": "adding", "seq_len": 10},
@@ -130,16 +131,15 @@ def ensure_engine() -> None:
     header(1, "engine")
     if os.geteuid() != 0:
         raise StepError("run as root: the script uses rootful podman and apt-get")
-    missing = [
-        pkg
-        for tool, pkg in (("podman", "podman"), ("runc", "runc"), ("debootstrap", "debootstrap"))
-        if shutil.which(tool) is None
-    ]
+    missing = [tool for tool in ENGINE_TOOLS if shutil.which(tool) is None]
     if missing:
         print(f"installing {', '.join(missing)} with apt-get")
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
         subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
         subprocess.run(["apt-get", "install", "-y", "-qq", *missing], check=True, env=env)
+    still = [tool for tool in ENGINE_TOOLS if shutil.which(tool) is None]
+    if still:
+        raise StepError(f"{', '.join(still)} still not on PATH after apt-get install: install it by hand")
     print(sh(["podman", "--version"], quiet=True).strip())
     print(sh(["runc", "--version"], quiet=True).splitlines()[0])
     info = json.loads(podman("info", "--format", "json", quiet=True))
@@ -521,7 +521,7 @@ def main() -> int:
         short_run(base)
         inside()
         ok = True
-    except (StepError, subprocess.CalledProcessError) as exc:
+    except (StepError, subprocess.CalledProcessError, OSError) as exc:  # OSError: a tool that is missing
         print(f"\nFAILED: {exc}", file=sys.stderr)
     finally:
         print("\n=== cleanup ===")

