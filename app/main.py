@@ -32,7 +32,7 @@ from app.services.manager import Message, ProbeMessage, RunManager
 from app.services.storage import Storage
 from app.services.views import Views
 from app.settings import Settings, get_settings
-from app.web import api, compression, errors, ingest, pages, runs, security, ws
+from app.web import api, compression, errors, groups, ingest, lessons, pages, runs, security, ws
 from app.web import views as view_routes
 
 # templates/ and static/ sit at the repository root, beside the app package.
@@ -94,6 +94,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(api.health_router)
     app.include_router(api.router)
     app.include_router(runs.router)
+    app.include_router(groups.router)
+    app.include_router(lessons.router)
     app.include_router(ingest.router)
     app.include_router(view_routes.router)
     app.include_router(ws.router)

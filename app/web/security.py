@@ -54,8 +54,14 @@ BODY_LIMITS: tuple[tuple[re.Pattern[str], int], ...] = (
     (re.compile(r"/api/import"), MAX_IMPORT_BYTES),
 )
 LOGIN_BODY_BYTES = 16 * 1024
-RATE_LIMITED = frozenset(
-    {("POST", "/api/runs"), ("POST", "/api/compare"), ("POST", "/api/attach"), ("POST", "/api/import")}
+RATE_LIMITED = frozenset(  # a request counts once, however many runs it starts (a group: up to 8)
+    {
+        ("POST", "/api/runs"),
+        ("POST", "/api/compare"),
+        ("POST", "/api/groups"),
+        ("POST", "/api/attach"),
+        ("POST", "/api/import"),
+    }
 )
 MAX_BUCKETS = 10_000  # client IPs remembered by the rate limiter (least recently seen go first)
 
