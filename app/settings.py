@@ -29,6 +29,10 @@ class Settings(BaseSettings):
     # run_burst; 0 turns the limit off
     run_rate: float = Field(default=30.0, ge=0)
     run_burst: int = Field(default=10, ge=1)
+    # the largest run this server queues, by its estimated cost (app.core.cost): seconds per
+    # training step (probes included) and the worker's peak memory; beyond either, a 422
+    max_step_seconds: float = Field(default=10.0, gt=0)
+    max_run_memory_mb: int = Field(default=4096, ge=1)
 
     @field_validator("token")
     @classmethod

@@ -16,6 +16,10 @@ storage, keeps the run's status and calls `publish(run_id, message)` with a `Mes
 - StatusMessage(run)      every status change (running; then the final status);
 - EndMessage(run)         once, when the run has ended (after its final StatusMessage).
 
+A queued run's RunPublic carries its `queue_position` (`public(record)`: how many queued runs are
+ahead of it, 0 for the next); when a run leaves the queue (starts, is stopped or deleted), every
+run still queued gets a StatusMessage with its new position.
+
 Final statuses: the worker's own end (completed, stopped, diverged); 'failed' with the worker's
 "<ExcType>: message", or "worker exited with code N" if the process died without a word (e.g.
 kill -9); 'stopped' after `stop`; 'interrupted' for runs cut short by `shutdown` (and, by
@@ -42,15 +46,13 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from multiprocessing.connection import Connection
-from multiprocessing.process import BaseProcess
-from multiprocessing.synchronize import Event as EventType
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
 from app.services import worker
+from app.services.handles import Handle, Outcome
 from app.services.records import RunRecord, utcnow
 from app.services.schemas import FINISHED, RunCreate, RunPublic
 from app.services.storage import Storage, StorageError
@@ -113,33 +115,6 @@ class RunNotFound(Exception):  # noqa: N818  (the contract's name)
 # -- the manager ----------------------------------------------------------------------------
 
 
-@dataclass(eq=False)
-class _Handle:
-    """One running run: its worker process, pipe, reader thread and what they share."""
-
-    run_id: str
-    process: BaseProcess
-    conn: Connection  # the parent's end
-    child_conn: Connection  # the worker's end, closed here once the worker has started
-    stop_event: EventType
-    thread: threading.Thread = field(init=False)
-    checkpoint: bytes | None = None  # the latest weights, while running
-    heard: bool = False  # a first message arrived (the worker is past importing torch)
-    stop_requested: bool = False
-    stop_deadline: float | None = None  # monotonic time after which the worker is terminated
-    shutting_down: bool = False
-    deleted: bool = False
-
-
-@dataclass
-class _Outcome:
-    """How a worker ended, as the reader thread saw it."""
-
-    end: tuple[str, int, str] | None = None  # (status, step, reason) from the worker's "end"
-    error: str | None = None  # the worker's "error" text, or a storage failure
-    exitcode: int | None = None
-
-
 class RunManager:
     """Schedules runs onto worker processes; see the module docstring."""
 
@@ -152,7 +127,7 @@ class RunManager:
         self._mp = multiprocessing.get_context("spawn")
         self._lock = threading.Lock()
         self._queue: deque[str] = deque()
-        self._running: dict[str, _Handle] = {}
+        self._running: dict[str, Handle] = {}
         self._started = False
         self._closing = False
 
@@ -297,6 +272,11 @@ class RunManager:
         with self._lock:
             return list(self._queue)
 
+    def public(self, record: RunRecord) -> RunPublic:
+        """The run as the API shows it, with its queue_position: queued runs ahead of it (0: next)."""
+        queue = self.queued()
+        return record.to_public(queue.index(record.id) if record.id in queue else None)
+
     # -- scheduling (under self._lock) -----------------------------------------------------
 
     def _dispatch(self) -> None:
@@ -318,7 +298,7 @@ class RunManager:
                 name=f"gatescope-run-{run_id}",
                 daemon=True,
             )
-            h = _Handle(run_id, process, conn, child_conn, stop_event)
+            h = Handle(run_id, process, conn, child_conn, stop_event)
             h.thread = threading.Thread(
                 target=self._serve,
                 args=(h, record.to_public()),
@@ -328,7 +308,7 @@ class RunManager:
             self._running[run_id] = h
             h.thread.start()
 
-    def _request_stop(self, h: _Handle, grace: float) -> None:
+    def _request_stop(self, h: Handle, grace: float) -> None:
         h.stop_requested = True
         h.stop_event.set()
         deadline = time.monotonic() + grace
@@ -336,10 +316,10 @@ class RunManager:
 
     # -- the reader thread -----------------------------------------------------------------
 
-    def _serve(self, h: _Handle, running: RunPublic) -> None:
+    def _serve(self, h: Handle, running: RunPublic) -> None:
         """A reader thread: start the worker, record its messages, record how it ended."""
         self._emit(h.run_id, StatusMessage(running))
-        outcome = _Outcome()
+        outcome = Outcome()
         try:
             with self._lock:
                 abandon = h.stop_requested  # stopped or deleted before the worker even started
@@ -354,13 +334,13 @@ class RunManager:
         except StorageError as exc:
             log.error("run %s: %s", h.run_id, exc)
             outcome.error = f"the server could not record this run: {exc}"
-            self._terminate(h)
+            h.terminate()
         except Exception as exc:
             log.exception("run %s: the reader thread failed", h.run_id)
             outcome.error = f"the server failed while running this run: {type(exc).__name__}: {exc}"
-            self._terminate(h)
+            h.terminate()
         finally:
-            outcome.exitcode = self._reap(h)
+            outcome.exitcode = h.reap(JOIN_SECONDS)
             h.conn.close()
         try:
             self._finish(h, outcome)
@@ -376,7 +356,7 @@ class RunManager:
                 except Exception:
                     log.exception("could not start the next queued run")
 
-    def _read(self, h: _Handle, outcome: _Outcome) -> None:
+    def _read(self, h: Handle, outcome: Outcome) -> None:
         """Receive until the worker ends or its pipe closes; write and publish each message."""
         rows: list[dict[str, Any]] = []
         flushed_at = time.monotonic()
@@ -393,7 +373,7 @@ class RunManager:
             now = time.monotonic()
             if h.stop_deadline is not None and now >= h.stop_deadline:
                 h.stop_deadline = None
-                self._terminate(h)
+                h.terminate()
             timeout = POLL_SECONDS
             if rows:
                 timeout = min(timeout, max(0.0, flushed_at + FLUSH_SECONDS - now))
@@ -432,12 +412,12 @@ class RunManager:
                 flush()
         flush()
 
-    def _keep_checkpoint(self, h: _Handle, step: int, data: bytes) -> None:
+    def _keep_checkpoint(self, h: Handle, step: int, data: bytes) -> None:
         with self._lock:
             h.checkpoint = data
         self._store(h, self.storage.save_checkpoint, h.run_id, step, data)
 
-    def _store(self, h: _Handle, write: Callable[..., None], *args: Any) -> None:
+    def _store(self, h: Handle, write: Callable[..., None], *args: Any) -> None:
         """A storage write for run h; a failure (unless the run was deleted) ends the run."""
         try:
             write(*args)
@@ -446,25 +426,7 @@ class RunManager:
                 return  # its rows went with it; nothing to keep
             raise
 
-    @staticmethod
-    def _terminate(h: _Handle) -> None:
-        if h.process.pid is not None and h.process.is_alive():
-            h.process.terminate()
-
-    def _reap(self, h: _Handle) -> int | None:
-        """Wait for the worker to exit (terminating, then killing, one that lingers)."""
-        if h.process.pid is None:
-            return None  # never started
-        h.process.join(JOIN_SECONDS)
-        if h.process.exitcode is None:
-            h.process.terminate()
-            h.process.join(1.0)
-        if h.process.exitcode is None:
-            h.process.kill()
-            h.process.join()
-        return h.process.exitcode
-
-    def _finish(self, h: _Handle, outcome: _Outcome) -> None:
+    def _finish(self, h: Handle, outcome: Outcome) -> None:
         """Record the run's final status and publish it."""
         if h.deleted:
             return
@@ -495,5 +457,16 @@ class RunManager:
             return
         try:
             self._publish(run_id, message)
+            run = message.run if isinstance(message, StatusMessage | EndMessage) else None
+            if run is not None and run.status != "queued" and (run.status == "running" or not run.started_at):
+                self._announce_queue()  # a run left the queue (started, stopped, deleted): the rest moved up
         except Exception:
             log.exception("run %s: publish failed", run_id)
+
+    def _announce_queue(self) -> None:
+        """A StatusMessage to the viewers of every queued run, with its queue position now."""
+        assert self._publish is not None
+        for position, run_id in enumerate(self.queued()):
+            record = self.storage.get_run(run_id)
+            if record is not None and record.status == "queued":
+                self._publish(run_id, StatusMessage(record.to_public(position)))

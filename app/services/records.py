@@ -74,8 +74,9 @@ class RunRecord:
             name=config.name,
         )
 
-    def to_public(self) -> RunPublic:
-        """The run as the API shows it; an attached run's `steps` is its step (no target known)."""
+    def to_public(self, queue_position: int | None = None) -> RunPublic:
+        """The run as the API shows it; an attached run's `steps` is its step (no target known).
+        `queue_position`: the manager's (RunManager.public), for a queued run."""
         config_json = orjson.dumps(self.config, option=orjson.OPT_SORT_KEYS).decode()
         config: RunCreate | AttachedConfig
         if self.kind == "attached":
@@ -96,6 +97,7 @@ class RunRecord:
             steps=self.step if self.kind == "attached" else self.steps,
             error=self.error,
             group=self.group,
+            queue_position=queue_position,
         )
 
     def to_summary(self) -> RunSummary:

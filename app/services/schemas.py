@@ -304,6 +304,7 @@ class RunPublic(BaseModel):
     steps: int  # steps asked for
     error: str | None = None
     group: str | None = None  # runs made together by /api/compare (or one watch) share a group
+    queue_position: int | None = None  # queued runs ahead of it (0: it starts next); None unless queued
 
     @model_validator(mode="after")
     def _kind_matches(self) -> RunPublic:
@@ -332,6 +333,7 @@ class RunSummary(BaseModel):
     steps: int
     error: str | None = None
     group: str | None = None
+    queue_position: int | None = None  # as RunPublic's
 
 
 class RunsPage(BaseModel):

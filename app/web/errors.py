@@ -1,13 +1,13 @@
 """How errors become HTTP answers: always {"detail": "a sentence"}, never a traceback.
 
 What this is: `install(app)` maps the services' exceptions to status codes (RunNotFound 404,
-WrongState and NotCharLMError 409, frame_checks.Invalid 422, QueueFull 429, StorageError 503; an
-exception with `stop = True`, attached.RunEnded, adds "stop": true to the body), answers
-request validation errors as FastAPI does but with non-finite inputs (a JSON body may say NaN)
-written as strings, and adds `CatchAll`, an ASGI middleware that turns any other exception into a
-logged 500 {"detail": "internal error"} (Starlette's own handler would re-raise it after
-answering). What this is not: validation, which pydantic and app.core do; their 422 bodies name
-the field and the limit.
+WrongState and NotCharLMError 409, frame_checks.Invalid and estimates.TooCostly 422, QueueFull
+429, StorageError 503; an exception with `stop = True`, attached.RunEnded, adds "stop": true to
+the body), answers request validation errors as FastAPI does but with non-finite inputs (a JSON
+body may say NaN) written as strings, and adds `CatchAll`, an ASGI middleware that turns any
+other exception into a logged 500 {"detail": "internal error"} (Starlette's own handler would
+re-raise it after answering). What this is not: validation, which pydantic and app.core do;
+their 422 bodies name the field and the limit.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.services.estimates import TooCostly
 from app.services.frame_checks import Invalid
 from app.services.inference import NotCharLMError
 from app.services.manager import QueueFull, RunNotFound, WrongState
@@ -34,6 +35,7 @@ STATUS: dict[type[Exception], int] = {
     WrongState: 409,
     NotCharLMError: 409,
     Invalid: 422,
+    TooCostly: 422,
     QueueFull: 429,
     StorageError: 503,
 }

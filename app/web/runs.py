@@ -20,8 +20,8 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import StringConstraints, ValidationError
 
 from app.core.cells import CellName
-from app.services.manager import QueueFull, RunNotFound
-from app.services.records import RunRecord
+from app.services.estimates import check_cost
+from app.services.manager import RunNotFound
 from app.services.run_query import RunQuery
 from app.services.schemas import (
     LIMITS,
@@ -43,6 +43,7 @@ from app.web.deps import (
     ManagerDep,
     RunDep,
     RunId,
+    SettingsDep,
     StorageDep,
     require_token,
 )
@@ -56,9 +57,11 @@ router = APIRouter(prefix="/api", tags=["runs"], dependencies=[Depends(require_t
     tags=["runs"],
     responses={429: {"description": "the queue is full"}},
 )
-def create_run(body: RunCreate, manager: ManagerDep) -> RunPublic:
-    """Queue a training run; it starts as soon as fewer than GATESCOPE_MAX_RUNS runs are training."""
-    return manager.submit(body).to_public()
+def create_run(body: RunCreate, manager: ManagerDep, settings: SettingsDep) -> RunPublic:
+    """Queue a training run; it starts as soon as fewer than GATESCOPE_MAX_RUNS runs are training.
+    A run beyond the server's cost limits (POST /api/runs/estimate) is refused with a 422."""
+    check_cost(body, settings)
+    return manager.public(manager.submit(body))
 
 
 @router.post(
@@ -67,36 +70,34 @@ def create_run(body: RunCreate, manager: ManagerDep) -> RunPublic:
     tags=["runs"],
     responses={429: {"description": "the queue is full"}},
 )
-def compare(body: CompareCreate, manager: ManagerDep) -> CompareGroup:
+def compare(body: CompareCreate, manager: ManagerDep, settings: SettingsDep) -> CompareGroup:
     """Queue one run per cell, identical but for the cell (same seed: same data and probe input).
 
     init.forget_bias is dropped for the cells that are not LSTMs. Either all the runs are queued
-    or none (429 when the queue cannot take them all)."""
+    or none (422 when one is beyond the cost limits, 429 when the queue cannot take them all)."""
+    configs: list[RunCreate] = []
+    for cell in dict.fromkeys(body.cells):  # each cell once, in the order given
+        data = body.config.model_dump(mode="json")
+        data["cell"] = cell
+        if body.config.name is not None:  # one name for the group: each run's says its cell
+            data["name"] = f"{body.config.name} · {cell}"
+        if cell != "lstm":
+            data["init"]["forget_bias"] = None
+        try:
+            config = RunCreate.model_validate(data)
+        except ValidationError as exc:
+            raise RequestValidationError(exc.errors(include_url=False)) from exc
+        check_cost(config, settings)
+        configs.append(config)
     group = uuid.uuid4().hex[:12]
-    records: list[RunRecord] = []
-    try:
-        for cell in dict.fromkeys(body.cells):  # each cell once, in the order given
-            data = body.config.model_dump(mode="json")
-            data["cell"] = cell
-            if body.config.name is not None:  # one name for the group: each run's says its cell
-                data["name"] = f"{body.config.name} · {cell}"
-            if cell != "lstm":
-                data["init"]["forget_bias"] = None
-            try:
-                config = RunCreate.model_validate(data)
-            except ValidationError as exc:
-                raise RequestValidationError(exc.errors(include_url=False)) from exc
-            records.append(manager.submit(config, group=group))
-    except (QueueFull, RequestValidationError):
-        for record in records:
-            manager.delete(record.id)
-        raise
-    return CompareGroup(group=group, runs=[r.to_public() for r in records])
+    records = manager.submit_group(configs, group)
+    return CompareGroup(group=group, runs=[manager.public(r) for r in records])
 
 
 @router.get("/runs", tags=["runs"])
 def list_runs(
     storage: StorageDep,
+    manager: ManagerDep,
     status: Annotated[list[RunStatus] | None, Query(description="any of these (repeat it)")] = None,
     kind: RunKind | None = None,
     cell: CellName | None = None,
@@ -118,6 +119,8 @@ def list_runs(
         statuses=tuple(status or ()), kind=kind, cell=cell, task=task, group=group, tags=tuple(tag or ()), q=q
     )
     items, total = storage.list_runs(query, limit=limit, offset=offset)
+    ahead = {run_id: n for n, run_id in enumerate(manager.queued())}  # the queued runs' positions
+    items = [i.model_copy(update={"queue_position": ahead[i.id]}) if i.id in ahead else i for i in items]
     return RunsPage(items=items, total=total)
 
 
@@ -147,17 +150,17 @@ def delete_runs(
 
 
 @router.get("/runs/{run_id}", tags=["runs"], responses=NOT_FOUND)
-def get_run(run: RunDep) -> RunPublic:
-    return run.to_public()
+def get_run(run: RunDep, manager: ManagerDep) -> RunPublic:
+    return manager.public(run)
 
 
 @router.patch("/runs/{run_id}", tags=["runs"], responses=NOT_FOUND)
-def patch_run(run: RunDep, body: RunPatch, storage: StorageDep) -> RunPublic:
+def patch_run(run: RunDep, body: RunPatch, storage: StorageDep, manager: ManagerDep) -> RunPublic:
     """Rename a run (null: no name) or set its tags (the list replaces the old one)."""
     record = storage.update_run(run.id, **{field: getattr(body, field) for field in body.model_fields_set})
     if record is None:
         raise HTTPException(404, f"there is no run with id {run.id!r}")
-    return record.to_public()
+    return manager.public(record)
 
 
 @router.post(
@@ -170,7 +173,7 @@ def stop_run(run: RunDep, manager: ManagerDep, attached: AttachedDep) -> RunPubl
     attached run is asked to stop: its script sees `watch.should_stop` and ends the run itself."""
     if run.kind == "attached":
         return attached.stop(run.id).to_public()
-    return manager.stop(run.id).to_public()
+    return manager.public(manager.stop(run.id))
 
 
 @router.delete("/runs/{run_id}", status_code=204, tags=["runs"], responses=NOT_FOUND)

@@ -26,10 +26,11 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from starlette.websockets import WebSocketState
 
 from app.services.hub import Hub, Viewer, end_message
+from app.services.manager import RunManager
 from app.services.records import RunRecord
 from app.services.schemas import FINISHED
 from app.services.storage import Storage
-from app.web.deps import HubDep, SettingsDep, StorageDep, token_ok
+from app.web.deps import HubDep, ManagerDep, SettingsDep, StorageDep, token_ok
 from app.web.security import origin_allowed, presented_token
 
 log = logging.getLogger(__name__)
@@ -58,9 +59,11 @@ class _Sink:
         await self.websocket.send_bytes(data)
 
 
-def _snapshot(storage: Storage, run_id: str) -> tuple[RunRecord | None, str, bytes | None, int, int]:
+def _snapshot(
+    storage: Storage, manager: RunManager, run_id: str
+) -> tuple[RunRecord | None, str, bytes | None, int, int]:
     """(record, snapshot JSON, the latest display frame's bytes, last stored step, latest probe step),
-    in one thread hop."""
+    in one thread hop; the run with its queue position."""
     record = storage.get_run(run_id)
     if record is None:
         return None, "", None, 0, -1
@@ -70,7 +73,7 @@ def _snapshot(storage: Storage, run_id: str) -> tuple[RunRecord | None, str, byt
     text = orjson.dumps(
         {
             "type": "snapshot",
-            "run": record.to_public().model_dump(mode="json"),
+            "run": manager.public(record).model_dump(mode="json"),
             "metrics": metrics,
             "probe_steps": probe_steps,
         }
@@ -100,7 +103,12 @@ async def _close(websocket: WebSocket, code: int, reason: str = "") -> None:
 
 @router.websocket("/ws/runs/{run_id}")
 async def watch_run(
-    websocket: WebSocket, run_id: str, storage: StorageDep, hub: HubDep, settings: SettingsDep
+    websocket: WebSocket,
+    run_id: str,
+    storage: StorageDep,
+    manager: ManagerDep,
+    hub: HubDep,
+    settings: SettingsDep,
 ) -> None:
     await websocket.accept()
     if not origin_allowed(websocket, settings):
@@ -116,9 +124,9 @@ async def watch_run(
         if record is None:
             await _close(websocket, CLOSE_NOT_FOUND, _reason(f"there is no run with id {run_id!r}"))
             return
-        viewer = hub.attach(run_id, record.to_public())  # before the snapshot: nothing falls between
+        viewer = hub.attach(run_id, manager.public(record))  # before the snapshot: nothing falls between
         try:
-            await _watch(websocket, storage, hub, viewer, run_id)
+            await _watch(websocket, storage, manager, hub, viewer, run_id)
         finally:
             hub.detach(viewer)
     except GONE:
@@ -128,9 +136,11 @@ async def watch_run(
         await _close(websocket, 1011, "internal error")
 
 
-async def _watch(websocket: WebSocket, storage: Storage, hub: Hub, viewer: Viewer, run_id: str) -> None:
+async def _watch(
+    websocket: WebSocket, storage: Storage, manager: RunManager, hub: Hub, viewer: Viewer, run_id: str
+) -> None:
     record, snapshot, probe, last_step, probe_step = await anyio.to_thread.run_sync(
-        _snapshot, storage, run_id
+        _snapshot, storage, manager, run_id
     )
     if record is None:  # deleted between the two reads
         await _close(websocket, CLOSE_NOT_FOUND, _reason(f"there is no run with id {run_id!r}"))
