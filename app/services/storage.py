@@ -5,7 +5,8 @@ kind, "built-in" or "attached", its config as JSON and, for the run list, its co
 current name and tags), metrics (one row per training step),
 probes (per probe step the frame bytes of app.core.frames at full resolution, `data`, and the
 display frame, `display`, NULL when it equals the full frame) and checkpoints (the latest
-weights of each run), the last three deleted with their run (ON DELETE CASCADE).
+weights of each run), the last three deleted with their run (ON DELETE CASCADE); and texts
+(custom texts by content hash, which the dashboard's links name: app/web/texts.py).
 `RunRecord` (app.services.records) is a run's row in Python. An older database is migrated when
 opened (app.services.migrations). Runs are listed a page at a time, newest first, filtered by a
 RunQuery (app.services.run_query), with the total that matches.
@@ -356,6 +357,21 @@ class Storage:
         with self._read("reading a checkpoint") as conn:
             row = conn.execute("SELECT data FROM checkpoints WHERE run_id = ?", (run_id,)).fetchone()
         return bytes(row[0]) if row is not None else None
+
+    # -- texts (the dashboard form links a custom text by its id: POST /api/texts) ------------
+
+    def save_text(self, text_id: str, text: str) -> None:
+        """Keep `text` under `text_id` (its content hash: saving it again changes nothing)."""
+        with self._write("storing a text") as conn:
+            conn.execute(
+                "INSERT OR IGNORE INTO texts (id, text, created_at) VALUES (?, ?, ?)",
+                (text_id, text, _iso(utcnow())),
+            )
+
+    def text(self, text_id: str) -> str | None:
+        with self._read("reading a text") as conn:
+            row = conn.execute("SELECT text FROM texts WHERE id = ?", (text_id,)).fetchone()
+        return str(row[0]) if row is not None else None
 
     # -- lifecycle -------------------------------------------------------------------------
 

@@ -387,7 +387,7 @@ def test_a_version_3_database_gains_names_tags_and_briefs(tmp_path: Path) -> Non
                 "tags": [],
             }
         with sqlite3.connect(path) as check:
-            assert check.execute("PRAGMA user_version").fetchone() == (4,)
+            assert check.execute("PRAGMA user_version").fetchone() == (migrations.SCHEMA_VERSION,)
         check.close()
 
 
