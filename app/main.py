@@ -32,7 +32,21 @@ from app.services.manager import Message, ProbeMessage, RunManager
 from app.services.storage import Storage
 from app.services.views import Views
 from app.settings import Settings, get_settings
-from app.web import api, compression, errors, groups, ingest, lessons, pages, runs, security, ws
+from app.web import (
+    api,
+    compression,
+    docs,
+    errors,
+    estimate,
+    groups,
+    ingest,
+    lessons,
+    pages,
+    runs,
+    security,
+    texts,
+    ws,
+)
 from app.web import views as view_routes
 
 # templates/ and static/ sit at the repository root, beside the app package.
@@ -87,13 +101,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         description="Train small RNNs and watch their hidden states, gates and gradients live.",
         lifespan=lifespan,
+        docs_url=None,  # app/web/docs.py serves /docs with Swagger UI's files from here, not a CDN
+        redoc_url=None,  # ReDoc would load from a CDN
     )
     app.state.settings = settings if settings is not None else get_settings()
     app.include_router(pages.router)  # first: its /static/vendor/plotly.min.js precedes the mount
+    app.include_router(docs.router)  # and its /static/vendor/swagger-ui/ files
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(api.health_router)
     app.include_router(api.router)
+    app.include_router(estimate.router)  # before runs: POST /api/runs/estimate is no run id
     app.include_router(runs.router)
+    app.include_router(texts.router)
     app.include_router(groups.router)
     app.include_router(lessons.router)
     app.include_router(ingest.router)

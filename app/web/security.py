@@ -86,8 +86,6 @@ HEADERS: dict[str, str] = {
     "x-frame-options": "DENY",
 }
 _OURS = frozenset(name.encode() for name in HEADERS)
-# FastAPI's Swagger UI and ReDoc pages run inline scripts from a CDN: no CSP there (they show no data)
-NO_CSP_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc"})
 
 
 # -- the token a client presents --------------------------------------------------------------
@@ -171,10 +169,8 @@ async def login(request: Request) -> Response:
 
 
 class SecurityHeaders:
-    """Set the security headers on every HTTP response, replacing any a route set itself: one CSP.
-
-    Only NO_CSP_PATHS go without the Content-Security-Policy.
-    """
+    """Set the security headers on every HTTP response, replacing any a route set itself: one CSP
+    (/docs too: its Swagger UI is served from here and started by a script file, app/web/docs.py)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -183,14 +179,10 @@ class SecurityHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        skip_csp = scope.get("path") in NO_CSP_PATHS
-
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = [(k, v) for k, v in message.get("headers", []) if k.lower() not in _OURS]
-                for name, value in HEADERS.items():
-                    if not (skip_csp and name == "content-security-policy"):
-                        headers.append((name.encode(), value.encode()))
+                headers += [(name.encode(), value.encode()) for name, value in HEADERS.items()]
                 message = {**message, "headers": headers}
             await send(message)
 
