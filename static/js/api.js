@@ -146,6 +146,9 @@ export function describeRun(run) {
   } · ${task.name}${extras.length ? ` (${extras.join(", ")})` : ""}`;
 }
 
+/** What to call a run everywhere: its name, else what it is (describeRun). */
+export const runLabel = (run) => run.name || describeRun(run);
+
 export function setStatus(node, status) {
   node.textContent = status;
   node.className = `status status-${status}`;

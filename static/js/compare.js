@@ -3,7 +3,7 @@
 // and a preserved one can be read against each other. ?kind= and ?floor= are kept in the URL.
 // One state object; each column's Feed changes it, render() draws every column (coalesced).
 
-import { api, catalog, describeRun, el, floorOptions, isAttached, setStatus } from "./api.js";
+import { api, catalog, describeRun, el, floorOptions, isAttached, runLabel, setStatus } from "./api.js";
 import { Feed } from "./feed.js";
 import { Pacer } from "./pace.js";
 import { layerRow } from "./frame.js";
@@ -104,8 +104,8 @@ function render() {
     const status = el("span");
     setStatus(status, run.status);
     c.head.replaceChildren(
-      el("h2", {}, el("a", { href: `/runs/${run.id}` }, run.config.cell), " ", status, isAttached(run) ? el("span", { class: "badge", text: "attached" }) : null),
-      el("p", { class: "desc", text: `${describeRun(run)} · step ${Math.max(run.step, c.feed.metrics.step.at(-1) ?? 0)}${isAttached(run) ? "" : `/${run.steps}`}` }),
+      el("h2", {}, el("a", { href: `/runs/${run.id}` }, runLabel(run)), " ", status, isAttached(run) ? el("span", { class: "badge", text: "attached" }) : null),
+      el("p", { class: "desc", text: [run.name ? describeRun(run) : null, run.id, `step ${Math.max(run.step, c.feed.metrics.step.at(-1) ?? 0)}${isAttached(run) ? "" : `/${run.steps}`}`].filter(Boolean).join(" · ") }),
     );
     const flow = c.feed.gradflow;
     const frame = c.feed.frame;
@@ -142,7 +142,7 @@ async function listGroups() {
   for (const r of runs) if (r.group) (groups.get(r.group) || groups.set(r.group, []).get(r.group)).push(r);
   const items = [...groups.values()].slice(0, 20).map((rs) => {
     const idsOf = rs.map((r) => r.id).reverse().join(",");
-    return el("li", {}, el("a", { href: `/compare?runs=${idsOf}` }, rs.map((r) => r.config.cell).reverse().join(" · ")), ` ${describeRun(rs[0]).split(" · ")[1]}`);
+    return el("li", {}, el("a", { href: `/compare?runs=${idsOf}` }, rs.map(runLabel).reverse().join(" | ")), ` ${describeRun(rs[0]).split(" · ")[1]}`);
   });
   $("groups").replaceChildren(...(items.length ? items : [el("li", { text: "no comparison groups yet" })]));
 }

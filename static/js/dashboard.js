@@ -1,133 +1,17 @@
-// The dashboard (/): runs with status and loss sparklines, the new-run form with the presets,
-// one-click comparisons. The form lives in the URL (?config=<json>, or ?preset=<name>), so a
-// configuration can be shared as a link.
+// The dashboard (/): the run list (runlist.js), the new-run form with the presets, one-click
+// comparisons, importing a run file. The form lives in the URL (?config=<json>, or
+// ?preset=<name>), so a configuration can be shared as a link. A preset's runs are named by
+// its label: its own run names, else the preset's name (a comparison adds each run's cell).
 
-import { api, ApiError, catalog, describeModule, describeRun, el, fmt, isAttached, post, setStatus, upload } from "./api.js";
+import { ApiError, catalog, fmt, el, post, upload } from "./api.js";
 import { buildForm } from "./form.js";
+import { startRunList } from "./runlist.js";
 
-const state = { runs: [], selected: new Set(), sparks: {}, timer: null, finished: new Set() };
 const $ = (id) => document.getElementById(id);
 
 function showError(node, err) {
   node.hidden = !err;
   node.textContent = err ? (err instanceof ApiError ? `${err.status}: ${err.message}` : String(err)) : "";
-}
-
-// -- the runs table ------------------------------------------------------------------------
-
-function sparkline(points) {
-  const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
-  svg.setAttribute("viewBox", "0 0 120 28");
-  svg.setAttribute("class", "spark");
-  if (!points || points.loss.length < 2) return svg;
-  const ys = points.loss;
-  const lo = Math.min(...ys);
-  const hi = Math.max(...ys);
-  const xs = points.steps;
-  const x0 = xs[0];
-  const dx = xs[xs.length - 1] - x0 || 1;
-  const path = ys
-    .map((y, i) => `${((xs[i] - x0) / dx) * 118 + 1},${hi > lo ? 26 - ((y - lo) / (hi - lo)) * 24 : 14}`)
-    .join(" ");
-  const line = document.createElementNS("http://www.w3.org/2000/svg", "polyline");
-  line.setAttribute("points", path);
-  svg.append(line);
-  const title = document.createElementNS("http://www.w3.org/2000/svg", "title");
-  title.textContent = `loss ${fmt(ys[0])} → ${fmt(ys[ys.length - 1])}`;
-  svg.append(title);
-  return svg;
-}
-
-// an attached run: its badge, name, module and shape, script; a built-in run: its task
-function whatCell(run) {
-  if (!isAttached(run)) return el("td", { text: describeRun(run).split(" · ")[1], class: "task", title: describeRun(run) });
-  const c = run.config;
-  const title = `attached: ${c.name ?? "unnamed"} · ${describeModule(c)}${c.script ? ` · ${c.script}` : ""}`;
-  return el(
-    "td",
-    { class: "task attached", title },
-    el("span", { class: "line" }, el("span", { class: "badge", text: "attached" }), c.name ? el("strong", { text: ` ${c.name}` }) : null),
-    el("span", { class: "line module", text: describeModule(c, true) }),
-    c.script ? el("span", { class: "line script", text: c.script }) : null,
-  );
-}
-
-const short = (n) => (n >= 10000 ? `${+(n / 1000).toPrecision(3)}k` : String(n));
-
-// an attached run has no total: the script decides how many steps it trains
-function stepCell(run) {
-  if (isAttached(run)) return el("td", { text: `step ${short(run.step)}`, class: "num", title: `${run.step} steps so far; the script decides how many` });
-  return el("td", { text: `${short(run.step)}/${short(run.steps)}`, class: "num", title: `${run.step} of ${run.steps} steps` });
-}
-
-// stop a built-in run; ask an attached run's script to stop (once asked, say so)
-function stopControl(run) {
-  if (state.finished.has(run.status)) return null;
-  const onclick = () => act(post(`/api/runs/${run.id}/stop`));
-  if (!isAttached(run)) return el("button", { type: "button", title: "stop training", "aria-label": `stop ${run.id}`, onclick }, "■");
-  if (run.config.stop_requested) return el("span", { class: "stop-requested", title: "the script sees watch.should_stop; the run ends when the script ends it", text: "stop requested" });
-  return el("button", { type: "button", title: "ask the script to stop (watch.should_stop becomes true)", "aria-label": `stop ${run.id}`, onclick }, "■");
-}
-
-function renderRuns() {
-  const body = $("runs").querySelector("tbody");
-  $("runs-empty").hidden = state.runs.length > 0;
-  body.replaceChildren(
-    ...state.runs.map((run) => {
-      const status = el("span");
-      setStatus(status, run.status);
-      const pick = el("input", { type: "checkbox", "aria-label": `select ${run.id}`, checked: state.selected.has(run.id) });
-      pick.addEventListener("change", () => {
-        if (pick.checked) state.selected.add(run.id);
-        else state.selected.delete(run.id);
-        $("compare-selected").disabled = state.selected.size < 1;
-      });
-      const spark = state.sparks[run.id];
-      const last = spark && spark.loss.length ? fmt(spark.loss[spark.loss.length - 1], 2) : "";
-      return el(
-        "tr",
-        { "data-run": run.id, "data-kind": run.kind ?? "built-in" },
-        el("td", {}, pick),
-        el("td", {}, el("a", { href: `/runs/${run.id}` }, run.id), run.group ? el("span", { class: "tag", title: `${isAttached(run) ? "the runs of one watch" : "comparison group"} ${run.group}` }, "g") : null),
-        el("td", {}, status),
-        el("td", { text: run.config.cell }),
-        whatCell(run),
-        stepCell(run),
-        el("td", { class: "spark-cell" }, sparkline(spark), el("span", { class: "num", text: last })),
-        el(
-          "td",
-          { class: "row-actions" },
-          stopControl(run),
-          el("button", { type: "button", title: "delete this run and its data", "aria-label": `delete ${run.id}`, onclick: () => confirm(`Delete run ${run.id}?`) && act(api(`/api/runs/${run.id}`, { method: "DELETE" })) }, "✕"),
-        ),
-      );
-    }),
-  );
-}
-
-async function act(promise) {
-  try {
-    await promise;
-  } catch (err) {
-    showError($("runs-error"), err);
-  }
-  refresh();
-}
-
-async function refresh() {
-  clearTimeout(state.timer);
-  try {
-    const list = await api("/api/runs?limit=50");
-    state.runs = list.items;
-    const ids = state.runs.filter((r) => !state.finished.has(r.status) || !state.sparks[r.id]).map((r) => r.id);
-    if (ids.length) Object.assign(state.sparks, await api(`/api/sparklines?ids=${ids.join(",")}&points=60`));
-    showError($("runs-error"), null);
-    renderRuns();
-  } catch (err) {
-    showError($("runs-error"), err);
-  }
-  const active = state.runs.some((r) => !state.finished.has(r.status));
-  state.timer = setTimeout(refresh, active ? 2000 : 10000);
 }
 
 // -- importing a run file (gatescope.watch(..., server=None) wrote it) -------------------------
@@ -145,7 +29,7 @@ async function importFile(file) {
   } catch (err) {
     note.textContent = "";
     const why = err instanceof ApiError ? `(${err.status}): ${err.message}` : `: ${err.message || err}`;
-    showError($("import-error"), `${file.name} was not imported ${why}`); // its own line: refresh() clears runs-error
+    showError($("import-error"), `${file.name} was not imported ${why}`); // its own line: the list's refresh clears runs-error
   }
 }
 
@@ -169,13 +53,14 @@ async function start(what, form) {
 async function startPreset(preset) {
   showError($("form-error"), null);
   try {
+    const named = (config) => ({ ...config, name: config.name ?? preset.name });
     let ids;
     if (preset.compare) {
-      const group = await post("/api/compare", { config: preset.config, cells: preset.compare });
+      const group = await post("/api/compare", { config: named(preset.config), cells: preset.compare });
       ids = group.runs.map((r) => r.id);
     } else {
       ids = [];
-      for (const config of [preset.config, ...preset.variants]) ids.push((await post("/api/runs", config)).id);
+      for (const config of [preset.config, ...preset.variants]) ids.push((await post("/api/runs", named(config))).id);
     }
     location.href = ids.length > 1 ? `/compare?runs=${ids.join(",")}` : `/runs/${ids[0]}`;
   } catch (err) {
@@ -230,11 +115,7 @@ async function main() {
     if (file) importFile(file);
   });
   const cat = await catalog();
-  state.finished = new Set(cat.statuses.finished);
-  refresh();
-  $("compare-selected").addEventListener("click", () => {
-    location.href = `/compare?runs=${[...state.selected].join(",")}`;
-  });
+  startRunList(cat);
   const formNode = $("run-form");
   const form = buildForm(formNode, cat, (cfg) => syncUrl(cfg));
   renderPresets(cat, form);

@@ -14,7 +14,7 @@ import { Feed } from "./feed.js";
 import { Pacer } from "./pace.js";
 import { Chart } from "./plots.js";
 import { FrameStore } from "./scrubber.js";
-import { applyKind, showFrameInfo, showHead, SOURCES } from "./runhead.js";
+import { applyKind, showFrameInfo, showHead, showLabel, SOURCES } from "./runhead.js";
 import { setupTools } from "./tools.js";
 import { connectivityFigure, gradflowFigure, gradLinesFigure, itemizedFigure, stateFigure } from "./views.js";
 
@@ -278,7 +278,10 @@ function onFeed(what) {
     const first = !state.run;
     state.run = feed.run;
     showRun();
-    if (first) start().catch(showError);
+    if (first) {
+      showLabel(state.run);
+      start().catch(showError);
+    }
   }
   if (!state.ready) return; // start() draws everything once the page is set up
   if (state.paused) return renderScrubber();
@@ -302,8 +305,8 @@ function showRun() {
 }
 
 async function showGroup(run) {
-  const all = await api("/api/runs?limit=500");
-  const ids = all.items.filter((r) => r.group === run.group).map((r) => r.id).reverse();
+  const group = await api(`/api/runs?group=${encodeURIComponent(run.group)}&limit=${state.cat.limits.runs_page}`);
+  const ids = group.items.map((r) => r.id).reverse();
   Object.assign($("group"), { hidden: false, href: `/compare?runs=${ids.join(",")}` });
 }
 

@@ -5,9 +5,11 @@
 // is the script's, its weights live in the script, and Stop asks the script to stop. Its frames
 // say where they come from ("live": the training batch's sample 0; "fixed": watch's probe input)
 // and carry notes (e.g. dropout between layers) that must be read with the frame.
+// The run's name and tags are shown with their editor (runedit.js), and name the tab.
 // What this is not: a chart or the page's state; run.js calls these with its state.
 
-import { describeModule, describeRun, el, isAttached, setStatus } from "./api.js";
+import { describeModule, describeRun, el, isAttached, runLabel, setStatus } from "./api.js";
+import { runEditor } from "./runedit.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -42,6 +44,12 @@ function attachedDesc(run, step) {
 function builtInDesc(run, step) {
   const c = run.config;
   return `${describeRun(run)} · ${c.optimizer.name} lr ${c.optimizer.lr} · clip ${c.clip.mode}${c.tbptt ? ` · tbptt ${c.tbptt}` : ""} · step ${step}/${run.steps} · seed ${c.seed}`;
+}
+
+/** The run's name and tags, editable (once per page: a rename answers the run, shown again). */
+export function showLabel(run) {
+  document.title = `${runLabel(run)} · Gatescope`;
+  $("run-label").replaceChildren(runEditor(run, { onSaved: showLabel }));
 }
 
 /** The head: status, badge, description (`step`: the newest step the page knows), stop button. */

@@ -1,18 +1,26 @@
-"""The dashboard in a real browser: it loads, the form round-trips through the URL, and a run
-started from the form streams onto its run page, where the heatmaps appear and update."""
+"""The dashboard in a real browser: it loads, the form round-trips through the URL, a run
+started from the form streams onto its run page, where the heatmaps appear and update, and a
+list of sixty runs pages, filters, searches, renames, tags and deletes."""
 
 from __future__ import annotations
 
 import json
 import re
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from playwright.sync_api import Page, expect
 
+from app.services.records import RunRecord
+from app.services.schemas import RunCreate
+from app.services.storage import Storage
 from tests.browser.conftest import heatmap, poll, reveal_all, screenshot, scrub, wait_for_run
+from tests.live_server import LiveServer, serve
 
 # slow enough to watch stream (a probe every 5 steps), small enough to finish in seconds
 STREAMED: dict[str, Any] = {
@@ -172,3 +180,178 @@ def test_stop_button_stops_a_running_run(
     gs_page.click("#stop")
     expect(gs_page.locator("#run-status")).to_have_text("stopped", timeout=15_000)
     assert wait_for_run(http, run["id"])["status"] == "stopped"
+
+
+# -- sixty runs: paging, the count, filters, search, tags, renaming, bulk delete ----------------
+
+CELLS = ("rnn_tanh", "lstm", "gru")
+STATUSES = ("completed", "failed", "stopped")
+
+
+def seed_sixty(data_dir: Path) -> None:
+    """60 finished runs straight into storage, run00 (oldest) .. run59, each with 20 steps of a
+    falling loss (for its sparkline): cells (two runs each) and statuses in turn, every 4th on
+    copy, every 5th named "sweep lr <i>", the even ones tagged "sweep", every 7th "baseline"."""
+    with Storage(data_dir) as storage:
+        for i in range(60):
+            tags = (["sweep"] if i % 2 == 0 else []) + (["baseline"] if i % 7 == 0 else [])
+            config = RunCreate.model_validate(
+                {
+                    "cell": CELLS[i // 2 % 3],
+                    "hidden_size": 16,
+                    "task": {"name": "adding" if i % 4 else "copy"},
+                    "steps": 20,
+                    "name": f"sweep lr {i}" if i % 5 == 0 else None,
+                    "tags": tags,
+                }
+            )
+            record = RunRecord.new(f"run{i:02d}", config)
+            record.created_at = datetime(2024, 5, 1, tzinfo=UTC) + timedelta(minutes=i)
+            record.status, record.step = STATUSES[i % 3], 20  # type: ignore[assignment]
+            storage.create_run(record)
+            rows = [{**STEP, "step": s, "loss": 1.0 / s + 0.01 * i} for s in range(1, 21)]
+            storage.add_steps(record.id, rows)
+
+
+STEP: dict[str, Any] = {
+    "metric": None,
+    "grad_norm": 1.0,
+    "grad_norm_clipped": 1.0,
+    "clipped": False,
+    "param_grad_norms": {},
+    "update_ratio": 1e-3,
+    "lr": 1e-3,
+    "seconds": 0.01,
+}
+
+
+@pytest.fixture(scope="module")
+def sixty(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    data = tmp_path_factory.mktemp("sixty")
+    seed_sixty(data)
+    with serve(data) as live:
+        yield live
+
+
+def row_ids(page: Page) -> list[str]:
+    ids: list[str] = page.locator("#runs tbody tr").evaluate_all("(rows) => rows.map((r) => r.dataset.run)")
+    return ids
+
+
+def shows(page: Page, count: str, first: str | None) -> None:
+    """Wait until the list says `count` and its first row is `first` (None: no rows)."""
+    expect(page.locator("#runs-count")).to_have_text(count)
+    poll(
+        page, f"() => (document.querySelector('#runs tbody tr')?.dataset.run ?? null) === {json.dumps(first)}"
+    )
+
+
+def test_sixty_runs_page_filter_search_tag_rename_and_delete(gs_page: Page, sixty: LiveServer) -> None:
+    page = gs_page
+    page.goto(sixty.url + "/")
+    shows(page, "60 runs", "run59")
+    assert row_ids(page) == [f"run{i:02d}" for i in range(59, 34, -1)]  # 25, newest first
+    expect(page.locator("#page-info")).to_have_text("1–25 of 60")
+    expect(page.locator("#page-newer")).to_be_disabled()
+    page.click("#page-older")
+    shows(page, "60 runs", "run34")
+    page.click("#page-older")
+    shows(page, "60 runs", "run09")
+    assert row_ids(page) == [f"run{i:02d}" for i in range(9, -1, -1)]
+    expect(page.locator("#page-info")).to_have_text("51–60 of 60")
+    expect(page.locator("#page-older")).to_be_disabled()
+    # a name is the row's link; an unnamed run's is its id
+    expect(page.locator('tr[data-run="run05"] a.run-name')).to_have_text("sweep lr 5")
+    expect(page.locator('tr[data-run="run04"] a.run-id')).to_have_text("run04")
+
+    page.select_option("#runs-status", "failed")  # a filter starts again at the first page
+    shows(page, "20 runs match", "run58")
+    assert set(page.locator("#runs tbody .status").all_inner_texts()) == {"failed"}
+    page.fill("#runs-q", "SWEEP LR")  # search: names (and ids, tags), any case
+    shows(page, "4 runs match", "run55")
+    assert row_ids(page) == ["run55", "run40", "run25", "run10"]
+    expect(page.locator("#runs-pager")).to_be_hidden()
+    page.select_option("#runs-cell", "gru")
+    shows(page, "2 runs match", "run40")
+    page.click("#runs-clear")
+    shows(page, "60 runs", "run59")
+    page.select_option("#runs-task", "copy")
+    shows(page, "15 runs match", "run56")
+    page.click("#runs-clear")
+
+    # a tag chip filters by its tag
+    page.locator('tr[data-run="run56"] button.chip', has_text="baseline").click()
+    shows(page, "9 runs match", "run56")
+    expect(page.locator("#runs-tag")).to_have_value("baseline")
+
+    # rename and retag in place; a bad tag is refused with the server's sentence, nothing changed
+    page.problems.allowed.append("422")  # type: ignore[attr-defined]  # the refused edit's response
+    row = page.locator('tr[data-run="run49"]')
+    row.locator("button.edit").click()
+    row.locator('input[name="run-name"]').fill("the best one")
+    row.locator('input[name="run-tags"]').fill("baseline, no=good")
+    row.locator('input[name="run-tags"]').press("Enter")
+    expect(row.locator(".run-editor .error")).to_contain_text("'no=good'")
+    row.locator('input[name="run-tags"]').fill("baseline, keeper")
+    row.locator('input[name="run-tags"]').press("Enter")
+    expect(row.locator("a.run-name")).to_have_text("the best one")
+    expect(row.locator(".chip")).to_have_text(["baseline", "keeper"])
+    stored = httpx.get(f"{sixty.url}/api/runs/run49").json()
+    assert (stored["name"], stored["tags"]) == ("the best one", ["baseline", "keeper"])
+    screenshot(page, "dashboard-sixty-runs")
+
+    # bulk delete: tick every run on the page (the 9 baseline runs), delete them at once
+    page.check("#select-page")
+    expect(page.locator("#delete-selected")).to_have_text("Delete selected (9)")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("#delete-selected")
+    shows(page, "0 runs match", None)
+    expect(page.locator("#runs-empty")).to_have_text("No run matches these filters.")
+    page.click("#runs-clear")
+    shows(page, "51 runs", "run59")
+    listed = httpx.get(f"{sixty.url}/api/runs", params={"limit": 500}).json()
+    assert listed["total"] == 51 and not {"run49", "run56", "run00"} & {r["id"] for r in listed["items"]}
+
+
+def test_the_run_and_compare_pages_name_runs_and_the_run_page_renames(
+    gs_page: Page, sixty: LiveServer
+) -> None:
+    page = gs_page
+    page.goto(sixty.url + "/compare?runs=run05,run04")
+    # a named run by its name, an unnamed one by what it is: no longer "gru · gru"
+    expect(page.locator(".col-head h2 a")).to_have_text(["sweep lr 5", "gru H=16 · copy"])
+    expect(page.locator('.column[data-run="run05"] .desc')).to_contain_text("gru H=16 · adding · run05")
+    page.goto(sixty.url + "/runs/run05")
+    label = page.locator("#run-label")
+    expect(label.locator(".run-name")).to_have_text("sweep lr 5")
+    expect(page).to_have_title("sweep lr 5 · Gatescope")
+    label.locator("button.edit").click()
+    label.locator('input[name="run-name"]').fill("lr 0.01, clipped")
+    label.locator('input[name="run-tags"]').fill("sweep, keep")
+    label.locator("button.primary").click()
+    expect(label.locator(".run-name")).to_have_text("lr 0.01, clipped")
+    expect(label.locator(".chip")).to_have_text(["sweep", "keep"])
+    expect(page).to_have_title("lr 0.01, clipped · Gatescope")
+    stored = httpx.get(f"{sixty.url}/api/runs/run05").json()
+    assert (stored["name"], stored["tags"]) == ("lr 0.01, clipped", ["sweep", "keep"])
+    page.reload()  # and it stays
+    expect(label.locator(".run-name")).to_have_text("lr 0.01, clipped")
+
+
+def test_a_preset_names_its_runs_by_its_label(
+    gs_page: Page, url: Callable[[str], str], http: httpx.Client
+) -> None:
+    page = gs_page
+    page.goto(url("/?preset=exploding"))
+    page.click("#start-preset")
+    page.wait_for_url(re.compile(r"/compare\?runs="))
+    ids = urllib.parse.parse_qs(urllib.parse.urlparse(page.url).query)["runs"][0].split(",")
+    for run_id in ids:
+        http.post(f"/api/runs/{run_id}/stop")  # the names are what this test is about
+    expect(page.locator(".col-head h2 a")).to_have_text(
+        ["exploding · clipped at 1", "exploding · not clipped"]
+    )
+    assert [http.get(f"/api/runs/{i}").json()["name"] for i in ids] == [
+        "exploding · clipped at 1",
+        "exploding · not clipped",
+    ]
