@@ -19,7 +19,9 @@ Conventions, for every task:
 - mask (B, T) float32: 1.0 where a loss term is taken. The loss is the mean over those terms.
 - tokens: per sample, per timestep a short display label of the input; marks: per sample, the
   timesteps that matter to the task (adding's two marked values, copy's delimiter), named by the
-  task's `mark_label`, or None for tasks without marks.
+  task's `mark_label`, or None for tasks without marks. What the pages draw as the input at each
+  t: the tokens as text, or the channel `input_value` names as a bar (adding's value); the
+  stretches of t that mean the same in every sample are the task's `spans()` (copy's recall window).
 - sample() draws only from the torch.Generator it is given: the global RNG is never read or
   advanced, and the same generator state gives the identical batch.
 
@@ -62,6 +64,24 @@ class Batch:
     mask: Tensor  # (B, T) float32: 1.0 where a loss term is taken, else 0.0
     tokens: list[list[str]] | None  # per sample, per timestep a short display label of the input
     marks: list[list[int]] | None = None  # per sample, the timesteps the task marks (see Task.mark_label)
+
+
+@dataclass(frozen=True)
+class Span:
+    """Timesteps start <= t < stop with one meaning in every sample of a task (copy's recall window)."""
+
+    start: int
+    stop: int
+    label: str
+
+
+@dataclass(frozen=True)
+class InputValue:
+    """The input channel whose value the pages draw as a bar at each t, on the scale [low, high]."""
+
+    channel: int
+    low: float
+    high: float
 
 
 @dataclass(frozen=True)
@@ -149,6 +169,7 @@ class Task(ABC):
     metric_name: ClassVar[MetricName]
     params: ClassVar[tuple[ParamSpec, ...]]
     mark_label: ClassVar[str | None] = None  # what Batch.marks are ("marked", "delimiter"); None: no marks
+    input_value: ClassVar[InputValue | None] = None  # None: the tokens (characters, symbols) are the input
 
     input_size: int  # I
     output_size: int  # O
@@ -162,6 +183,10 @@ class Task(ABC):
     @abstractmethod
     def sample(self, batch_size: int, generator: torch.Generator) -> Batch:
         """A batch drawn with `generator` only: the same generator state gives the identical batch."""
+
+    def spans(self) -> list[Span]:
+        """The stretches of t that mean the same in every sample (none by default)."""
+        return []
 
     def step_losses(self, y: Tensor, batch: Batch) -> Tensor:
         """Per-step loss (B, T) of raw outputs y (B, T, O), already multiplied by the mask."""
@@ -374,7 +399,8 @@ class AddingTask(Task):
     loss_kind = "mse"
     metric_name = "mse"
     params = (_seq_len_spec(50, minimum=2),)
-    mark_label = "marked"  # Batch.marks: the two marked steps; tokens show the values alone
+    mark_label = "marked"  # Batch.marks: the two marked steps (channel 1); tokens show the values alone
+    input_value = InputValue(channel=0, low=0.0, high=1.0)  # the value drawn from U(0, 1)
 
     def __init__(self, seq_len: int = 50) -> None:
         check_params(type(self), {"seq_len": seq_len})
@@ -441,6 +467,10 @@ class CopyTask(Task):
     def baseline_loss(self) -> float:
         return self.n_symbols * math.log(8) / self.seq_len
 
+    def spans(self) -> list[Span]:
+        K, T = self.n_symbols, self.delay
+        return [Span(0, K, "symbols to copy"), Span(T + K, T + 2 * K, "recall window")]
+
     def sample(self, batch_size: int, generator: torch.Generator) -> Batch:
         B, T, K = batch_size, self.delay, self.n_symbols
         symbols = torch.randint(1, 9, (B, K), generator=generator)  # (B, K)
@@ -488,6 +518,9 @@ class RecallTask(Task):
     @property
     def baseline_loss(self) -> float:
         return math.log(self.n_classes)
+
+    def spans(self) -> list[Span]:
+        return [Span(0, 1, "the symbol to recall")]
 
     def sample(self, batch_size: int, generator: torch.Generator) -> Batch:
         B, T, C = batch_size, self.seq_len, self.n_classes
@@ -582,6 +615,9 @@ class CountingTask(Task):
     @property
     def baseline_loss(self) -> float:
         return math.log(self.n_classes)
+
+    def spans(self) -> list[Span]:
+        return [Span(0, 1, "the start symbol")]
 
     def sample(self, batch_size: int, generator: torch.Generator) -> Batch:
         B, T, C = batch_size, self.seq_len, self.n_classes

@@ -35,7 +35,7 @@ from pydantic import BaseModel
 
 from app.core.engine import probe_sample
 from app.core.frames import Frame
-from app.core.tasks import CharLMTask, make_task
+from app.core.tasks import CharLMTask, InputValue, Span, make_task
 from app.services.schemas import RunCreate, to_train_config
 from app.services.storage import Storage
 
@@ -229,6 +229,8 @@ class RunTask(BaseModel):
     input_size: int
     vocab: list[str] | None  # char_lm: the characters, in vocabulary order
     probe_text: str | None  # char_lm: the text the run's probe sample reads
+    input_value: InputValue | None  # the input channel drawn as a bar at each t; None: the tokens
+    spans: list[Span]  # the stretches of t that mean the same in every sample (copy's recall window)
 
 
 def task_view(config: RunCreate) -> RunTask:
@@ -258,6 +260,8 @@ def task_view(config: RunCreate) -> RunTask:
         input_size=task.input_size,
         vocab=vocab,
         probe_text=text,
+        input_value=task.input_value,
+        spans=task.spans(),
     )
 
 

@@ -304,6 +304,34 @@ def test_counting_sees_only_the_start_and_counts_on(seq_len: int, n_classes: int
     assert b.mask.eq(1).all()
 
 
+@pytest.mark.parametrize("name", sorted(TASKS))
+def test_spans_and_the_input_value_describe_what_the_batch_holds(name: str) -> None:
+    task = make_task(name, **SMALL[name])
+    b = task.sample(8, gen(3))
+    for span in task.spans():
+        assert 0 <= span.start < span.stop <= task.seq_len and span.label
+    value = task.input_value
+    if value is not None:  # the channel the pages draw as a bar: on its scale, and what the tokens say
+        channel = b.inputs[..., value.channel]
+        assert ((channel >= value.low) & (channel <= value.high)).all()
+        assert b.tokens is not None and b.tokens[0][1] == f"{float(channel[0, 1]):.2f}"
+    spans = {span.label: range(span.start, span.stop) for span in task.spans()}
+    x = digits(b)
+    if name == "copy":  # the symbols to copy are the only non-blank inputs before the delimiter ...
+        shown = range(int(x.shape[1]))
+        symbols = [t for t in shown if bool(((x[:, t] >= 1) & (x[:, t] <= 8)).all())]
+        assert list(spans["symbols to copy"]) == symbols
+        # ... and the recall window is where the targets are the symbols
+        assert list(spans["recall window"]) == [t for t in shown if bool((b.targets[:, t] != 0).any())]
+    elif name == "recall":
+        assert list(spans["the symbol to recall"]) == [0] and torch.equal(b.targets[:, -1], x[:, 0])
+    elif name == "counting":
+        assert list(spans["the start symbol"]) == [0] and b.inputs[:, 1:].eq(0).all()
+    else:
+        assert spans == {}
+    assert (value is not None) == (name == "adding")
+
+
 # -----------------------------------------------------------------------------
 # losses, metrics and baselines
 

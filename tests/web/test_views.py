@@ -235,6 +235,8 @@ def test_task_baseline_and_probe_text_at_the_runs_own_parameters(served: Served)
     adding = served.client.get(f"/api/runs/{served.adding}/task").json()
     assert adding["baseline_loss"] == pytest.approx(1 / 6) and adding["seq_len"] == 6
     assert adding["vocab"] is None and adding["probe_text"] is None
+    assert adding["input_value"] == {"channel": 0, "low": 0.0, "high": 1.0} and adding["spans"] == []
+    assert hello["input_value"] is None  # the characters are the input
 
 
 def test_copy_baseline_depends_on_the_run_parameters(client: TestClient) -> None:
@@ -250,6 +252,10 @@ def test_copy_baseline_depends_on_the_run_parameters(client: TestClient) -> None
     default = next(t for t in client.get("/api/catalog").json()["tasks"] if t["name"] == "copy")
     assert task["baseline_loss"] == pytest.approx(2 * math.log(8) / (5 + 4))
     assert task["baseline_loss"] != pytest.approx(default["baseline_loss"])
+    assert task["spans"] == [  # at the run's own delay and symbol count
+        {"start": 0, "stop": 2, "label": "symbols to copy"},
+        {"start": 7, "stop": 9, "label": "recall window"},
+    ]
 
 
 def test_custom_text_without_a_corpus_is_trained_on_and_probed(client: TestClient) -> None:
