@@ -1,9 +1,14 @@
-// Axes of the figures: time axes (columns of a frame or a flow, token labels that never overlap,
-// the task's marked timesteps, the columns after the last loss term), the training-step axis of
-// the gradient flow (one row per probe frame), and what the layer under a chart draws over the
-// time axis (heatmap.js): marked timesteps, the no-loss columns, the highlighted t.
+// Axes of the figures: time axes (columns of a frame or a flow, labelled t, the input at each t,
+// the task's marked timesteps and spans, the columns after the last loss term), the
+// training-step axis of the gradient flow (one row per probe frame), and what the layer under a
+// chart draws over the time axis (heatmap.js): marked timesteps, spans, the no-loss columns, the
+// highlighted t and the input row.
+// The input at each t is described by the server: the frame's tokens and marks, and the run's
+// task (GET /api/runs/{id}/task: `input_value`, the channel drawn as a bar; `spans`); nothing here
+// knows a task by name.
 // What this is not: a figure (views.js) or a renderer (plots.js, heatmap.js).
 
+import { INPUT_ROW_PX, nice } from "./heatmap.js";
 import { MARK, renderSize } from "./plots.js";
 
 export const NO_LOSS = "no loss here: no loss term at or after this t";
@@ -23,71 +28,106 @@ const markColumns = (marks, cols) => [...new Set((marks || []).map((t) => Math.f
 
 export const tText = (cols, j) => (cols.width > 1 ? `${cols.t[j]}–${cols.t[j] + cols.width - 1}` : `${cols.t[j]}`);
 
-// a token as a tick label: visible whitespace, at most 6 characters, no markup
-function tokenText(s) {
-  const shown = String(s ?? "").replace(/ /g, "␣").replace(/\n/g, "↵").replace(/\t/g, "⇥");
-  const short = shown.length > 6 ? `${shown.slice(0, 5)}…` : shown;
-  return short.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
-}
-
-// 1, 2, 5, 10, 20, 50, ... : the smallest at least x
-function nice(x) {
-  const p = 10 ** Math.floor(Math.log10(Math.max(x, 1e-12)));
-  return [1, 2, 5, 10].map((k) => k * p).find((v) => v >= x - 1e-9);
+// the frame's column of each column of `cols` (a flow's columns are the frame's, matched by t)
+function frameIndex(frame, cols) {
+  if (cols.t === frame.tIndex) return (j) => j;
+  const at = new Map(Array.from(frame.tIndex, (t, i) => [t, i]));
+  return (j) => at.get(cols.t[j]) ?? null;
 }
 
 /**
- * An x axis over timesteps: tokens (characters, digits, "0.48") as labels spaced so that they never
- * overlap, marked columns labelled in bold vermilion; numbers chosen by Plotly when there are no
- * tokens and no marks.
+ * The input at each of `cols`' columns, as the server describes it: `labels` (the frame's tokens),
+ * `values` (the channel the task's `input_value` names, drawn as a bar) or neither, the marked
+ * columns, the task's spans as columns, and `text(j)`: the words a hover shows for column j.
  */
-export function timeAxis(cols, tokens, marks, title = "timestep t (input)") {
+export function inputsAt(frame, task, cols) {
+  const none = { labels: null, values: null, low: 0, high: 1, marked: [], markLabel: null, spans: [], text: () => "" };
+  if (!frame) return none;
+  const k = frameIndex(frame, cols);
+  const labels = frame.tokens ? Array.from({ length: cols.n }, (_, j) => (k(j) === null ? "" : String(frame.tokens[k(j)] ?? ""))) : null;
+  const iv = task ? task.input_value : null;
+  const x = frame.arrays.inputs;
+  let values = null;
+  if (iv && x && iv.channel < x.shape[x.shape.length - 1]) {
+    const I = x.shape[x.shape.length - 1];
+    values = Float32Array.from({ length: cols.n }, (_, j) => (k(j) === null ? NaN : x.data[k(j) * I + iv.channel]));
+  }
+  const spans = (task ? task.spans : []).map((s) => ({
+    ...s, j0: Math.floor(s.start / cols.width), j1: Math.min(cols.n, Math.ceil(s.stop / cols.width)),
+  })).filter((s) => s.j0 < s.j1);
+  const marked = markColumns(frame.marks, cols);
+  const markLabel = frame.markLabel || "marked";
+  const text = (j) => {
+    const parts = [];
+    if (labels && labels[j] !== "") parts.push(values ? `input ${labels[j]}` : `input ‘${labels[j]}’`);
+    if (marked.includes(j)) parts.push(markLabel);
+    for (const s of spans) if (j >= s.j0 && j < s.j1) parts.push(s.label);
+    return parts.join(" · ");
+  };
+  return { labels, values, low: iv ? iv.low : 0, high: iv ? iv.high : 1, marked, markLabel, spans, text };
+}
+
+/** " · <the input at column j>" for a hover line, or "" when nothing is known about it. */
+export const inputText = (inputs, j) => {
+  const s = inputs.text(j);
+  return s ? ` · ${s}` : "";
+};
+
+const hasRow = (inputs) => !!(inputs.labels || inputs.values);
+
+/**
+ * An x axis over timesteps, labelled t: round numbers spaced so that they never overlap, marked
+ * columns labelled in bold vermilion; the tick labels stand off below the input row (heatmap.js
+ * draws it between the plot area and the labels).
+ */
+export function timeAxis(cols, inputs, title = "timestep t") {
   const axis = {
     title: { text: title, standoff: 4 }, zeroline: false, autorange: false,
     range: [-cols.width / 2, cols.n * cols.width - cols.width / 2],
+    tickmode: "array", tickangle: 0, ticklabelstandoff: hasRow(inputs) ? INPUT_ROW_PX + 2 : 0,
   };
-  const marked = markColumns(marks, cols);
-  if (!tokens && !marked.length) return cols.n <= 30 ? { ...axis, tick0: 0, dtick: cols.width } : axis;
-  const labels = tokens ? tokens.map(tokenText) : Array.from(cols.t, String);
-  const longest = labels.reduce((m, s) => Math.max(m, s.replace(/&\w+;/g, "x").length), 1);
-  const labelPx = longest * 6.5 + 8;
+  const marked = inputs.marked;
+  const labelPx = String(cols.t[cols.n - 1] ?? 0).length * 6.5 + 12;
   const colPx = Math.max(1, renderSize().width - 70) / cols.n;
   const every = nice(Math.ceil(labelPx / colPx));
   const near = (j) => marked.some((m) => Math.abs(j - m) * colPx < labelPx);
   const regular = [];
   for (let j = 0; j < cols.n; j += every) if (!near(j)) regular.push(j);
   const ticks = [...regular, ...marked].sort((a, b) => a - b);
-  const text = (j) => (marked.includes(j) ? `<span style="color:${MARK}"><b>${labels[j]}</b></span>` : labels[j]);
-  return { ...axis, tickmode: "array", tickvals: ticks.map((j) => cols.t[j]), ticktext: ticks.map(text), tickangle: 0 };
+  const text = (j) => (marked.includes(j) ? `<span style="color:${MARK}"><b>${cols.t[j]}</b></span>` : String(cols.t[j]));
+  return { ...axis, tickvals: ticks.map((j) => cols.t[j]), ticktext: ticks.map(text) };
 }
 
 /**
  * What the layer under a time-axis chart draws (heatmap.js `fig.overlay`): the marked columns as
- * bands, the columns after the last loss term as a hatch, and the highlighted t / row lines.
+ * bands, the task's spans tinted, the columns after the last loss term as a hatch, the
+ * highlighted t / row lines, and the input row.
  */
-export function overlay(cols, marks, noLossFrom, markers) {
+export function overlay(cols, inputs, noLossFrom, markers) {
   const edge = (j) => cols.t[j] - cols.width / 2;
+  const end = cols.n * cols.width - cols.width / 2;
   return {
-    bands: markColumns(marks, cols).map((j) => [edge(j), edge(j) + cols.width]),
-    hatch: noLossFrom === null ? null : [edge(noLossFrom), cols.n * cols.width - cols.width / 2],
+    bands: inputs.marked.map((j) => [edge(j), edge(j) + cols.width]),
+    spans: inputs.spans.map((s) => ({ x: [edge(s.j0), s.j1 < cols.n ? edge(s.j1) : end], label: s.label })),
+    hatch: noLossFrom === null ? null : [edge(noLossFrom), end],
     hatchText: NO_LOSS,
     markers,
+    row: hasRow(inputs) ? {
+      labels: inputs.values ? null : inputs.labels, values: inputs.values, low: inputs.low, high: inputs.high,
+      marked: inputs.marked, x0: -cols.width / 2, dx: cols.width, n: cols.n,
+      text: (j) => `t ${tText(cols, j)}${inputText(inputs, j)}`,
+    } : null,
   };
 }
 
-// the legend's words for marks and the hatched columns
-export function notes(frame, cols, noLossFrom) {
+// the legend's words for marks, spans and the hatched columns
+export function notes(inputs, cols, noLossFrom) {
   const out = [];
-  const marked = frame ? markColumns(frame.marks, cols) : [];
-  if (marked.length) {
-    const at = marked.map((j) => cols.t[j]).join(", ");
-    out.push(`dotted vermilion: ${frame.markLabel || "marked"} (t = ${at})`);
-  }
+  if (inputs.marked.length) out.push(`dotted vermilion: ${inputs.markLabel} (t = ${inputs.marked.map((j) => cols.t[j]).join(", ")})`);
+  for (const s of inputs.spans) out.push(`pink: ${s.label} (t = ${s.stop - s.start > 1 ? `${s.start}–${s.stop - 1}` : s.start})`);
   if (noLossFrom !== null) out.push(`hatched: no loss at t ≥ ${cols.t[noLossFrom]}`);
   return out.join(" · ");
 }
-
-export const tokenAt = (tokens, j) => (tokens && tokens[j] !== undefined ? ` ‘${String(tokens[j]).replace(/\n/g, "\\n")}’` : "");
 
 // the row position of a training step (between rows when it has none)
 export function stepPosition(steps, step) {

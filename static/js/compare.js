@@ -44,7 +44,6 @@ function column(runId) {
     const figure = { gradflow: gradflowFigure, loss: lossFigure, hidden: stateFigure, lines: gradLinesFigure }[name];
     charts[name] = new Chart(chartNode, figure, { onClick, name: `${name}-${runId}` });
   }
-  charts.gradflow.node.dataset.empty = "Waiting for the first probe frame…";
   const col = { runId, node, head, charts, task: null, feed: null };
   col.feed = new Feed(runId, (what) => {
     if (what === "run" && !col.task && !isAttached(col.feed.run)) { // an attached run has no task
@@ -109,13 +108,12 @@ function render() {
     );
     const flow = c.feed.gradflow;
     const frame = c.feed.frame;
-    const bidirectional = run.config.bidirectional;
-    c.charts.gradflow.update(flow.steps.length ? { flow, floor: state.floor, range: s.flowScale, t: state.t, frame, bidirectional } : null);
-    c.charts.loss.update({ metrics: c.feed.metrics, baseline: c.task ? c.task.baseline_loss : null, yRange: s.lossRange, xRange: s.xRange });
-    if (frame) {
-      c.charts.hidden.update({ frame, name: "h", zrange: [-s.hMax, s.hMax], t: state.t, bidirectional });
-      c.charts.lines.update({ frame, which: ["grad_h_last"], t: state.t, yRange: s.lineRange, floor: state.floor, bidirectional });
-    }
+    const { task } = c;
+    const common = { frame, task, run, probes: c.feed.probeSteps.length, t: state.t, bidirectional: run.config.bidirectional };
+    c.charts.gradflow.update({ ...common, flow, floor: state.floor, range: s.flowScale });
+    c.charts.loss.update({ metrics: c.feed.metrics, baseline: task ? task.baseline_loss : null, yRange: s.lossRange, xRange: s.xRange, run });
+    c.charts.hidden.update({ ...common, name: "h", zrange: [-s.hMax, s.hMax] });
+    c.charts.lines.update({ ...common, which: ["grad_h_last"], yRange: s.lineRange, floor: state.floor });
   }
   if (s.flowScale) {
     legend($("legend-flow"), {

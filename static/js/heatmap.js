@@ -3,8 +3,9 @@
 // matrix (`fig.image`); the `Layer` maps its values through a 256-entry colour table into a
 // canvas at the matrix's own resolution and lays it exactly over the plot area, following the
 // axes (zoom, resize). The same layer draws what every time axis shows (`fig.overlay`): the
-// task's marked timesteps as bands, the columns after the last loss term hatched "no loss here",
-// and the highlighted t and step as lines. Plotly keeps the axes, ticks and line traces; the rest
+// task's marked timesteps as bands and its spans as bars, the columns after the last loss term
+// hatched "no loss here", the highlighted t and step as lines, and the input at each t in a row
+// between the plot area and the t labels (characters, or a bar per value). Plotly keeps the axes, ticks and line traces; the rest
 // is plain DOM, so a live update paints pixels instead of SVG, a history that only grew (the
 // gradient flow) paints only its new rows, and moving the highlighted t touches two divs.
 // Hover shows a readout of the cell under the pointer; a click reports the cell as {x, y}.
@@ -28,7 +29,13 @@
 //   bands: [[x0, x1], ...],   // marked timesteps (x axis values): dotted vermilion outlines
 //   hatch: [x0, x1] | null,   // no loss term here: hatched, with `hatchText` on hover
 //   hatchText,
+//   spans: [{x: [x0, x1], label}], // stretches of t the task names (copy's recall window): a bar on top
 //   markers: { x, y },        // the highlighted timestep (x) and row position (y), or null
+//   row: null | {             // the input at each t, under the plot area (INPUT_ROW_PX high)
+//     labels, values, low, high, // characters per column, or values drawn as bars on [low, high]
+//     marked, x0, dx, n,      // the marked columns (vermilion); column j spans x0 + j*dx .. + dx
+//     text(j),                // the hover readout of column j
+//   },
 // }
 
 // Colour-blind safe scales: Viridis for norms and gates, ColorBrewer RdBu (blue negative, red
@@ -41,6 +48,15 @@ export const RDBU = [
   "#053061", "#2166ac", "#4393c3", "#92c5de", "#d1e5f0", "#f7f7f7", "#fddbc7", "#f4a582", "#d6604d",
   "#b2182b", "#67001f",
 ];
+
+export const INPUT_ROW_PX = 14; // the input row's height under the plot area
+const CHAR_PX = 6.4; // the width of a character of the row's font (11 px monospace)
+
+/** 1, 2, 5, 10, 20, 50, ...: the smallest at least x (label spacing, in columns or units). */
+export function nice(x) {
+  const p = 10 ** Math.floor(Math.log10(Math.max(x, 1e-12)));
+  return [1, 2, 5, 10].map((k) => k * p).find((v) => v >= x - 1e-9);
+}
 
 const LEVELS = 256;
 const MAX_ROOM = 16384; // rows a growing canvas reserves at most (browsers cap a canvas's height)
@@ -84,7 +100,8 @@ function paintRow(out, offset, values, spec, end) {
 
 const scaleKey = (s) => `${s.cols}|${s.colors}|${s.min}|${s.max}|${s.log}|${s.floor}|${s.noLossFrom}`;
 const div = (className, hidden = true) => Object.assign(document.createElement("div"), { className, hidden });
-const NONE = { bands: [], hatch: null, markers: {} };
+const NONE = { bands: [], spans: [], hatch: null, markers: {}, row: null };
+const cssPx = (v) => `${v}px`;
 
 export const heatmapStats = {}; // name -> {full, append, rows}: read by the browser tests
 
@@ -101,8 +118,14 @@ export class Layer {
     this.canvas = Object.assign(document.createElement("canvas"), { className: "gs-heatmap", hidden: true });
     this.hatch = div("gs-noloss");
     this.bands = div("gs-bands", false);
+    this.spans = div("gs-spans", false);
     this.lines = { x: div("gs-marker-x"), y: div("gs-marker-y") };
-    this.root.append(this.canvas, this.hatch, this.bands, this.lines.x, this.lines.y);
+    this.root.append(this.canvas, this.hatch, this.spans, this.bands, this.lines.x, this.lines.y);
+    this.row = div("gs-inputs");
+    this.rowCanvas = Object.assign(document.createElement("canvas"), { className: "gs-input-bars" });
+    this.rowText = div("gs-input-text", false);
+    this.row.append(this.rowCanvas, this.rowText);
+    this.rowKey = null;
     this.tip = div("gs-tip");
     this.listen();
   }
@@ -111,9 +134,12 @@ export class Layer {
   show(image, overlay) {
     if (!this.node.contains(this.root)) this.node.prepend(this.root);
     if (!this.node.contains(this.tip)) this.node.append(this.tip);
+    if (!this.node.contains(this.row)) this.node.prepend(this.row);
     this.root.hidden = false;
-    this.overlay = overlay || NONE;
+    this.overlay = { ...NONE, ...overlay };
     this.bands.replaceChildren(...this.overlay.bands.map(() => div("gs-band", false)));
+    this.spans.replaceChildren(...this.overlay.spans.map((s) => Object.assign(div("gs-span", false), { title: s.label })));
+    this.drawRow(this.overlay.row);
     if (image) this.draw(image);
     else this.drop();
     this.root.classList.toggle("lines", !image); // bands tinted under lines, outlined over pixels
@@ -157,7 +183,30 @@ export class Layer {
     this.drop();
     this.overlay = NONE;
     this.root.hidden = true;
+    this.row.hidden = true;
     this.tip.hidden = true;
+  }
+
+  // the input row: bars painted once per row (a canvas of n x INPUT_ROW_PX), or characters placed
+  // on every place() (thinned to what fits at the current zoom)
+  drawRow(row) {
+    this.row.hidden = !row;
+    this.rowKey = null;
+    this.rowCanvas.hidden = !(row && row.values);
+    this.rowText.replaceChildren();
+    if (!row || !row.values) return;
+    const { n, values, low, high, marked } = row;
+    const canvas = this.rowCanvas;
+    canvas.width = n;
+    canvas.height = INPUT_ROW_PX;
+    const g = canvas.getContext("2d");
+    for (let j = 0; j < n; j++) {
+      const v = values[j];
+      if (v !== v) continue;
+      const h = Math.max(1, Math.round(((Math.min(Math.max(v, low), high) - low) / (high - low || 1)) * INPUT_ROW_PX));
+      g.fillStyle = marked.includes(j) ? "#d55e00" : "#8a9099";
+      g.fillRect(j, INPUT_ROW_PX - h, 1, h);
+    }
   }
 
   // a taller canvas with the painted rows copied over (a blit, no colour mapping)
@@ -215,6 +264,8 @@ export class Layer {
       Object.assign(node.style, { left: `${Math.min(xa, xb)}px`, width: `${Math.abs(xb - xa)}px` });
     };
     this.overlay.bands.forEach((band, k) => span(this.bands.children[k], band));
+    this.overlay.spans.forEach((s, k) => span(this.spans.children[k], s.x));
+    if (this.overlay.row) this.placeRow(f);
     this.hatch.hidden = !this.overlay.hatch;
     if (this.overlay.hatch) span(this.hatch, this.overlay.hatch);
     for (const axis of ["x", "y"]) {
@@ -223,6 +274,37 @@ export class Layer {
       line.hidden = v === null || v === undefined;
       if (!line.hidden) line.style[axis === "x" ? "left" : "top"] = `${axis === "x" ? f.px(v) : f.py(v)}px`;
     }
+  }
+
+  placeRow(f) {
+    const row = this.overlay.row;
+    Object.assign(this.row.style, { left: cssPx(f.l), top: cssPx(f.t + f.h + 1), width: cssPx(f.w), height: cssPx(INPUT_ROW_PX) });
+    const xa = f.px(row.x0);
+    const xb = f.px(row.x0 + row.n * row.dx);
+    if (row.values) {
+      Object.assign(this.rowCanvas.style, { left: cssPx(Math.min(xa, xb)), width: cssPx(Math.abs(xb - xa)), height: cssPx(INPUT_ROW_PX) });
+      return;
+    }
+    const colPx = Math.abs(xb - xa) / row.n;
+    const key = `${xa}|${xb}|${f.w}`;
+    if (key === this.rowKey) return;
+    this.rowKey = key;
+    const longest = row.labels.reduce((m, s) => Math.max(m, s.length), 1);
+    const every = nice(Math.ceil((longest * CHAR_PX + 2) / colPx));
+    const first = Math.max(0, Math.floor(-xa / colPx));
+    const last = Math.min(row.n - 1, Math.ceil((f.w - xa) / colPx));
+    const near = (j) => row.marked.some((m) => Math.abs(j - m) < every); // a marked column itself too
+    const shown = [];
+    for (let j = first - (first % every); j <= last; j += every) if (j >= first && !near(j)) shown.push(j);
+    for (const m of row.marked) if (m >= first && m <= last) shown.push(m);
+    shown.sort((a, b) => a - b);
+    this.rowText.replaceChildren(...shown.map((j) => {
+      const s = Object.assign(document.createElement("span"), { textContent: row.labels[j] });
+      s.style.left = cssPx(xa + (j + 0.5) * colPx);
+      if (row.marked.includes(j)) s.className = "marked";
+      s.dataset.t = String(j);
+      return s;
+    }));
   }
 
   placeImage(f) {
@@ -248,6 +330,11 @@ export class Layer {
     const box = this.node.getBoundingClientRect();
     const px = ev.clientX - box.left - f.l;
     const py = ev.clientY - box.top - f.t;
+    const row = this.overlay.row;
+    if (row && px >= 0 && px <= f.w && py > f.h && py <= f.h + 1 + INPUT_ROW_PX) {
+      const j = Math.floor((f.x(px) - row.x0) / row.dx);
+      return j >= 0 && j < row.n ? { left: px + f.l, top: f.t + f.h - 18, row: j } : null;
+    }
     if (px < 0 || py < 0 || px > f.w || py > f.h) return null;
     const at = { left: px + f.l, top: py + f.t };
     const spec = this.spec;
@@ -287,7 +374,7 @@ export class Layer {
       this.tip.hidden = true;
       return;
     }
-    this.tip.textContent = c.hatch ? this.overlay.hatchText : this.spec.hover(c.i, c.j);
+    this.tip.textContent = c.row !== undefined ? this.overlay.row.text(c.row) : c.hatch ? this.overlay.hatchText : this.spec.hover(c.i, c.j);
     this.tip.hidden = false;
     const right = c.left > this.node.clientWidth * 0.6;
     Object.assign(this.tip.style, {

@@ -2,9 +2,13 @@
 // requestAnimationFrame callback then renders every dirty chart that is on screen (charts off
 // screen stay dirty until they scroll in). A figure function returns {data, layout, key} and
 // optionally `image` and `overlay` (drawn by heatmap.js under the plot: a heatmap's pixels, the
-// marked timesteps, the no-loss columns, the highlighted t) and `legend` (an HTML colour bar).
-// An unchanged key skips the render; only the overlay's markers may still move. Line colours: Okabe-Ito, safe for the common colour-vision
-// deficiencies; heatmap colour scales live in heatmap.js.
+// marked timesteps, the no-loss columns, the highlighted t, the input row) and `legend` (an HTML
+// colour bar); or `{empty: sentence}` when it has nothing to draw: the chart then shows that
+// sentence instead of empty axes (Chart.empty), as it does for a null input (the node's
+// data-empty, or a generic sentence). An unchanged key skips the render; only the overlay's
+// markers may still move. Every axis grows its margin to fit its tick labels and title
+// (automargin), so no label is clipped and no title sits on its labels. Line colours: Okabe-Ito,
+// safe for the common colour-vision deficiencies; heatmap colour scales live in heatmap.js.
 
 /* global Plotly */
 
@@ -14,6 +18,7 @@ export const LINES = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D
 export const MARK = "#D55E00"; // the task's marked timesteps (vermilion: apart from the highlighted t)
 
 export const CONFIG = { displayModeBar: false, responsive: true, doubleClick: "reset" };
+const NOTHING_YET = "Nothing to show yet.";
 
 export const stats = { renders: 0, totalMs: 0, times: [], byChart: {}, heatmaps: heatmapStats };
 
@@ -77,8 +82,10 @@ export class Chart {
     this.onRender = onRender;
     this.legendNode = legendNode || null;
     this.layer = null; // a heatmap.js Layer, made for the first figure with an image or overlay
+    this.note = Object.assign(document.createElement("p"), { className: "chart-note" }); // the empty view's sentence
     node.__chart = this;
     observer.observe(node);
+    this.empty();
   }
 
   update(input) {
@@ -92,14 +99,15 @@ export class Chart {
     renderHeight = this.node.clientHeight || 240;
     const t0 = performance.now();
     const fig = this.figure(this.input);
-    if (!fig) return this.empty();
+    if (!fig || fig.empty) return this.empty(fig && fig.empty);
     this.node.classList.remove("empty");
+    this.note.remove();
     if (fig.key !== undefined && fig.key === this.key && this.plotted) {
       if (this.layer && fig.overlay) this.layer.mark(fig.overlay.markers); // the highlighted t moved, or nothing
       return;
     }
     this.key = fig.key;
-    const layout = { ...baseLayout(), ...fig.layout, datarevision: fig.key ?? Date.now() };
+    const layout = fitted({ ...baseLayout(), ...fig.layout, datarevision: fig.key ?? Date.now() });
     if (fig.image || fig.overlay) underLayer(layout, !!fig.image);
     this.plot(fig, layout);
     if (fig.image || fig.overlay) {
@@ -134,7 +142,10 @@ export class Chart {
     this.ranges = ranges;
   }
 
-  empty() {
+  /** Show `reason` (a sentence: why there is nothing to draw) instead of the plot. */
+  empty(reason) {
+    this.note.textContent = reason || this.node.dataset.empty || NOTHING_YET;
+    if (!this.node.contains(this.note)) this.node.append(this.note);
     this.node.classList.add("empty");
     if (this.plotted) {
       Plotly.purge(this.node); // drops the plot's event handlers too
@@ -159,6 +170,14 @@ export class Chart {
     mine.push(ms);
     if (mine.length > 500) mine.splice(0, 250);
   }
+}
+
+// every axis makes room for its tick labels and title (Plotly's margins are only a minimum)
+function fitted(layout) {
+  for (const name of Object.keys(layout)) {
+    if (/^[xy]axis\d*$/.test(name)) layout[name] = { automargin: true, ...layout[name] };
+  }
+  return layout;
 }
 
 // the layer lies under the plot: see-through backgrounds, and no grid lines over a heatmap

@@ -69,9 +69,6 @@ const charts = {
   connectivity: new Chart($("chart-connectivity"), connectivityFigure, { onClick: pickT, legend: $("legend-connectivity") }),
   hidden: new Chart($("chart-hidden"), stateFigure, { onClick: pickT, name: "hidden", legend: $("legend-hidden") }),
 };
-$("chart-itemized").dataset.empty =
-  "Nothing to itemize: a single loss step (many-to-one), or no itemized gradients in this frame (a long sequence, itemize off, or the probe budget left them out).";
-$("chart-gradflow").dataset.empty = "Waiting for the first probe frame…";
 const gateCharts = {};
 
 // one section per gate of the cell (catalog order), and the LSTM's cell state
@@ -83,7 +80,6 @@ function buildGates(cell) {
       className: "caption view",
       textContent: "This cell has no gates: its only path through time is W_hh, multiplied in at every step, which is why its gradient vanishes or explodes.",
     }));
-    $("saturation-caption").textContent = "A vanilla RNN has no gates, so nothing saturates here.";
     return;
   }
   for (const g of names) {
@@ -105,31 +101,32 @@ function buildGates(cell) {
 
 function renderMetrics() {
   const m = feed.metrics;
-  const task = state.task;
-  charts.loss.update({ metrics: m, baseline: task ? task.baseline_loss : null });
-  charts.metric.update({ metrics: m, baseline: task ? task.baseline_metric : null, field: "metric", title: task ? task.metric_name : "metric" });
-  charts.gradnorm.update({ metrics: m, clip: state.run ? state.run.config.clip : null });
-  charts.params.update({ metrics: m });
-  charts.update.update({ metrics: m });
+  const { task, run } = state;
+  charts.loss.update({ metrics: m, baseline: task ? task.baseline_loss : null, run });
+  charts.metric.update({ metrics: m, baseline: task ? task.baseline_metric : null, field: "metric", title: task ? task.metric_name : "metric", run });
+  charts.gradnorm.update({ metrics: m, clip: run ? run.config.clip : null, run });
+  charts.params.update({ metrics: m, run });
+  charts.update.update({ metrics: m, run });
 }
 
 function renderFlow() {
+  const { frame, run, task } = state;
   const flow = feed.gradflow;
-  const frame = state.frame;
-  const input = { flow, floor: state.floor, t: state.t, step: frame ? frame.step : null, frame, bidirectional: state.run.config.bidirectional };
-  charts.gradflow.update(flow.steps.length ? input : null);
-  charts.saturation.update({ flow });
+  const probes = feed.probeSteps.length;
+  charts.gradflow.update({ flow, floor: state.floor, t: state.t, step: frame ? frame.step : null, frame, task, run, probes, bidirectional: run.config.bidirectional });
+  charts.saturation.update({ flow, run, probes });
 }
 
+// every frame view, with or without a frame (a view without one says why: reasons.js)
 function renderFrame() {
-  const frame = state.frame;
-  if (!frame || !state.run) return;
-  showFrameInfo(frame);
-  const cfg = state.run.config;
-  const common = { frame, t: state.t, floor: state.floor, layer: state.layer, bidirectional: cfg.bidirectional };
+  const { frame, run, task } = state;
+  if (!run) return;
+  if (frame) showFrameInfo(frame);
+  const cfg = run.config;
+  const common = { frame, t: state.t, floor: state.floor, layer: state.layer, bidirectional: cfg.bidirectional, task, run, probes: feed.probeSteps.length };
   const units = { directions: cfg.bidirectional ? 2 : 1, hidden: cfg.hidden_size };
   const gateKinds = state.cat.display.gate_kinds;
-  charts.gradlines.update({ ...common, which: frame.arrays.grad_c ? ["grad_h_last", "grad_h", "grad_c"] : ["grad_h_last", "grad_h"] });
+  charts.gradlines.update({ ...common, which: frame && frame.arrays.grad_c ? ["grad_h_last", "grad_h", "grad_c"] : ["grad_h_last", "grad_h"] });
   charts.itemized.update(common);
   charts.connectivity.update({ ...common, kind: state.conn });
   charts.hidden.update({ ...common, name: "h", units, relu: cfg.cell === "rnn_relu" });

@@ -39,6 +39,19 @@ def inspect(page: Page, text: str) -> None:
     page.click("#inspect-form button[type=submit]")
 
 
+def input_row(page: Page, chart: str) -> str:
+    """The characters a chart's input row shows (static/js/heatmap.js), in t order."""
+    text: str = page.evaluate(
+        f"""() => [...document.querySelectorAll('#{chart} .gs-input-text span')]
+             .sort((a, b) => a.dataset.t - b.dataset.t).map((s) => s.textContent).join('')"""
+    )
+    return text
+
+
+def x_ticks(page: Page, chart: str) -> list[str]:
+    return [t.text_content() or "" for t in page.locator(f"#{chart} .xtick text").all()]
+
+
 def grad_curve(page: Page) -> list[float]:
     """The x values of the inspect gradient chart's first curve, as Plotly holds them."""
     xs: list[float] = page.evaluate(
@@ -56,8 +69,8 @@ def test_inspect_and_sample_a_char_lm_run(gs_page: Page, url: Callable[[str], st
     for chart in ("chart-inspect-hidden", "chart-inspect-gate"):
         page.locator(f"#{chart}").scroll_into_view_if_needed()  # charts draw when on screen
         expect(page.locator(heatmap(chart))).to_have_count(1)
-    ticks = [t.text_content() for t in page.locator("#chart-inspect-hidden .xtick text").all()]
-    assert "".join(t or "" for t in ticks) == "hellohello"
+    assert input_row(page, "chart-inspect-hidden") == "hellohello"  # the input under its t
+    assert x_ticks(page, "chart-inspect-hidden") == [str(t) for t in range(10)]
     page.fill("#sample-prime", "he")
     page.fill("#sample-length", "12")
     page.fill("#sample-temp", "0.1")
@@ -83,8 +96,7 @@ def test_inspect_twice_draws_the_second_inputs_gradients(
     inspect(page, "hellohelloh")
     assert poll(page, "() => document.getElementById('chart-inspect-grad').data?.[0]?.x.length === 11")
     assert grad_curve(page) != first
-    ticks = [t.text_content() for t in page.locator("#chart-inspect-hidden .xtick text").all()]
-    assert "".join(t or "" for t in ticks) == "hellohelloh"  # the hidden state follows too
+    assert input_row(page, "chart-inspect-hidden") == "hellohelloh"  # the hidden state follows too
     assert [a.url.endswith("/inspect?resolution=display") for a in answers] == [True, True]
     assert {a.headers["content-type"] for a in answers} == {"application/octet-stream"}
 
@@ -216,3 +228,69 @@ def test_no_console_errors_on_any_page(
     reveal_all(gs_page)
     problems = gs_page.problems.items  # type: ignore[attr-defined]
     assert not problems, "\n".join(problems)  # gs_page checks again at teardown
+
+
+# a vanilla RNN whose hidden state overflows float32 at once (W_hh ~ N(0, 100/H), ReLU, T = 100):
+# its loss is not finite at step 1, so the run diverges there with no step recorded
+DIVERGES: dict[str, Any] = {
+    "cell": "rnn_relu",
+    "hidden_size": 32,
+    "init": {"scheme": "normal", "gain": 10},
+    "task": {"name": "adding", "seq_len": 100},
+    "batch_size": 8,
+    "steps": 50,
+}
+
+
+def chart_note(page: Page, chart: str, start: str) -> str:
+    """The sentence an empty chart shows instead of its axes, once it starts with `start`."""
+    page.locator(f"#{chart}").scroll_into_view_if_needed()
+    note: str = poll(
+        page,
+        f"""() => {{ const n = document.getElementById('{chart}');
+              const note = n.classList.contains('empty') && !n.querySelector('.main-svg')
+                && n.querySelector('.chart-note').textContent;
+              return note && note.startsWith({start!r}) && note; }}""",
+    )
+    return note
+
+
+def test_empty_views_of_a_run_diverged_at_step_1_and_of_a_vanilla_rnn_say_why(
+    gs_page: Page, url: Callable[[str], str], http: httpx.Client
+) -> None:
+    page = gs_page
+    diverged = http.post("/api/runs", json=DIVERGES).json()["id"]
+    run = wait_for_run(http, diverged)
+    assert run["status"] == "diverged" and run["error"].endswith("at step 1"), run
+    page.goto(url(f"/runs/{diverged}"))
+    poll(page, "() => window.__gatescopeRun?.state.frame")
+    for chart, what in [
+        ("chart-loss", "loss"),
+        ("chart-metric", "mse"),
+        ("chart-gradnorm", "gradient norm"),
+        ("chart-params", "per-parameter gradient norm"),
+        ("chart-update", "update ratio"),
+    ]:
+        note = chart_note(page, chart, "The run diverged")
+        assert note == (
+            "The run diverged at step 1: its loss or gradient was not finite (NaN or ∞) there, "
+            f"so there is no {what} to draw. A smaller learning rate or init gain keeps it finite."
+        ), (chart, note)
+    for chart in (
+        "chart-gradflow",
+        "chart-gradlines",
+        "chart-connectivity",
+    ):  # zeros: not a vanished gradient
+        chart_note(page, chart, "No gradient to draw at this step: the probe's loss was not finite")
+    chart_note(page, "chart-saturation", "A vanilla RNN has no gates:")
+    expect(page.locator(heatmap("chart-hidden"))).to_have_count(1)  # the hidden state it did record
+
+    vanilla = http.post("/api/runs", json={**HELLO, "cell": "rnn_tanh", "steps": 20}).json()["id"]
+    assert wait_for_run(http, vanilla)["status"] == "completed"
+    page.goto(url(f"/runs/{vanilla}"))
+    poll(page, "() => window.__gatescopeRun?.state.frame")
+    chart_note(page, "chart-saturation", "A vanilla RNN has no gates:")
+    expect(page.locator("#gates")).to_contain_text("This cell has no gates")
+    page.locator("#chart-loss").scroll_into_view_if_needed()
+    expect(page.locator("#chart-loss .main-svg").first).to_be_visible()  # a run that trained: its curve
+    screenshot(page, "run-diverged-empty-views", full_page=True)

@@ -1,7 +1,9 @@
-"""The figure functions (static/js/views.js) and the image heatmap (static/js/heatmap.js) on real
-frames of real runs, in Chromium: colour ranges per layer, the task's marks on every time axis,
-token labels that never overlap, the columns after the last loss term hatched as "no loss here",
-and a heatmap's hover readout and clicks. Each test draws charts into the page itself (modules
+"""The figure functions (static/js/views.js, curves.js) and the image heatmap (static/js/heatmap.js)
+on real frames of real runs, in Chromium: colour ranges per layer; every time axis labelled t, with
+the input at each t in a row under it (characters, or adding's values as bars) and in every hover;
+the task's marks and spans on every time axis; the columns after the last loss term hatched as "no
+loss here"; a heatmap's hover readout and clicks; empty views that say why; tick labels inside
+their chart and titles off their ticks. Each test draws charts into the page itself (modules
 imported in page.evaluate), so it reads the pixels and SVG that the run page would show.
 """
 
@@ -21,13 +23,15 @@ SETUP = """async ({ runId, step }) => {
   const { decodeFrame } = await import("/static/js/frame.js");
   const plots = await import("/static/js/plots.js");
   const views = await import("/static/js/views.js");
+  const figures = { ...views, ...(await import("/static/js/curves.js")) };
   const cat = await (await fetch("/api/catalog")).json();
+  const task = await (await fetch(`/api/runs/${runId}/task`)).json();
   const steps = await (await fetch(`/api/runs/${runId}/probes`)).json();
   const at = step ?? steps.at(-1);
   const bytes = await (await fetch(`/api/runs/${runId}/probes/${at}?resolution=display`)).arrayBuffer();
   const frame = decodeFrame(bytes);
   window.__clicks = [];
-  window.__t = { frame, cat, views, plots, charts: {},
+  window.__t = { frame, cat, task, views, figures, plots, charts: {},
     draw(id, figure, input, height = 240) {
       const node = document.createElement("div");
       node.id = id;
@@ -35,7 +39,7 @@ SETUP = """async ({ runId, step }) => {
       const legendNode = document.createElement("div");
       document.body.prepend(node, legendNode);
       const onClick = (p) => window.__clicks.push(p);
-      const chart = new plots.Chart(node, views[figure], { name: id, legend: legendNode, onClick });
+      const chart = new plots.Chart(node, figures[figure], { name: id, legend: legendNode, onClick });
       chart.visible = true;
       chart.input = input;
       chart.render();
@@ -143,7 +147,86 @@ def test_cell_state_and_relu_h_colour_ranges_are_per_layer(
     assert legends[0][0] != pytest.approx(legends[1][0], rel=1e-3)
 
 
-def test_the_marked_timesteps_are_marked_on_every_time_axis_and_labels_never_overlap(
+# Draw every time-axis view of the loaded frame (with the run's task) and read back what each
+# shows: its x tick labels, the input row (characters, or the bars' pixels), the marked bands and
+# pink spans as timesteps, the legend's note, and the hover words at every column.
+TIME_VIEWS = """async () => { const t = window.__t; const { frame, cat, task } = t;
+  const floor = cat.display.floor;
+  const g = await (await fetch(`/api/runs/${frame.runId}/gradflow?kind=last&layer=0`)).json();
+  const flow = { kind: g.kind, layer: g.layer, T: g.T, width: g.width, t: g.t, steps: g.steps,
+                 rows: g.z.map((r) => Float32Array.from(r)), saturation: g.saturation,
+                 lastStep: g.last_step, version: 1, reset: 1 };
+  const gate = frame.gates[0];
+  const views = {
+    gradflow: ["gradflowFigure", { flow, floor, frame, task }],
+    hidden: ["stateFigure", { frame, name: "h", task }],
+    gate: ["stateFigure", { frame, name: `gates.${gate}`, gateKinds: cat.display.gate_kinds, task }],
+    connectivity: ["connectivityFigure", { frame, floor, task }],
+    lines: ["gradLinesFigure", { frame, floor, which: ["grad_h_last", "grad_h"], task }],
+    itemized: ["itemizedFigure", { frame, floor, task }],
+  };
+  const out = {};
+  for (const [id, [figure, input]] of Object.entries(views)) {
+    const chart = t.draw(id, figure, input);
+    const node = document.getElementById(id);
+    if (!chart.plotted) continue; // itemized of a many-to-one task: a sentence (tested elsewhere)
+    const labels = [...node.querySelectorAll(".xtick text")];
+    const boxes = labels.map((n) => n.getBoundingClientRect()).sort((a, b) => a.left - b.left);
+    const overlaps = boxes.slice(1).filter((b, k) => b.left < boxes[k].right).length;
+    const vermilion = (n) => n.innerHTML.includes("213, 94, 0") || n.innerHTML.includes("#D55E00");
+    const box = node.getBoundingClientRect();
+    const size = node._fullLayout._size;
+    const { l, w } = size;
+    const [r0, r1] = node._fullLayout.xaxis.range;
+    const at = (x) => r0 + ((x - box.left - l) / w) * (r1 - r0); // a page x -> the axis value
+    const ends = (r) => [Math.round(at(r.left) + 0.5), Math.round(at(r.right) - 0.5)];
+    const rects = (sel) => [...node.querySelectorAll(sel)].map((b) => b.getBoundingClientRect());
+    const shown = (sel) => rects(sel).filter((r) => r.width >= 2);
+    const mid = (r) => Math.round(at((r.left + r.right) / 2));
+    const row = node.querySelector(".gs-inputs");
+    const text = [...node.querySelectorAll(".gs-input-text span")].map((s) => ({
+      t: Number(s.dataset.t), text: s.textContent, centre: mid(s.getBoundingClientRect()),
+    }));
+    const bars = node.querySelector(".gs-input-bars");
+    const hovers = chart.layer.spec
+      ? Array.from({ length: frame.T }, (_, j) => chart.layer.spec.hover(0, j))
+      : node.data[0].customdata.map((c, j) => `t ${j}${c}`);
+    out[id] = {
+      ticks: labels.map((n) => n.textContent), overlaps,
+      marked: labels.filter(vermilion).map((n) => n.textContent),
+      bands: shown(".gs-band").map(mid),
+      spans: shown(".gs-span").map(ends),
+      rowShown: !!row && !row.hidden,
+      rowBelowPlot: row ? Math.round(row.getBoundingClientRect().top - box.top - size.t - size.h) : null,
+      text, bars: bars && !bars.hidden ? [bars.width, bars.height] : null,
+      note: t.charts[id].legendNode.textContent, hovers,
+    };
+  }
+  return out;
+}"""
+
+# the bars of a drawn input row: per column, how many pixels are painted and in which colour
+BARS = """(id) => {
+  const canvas = document.querySelector(`#${id} canvas.gs-input-bars`);
+  const d = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data;
+  return Array.from({ length: canvas.width }, (_, j) => {
+    let painted = 0; let colour = null;
+    for (let i = 0; i < canvas.height; i++) {
+      const k = (i * canvas.width + j) * 4;
+      if (d[k + 3]) { painted += 1; colour = [d[k], d[k + 1], d[k + 2]]; }
+    }
+    return { painted, colour };
+  });
+}"""
+
+
+def is_t_axis(ticks: list[str], T: int) -> bool:
+    """Tick labels that are timesteps: integers below T, ascending."""
+    values = [int(t) for t in ticks if t.isdigit()]
+    return len(values) == len(ticks) and values == sorted(values) and all(0 <= v < T for v in values)
+
+
+def test_adding_time_axes_label_t_show_the_values_as_bars_and_mark_the_marked_steps(
     gs_page: Page, url: Callable[[str], str], http: httpx.Client
 ) -> None:
     run_id = trained(
@@ -159,52 +242,100 @@ def test_the_marked_timesteps_are_marked_on_every_time_axis_and_labels_never_ove
     )
     page = gs_page
     info = setup(page, url, run_id)
-    assert len(info["marks"]) == 2
-    drawn = page.evaluate(
-        """async () => { const t = window.__t; const { frame, cat } = t;
-           const floor = cat.display.floor;
-           const g = await (await fetch(`/api/runs/${frame.runId}/gradflow?kind=last&layer=0`)).json();
-           const flow = { kind: g.kind, layer: g.layer, T: g.T, width: g.width, t: g.t, steps: g.steps,
-                          rows: g.z.map((r) => Float32Array.from(r)), saturation: g.saturation,
-                          lastStep: g.last_step, version: 1, reset: 1 };
-           const views = {
-             gradflow: ["gradflowFigure", { flow, floor, frame }],
-             hidden: ["stateFigure", { frame, name: "h" }],
-             gate: ["stateFigure", { frame, name: "gates.z", gateKinds: cat.display.gate_kinds }],
-             connectivity: ["connectivityFigure", { frame, floor }],
-             lines: ["gradLinesFigure", { frame, floor, which: ["grad_h_last", "grad_h"] }],
-           };
-           const out = {};
-           for (const [id, [figure, input]] of Object.entries(views)) {
-             t.draw(id, figure, input);
-             const node = document.getElementById(id);
-             const labels = [...node.querySelectorAll(".xtick text")];
-             const boxes = labels.map((n) => n.getBoundingClientRect()).sort((a, b) => a.left - b.left);
-             const overlaps = boxes.slice(1).filter((b, k) => b.left < boxes[k].right).length;
-             const vermilion = (n) => n.innerHTML.includes("213, 94, 0") || n.innerHTML.includes("#D55E00");
-             const marked = labels.filter(vermilion).map((n) => n.textContent);
-             // the bands as drawn: their centres, read back into timesteps through the x axis
-             const box = node.getBoundingClientRect();
-             const { l, w } = node._fullLayout._size;
-             const [r0, r1] = node._fullLayout.xaxis.range;
-             const centre = (r) => r0 + (((r.left + r.right) / 2 - box.left - l) / w) * (r1 - r0);
-             const bands = [...node.querySelectorAll(".gs-band")]
-               .map((b) => b.getBoundingClientRect())
-               .filter((r) => r.width >= 2)
-               .map((r) => Math.round(centre(r)));
-             const note = t.charts[id].legendNode.textContent;
-             out[id] = { labels: labels.length, overlaps, marked, bands, note };
-           }
-           return out; }"""
+    marks = info["marks"]
+    assert len(marks) == 2
+    drawn = page.evaluate(TIME_VIEWS)
+    tokens = page.evaluate("() => window.__t.frame.tokens")
+    values = page.evaluate(
+        "() => Array.from(window.__t.frame.arrays.inputs.data.filter((_, k) => k % 2 === 0))"
     )
-    tokens = page.evaluate("() => window.__t.frame.marks.map((t) => window.__t.frame.tokens[t])")
+    assert set(drawn) == {"gradflow", "hidden", "gate", "connectivity", "lines"}  # itemized: one loss step
     for view, figure in drawn.items():
+        assert is_t_axis(figure["ticks"], info["T"]) and len(figure["ticks"]) >= 5, (view, figure["ticks"])
         assert figure["overlaps"] == 0, (view, figure)
-        assert figure["labels"] >= 5, (view, figure)
-        assert figure["bands"] == info["marks"], (view, figure)
-        assert figure["marked"] == tokens, (view, figure)
-        if view != "lines":
-            assert f"marked (t = {info['marks'][0]}, {info['marks'][1]})" in figure["note"], (view, figure)
+        assert figure["marked"] == [str(t) for t in marks], (view, figure)  # the marked t, in vermilion
+        assert figure["bands"] == marks, (view, figure)
+        assert figure["rowShown"] and figure["bars"] == [info["T"], 14] and figure["text"] == [], (
+            view,
+            figure,
+        )
+        assert 0 <= figure["rowBelowPlot"] <= 2, (view, figure)  # right under the plot area
+        assert f"marked (t = {marks[0]}, {marks[1]})" in figure["note"] or view == "lines", (view, figure)
+        for t in range(info["T"]):  # every hover names the input at its t, and the marked ones say so
+            assert f"t {t} · input {tokens[t]}" in figure["hovers"][t], (view, t, figure["hovers"][t])
+            assert ("· marked" in figure["hovers"][t]) == (t in marks), (view, t)
+        bars = page.evaluate(BARS, view)
+        for t, bar in enumerate(bars):  # one bar per t, as tall as its value, vermilion at the marks
+            assert bar["painted"] == max(1, round(values[t] * 14)), (view, t, bar, values[t])
+            assert bar["colour"] == ([213, 94, 0] if t in marks else [138, 144, 153]), (view, t, bar)
+
+
+def test_char_lm_and_copy_time_axes_show_the_characters_under_t_and_the_tasks_spans(
+    gs_page: Page, url: Callable[[str], str], http: httpx.Client
+) -> None:
+    hello = trained(
+        http,
+        {
+            "cell": "lstm",
+            "hidden_size": 8,
+            "task": {"name": "char_lm", "corpus": "hello"},
+            "probe_text": "hellohello",
+            "batch_size": 1,
+            "steps": 10,
+            "probe_every": 10,
+        },
+    )
+    page = gs_page
+    info = setup(page, url, hello)
+    drawn = page.evaluate(TIME_VIEWS)
+    tokens = list("hellohello")
+    assert set(drawn) == {"gradflow", "hidden", "gate", "connectivity", "lines", "itemized"}
+    for view, figure in drawn.items():
+        assert figure["ticks"] == [str(t) for t in range(10)], (view, figure["ticks"])
+        # each character under its own t, and named by every hover at that t
+        assert figure["text"] == [{"t": t, "text": c, "centre": t} for t, c in enumerate(tokens)], (
+            view,
+            figure,
+        )
+        assert figure["bars"] is None and figure["spans"] == [] and figure["bands"] == []
+        for t, c in enumerate(tokens):
+            assert f"{t} · input ‘{c}’" in figure["hovers"][t], (view, t, figure["hovers"][t])
+    # the row itself reads out its input on hover
+    page.locator("#hidden").scroll_into_view_if_needed()
+    box = page.locator("#hidden .gs-input-text span[data-t='4']").bounding_box()
+    assert box is not None
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    tip = page.evaluate(
+        "() => { const n = document.querySelector('#hidden .gs-tip'); return !n.hidden && n.textContent; }"
+    )
+    assert tip == "t 4 · input ‘o’"
+    assert info["T"] == 10
+
+    copy = trained(
+        http,
+        {
+            "cell": "gru",
+            "hidden_size": 8,
+            "task": {"name": "copy", "seq_len": 6, "n_symbols": 3},
+            "batch_size": 4,
+            "steps": 10,
+            "probe_every": 10,
+        },
+    )
+    info = setup(page, url, copy)
+    assert info["T"] == 12 and info["marks"] == [8]  # K + delay - 1: the delimiter
+    drawn = page.evaluate(TIME_VIEWS)
+    tokens = page.evaluate("() => window.__t.frame.tokens")
+    for view, figure in drawn.items():
+        assert is_t_axis(figure["ticks"], 12) and figure["marked"] == ["8"], (view, figure["ticks"])
+        assert figure["spans"] == [[0, 2], [9, 11]], (view, figure)  # the symbols, the recall window
+        assert figure["bands"] == [8], (view, figure)
+        assert [x["text"] for x in figure["text"]] == tokens, (view, figure)
+        assert "pink: symbols to copy (t = 0–2)" in figure["note"] or view == "lines", (view, figure)
+        assert "pink: recall window (t = 9–11)" in figure["note"] or view == "lines", (view, figure)
+        hovers = figure["hovers"]
+        assert "symbols to copy" in hovers[2] and "symbols to copy" not in hovers[3], (view, hovers)
+        assert "· delimiter" in hovers[8] and "recall window" in hovers[9] and "recall window" in hovers[11]
 
 
 def test_columns_after_the_last_loss_term_are_hatched_no_loss_not_a_vanished_gradient(
@@ -287,3 +418,128 @@ def test_a_heatmap_cell_hovers_its_value_and_clicks_its_timestep_and_unit(
     assert page.evaluate("() => window.__clicks") == [{"x": t, "y": unit}]
     page.mouse.move(box["x"] + 2, box["y"] + 2)  # outside the plot area: no readout
     assert page.evaluate("() => document.querySelector('#h1 .gs-tip').hidden")
+
+
+# Charts whose labels were clipped or overlapped: a loss of 1.5e36 (an exploding run), gradient
+# norms down to 1e-16 on a log axis titled "norm", the loss with its baseline; each chart's tick
+# labels, axis titles and the baseline's label, as boxes relative to the chart.
+AXIS_BOXES = """() => { const t = window.__t; const { frame, cat } = t; const floor = cat.display.floor;
+  const n = 40;
+  const steps = Array.from({ length: n }, (_, i) => i + 1);
+  const metrics = { version: 1, step: steps, loss: steps.map((s) => 1.5e36 / s),
+    metric: steps.map(() => null), gradNorm: steps.map((s) => 10 ** (s % 7)),
+    gradNormClipped: steps.map(() => 1), clipped: steps.map((s) => s % 2 === 0),
+    params: {}, updateRatio: steps.map(() => null), lr: steps.map(() => null) };
+  const calm = { ...metrics, loss: steps.map((s) => 0.2 + 0.5 / s + 0.02 * Math.sin(s)) };
+  const charts = {
+    huge: ["lossFigure", { metrics }],
+    norm: ["gradLinesFigure", { frame, floor, which: ["grad_h_last", "grad_h"] }],
+    gradnorm: ["gradNormFigure", { metrics, clip: { mode: "norm", threshold: 1 } }],
+    baseline: ["lossFigure", { metrics: calm, baseline: 0.25 }],
+  };
+  const out = {};
+  for (const [id, [figure, input]] of Object.entries(charts)) {
+    t.draw(id, figure, input);
+    const node = document.getElementById(id);
+    const box = node.getBoundingClientRect();
+    const rel = (r) => ({ left: r.left - box.left, right: r.right - box.left,
+                          top: r.top - box.top, bottom: r.bottom - box.top });
+    const all = (sel) => [...node.querySelectorAll(sel)].map((e) => rel(e.getBoundingClientRect()));
+    const size = node._fullLayout._size;
+    out[id] = { width: box.width, height: box.height, xticks: all(".xtick text"), yticks: all(".ytick text"),
+      xtitle: all(".g-xtitle text")[0], ytitle: all(".g-ytitle text")[0],
+      ytickText: [...node.querySelectorAll(".ytick text")].map((e) => e.textContent),
+      annotations: all(".annotation"),
+      annotationText: [...node.querySelectorAll(".annotation")].map((e) => e.textContent),
+      plot: { top: size.t, left: size.l, right: size.l + size.w, bottom: size.t + size.h } };
+  }
+  return out;
+}"""
+
+
+def test_tick_labels_fit_their_chart_titles_keep_off_them_and_the_baseline_label_off_the_curve(
+    gs_page: Page, url: Callable[[str], str], lstm_2_layers: str
+) -> None:
+    page = gs_page
+    setup(page, url, lstm_2_layers)
+    charts = page.evaluate(AXIS_BOXES)
+    assert any("10" in t and "36" in t for t in charts["huge"]["ytickText"]), charts["huge"]["ytickText"]
+    for name, c in charts.items():
+        for label in c["xticks"] + c["yticks"]:  # every tick label inside the chart: none clipped
+            assert label["left"] >= -0.5 and label["right"] <= c["width"] + 0.5, (name, label)
+            assert label["top"] >= -0.5 and label["bottom"] <= c["height"] + 0.5, (name, label)
+        left_of_ticks = min(label["left"] for label in c["yticks"])
+        assert c["ytitle"]["right"] <= left_of_ticks, (
+            name,
+            c["ytitle"],
+            left_of_ticks,
+        )  # "norm" off its ticks
+        below_ticks = max(label["bottom"] for label in c["xticks"])
+        assert c["xtitle"]["top"] >= below_ticks, (name, c["xtitle"], below_ticks)
+    baseline = charts["baseline"]
+    assert baseline["annotationText"] == ["- - baseline 0.25"]
+    assert (
+        baseline["annotations"][0]["bottom"] <= baseline["plot"]["top"] + 0.5
+    )  # above the plot area: off the curve
+
+
+# Figures with nothing to draw, in a chart: the sentence each shows, and whether axes were drawn.
+EMPTY_VIEWS = """() => { const t = window.__t; const { frame, cat } = t; const floor = cat.display.floor;
+  const running = { status: "running", step: 0, config: { probe_every: 10 } };
+  const queued = { status: "queued", step: 0, queue_position: 2, config: { probe_every: 10 } };
+  const diverged = { status: "diverged", step: 0, error: "loss or gradient became NaN or inf at step 1" };
+  const none = { kind: "last", layer: 0, T: 0, width: 1, t: [], steps: [], rows: [], saturation: {},
+                 lastStep: null, version: 0, reset: 0 };
+  const flat = { ...none, t: [0, 1], steps: [0], rows: [Float32Array.from([1, 1])], version: 1 };
+  const metrics = { version: 0, step: [], loss: [], metric: [], gradNorm: [], gradNormClipped: [],
+                   clipped: [], params: {}, updateRatio: [], lr: [] };
+  const kept = Object.entries(frame.arrays).filter(([k]) => !k.startsWith("gates."));
+  const vanilla = { ...frame, id: -1, arrays: Object.fromEntries(kept) };
+  const shown = (node) => ({ empty: node.classList.contains("empty"), axes: !!node.querySelector(".main-svg"),
+                              note: node.querySelector(".chart-note")?.textContent ?? null });
+  const cases = {
+    waiting: ["gradflowFigure", { flow: none, floor, run: running }],
+    queued: ["gradflowFigure", { flow: none, floor, run: queued }],
+    noframe: ["gradLinesFigure", { frame: null, floor, run: running }],
+    loss: ["lossFigure", { metrics, run: diverged }],
+    gradnorm: ["gradNormFigure", { metrics, run: diverged }],
+    gates: ["stateFigure", { frame: vanilla, name: "gates.f", gateKinds: cat.display.gate_kinds }],
+    saturation: ["saturationFigure", { flow: flat, run: running }],
+  };
+  const out = {};
+  for (const [id, [figure, input]] of Object.entries(cases)) {
+    t.draw(id, figure, input);
+    const node = document.getElementById(id);
+    out[id] = shown(node);
+  }
+  // the same chart with something to draw: the sentence goes, the axes come
+  const chart = t.charts.gates.chart;
+  chart.input = { frame, name: "gates.f", gateKinds: cat.display.gate_kinds };
+  chart.render();
+  const node = document.getElementById("gates");
+  out.filled = shown(node);
+  return out;
+}"""
+
+
+def test_empty_views_show_a_sentence_instead_of_empty_axes(
+    gs_page: Page, url: Callable[[str], str], lstm_2_layers: str
+) -> None:
+    page = gs_page
+    setup(page, url, lstm_2_layers)
+    views = page.evaluate(EMPTY_VIEWS)
+    expected = {
+        "waiting": "Waiting for the first probe frame (one every 10 steps)…",
+        "queued": "Queued (2 ahead): the run has not started, so it has no probe frame yet.",
+        "noframe": "Waiting for the first probe frame (one every 10 steps)…",
+        "loss": "The run diverged at step 1: its loss or gradient was not finite (NaN or ∞) there, "
+        "so there is no loss to draw.",
+        "gradnorm": "The run diverged at step 1: its loss or gradient was not finite",
+        "gates": "A vanilla RNN has no gates: its only path through time is W_hh",
+        "saturation": "A vanilla RNN has no gates",
+    }
+    for name, start in expected.items():
+        view = views[name]
+        assert view["empty"] and not view["axes"], (name, view)
+        assert view["note"] and view["note"].startswith(start), (name, view)
+    assert views["filled"] == {"empty": False, "note": None, "axes": True}
