@@ -1,7 +1,11 @@
 // The guided tour (/learn): each section's button starts its lesson's runs (catalog.lessons: the
-// configs live on the server) through the API with one click, then draws the lesson's key views
-// inline, live, with a link to the full run page. Runs within one lesson share their colour scales
-// and axes. One state object per lesson; feed messages -> render (coalesced) -> charts.
+// configs live on the server) with one POST /api/groups (all of them or none, each named by its
+// panel's title), then draws the lesson's key views inline, live, each heatmap with its colour
+// bar, with a link to the full run page. Runs within one lesson share their gradient-flow colour
+// scale and their curves' axes. A queued run's panel says so ("queued (2 ahead)") instead of
+// drawing empty axes. When every run has ended, the page prints what they showed against the
+// lesson's claim (GET /api/lessons/{name}/findings). One state object per lesson; feed messages
+// -> render (coalesced) -> charts.
 
 import { api, ApiError, catalog, describeRun, el, post, setStatus } from "./api.js";
 import { Feed } from "./feed.js";
@@ -46,25 +50,30 @@ function sharedRanges(panels, floor) {
   return shared;
 }
 
-// POST the lesson's runs: a comparison group, or one run per entry
+// POST the lesson's runs as one group: all of them start, or none does (the error says why)
 async function startRuns(lesson) {
-  if (lesson.compare) return (await post("/api/compare", lesson.compare)).runs.map((r) => [r.config.cell, r]);
-  const runs = [];
-  for (const { title, config } of lesson.runs) runs.push([title, await post("/api/runs", config)]);
-  return runs;
+  const runs = lesson.runs.map(({ title, config }) => ({ name: title, config }));
+  return (await post("/api/groups", { runs })).runs;
 }
 
-function panel(demo, title, run) {
+const HEATMAPS = new Set(["hidden", "itemized", "gate-f", "gate-i", "gate-o", "c"]); // each with its colour bar
+const WAITING = "waiting for the first probe…";
+const QUEUE_POLL_MS = 2000;
+
+const queued = (run) => (run.queue_position == null ? "queued" : `queued (${run.queue_position} ahead)`);
+
+function panel(demo, run) {
   const status = el("span", { class: "status" });
   const node = el("div", { class: "demo-panel", "data-run": run.id },
-    el("h4", {}, el("a", { href: `/runs/${run.id}` }, title), " ", status),
+    el("h4", {}, el("a", { href: `/runs/${run.id}` }, run.name), " ", status),
     el("p", { class: "desc", text: describeRun(run) }));
   const p = { run, node, status, charts: {}, task: null, feed: null };
   for (const view of demo.lesson.views) {
     const chart = el("div", { class: `chart ${view === "gradflow" || view === "itemized" ? "" : "short"}` });
-    chart.dataset.empty = "waiting for the first probe…";
-    node.append(el("p", { class: "row-title", text: TITLES[view] }), chart);
-    p.charts[view] = new Chart(chart, FIGURES[view] || stateFigure, { name: `${demo.lesson.name}-${view}` });
+    chart.dataset.empty = WAITING;
+    const bar = HEATMAPS.has(view) ? el("div", { class: "legend" }) : null;
+    node.append(el("p", { class: "row-title", text: TITLES[view] }), chart, ...(bar ? [bar] : []));
+    p.charts[view] = new Chart(chart, FIGURES[view] || stateFigure, { name: `${demo.lesson.name}-${view}`, legend: bar });
   }
   p.feed = new Feed(run.id, (what) => {
     if (what === "run" && !p.task) api(`/api/runs/${run.id}/task`).then((t) => ((p.task = t), schedule(demo)));
@@ -75,26 +84,81 @@ function panel(demo, title, run) {
 
 const schedule = (demo) => demo.pace.add("live");
 
+// a queued run's panel: its status and every chart say where it stands in the queue
+function showQueued(p, run) {
+  setStatus(p.status, "queued");
+  p.status.textContent = queued(run);
+  for (const chart of Object.values(p.charts)) {
+    chart.node.dataset.empty = `${queued(run)}: it starts when a training slot is free`;
+    chart.update(null);
+  }
+}
+
+// while runs wait, ask for their queue positions (the websocket says only when the status changes)
+async function pollQueue(demo) {
+  demo.polling = null;
+  const waiting = demo.panels.filter((p) => (p.feed.run ?? p.run).status === "queued");
+  if (!waiting.length) return;
+  await Promise.all(waiting.map(async (p) => {
+    try {
+      p.position = await api(`/api/runs/${p.run.id}`);
+    } catch {
+      p.position = null; // the feed says what became of it
+    }
+  }));
+  schedule(demo);
+  demo.polling = setTimeout(() => pollQueue(demo), QUEUE_POLL_MS);
+}
+
 function render(demo) {
   const { cat } = demo;
   const live = demo.panels.filter((p) => p.feed.run);
   const shared = sharedRanges(live, cat.display.floor);
-  for (const p of live) {
-    setStatus(p.status, p.feed.refused ? "refused" : p.feed.run.status);
-    for (const [view, chart] of Object.entries(p.charts)) chart.update(figureFor(view, p, shared, cat));
+  for (const p of demo.panels) {
+    const run = p.feed.run ?? p.run; // the websocket's, else what POST /api/groups answered
+    if (run.status === "queued") {
+      showQueued(p, p.position?.status === "queued" ? p.position : run);
+      continue;
+    }
+    if (!p.feed.run) continue;
+    setStatus(p.status, p.feed.refused ? "refused" : run.status);
+    for (const [view, chart] of Object.entries(p.charts)) {
+      chart.node.dataset.empty = WAITING;
+      chart.update(figureFor(view, p, shared, cat));
+    }
   }
   if (shared.flow && demo.legend) {
     legend(demo.legend, { colors: VIRIDIS, min: shared.flow[0], max: shared.flow[1], log: true, floor: cat.display.floor, label: "shared scale" });
   }
+  const waiting = demo.panels.some((p) => (p.feed.run ?? p.run).status === "queued");
+  if (!demo.done) demo.status.firstChild.textContent = waiting ? "waiting for a training slot… " : "training… ";
   const finished = new Set(cat.statuses.finished);
-  if (live.length === demo.panels.length && live.every((p) => finished.has(p.feed.run.status))) {
+  if (!demo.done && live.length === demo.panels.length && live.every((p) => finished.has(p.feed.run.status))) {
+    demo.done = true;
     demo.status.firstChild.textContent = "done. ";
     demo.button.disabled = false;
     demo.button.textContent = demo.button.textContent.replace(/^▶ (again: )?/, "▶ again: ");
+    showFindings(demo);
   }
 }
 
-async function startDemo(lesson, button, cat) {
+// what the runs showed, against the lesson's claim: the server's sentence, with its numbers
+async function showFindings(demo) {
+  const ids = demo.panels.map((p) => p.run.id).join(",");
+  const node = demo.findings;
+  try {
+    const f = await api(`/api/lessons/${demo.lesson.name}/findings?runs=${ids}`);
+    node.className = `findings ${f.holds ? "findings-hold" : "findings-failed"}`;
+    const parts = [el("strong", { text: "What these runs showed: " }), f.sentence];
+    if (!f.holds) parts.push(" ", el("strong", { text: "This time the text above does not hold: " }), `${f.failed.join("; ")}.`);
+    node.replaceChildren(...parts);
+  } catch (err) {
+    node.className = "findings findings-failed";
+    node.textContent = err instanceof ApiError ? `No findings: ${err.message}` : String(err);
+  }
+}
+
+async function startDemo(lesson, button, cat, demos) {
   const out = document.querySelector(`[data-demo-out="${lesson.name}"]`);
   const status = document.querySelector(`[data-demo-status="${lesson.name}"]`);
   button.disabled = true;
@@ -107,22 +171,32 @@ async function startDemo(lesson, button, cat) {
     button.disabled = false;
     return;
   }
-  const ids = runs.map(([, r]) => r.id);
+  const old = demos[lesson.name];
+  if (old) {
+    clearTimeout(old.polling);
+    for (const p of old.panels) p.feed.close();
+  }
+  const ids = runs.map((r) => r.id);
   const link = ids.length > 1 ? el("a", { href: `/compare?runs=${ids.join(",")}` }, "open side by side") : el("a", { href: `/runs/${ids[0]}` }, "open the run");
   status.replaceChildren("training… ", link);
-  const demo = { lesson, cat, button, status, panels: [] };
+  const demo = { lesson, cat, button, status, panels: [], done: false, polling: null };
+  demos[lesson.name] = demo;
   demo.pace = new Pacer(() => render(demo)); // live messages redraw together, paced
   demo.legend = lesson.views.includes("gradflow") ? el("div", { class: "legend" }) : null;
-  demo.panels = runs.map(([title, run]) => panel(demo, title, run));
-  out.replaceChildren(...demo.panels.map((p) => p.node), ...(demo.legend ? [demo.legend] : []));
+  demo.findings = el("p", { class: "findings", "data-findings": lesson.name });
+  demo.panels = runs.map((run) => panel(demo, run));
+  out.replaceChildren(...demo.panels.map((p) => p.node), ...(demo.legend ? [demo.legend] : []), demo.findings);
   out.style.setProperty("--columns", String(Math.min(runs.length, 3)));
+  schedule(demo); // queued runs say so at once
+  pollQueue(demo);
 }
 
 async function main() {
   const cat = await catalog();
   const lessons = Object.fromEntries(cat.lessons.map((l) => [l.name, l]));
+  const demos = {};
   for (const button of document.querySelectorAll("[data-demo]")) {
-    button.addEventListener("click", () => startDemo(lessons[button.dataset.demo], button, cat));
+    button.addEventListener("click", () => startDemo(lessons[button.dataset.demo], button, cat, demos));
     button.disabled = false; // disabled in the page until the lessons are here
   }
 }

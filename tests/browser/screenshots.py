@@ -1,4 +1,5 @@
-"""Regenerate the README's screenshots (docs/screenshots/*.png): `python -m tests.browser.screenshots`.
+"""Regenerate the README's screenshots (docs/screenshots/*.png): `python -m tests.browser.screenshots`
+(`... screenshots learn`: only the guided tour's, docs/screenshots/learn-*.png).
 
 Starts its own server on a temporary data directory, trains a few small runs (a minute or two on
 a CPU) and runs examples/char_lstm.py against it (an attached run: a user's own script under
@@ -59,8 +60,36 @@ def settle(page: Page, selector: str) -> None:
     page.wait_for_timeout(500)
 
 
+LEARN_DEMOS = ("hello", "vanishing", "gates")  # photographed finished, with what their runs showed
+
+
+def learn(page: Page, url: str) -> None:
+    """Run each of LEARN_DEMOS on /learn to its end and photograph its section: learn-<name>.png."""
+    for name in LEARN_DEMOS:
+        page.goto(f"{url}/learn#{name}")
+        page.click(f'[data-demo="{name}"]')
+        page.wait_for_selector(f'[data-findings="{name}"]:not(:empty)', timeout=600_000)
+        settle(page, f'[data-demo-out="{name}"] canvas.gs-heatmap')
+        page.locator(f"#{name}").screenshot(path=str(OUT / f"learn-{name}.png"))
+
+
+def learn_only() -> None:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        serve(Path(tmp), GATESCOPE_MAX_RUNS="3") as server,
+        sync_playwright() as pw,
+    ):
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        learn(browser.new_page(viewport=VIEWPORT), server.url)
+        browser.close()
+
+
 def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
+    if sys.argv[1:] == ["learn"]:
+        learn_only()
+        print(f"screenshots in {OUT}")
+        return
     with tempfile.TemporaryDirectory() as tmp, serve(Path(tmp), GATESCOPE_MAX_RUNS="3") as server:
         with httpx.Client(base_url=server.url, timeout=30) as http:
             group = http.post("/api/compare", json={"config": VANISHING}).json()
@@ -104,15 +133,11 @@ def main() -> None:
             page.screenshot(path=str(OUT / "run-hello-gates.png"))
             page.set_viewport_size(VIEWPORT)
 
-            page.goto(f"{server.url}/learn#hello")
-            page.click('[data-demo="hello"]')
-            page.wait_for_selector('[data-demo-out="hello"] .status-completed', timeout=300_000)
-            settle(page, '[data-demo-out="hello"] canvas.gs-heatmap')
-            page.locator("#hello").screenshot(path=str(OUT / "learn-hello.png"))
+            with httpx.Client(base_url=server.url, timeout=30) as http:
+                for run in http.get("/api/runs?status=running").json()["items"]:
+                    http.post(f"/api/runs/{run['id']}/stop")  # the guided tour's runs go first
+            learn(page, server.url)
             browser.close()
-        with httpx.Client(base_url=server.url, timeout=30) as http:
-            for run in http.get("/api/runs?status=running").json()["items"]:
-                http.post(f"/api/runs/{run['id']}/stop")
     print(f"screenshots in {OUT}")
 
 

@@ -1,11 +1,14 @@
 """The compare page and the guided tour in a real browser: one click on the dashboard starts
 RNN vs LSTM vs GRU and the compare page shows the three runs on shared scales; a /learn demo
-starts with one click and draws its view inline."""
+starts its runs as one group with one click, draws its views inline with a colour bar on every
+heatmap, says where its runs wait in the queue, prints what they showed when they end, and
+leaves nothing behind when it cannot start."""
 
 from __future__ import annotations
 
 import json
 import re
+import time
 import urllib.parse
 from collections.abc import Callable
 from typing import Any
@@ -70,7 +73,7 @@ def test_compare_without_runs_lists_groups(gs_page: Page, url: Callable[[str], s
 
 
 def test_a_learn_demo_starts_with_one_click_and_draws_inline(
-    gs_page: Page, url: Callable[[str], str]
+    gs_page: Page, url: Callable[[str], str], http: httpx.Client
 ) -> None:
     page = gs_page
     page.goto(url("/learn"))
@@ -79,10 +82,20 @@ def test_a_learn_demo_starts_with_one_click_and_draws_inline(
     panel = page.locator('[data-demo-out="hello"] .demo-panel')
     expect(panel).to_have_count(1)
     expect(panel.locator("canvas.gs-heatmap")).to_have_count(1)  # the hidden state, live
+    expect(panel.locator("h4 a")).to_have_text('LSTM on "hello"')  # the run's name: its panel's title
+    run = http.get(f"/api/runs/{panel.get_attribute('data-run')}").json()
+    assert run["name"] == 'LSTM on "hello"' and run["group"] is not None
     expect(panel.locator(".status")).to_have_text("completed", timeout=90_000)
     expect(page.locator('[data-demo-status="hello"]')).to_contain_text("done")
     ticks = [t.text_content() for t in panel.locator(".xtick text").all()]
-    assert ticks[-4:] == ["h", "e", "l", "l"]  # the input characters label the timesteps
+    assert ticks[-4:] == ["0", "1", "2", "3"]  # t, with the input characters in the row under it
+    assert [c.text_content() for c in panel.locator(".gs-input-text span").all()] == ["h", "e", "l", "l"]
+    bar = panel.locator(".legend")  # the hidden state's colour bar, with its values
+    expect(bar.locator(".legend-bar")).to_have_count(1)
+    expect(bar).to_contain_text(re.compile(r"-?\d"))
+    findings = page.locator('[data-findings="hello"]')
+    expect(findings).to_contain_text("What these runs showed: After 300 steps the loss is")
+    expect(findings).to_have_class(re.compile(r"findings-hold"))
     page.locator("#hello").screenshot(path=str(screenshot_path("learn-hello")))
 
 
@@ -101,10 +114,74 @@ def test_learn_vanishing_demo_compares_three_cells(
     page.click('[data-demo="vanishing"]')
     panels = page.locator('[data-demo-out="vanishing"] .demo-panel')
     expect(panels).to_have_count(3)
+    expect(panels.locator("h4 a")).to_have_text(["tanh RNN", "LSTM, forget bias 1", "GRU"])
     expect(page.locator('[data-demo-out="vanishing"] canvas.gs-heatmap')).to_have_count(3, timeout=90_000)
     expect(page.locator('[data-demo-status="vanishing"] a')).to_have_attribute(
         "href", re.compile(r"^/compare\?runs=")
     )
+    runs = [http.get(f"/api/runs/{p.get_attribute('data-run')}").json() for p in panels.all()]
+    assert len({r["group"] for r in runs}) == 1  # one POST /api/groups
     screenshot(page, "learn-vanishing-started")
-    for panel in panels.all():  # leave the server quiet for the tests after this one
-        http.post(f"/api/runs/{panel.get_attribute('data-run')}/stop")
+    for run in runs:  # leave the server quiet for the tests after this one
+        http.post(f"/api/runs/{run['id']}/stop")
+
+
+SLOW: dict[str, Any] = {**TINY, "steps": 100_000, "probe_every": 1000}
+
+
+def poll_status(http: httpx.Client, run_id: str, status: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while http.get(f"/api/runs/{run_id}").json()["status"] != status:
+        assert time.monotonic() < deadline, f"run {run_id} is not {status} after {timeout} s"
+        time.sleep(0.1)
+
+
+def test_a_queued_demo_says_so_then_runs_with_a_colour_bar_on_every_heatmap(
+    gs_page: Page, url: Callable[[str], str], http: httpx.Client
+) -> None:
+    page = gs_page
+    slots = 4  # the browser tests' server trains GATESCOPE_MAX_RUNS=4 at once
+    ahead = [
+        http.post("/api/runs", json={**SLOW, "name": f"ahead {i}"}).json()["id"] for i in range(slots + 2)
+    ]
+    try:
+        for run_id in ahead[:slots]:  # every slot taken by these, the other two waiting
+            poll_status(http, run_id, "running")
+        page.goto(url("/learn#gates"))
+        page.click('[data-demo="gates"]')
+        panel = page.locator('[data-demo-out="gates"] .demo-panel')
+        expect(panel.locator(".status")).to_have_text("queued (2 ahead)")
+        expect(panel.locator(".chart-note").first).to_have_text(
+            "queued (2 ahead): it starts when a training slot is free"
+        )
+        expect(panel.locator("canvas.gs-heatmap")).to_have_count(0)  # no empty axes
+        page.locator("#gates").screenshot(path=str(screenshot_path("learn-gates-queued")))
+    finally:
+        for run_id in ahead:
+            http.post(f"/api/runs/{run_id}/stop")
+    expect(panel.locator(".status")).to_have_text("completed", timeout=90_000)
+    reveal_all(page)
+    expect(panel.locator("canvas.gs-heatmap")).to_have_count(4)  # f, i, o and c
+    expect(panel.locator(".legend .legend-bar")).to_have_count(4)
+    findings = page.locator('[data-findings="gates"]')
+    expect(findings).to_contain_text("cell state follows the running sum of the marked values")
+    expect(findings).to_have_class(re.compile(r"findings-hold"))
+
+
+def test_a_demo_that_cannot_start_leaves_nothing(
+    gs_page: Page, url: Callable[[str], str], http: httpx.Client
+) -> None:
+    page = gs_page
+    page.problems.allowed.append("429")  # type: ignore[attr-defined]  # the refused POST, on purpose
+    before = http.get("/api/runs").json()["total"]
+    detail = "too many new runs from your address: try again in 12 s (at most 30 a minute, 10 at once)"
+    page.route(
+        "**/api/groups",
+        lambda route: route.fulfill(status=429, json={"detail": detail}, headers={"Retry-After": "12"}),
+    )
+    page.goto(url("/learn#shapes"))
+    page.click('[data-demo="shapes"]')
+    expect(page.locator('[data-demo-status="shapes"]')).to_have_text(f"429: {detail}")
+    expect(page.locator('[data-demo-out="shapes"] .demo-panel')).to_have_count(0)
+    expect(page.locator('[data-demo="shapes"]')).to_be_enabled()
+    assert http.get("/api/runs").json()["total"] == before  # no run was started one by one instead
