@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
-from app.services.schemas import MAX_GROUP_RUNS, RunCreate
+from app.services.schemas import MAX_GROUP_RUNS, RunCreate, RunStatus
 
 CellChoice = Literal["rnn_tanh", "rnn_relu", "lstm", "gru"]
 
@@ -38,12 +38,16 @@ class LessonRun(BaseModel):
     config: RunCreate
 
 
+RAN_ITS_COURSE: tuple[RunStatus, ...] = ("completed", "diverged")  # how a demo's run ends untouched
+
+
 class Lesson(BaseModel):
     """One /learn demo: the runs to start as one group, and the views its panels draw."""
 
     name: str  # the section's data-demo key in templates/learn.html
     views: list[LessonView]
     runs: Annotated[list[LessonRun], Field(min_length=1, max_length=MAX_GROUP_RUNS)]
+    findings_after: list[RunStatus] = list(RAN_ITS_COURSE)  # every run ended so: its findings can be read
 
 
 _ADDING_100 = {"name": "adding", "seq_len": 100}

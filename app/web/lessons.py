@@ -2,9 +2,9 @@
 
 What this is: one thin read-only route. It checks that the runs are the lesson's demo (one per
 panel, in panel order, each with its panel's config) and that they have all ended as a demo ends
-(completed, or diverged), reads their stored numbers (claims.run_numbers) and answers the
-lesson's claim over them (claims.findings): the sentence the page prints under the demo and
-whether the lesson's text holds for these numbers.
+(Lesson.findings_after: completed, or diverged), reads their stored numbers (claims.run_numbers)
+and answers the lesson's claim over them (claims.findings): the sentence the page prints under
+the demo and whether the lesson's text holds for these numbers.
 
 What this is not: the claims themselves (app/services/claims.py) or the lessons
 (app/services/lessons.py).
@@ -26,7 +26,6 @@ from app.web.deps import StorageDep, require_token
 router = APIRouter(prefix="/api", tags=["lessons"], dependencies=[Depends(require_token)])
 
 LESSONS: dict[str, Lesson] = {lesson.name: lesson for lesson in lessons()}
-DEMO_ENDS = frozenset({"completed", "diverged"})  # how a demo's run ends when it ran its course
 
 
 class LessonFindings(BaseModel):
@@ -36,7 +35,7 @@ class LessonFindings(BaseModel):
     failed: list[str]  # the parts of the lesson's claim that did not hold, if any
 
 
-def _panel_run(record: RunRecord | None, run_id: str, panel: LessonRun) -> RunRecord:
+def _panel_run(record: RunRecord | None, run_id: str, lesson: Lesson, panel: LessonRun) -> RunRecord:
     """The record, if it is the panel's run and has ended as a demo does; else a 4xx sentence."""
     if record is None:
         raise HTTPException(404, f"there is no run with id {run_id!r}")
@@ -47,7 +46,7 @@ def _panel_run(record: RunRecord | None, run_id: str, panel: LessonRun) -> RunRe
         raise HTTPException(
             422, f"run {run_id} is not the panel {panel.title!r} of this lesson: its config differs"
         )
-    if record.status not in DEMO_ENDS:
+    if record.status not in lesson.findings_after:
         raise HTTPException(
             409,
             f"run {run_id} is {record.status}: the findings come when the demo's runs have run their course",
@@ -83,7 +82,9 @@ def lesson_findings(
         raise HTTPException(
             422, f"lesson {name!r} has {len(lesson.runs)} runs: give their ids in panel order, not {len(ids)}"
         )
-    records = [_panel_run(storage.get_run(i), i, panel) for i, panel in zip(ids, lesson.runs, strict=True)]
+    records = [
+        _panel_run(storage.get_run(i), i, lesson, panel) for i, panel in zip(ids, lesson.runs, strict=True)
+    ]
     try:
         numbers = [
             claims.run_numbers(storage, r, panel.title) for r, panel in zip(records, lesson.runs, strict=True)

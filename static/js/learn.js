@@ -143,9 +143,16 @@ function render(demo) {
 }
 
 // what the runs showed, against the lesson's claim: the server's sentence, with its numbers
+// (only for runs that ran their course: a stopped or failed run has no findings)
 async function showFindings(demo) {
   const ids = demo.panels.map((p) => p.run.id).join(",");
   const node = demo.findings;
+  const cut = demo.panels.find((p) => !demo.lesson.findings_after.includes(p.feed.run.status));
+  if (cut) {
+    node.className = "findings findings-failed";
+    node.textContent = `No findings: ${cut.run.name} ended ${cut.feed.run.status} before it ran its course.`;
+    return;
+  }
   try {
     const f = await api(`/api/lessons/${demo.lesson.name}/findings?runs=${ids}`);
     node.className = `findings ${f.holds ? "findings-hold" : "findings-failed"}`;

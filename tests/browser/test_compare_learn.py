@@ -124,6 +124,10 @@ def test_learn_vanishing_demo_compares_three_cells(
     screenshot(page, "learn-vanishing-started")
     for run in runs:  # leave the server quiet for the tests after this one
         http.post(f"/api/runs/{run['id']}/stop")
+    # stopped runs did not run their course: the page says so, and asks for no findings
+    expect(page.locator('[data-findings="vanishing"]')).to_have_text(
+        re.compile(r"^No findings: .+ ended stopped before it ran its course\.$")
+    )
 
 
 SLOW: dict[str, Any] = {**TINY, "steps": 100_000, "probe_every": 1000}
