@@ -149,7 +149,11 @@ export function describeRun(run) {
 /** What to call a run everywhere: its name, else what it is (describeRun). */
 export const runLabel = (run) => run.name || describeRun(run);
 
-export function setStatus(node, status) {
-  node.textContent = status;
+/** A run's status as the pages say it: "queued (2 ahead)" when the server knows its place. */
+export const statusLabel = (run) =>
+  run.status === "queued" && Number.isInteger(run.queue_position) ? `queued (${run.queue_position} ahead)` : run.status;
+
+export function setStatus(node, status, label = status) {
+  node.textContent = label;
   node.className = `status status-${status}`;
 }

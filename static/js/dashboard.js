@@ -4,7 +4,7 @@
 // its label: its own run names, else the preset's name (a comparison adds each run's cell).
 
 import { ApiError, catalog, fmt, el, post, upload } from "./api.js";
-import { buildForm } from "./form.js";
+import { buildForm, linkedConfig, linkState } from "./form.js";
 import { startRunList } from "./runlist.js";
 
 const $ = (id) => document.getElementById(id);
@@ -36,7 +36,7 @@ async function importFile(file) {
 // -- starting runs ---------------------------------------------------------------------------
 
 async function start(what, form) {
-  showError($("form-error"), null);
+  if (!form.ready()) return; // an empty field: named and marked, nothing sent
   try {
     if (what === "run") {
       const run = await post("/api/runs", form.get());
@@ -46,7 +46,7 @@ async function start(what, form) {
       location.href = `/compare?runs=${group.runs.map((r) => r.id).join(",")}`;
     }
   } catch (err) {
-    showError($("form-error"), err);
+    form.showError(err); // a 422 in the form's words, its fields marked
   }
 }
 
@@ -97,14 +97,29 @@ function choosePreset(p, form, note) {
 }
 
 let urlTimer = null;
+// the form in the address bar; a custom text goes in as text=@<id> of the stored text
+async function formUrl(config, preset = null) {
+  const link = await linkState(config);
+  const url = new URL(location.href);
+  url.searchParams.delete("preset");
+  url.searchParams.set("config", JSON.stringify(link.config));
+  if (link.text) url.searchParams.set("text", link.text);
+  else url.searchParams.delete("text");
+  if (preset) url.searchParams.set("preset", preset);
+  return url;
+}
+
+let urlVersion = 0; // a slower, older update (storing a long text) must not overwrite a newer one
 function syncUrl(config, preset = null) {
   clearTimeout(urlTimer);
-  urlTimer = setTimeout(() => {
-    const url = new URL(location.href);
-    url.searchParams.delete("preset");
-    url.searchParams.set("config", JSON.stringify(config));
-    if (preset) url.searchParams.set("preset", preset);
-    history.replaceState(null, "", url);
+  urlTimer = setTimeout(async () => {
+    const version = ++urlVersion;
+    try {
+      const url = await formUrl(config, preset);
+      if (version === urlVersion) history.replaceState(null, "", url);
+    } catch (err) {
+      showError($("form-error"), `the link cannot hold this form (${err.message})`);
+    }
   }, 150);
 }
 
@@ -125,7 +140,7 @@ async function main() {
   form.set(initial);
   if (params.get("config")) {
     try {
-      form.set(JSON.parse(params.get("config")));
+      form.set(await linkedConfig(params));
     } catch (err) {
       form.set(initial);
       showError($("form-error"), `the config in the link cannot be shown (${err.message}); showing the ${preset ? preset.name : "adding"} preset`);
@@ -138,10 +153,9 @@ async function main() {
   });
   $("compare-cells").addEventListener("click", () => start("compare", form));
   $("copy-link").addEventListener("click", async () => {
-    syncUrl(form.get());
-    const url = new URL(location.href);
-    url.searchParams.set("config", JSON.stringify(form.get()));
     try {
+      const url = await formUrl(form.get());
+      history.replaceState(null, "", url);
       await navigator.clipboard.writeText(url.toString());
       $("copy-link").textContent = "Link copied";
     } catch {

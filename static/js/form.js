@@ -1,10 +1,17 @@
 // The new-run form, built from /api/catalog: every knob of a RunCreate. `buildForm(form, catalog,
-// onChange)` returns {get(), set(config)}: get() is the RunCreate JSON the API takes (empty
-// optional fields left out), set() fills the form from one; what it lacks comes from
-// catalog.defaults, the server's RunCreate defaults (no default is restated here).
+// onChange)` returns {get(), set(config), ready(), showError(err)}: get() is the RunCreate JSON
+// the API takes, set() fills the form from one; what a config lacks comes from catalog.defaults,
+// the server's RunCreate defaults (no default is restated here), as the server fills it.
+// One rule for an empty field: a field with a placeholder may be empty, and the placeholder says
+// what that means ("full", "off", "default": the key is left out); any other empty field is
+// null in get() (never a default) and named by ready() before anything is sent. As the person
+// edits, the form shows the run's estimated cost and any field the server refuses
+// (formcheck.js). `linkState` / `linkedConfig`: the form in a URL, a custom text by its stored
+// id (text=@<id>, POST /api/texts) rather than in the link.
 // What this is not: validation. The server checks every value and its 422 names the field.
 
-import { el } from "./api.js";
+import { api, el, post } from "./api.js";
+import { estimator, labelOf, mark, showFailure } from "./formcheck.js";
 
 const num = (v) => (v === "" || v === null || v === undefined ? null : Number(v));
 
@@ -103,6 +110,7 @@ function actions() {
       el("button", { type: "button", id: "compare-cells", title: "the same config and seed with a tanh RNN, an LSTM and a GRU" }, "Compare RNN · LSTM · GRU"),
       el("button", { type: "button", id: "copy-link", title: "a link that restores this form" }, "Copy link"),
     ),
+    el("p", { class: "estimate", id: "form-estimate", role: "status", "aria-live": "polite" }),
     el("p", { class: "error", id: "form-error", role: "alert", hidden: true }),
   ];
 }
@@ -114,16 +122,16 @@ function paramControl(p, value) {
   if (p.kind === "choice") control = select(name, p.choices.map((c) => ({ name: c })));
   else if (p.kind === "str") control = el("textarea", { name, rows: 2, maxlength: p.maximum });
   else control = number(name, { min: p.minimum, max: p.maximum, step: p.kind === "int" ? 1 : "any" });
-  control.value = value ?? p.default ?? "";
+  control.value = value === undefined ? (p.default ?? "") : (value ?? ""); // null (emptied) stays empty
   const wrap = field(p.name, control, { hint: p.doc });
   if (p.name === "text") wrap.dataset.show = "custom";
   return wrap;
 }
 
-// a parameter's value as the API takes it; undefined leaves it out (the task's default)
+// a parameter's value as the API takes it; empty is null (never the task's default)
 function paramValue(p, control) {
   if (p.kind === "choice") return control.value;
-  if (control.value === "") return undefined;
+  if (control.value === "") return null;
   if (p.kind === "int") return parseInt(control.value, 10);
   return p.kind === "float" ? Number(control.value) : control.value;
 }
@@ -150,8 +158,7 @@ function readTaskParams(f, name) {
   const out = {};
   for (const p of f.tasks[name].params) {
     const c = control(f, `param.${p.name}`);
-    const v = c ? paramValue(p, c) : undefined;
-    if (v !== undefined) out[p.name] = v;
+    if (c && !c.closest("[hidden]")) out[p.name] = paramValue(p, c);
   }
   return out;
 }
@@ -191,7 +198,8 @@ function readConfig(f) {
     itemize: input("itemize").checked,
   };
   if (cfg.cell === "lstm" && value("init.forget_bias") !== null) cfg.init.forget_bias = value("init.forget_bias");
-  if (cfg.optimizer.name === "sgd") cfg.optimizer.momentum = value("optimizer.momentum") ?? 0;
+  if (cfg.optimizer.name === "sgd") cfg.optimizer.momentum = value("optimizer.momentum");
+  if (cfg.clip.mode === "off") delete cfg.clip.threshold; // not shown: not asked
   if (value("tbptt") !== null) cfg.tbptt = value("tbptt");
   if (value("probe_budget") !== null) cfg.probe_budget = value("probe_budget");
   if (task === "char_lm" && input("probe_text").value) cfg.probe_text = input("probe_text").value;
@@ -218,16 +226,67 @@ function fillForm(f, config) {
   showApplicable(f);
 }
 
+// the shown fields without a placeholder that are empty: [{name, text}] in the form's words
+function emptyFields(f) {
+  const controls = [...f.node.querySelectorAll("input[type=number], input[type=text], textarea")];
+  return controls
+    .filter((c) => c.value === "" && !c.placeholder && !c.closest("[hidden]"))
+    .map((c) => ({ name: c.name, text: `${labelOf(c)} is empty: fill it in` }));
+}
+
 export function buildForm(node, catalog, onChange) {
   const f = { node, tasks: Object.fromEntries(catalog.tasks.map((t) => [t.name, t])), defaults: catalog.defaults, taskParams: {} };
   node.replaceChildren(networkFields(catalog), taskFields(catalog), trainingFields(catalog), probeFields(catalog), ...actions());
+  const estimate = estimator(node, () => ({ config: readConfig(f), empty: emptyFields(f) }));
   node.addEventListener("change", (ev) => {
     const task = control(f, "task.name").value;
     if (ev.target.name === "task.name") renderTaskParams(f, task);
     else if (ev.target.name && ev.target.name.startsWith("param.")) f.taskParams[task] = readTaskParams(f, task);
     showApplicable(f);
     onChange(readConfig(f));
+    estimate();
   });
-  node.addEventListener("input", () => onChange(readConfig(f)));
-  return { get: () => readConfig(f), set: (config) => fillForm(f, config) };
+  node.addEventListener("input", () => {
+    onChange(readConfig(f));
+    estimate();
+  });
+  return {
+    get: () => readConfig(f),
+    set: (config) => {
+      fillForm(f, config);
+      estimate();
+    },
+    ready: () => {
+      const empty = emptyFields(f);
+      mark(node, empty);
+      return empty.length === 0;
+    },
+    showError: (err) => showFailure(node, err),
+  };
+}
+
+// -- the form in a link -------------------------------------------------------------------------
+
+let lastText = { text: null, id: null }; // the last custom text stored, so an unchanged one is not sent again
+
+/** The URL state of a config: {config: without its custom text, text: "@<id>" of the stored text, or null}. */
+export async function linkState(config) {
+  const text = config.task?.text;
+  if (!text) return { config, text: null };
+  if (lastText.text !== text) lastText = { text, id: (await post("/api/texts", { text })).id };
+  const { text: _, ...task } = config.task;
+  return { config: { ...config, task }, text: `@${lastText.id}` };
+}
+
+/** The config a link holds (?config=<json>[&text=@<id>]), its text fetched; null if it has none. */
+export async function linkedConfig(params) {
+  if (!params.get("config")) return null;
+  const config = JSON.parse(params.get("config"));
+  const ref = params.get("text");
+  if (ref === null) return config;
+  const id = /^@([0-9a-f]+)$/.exec(ref); // the server checks the id's length
+  if (!id) throw new Error(`text=${ref.slice(0, 40)} names no stored text (text=@<id>)`);
+  const { text } = await api(`/api/texts/${id[1]}`);
+  lastText = { text, id: id[1] };
+  return { ...config, task: { ...config.task, text } };
 }

@@ -8,7 +8,7 @@
 // The run's name and tags are shown with their editor (runedit.js), and name the tab.
 // What this is not: a chart or the page's state; run.js calls these with its state.
 
-import { describeModule, describeRun, el, isAttached, runLabel, setStatus } from "./api.js";
+import { describeModule, describeRun, el, isAttached, runLabel, setStatus, statusLabel } from "./api.js";
 import { runEditor } from "./runedit.js";
 
 const $ = (id) => document.getElementById(id);
@@ -54,7 +54,7 @@ export function showLabel(run) {
 
 /** The head: status, badge, description (`step`: the newest step the page knows), stop button. */
 export function showHead(run, step, finished) {
-  setStatus($("run-status"), run.status);
+  setStatus($("run-status"), run.status, statusLabel(run));
   const attached = isAttached(run);
   $("run-kind").hidden = !attached;
   $("run-desc").textContent = attached ? attachedDesc(run, step) : builtInDesc(run, step);

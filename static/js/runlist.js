@@ -6,7 +6,7 @@
 // active (10 s otherwise), but not while a name is being edited.
 // What this is not: the new-run form, the presets or the import (dashboard.js).
 
-import { api, ApiError, describeModule, describeRun, el, fmt, isAttached, post, setStatus } from "./api.js";
+import { api, ApiError, describeModule, describeRun, el, fmt, isAttached, post, setStatus, statusLabel } from "./api.js";
 import { runEditor } from "./runedit.js";
 
 const PAGE = 25;
@@ -98,7 +98,7 @@ function stopControl(run) {
 
 function row(run) {
   const status = el("span");
-  setStatus(status, run.status);
+  setStatus(status, run.status, statusLabel(run));
   const pick = el("input", { type: "checkbox", class: "pick", "aria-label": `select ${run.id}`, checked: state.selected.has(run.id) });
   pick.addEventListener("change", () => select([run.id], pick.checked));
   const spark = state.sparks[run.id];

@@ -1,0 +1,197 @@
+"""The new-run form's guardrails in a real browser: the estimated cost as the person edits and the
+server's limit before they press start, 422s in the form's words with the field marked, one rule
+for empty fields, a custom text linked by its stored id, and queued runs saying how many are
+ahead of them."""
+
+from __future__ import annotations
+
+import json
+import re
+import urllib.parse
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.browser.conftest import poll, screenshot
+from tests.live_server import LiveServer, serve
+
+MONSTER: dict[str, Any] = {  # the issue's 3-layer bidirectional H=512, T=1000 run
+    "cell": "lstm",
+    "hidden_size": 512,
+    "num_layers": 3,
+    "bidirectional": True,
+    "task": {"name": "adding", "seq_len": 1000},
+}
+
+
+def open_form(page: Page, url: Callable[[str], str], config: dict[str, Any] | None = None) -> None:
+    query = "" if config is None else "?config=" + urllib.parse.quote(json.dumps(config))
+    page.goto(url("/" + query))
+    expect(page.locator("#start-run")).to_be_visible()
+
+
+def field(name: str) -> str:
+    return f'#run-form [name="{name}"]'
+
+
+def says(page: Page, text: str | re.Pattern[str]) -> None:
+    """The form's error line comes to say `text` (exactly, or matching the pattern)."""
+    expect(page.locator("#form-error")).to_have_text(text)
+
+
+def invalid(page: Page) -> list[str]:
+    names: list[str] = page.evaluate(
+        "() => [...document.querySelectorAll('#run-form [aria-invalid=true]')].map((c) => c.name)"
+    )
+    return names
+
+
+def total_runs(http: httpx.Client) -> int:
+    total: int = http.get("/api/runs", params={"limit": 1}).json()["total"]
+    return total
+
+
+def test_the_estimate_follows_the_edits_and_the_limit_shows_before_start(
+    gs_page: Page, url: Callable[[str], str], http: httpx.Client
+) -> None:
+    open_form(gs_page, url, {"cell": "gru", "hidden_size": 16, "task": {"name": "adding", "seq_len": 20}})
+    small = poll(gs_page, "() => document.querySelector('#form-estimate')?.textContent")
+    assert small.startswith("≈ ") and " per step · " in small and " MB · ETA " in small
+    api = http.post(
+        "/api/runs/estimate",
+        json={"cell": "gru", "hidden_size": 16, "task": {"name": "adding", "seq_len": 20}},
+    )
+    assert f"{api.json()['memory_bytes'] / 2**20:.3g} MB" in small  # the server's own numbers
+    for name, value in (("hidden_size", "512"), ("num_layers", "3"), ("param.seq_len", "1000")):
+        gs_page.fill(field(name), value)
+    gs_page.check(field("bidirectional"))
+    gs_page.select_option(field("cell"), "lstm")
+    limit = poll(gs_page, "() => document.querySelector('#form-estimate .limit')?.textContent")
+    assert (
+        "beyond this server's limit of 10 s (GATESCOPE_MAX_STEP_SECONDS)" in limit
+        and "lower hidden size" in limit
+    )
+    screenshot(gs_page, "form-limit")
+    before = total_runs(http)
+    gs_page.problems.allowed.append("status of 422")  # type: ignore[attr-defined]
+    gs_page.click("#start-run")
+    says(gs_page, re.compile("GATESCOPE_MAX_RUN_MEMORY_MB"))
+    assert gs_page.url.startswith(url("/")) and total_runs(http) == before  # refused, nothing stored
+
+
+def test_a_422_names_the_field_by_its_label_and_marks_it(
+    gs_page: Page, url: Callable[[str], str], http: httpx.Client
+) -> None:
+    open_form(gs_page, url)
+    gs_page.problems.allowed.append("status of 422")  # type: ignore[attr-defined]
+    before = total_runs(http)
+    gs_page.fill(field("hidden_size"), "513")
+    says(gs_page, "hidden size must be at most 512")  # as they type: the estimate's 422
+    assert invalid(gs_page) == ["hidden_size"]
+    expect(gs_page.locator("label.field.invalid")).to_have_count(1)
+    gs_page.click("#start-run")
+    says(gs_page, "hidden size must be at most 512")  # and at start
+    screenshot(gs_page, "form-field-error")
+    gs_page.fill(field("hidden_size"), "64")
+    expect(gs_page.locator("#form-error")).to_be_hidden()
+    assert invalid(gs_page) == []
+    gs_page.fill(field("optimizer.lr"), "0")
+    says(gs_page, "learning rate must be greater than 0")
+    gs_page.fill(field("optimizer.lr"), "0.003")
+    gs_page.fill(field("param.seq_len"), "5000")
+    says(gs_page, "seq_len must be at most 2000, got 5000")  # a task's own check
+    assert invalid(gs_page) == ["param.seq_len"]
+    assert total_runs(http) == before
+
+
+def test_one_rule_for_empty_fields(gs_page: Page, url: Callable[[str], str], http: httpx.Client) -> None:
+    """An empty field with a placeholder is left out (the placeholder says what that means); any
+    other empty field is null in the config, never a default, and named before anything is sent."""
+    open_form(gs_page, url)
+    controls = gs_page.evaluate(
+        "() => [...document.querySelectorAll('#run-form input[type=number], #run-form input[type=text]')]"
+        ".filter((c) => !c.closest('[hidden]')).map((c) => [c.name, c.placeholder])"
+    )
+    assert {n for n, p in controls if p} == {"init.forget_bias", "tbptt", "probe_budget"}
+    assert len([n for n, p in controls if not p]) >= 10
+    before = total_runs(http)
+    posted: list[str] = []
+    gs_page.on("request", lambda r: posted.append(r.url) if r.method == "POST" else None)
+    for name, placeholder in controls:
+        open_form(gs_page, url)
+        gs_page.fill(field(name), "3")  # an edit, then the field emptied
+        gs_page.fill(field(name), "")
+        *outer, key = name.replace("param.", "task.").split(".")
+        config = "JSON.parse(new URL(location.href).searchParams.get('config') || '{}')"
+        held = f"(() => {{ let h = {config}; for (const k of {json.dumps(outer)}) h = h?.[k]; return h; }})()"
+        if placeholder:  # left out: the server's meaning of "none" ("full", "off", "default")
+            poll(gs_page, f"() => {{ const h = {held}; return h && !({json.dumps(key)} in h); }}")
+            continue
+        poll(
+            gs_page, f"() => {{ const h = {held}; return h && h[{json.dumps(key)}] === null; }}"
+        )  # not a default
+        posted.clear()
+        gs_page.click("#start-run")
+        label = gs_page.locator(field(name)).evaluate(
+            "(c) => c.closest('label').querySelector('span').textContent"
+        )
+        says(gs_page, f"{label} is empty: fill it in")
+        assert invalid(gs_page) == [name]
+        assert not any(u.endswith("/api/runs") for u in posted), name  # nothing sent
+    assert total_runs(http) == before
+
+
+def test_a_custom_text_is_linked_by_its_stored_id(
+    gs_page: Page, url: Callable[[str], str], http: httpx.Client
+) -> None:
+    text = "".join(f"line {i}: the quick brown fox jumps over the lazy dog\n" for i in range(4000))  # 232 kB
+    open_form(
+        gs_page,
+        url,
+        {"cell": "lstm", "task": {"name": "char_lm", "corpus": "custom", "text": "placeholder " * 10}},
+    )
+    gs_page.locator(field("param.text")).fill(text)
+    link = poll(gs_page, "() => new URL(location.href).searchParams.get('text')")
+    stored = http.post("/api/texts", json={"text": text}).json()  # idempotent: the same id
+    assert link == f"@{stored['id']}"
+    assert len(gs_page.url) < 2000 and "quick brown fox" not in urllib.parse.unquote(gs_page.url)
+    gs_page.goto(gs_page.url)  # the link, opened: the text comes back from the store
+    expect(gs_page.locator(field("param.text"))).to_have_value(text)
+    assert gs_page.locator(field("param.corpus")).input_value() == "custom"
+    gs_page.click("#copy-link")
+    assert "text=%40" + stored["id"] in gs_page.url or f"text=@{stored['id']}" in gs_page.url
+    gs_page.problems.allowed.append("status of 404")  # type: ignore[attr-defined]
+    gs_page.goto(gs_page.url.replace(stored["id"], "0" * 32))  # a link whose text is gone
+    says(gs_page, re.compile("there is no text with id"))
+
+
+@pytest.fixture
+def one_slot(tmp_path: Path) -> Iterator[LiveServer]:
+    with serve(tmp_path / "one-slot", GATESCOPE_MAX_RUNS="1") as live:
+        yield live
+
+
+def test_queued_runs_say_how_many_are_ahead(gs_page: Page, one_slot: LiveServer) -> None:
+    slow = {
+        "cell": "lstm",
+        "hidden_size": 8,
+        "task": {"name": "adding", "seq_len": 10},
+        "steps": 100_000,
+        "batch_size": 4,
+    }
+    with httpx.Client(base_url=one_slot.url, timeout=30) as http:
+        ids = [http.post("/api/runs", json={**slow, "name": f"slow {i}"}).json()["id"] for i in range(3)]
+        gs_page.goto(one_slot.url + "/")
+        for run_id, label in zip(ids[1:], ("queued (0 ahead)", "queued (1 ahead)"), strict=True):
+            expect(gs_page.locator(f'tr[data-run="{run_id}"] .status')).to_have_text(label)
+        screenshot(gs_page, "dashboard-queued")
+        gs_page.goto(one_slot.url + f"/runs/{ids[2]}")
+        expect(gs_page.locator("#run-status")).to_have_text("queued (1 ahead)")
+        http.post(f"/api/runs/{ids[0]}/stop")  # the queue moves up: the page hears it
+        expect(gs_page.locator("#run-status")).to_have_text("queued (0 ahead)")
+        for run_id in ids:
+            http.post(f"/api/runs/{run_id}/stop")
