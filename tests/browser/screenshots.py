@@ -41,6 +41,8 @@ HELLO: dict[str, Any] = {
     "probe_every": 10,
 }
 
+NAMED_VANISHING: dict[str, Any] = {"name": "vanishing", "tags": ["adding", "T:60"]}
+
 
 ATTACHED_STEPS = 240  # examples/char_lstm.py: enough for its loss to fall and its gates to change
 
@@ -92,13 +94,14 @@ def main() -> None:
         return
     with tempfile.TemporaryDirectory() as tmp, serve(Path(tmp), GATESCOPE_MAX_RUNS="3") as server:
         with httpx.Client(base_url=server.url, timeout=30) as http:
-            group = http.post("/api/compare", json={"config": VANISHING}).json()
+            group = http.post("/api/compare", json={"config": {**VANISHING, **NAMED_VANISHING}}).json()
             ids = [r["id"] for r in group["runs"]]
-            hello = http.post("/api/runs", json=HELLO).json()["id"]
+            hello = http.post("/api/runs", json={**HELLO, "name": "hello", "tags": ["char_lm"]}).json()["id"]
             for run_id in [*ids, hello]:
                 wait_for_run(http, run_id, timeout=900)
             attached = watch_example(http, server.url)
-            http.post("/api/runs", json={**VANISHING, "cell": "gru", "steps": 100_000})  # one running
+            long_gru = {**VANISHING, "cell": "gru", "steps": 100_000, "name": "gru, long"}
+            http.post("/api/runs", json=long_gru)  # one running
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             page = browser.new_page(viewport=VIEWPORT)
