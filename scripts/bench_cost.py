@@ -72,7 +72,7 @@ SPREAD: list[tuple[Config, int]] = [
     (_cfg("lstm", 512, 200, L=3, bi=True, B=32), 3),
     (_cfg("lstm", 64, 1000, B=128, probe_budget=0.05), 20),
 ]
-BIG: tuple[Config, int] = (_cfg("lstm", 512, 1000, L=3, bi=True, probe_every=0), 1)
+BIG: tuple[Config, int] = (_cfg("lstm", 512, 1000, L=3, bi=True, probe_every=0), 2)
 
 # the fit set: other configs than the spread, chosen to move one term at a time
 FIT: list[Config] = [
@@ -259,7 +259,7 @@ def main() -> int:
     )
     parser.add_argument("--fit", action="store_true", help="refit the coefficients")
     parser.add_argument(
-        "--big", action="store_true", help="also one step of the issue's 3-layer bidirectional run"
+        "--big", action="store_true", help="also two steps of the issue's 3-layer bidirectional run"
     )
     args = parser.parse_args()
     if args.fit:
