@@ -50,7 +50,7 @@ export const RDBU = [
 ];
 
 export const INPUT_ROW_PX = 14; // the input row's height under the plot area
-const CHAR_PX = 6.4; // the width of a character of the row's font (11 px monospace)
+const CHAR_PX = 6.1; // the width of a character of the row's font (10 px monospace)
 
 /** 1, 2, 5, 10, 20, 50, ...: the smallest at least x (label spacing, in columns or units). */
 export function nice(x) {
@@ -290,7 +290,7 @@ export class Layer {
     if (key === this.rowKey) return;
     this.rowKey = key;
     const longest = row.labels.reduce((m, s) => Math.max(m, s.length), 1);
-    const every = nice(Math.ceil((longest * CHAR_PX + 2) / colPx));
+    const every = nice(Math.ceil((longest * CHAR_PX + 1) / colPx));
     const first = Math.max(0, Math.floor(-xa / colPx));
     const last = Math.min(row.n - 1, Math.ceil((f.w - xa) / colPx));
     const near = (j) => row.marked.some((m) => Math.abs(j - m) < every); // a marked column itself too

@@ -430,16 +430,21 @@ AXIS_BOXES = """() => { const t = window.__t; const { frame, cat } = t; const fl
     metric: steps.map(() => null), gradNorm: steps.map((s) => 10 ** (s % 7)),
     gradNormClipped: steps.map(() => 1), clipped: steps.map((s) => s % 2 === 0),
     params: {}, updateRatio: steps.map(() => null), lr: steps.map(() => null) };
+  const probe = Object.assign(document.createElement("div"), { className: "chart strip" });
+  document.body.append(probe);
+  const stripHeight = probe.getBoundingClientRect().height; // as style.css makes it
+  probe.remove();
   const calm = { ...metrics, loss: steps.map((s) => 0.2 + 0.5 / s + 0.02 * Math.sin(s)) };
   const charts = {
     huge: ["lossFigure", { metrics }],
     norm: ["gradLinesFigure", { frame, floor, which: ["grad_h_last", "grad_h"] }],
     gradnorm: ["gradNormFigure", { metrics, clip: { mode: "norm", threshold: 1 } }],
     baseline: ["lossFigure", { metrics: calm, baseline: 0.25 }],
+    strip: ["connectivityFigure", { frame, floor, task: t.task }, stripHeight], // the run page's strip
   };
   const out = {};
-  for (const [id, [figure, input]] of Object.entries(charts)) {
-    t.draw(id, figure, input);
+  for (const [id, [figure, input, height]] of Object.entries(charts)) {
+    t.draw(id, figure, input, height);
     const node = document.getElementById(id);
     const box = node.getBoundingClientRect();
     const rel = (r) => ({ left: r.left - box.left, right: r.right - box.left,
@@ -468,12 +473,9 @@ def test_tick_labels_fit_their_chart_titles_keep_off_them_and_the_baseline_label
         for label in c["xticks"] + c["yticks"]:  # every tick label inside the chart: none clipped
             assert label["left"] >= -0.5 and label["right"] <= c["width"] + 0.5, (name, label)
             assert label["top"] >= -0.5 and label["bottom"] <= c["height"] + 0.5, (name, label)
-        left_of_ticks = min(label["left"] for label in c["yticks"])
-        assert c["ytitle"]["right"] <= left_of_ticks, (
-            name,
-            c["ytitle"],
-            left_of_ticks,
-        )  # "norm" off its ticks
+        if c["yticks"]:  # "norm" off its ticks
+            left_of_ticks = min(label["left"] for label in c["yticks"])
+            assert c["ytitle"]["right"] <= left_of_ticks, (name, c["ytitle"], left_of_ticks)
         below_ticks = max(label["bottom"] for label in c["xticks"])
         assert c["xtitle"]["top"] >= below_ticks, (name, c["xtitle"], below_ticks)
     baseline = charts["baseline"]
