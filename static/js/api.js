@@ -146,8 +146,12 @@ export function describeRun(run) {
   } · ${task.name}${extras.length ? ` (${extras.join(", ")})` : ""}`;
 }
 
-/** What to call a run everywhere: its name, else what it is (describeRun). */
-export const runLabel = (run) => run.name || describeRun(run);
+/** What to call a run everywhere: its name, else what it is (describeRun). The runs of one watch
+ * share its name, so an attached run's name comes with its module. */
+export function runLabel(run) {
+  if (!run.name) return describeRun(run);
+  return isAttached(run) ? `${run.name} · ${run.config.module || "model"}` : run.name;
+}
 
 /** A run's status as the pages say it: "queued (2 ahead)" when the server knows its place. */
 export const statusLabel = (run) =>

@@ -104,7 +104,7 @@ function render() {
     setStatus(status, run.status);
     c.head.replaceChildren(
       el("h2", {}, el("a", { href: `/runs/${run.id}` }, runLabel(run)), " ", status, isAttached(run) ? el("span", { class: "badge", text: "attached" }) : null),
-      el("p", { class: "desc", text: [run.name ? describeRun(run) : null, run.id, `step ${Math.max(run.step, c.feed.metrics.step.at(-1) ?? 0)}${isAttached(run) ? "" : `/${run.steps}`}`].filter(Boolean).join(" · ") }),
+      el("p", { class: "desc", text: [run.name ? describeRun(run) : null, `step ${Math.max(run.step, c.feed.metrics.step.at(-1) ?? 0)}${isAttached(run) ? "" : `/${run.steps}`}`, run.id].filter(Boolean).join(" · ") }),
     );
     const flow = c.feed.gradflow;
     const frame = c.feed.frame;

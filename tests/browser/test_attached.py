@@ -174,8 +174,8 @@ def test_an_attached_run_on_the_dashboard_and_its_page(
     row = page.locator(f'#runs tr[data-run="{script.run_id}"]')
     expect(row).to_have_attribute("data-kind", "attached")
     expect(row.locator(".badge")).to_have_text("attached")
+    expect(row.locator("td.run a")).to_have_text("my-lstm")  # the watch's name is the run's
     what = row.locator("td.task")
-    expect(what).to_contain_text("my-lstm")
     expect(what).to_contain_text(f"encoder.rnn · LSTM 2×{HIDDEN} bi")
     expect(what).to_have_attribute(
         "title", f"attached: my-lstm · encoder.rnn · LSTM 2×{HIDDEN} bidirectional · train.py"
