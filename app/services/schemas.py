@@ -51,7 +51,7 @@ class Limits(BaseModel):
 
 LIMITS = Limits()
 
-# -- a run's name and tags (RunCreate, RunPatch) -------------------------------------------------
+# -- a run's name and tags (RunCreate; PATCH /api/runs/{id}, app.web.runs.RunPatch) ------------
 
 TAG_CHARACTERS = re.compile(r"[\w .:/-]+")  # letters, digits, _, space and . : / -
 
@@ -334,43 +334,6 @@ class RunSummary(BaseModel):
     error: str | None = None
     group: str | None = None
     queue_position: int | None = None  # as RunPublic's
-
-
-class RunsPage(BaseModel):
-    """One page of GET /api/runs, newest first, and how many runs match in all."""
-
-    items: list[RunSummary]
-    total: int
-
-
-class RunPatch(BaseModel):
-    """PATCH /api/runs/{id}: a new name (null: none) and/or new tags; a field left out is kept."""
-
-    model_config = ConfigDict(extra="forbid")
-    name: RunName = None
-    tags: Tags | None = None
-
-    @model_validator(mode="after")
-    def _something(self) -> RunPatch:
-        if not self.model_fields_set:
-            raise ValueError('nothing to change: send "name", "tags" or both')
-        if "tags" in self.model_fields_set and self.tags is None:
-            raise ValueError("tags must be a list (send [] for none), not null")
-        return self
-
-
-class RunsDelete(BaseModel):
-    """POST /api/runs/delete: the runs to delete, all or none."""
-
-    model_config = ConfigDict(extra="forbid")
-    ids: Annotated[
-        list[Annotated[str, Field(min_length=1, max_length=64)]],
-        Field(min_length=1, max_length=LIMITS.runs_page),
-    ]
-
-
-class RunsDeleted(BaseModel):
-    deleted: list[str]
 
 
 class CompareCreate(BaseModel):

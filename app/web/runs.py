@@ -6,6 +6,9 @@ and storage writes for a run's name and tags. Deleting (one run, or several at o
 none) gives the disk back (Storage.reclaim). The calls block, so the routes are plain `def`
 (FastAPI runs them in its thread pool). Every error answers {"detail": "a sentence"} (errors.py).
 
+The shapes only these routes use (RunsPage, RunPatch, RunsDelete, RunsDeleted) are defined here;
+RunCreate, RunPublic and RunSummary are app.services.schemas'.
+
 What this is not: what a run recorded or its weights (api.py), the ingest endpoints (ingest.py),
 or logic of its own: validation is in the pydantic models, work in app/services.
 """
@@ -17,7 +20,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Response
 from fastapi.exceptions import RequestValidationError
-from pydantic import StringConstraints, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
 from app.core.cells import CellName
 from app.services.estimates import check_cost
@@ -29,12 +32,11 @@ from app.services.schemas import (
     CompareGroup,
     RunCreate,
     RunKind,
-    RunPatch,
+    RunName,
     RunPublic,
-    RunsDelete,
-    RunsDeleted,
-    RunsPage,
     RunStatus,
+    RunSummary,
+    Tags,
     TaskName,
 )
 from app.web.deps import (
@@ -49,6 +51,46 @@ from app.web.deps import (
 )
 
 router = APIRouter(prefix="/api", tags=["runs"], dependencies=[Depends(require_token)])
+
+
+# -- the shapes of the list, a patch and a bulk delete (RunCreate and RunPublic: schemas.py) -----
+
+
+class RunsPage(BaseModel):
+    """One page of GET /api/runs, newest first, and how many runs match in all."""
+
+    items: list[RunSummary]
+    total: int
+
+
+class RunPatch(BaseModel):
+    """PATCH /api/runs/{id}: a new name (null: none) and/or new tags; a field left out is kept."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: RunName = None
+    tags: Tags | None = None
+
+    @model_validator(mode="after")
+    def _has_a_change(self) -> RunPatch:
+        if not self.model_fields_set:
+            raise ValueError('nothing to change: send "name", "tags" or both')
+        if "tags" in self.model_fields_set and self.tags is None:
+            raise ValueError("tags must be a list (send [] for none), not null")
+        return self
+
+
+class RunsDelete(BaseModel):
+    """POST /api/runs/delete: the runs to delete, all or none."""
+
+    model_config = ConfigDict(extra="forbid")
+    ids: Annotated[
+        list[Annotated[str, Field(min_length=1, max_length=64)]],
+        Field(min_length=1, max_length=LIMITS.runs_page),
+    ]
+
+
+class RunsDeleted(BaseModel):
+    deleted: list[str]
 
 
 @router.post(

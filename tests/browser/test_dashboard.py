@@ -320,7 +320,8 @@ def test_the_run_and_compare_pages_name_runs_and_the_run_page_renames(
     page.goto(sixty.url + "/compare?runs=run05,run04")
     # a named run by its name, an unnamed one by what it is: no longer "gru · gru"
     expect(page.locator(".col-head h2 a")).to_have_text(["sweep lr 5", "gru H=16 · copy"])
-    expect(page.locator('.column[data-run="run05"] .desc')).to_have_text("gru H=16 · adding · step 20/20 · run05")
+    desc = page.locator('.column[data-run="run05"] .desc')
+    expect(desc).to_have_text("gru H=16 · adding · step 20/20 · run05")
     page.goto(sixty.url + "/runs/run05")
     label = page.locator("#run-label")
     expect(label.locator(".run-name")).to_have_text("sweep lr 5")
