@@ -45,14 +45,14 @@ export function inputsAt(frame, task, cols) {
   if (!frame) return none;
   const k = frameIndex(frame, cols);
   const labels = frame.tokens ? Array.from({ length: cols.n }, (_, j) => (k(j) === null ? "" : String(frame.tokens[k(j)] ?? ""))) : null;
-  const iv = task ? task.input_value : null;
+  const iv = task?.input_value ?? null;
   const x = frame.arrays.inputs;
   let values = null;
   if (iv && x && iv.channel < x.shape[x.shape.length - 1]) {
     const I = x.shape[x.shape.length - 1];
     values = Float32Array.from({ length: cols.n }, (_, j) => (k(j) === null ? NaN : x.data[k(j) * I + iv.channel]));
   }
-  const spans = (task ? task.spans : []).map((s) => ({
+  const spans = (task?.spans ?? []).map((s) => ({
     ...s, j0: Math.floor(s.start / cols.width), j1: Math.min(cols.n, Math.ceil(s.stop / cols.width)),
   })).filter((s) => s.j0 < s.j1);
   const marked = markColumns(frame.marks, cols);

@@ -59,6 +59,8 @@ def watch_example(http: httpx.Client, url: str) -> str:
 def settle(page: Page, selector: str) -> None:
     page.wait_for_selector(selector)
     reveal_all(page)
+    if page.locator("#chart-gradflow").count():  # a run page: its live redraws may lag a few seconds
+        page.wait_for_selector("#chart-gradflow canvas.gs-heatmap")
     page.wait_for_timeout(500)
 
 
