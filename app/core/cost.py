@@ -28,12 +28,12 @@ from typing import Literal
 import torch
 
 from app.core.cells import CellName
+from app.core.probes import ITEMIZE_MAX_STEPS
 
 FACTOR = 2.0  # the estimates are within this factor of measured times and peaks (bench_cost)
 GATES: dict[CellName, int] = {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 4, "gru": 3}
 OPTIMIZER_STATES = {"sgd": 1, "rmsprop": 1, "adam": 2, "adagrad": 1}  # per-parameter buffers
-ITEMIZE_MAX_STEPS = 200  # as app.core.probes: longer sequences are never itemized
-SMALL_CHECKPOINT_BYTES = 4 * 2**20  # as app.services.worker: such weights go with every probe
+SMALL_CHECKPOINT_BYTES = 4 * 2**20  # up to this, a worker sends its checkpoint with every probe
 STARTUP_SECONDS = 3.0  # a worker process: spawn, import torch, build the task and the net
 BASE_BYTES = 320 * 2**20  # a worker process with torch loaded and one step taken, nothing large
 FLOAT = 4

@@ -75,10 +75,10 @@ def problems(config: RunCreate, est: cost.Estimate, limits: CostLimits) -> list[
     out = []
     if est.seconds_per_step > limits.max_step_seconds:
         probing = est.seconds_per_step - est.train_seconds > est.train_seconds  # probes cost the most
-        lower = "probing (a larger probe every, a probe budget, or itemize off), or " if probing else ""
+        probe = "probe less (a larger probe every, a probe budget, or itemize off), or " if probing else ""
         out.append(
             f"this run would take about {_seconds(est.seconds_per_step)} per step, beyond this server's "
-            f"limit of {_seconds(limits.max_step_seconds)} (GATESCOPE_MAX_STEP_SECONDS): lower {lower}{SIZES}"
+            f"limit of {_seconds(limits.max_step_seconds)} (GATESCOPE_MAX_STEP_SECONDS): {probe}lower {SIZES}"
         )
     if est.memory_bytes > limits.max_run_memory_mb * 2**20:
         window = "set truncated BPTT" if config.tbptt is None else "lower the truncated BPTT window"

@@ -41,12 +41,12 @@ from typing import Any, Protocol
 
 import torch
 
+from app.core.cost import SMALL_CHECKPOINT_BYTES
 from app.core.engine import End, StepMetrics, Trainer
 from app.core.frames import Frame
 from app.core.probes import ProbeFrame
 from app.services.schemas import RunCreate, to_train_config
 
-SMALL_CHECKPOINT_BYTES = 4 * 2**20  # up to this, a checkpoint goes with every probe
 CHECKPOINT_SECONDS = 5.0  # larger ones at most this often
 MAX_ERROR_CHARS = 2000
 

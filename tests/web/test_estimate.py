@@ -67,7 +67,7 @@ def test_the_limits_are_the_servers_settings(tmp_path: Path) -> None:
         assert client.post("/api/runs", json=ADDING).status_code == 422
         probing = {**ADDING, "probe_every": 1, "task": {"name": "copy", "seq_len": 20}}
         assert (
-            "lower probing (a larger probe every" in client.post("/api/runs", json=probing).json()["detail"]
+            "probe less (a larger probe every" in client.post("/api/runs", json=probing).json()["detail"]
         )
 
 
