@@ -49,6 +49,7 @@ from app.services.schemas import RunKind, RunStatus, RunSummary
 DB_NAME = "gatescope.db"
 BUSY_TIMEOUT = 5.0  # seconds a statement waits for another connection's lock
 INTERRUPTED_ERROR = "server restarted during the run"
+TEXTS_KEPT_CHARS = 64 * 2**20  # stored custom texts beyond this, least recently saved first, are dropped
 Resolution = Literal["full", "display"]
 RESOLUTIONS: tuple[Resolution, ...] = ("full", "display")
 
@@ -361,11 +362,20 @@ class Storage:
     # -- texts (the dashboard form links a custom text by its id: POST /api/texts) ------------
 
     def save_text(self, text_id: str, text: str) -> None:
-        """Keep `text` under `text_id` (its content hash: saving it again changes nothing)."""
+        """Keep `text` under `text_id` (its content hash: saving it again only marks it as recent).
+
+        Drafts pile up as a person types, so the texts kept are bounded: beyond TEXTS_KEPT_CHARS in
+        all, the least recently saved go (a link to one then gets 404, with a sentence)."""
         with self._write("storing a text") as conn:
             conn.execute(
-                "INSERT OR IGNORE INTO texts (id, text, created_at) VALUES (?, ?, ?)",
+                "INSERT INTO texts (id, text, created_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (id) DO UPDATE SET created_at = excluded.created_at",
                 (text_id, text, _iso(utcnow())),
+            )
+            conn.execute(
+                "DELETE FROM texts WHERE id IN (SELECT id FROM (SELECT id, sum(length(text)) OVER "
+                "(ORDER BY created_at DESC, rowid DESC) AS kept FROM texts) WHERE kept > ?)",
+                (TEXTS_KEPT_CHARS,),
             )
 
     def text(self, text_id: str) -> str | None:

@@ -16,6 +16,7 @@ from app.core.engine import StepMetrics
 from app.core.frames import MAX_T, Frame
 from app.core.tasks import MAX_TEXT_CHARS
 from app.services import migrations
+from app.services import storage as storage_module
 from app.services.records import RunRecord, brief
 from app.services.run_query import RunQuery
 from app.services.schemas import AttachCreate, AttachedConfig, RunCreate, RunPublic
@@ -516,3 +517,14 @@ def test_unusable_paths_and_closed_storage(tmp_path: Path) -> None:
     s.close()
     with pytest.raises(StorageError, match="closed"):
         s.get_run("r")
+
+
+def test_stored_texts_are_bounded_dropping_the_least_recently_saved(
+    storage: Storage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(storage_module, "TEXTS_KEPT_CHARS", 10)
+    storage.save_text("a", "aaaa")
+    storage.save_text("b", "bbbb")
+    storage.save_text("a", "aaaa")  # saved again: now the most recent
+    storage.save_text("c", "cccc")  # 12 characters in all: the oldest goes
+    assert [storage.text(i) for i in "abc"] == ["aaaa", None, "cccc"]
