@@ -12,7 +12,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from app.core.tasks import (
-    DATA_DIR,
     TASKS,
     AddingTask,
     Batch,
@@ -26,6 +25,7 @@ from app.core.tasks import (
     load_corpus,
     make_task,
 )
+from app.core.tasks.text import DATA_DIR
 
 # small but non-trivial settings of every task, so each test touches all six
 SMALL: dict[str, dict[str, object]] = {
