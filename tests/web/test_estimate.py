@@ -66,9 +66,7 @@ def test_the_limits_are_the_servers_settings(tmp_path: Path) -> None:
         assert len(body["problems"]) == 1 and "limit of 0.0001 s" in body["problems"][0]
         assert client.post("/api/runs", json=ADDING).status_code == 422
         probing = {**ADDING, "probe_every": 1, "task": {"name": "copy", "seq_len": 20}}
-        assert (
-            "probe less (a larger probe every" in client.post("/api/runs", json=probing).json()["detail"]
-        )
+        assert "probe less (a larger probe every" in client.post("/api/runs", json=probing).json()["detail"]
 
 
 def test_an_invalid_config_is_answered_as_at_creation(client: TestClient) -> None:
