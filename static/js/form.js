@@ -32,6 +32,22 @@ function number(name, { min, max, step = "any", placeholder } = {}) {
 const checkbox = (name) => el("input", { type: "checkbox", name });
 const int = (name, max, extra = {}) => number(name, { min: 1, max, step: 1, ...extra });
 
+function runFields(cat) {
+  const L = cat.limits;
+  return el(
+    "fieldset",
+    {},
+    el("legend", { text: "Run" }),
+    field("name", el("input", { type: "text", name: "name", maxlength: L.name_chars, placeholder: "none" }), {
+      wide: true,
+      hint: "what the dashboard, run and compare pages call this run (empty: no name)",
+    }),
+    field("tags", el("input", { type: "text", name: "tags", placeholder: "none" }), {
+      hint: `comma-separated, at most ${L.tags} (empty: no tags)`,
+    }),
+  );
+}
+
 function networkFields(cat) {
   const L = cat.limits;
   return el(
@@ -203,6 +219,8 @@ function readConfig(f) {
   if (value("tbptt") !== null) cfg.tbptt = value("tbptt");
   if (value("probe_budget") !== null) cfg.probe_budget = value("probe_budget");
   if (task === "char_lm" && input("probe_text").value) cfg.probe_text = input("probe_text").value;
+  if (input("name").value.trim()) cfg.name = input("name").value;
+  if (input("tags").value.trim()) cfg.tags = input("tags").value.split(",").map((t) => t.trim()); // a blank tag is the server's to refuse
   return cfg;
 }
 
@@ -215,6 +233,8 @@ function fillForm(f, config) {
   for (const key of ["cell", "hidden_size", "num_layers", "steps", "batch_size", "seed", "probe_every", "tbptt", "probe_text", "probe_budget"]) {
     input(key).value = cfg[key] ?? "";
   }
+  input("name").value = cfg.name ?? "";
+  input("tags").value = (cfg.tags ?? []).join(", ");
   input("bidirectional").checked = !!cfg.bidirectional;
   input("itemize").checked = !!cfg.itemize;
   for (const [spec, keys] of [["init", ["scheme", "gain", "forget_bias"]], ["optimizer", ["name", "lr", "momentum"]], ["clip", ["mode", "threshold"]]]) {
@@ -236,7 +256,7 @@ function emptyFields(f) {
 
 export function buildForm(node, catalog, onChange) {
   const f = { node, tasks: Object.fromEntries(catalog.tasks.map((t) => [t.name, t])), defaults: catalog.defaults, taskParams: {} };
-  node.replaceChildren(networkFields(catalog), taskFields(catalog), trainingFields(catalog), probeFields(catalog), ...actions());
+  node.replaceChildren(runFields(catalog), networkFields(catalog), taskFields(catalog), trainingFields(catalog), probeFields(catalog), ...actions());
   const estimate = estimator(node, () => ({ config: readConfig(f), empty: emptyFields(f) }));
   node.addEventListener("change", (ev) => {
     const task = control(f, "task.name").value;

@@ -116,7 +116,7 @@ def test_one_rule_for_empty_fields(gs_page: Page, url: Callable[[str], str], htt
         "() => [...document.querySelectorAll('#run-form input[type=number], #run-form input[type=text]')]"
         ".filter((c) => !c.closest('[hidden]')).map((c) => [c.name, c.placeholder])"
     )
-    assert {n for n, p in controls if p} == {"init.forget_bias", "tbptt", "probe_budget"}
+    assert {n for n, p in controls if p} == {"name", "tags", "init.forget_bias", "tbptt", "probe_budget"}
     assert len([n for n, p in controls if not p]) >= 10
     before = total_runs(http)
     posted: list[str] = []
@@ -195,3 +195,27 @@ def test_queued_runs_say_how_many_are_ahead(gs_page: Page, one_slot: LiveServer)
         expect(gs_page.locator("#run-status")).to_have_text("queued (0 ahead)")
         for run_id in ids:
             http.post(f"/api/runs/{run_id}/stop")
+
+
+def test_a_run_is_named_and_tagged_from_the_form_and_the_link_keeps_both(
+    gs_page: Page, url: Callable[[str], str], http: httpx.Client
+) -> None:
+    config = {"cell": "gru", "hidden_size": 8, "steps": 5, "task": {"name": "adding", "seq_len": 10}}
+    open_form(gs_page, url, {**config, "name": "from a link", "tags": ["week 3", "demo"]})
+    expect(gs_page.locator(field("name"))).to_have_value("from a link")
+    expect(gs_page.locator(field("tags"))).to_have_value("week 3, demo")
+    gs_page.problems.allowed.append("status of 422")  # type: ignore[attr-defined]
+    before = total_runs(http)
+    gs_page.fill(field("tags"), "week 3,")  # a blank tag is refused, not dropped
+    gs_page.click("#start-run")
+    expect(gs_page.locator("#form-error")).to_contain_text("tag")
+    assert total_runs(http) == before
+    gs_page.fill(field("name"), "my first GRU")
+    gs_page.fill(field("tags"), "week 3, homework")
+    poll(gs_page, "() => decodeURIComponent(location.search).includes('homework')")  # the link follows
+    gs_page.click("#start-run")
+    expect(gs_page).to_have_url(re.compile(r"/runs/"))
+    newest = http.get("/api/runs", params={"limit": 1}).json()["items"][0]
+    assert (newest["name"], newest["tags"]) == ("my first GRU", ["week 3", "homework"])
+    gs_page.goto(url("/"))
+    expect(gs_page.locator("#runs")).to_contain_text("my first GRU")
