@@ -140,7 +140,7 @@ export function describeRun(run) {
   const task = c.task;
   const extras = Object.entries(task)
     .filter(([k, v]) => k !== "name" && k !== "text" && v !== null && v !== "")
-    .map(([k, v]) => `${k}=${v}`);
+    .map(([k, v]) => `${k === "seq_len" ? "T" : k}=${v}`); // T, as the pages write a sequence length
   return `${c.cell} H=${c.hidden_size}${c.num_layers > 1 ? ` L=${c.num_layers}` : ""}${
     c.bidirectional ? " bi" : ""
   } · ${task.name}${extras.length ? ` (${extras.join(", ")})` : ""}`;
