@@ -1,0 +1,147 @@
+"""Step Jacobians of a recurrent stack: the theory of why a gradient vanishes or explodes.
+
+What this is: `theory(cell, params, seqs)` reads what `app.core.probes.forward_traces` computed
+for one sample and returns a `Theory`, per layer and direction:
+
+- `jacobian_norm` (L, D, T): the spectral norm ||J_t||_2, exact (the largest singular value), of
+  each step's Jacobian J_t = d s_t / d s_{t-1} of the direction's recurrent state s, where t-1 is
+  the step before t in the direction's own time (t+1 in natural time for the reverse direction)
+  and s_{-1} is the initial state. The state s is
+    - vanilla RNN: h, so J_t = diag(phi'(a_t)) W_hh (H x H);
+    - GRU: h, J_t = dh_t/dh_{t-1} through z, r and n (H x H);
+    - LSTM: the pair (h, c), so J_t is the full 2H x 2H step Jacobian
+      [[dh_t/dh_{t-1}, dh_t/dc_{t-1}], [dc_t/dh_{t-1}, dc_t/dc_{t-1}]].
+  Backprop through time multiplies these: ||d s_T / d s_t|| <= prod_{k=t+1..T} ||J_k||.
+- `cell_path_mean`, `cell_path_max` (L, D, T), LSTM: the cell path dc_t/dc_{t-1} = diag(f_t),
+  the forget gate's mean and max over the direction's units;
+- `w_hh_radius` (L, D, G) and `w_hh_singular` (L, D, G, K): each H x H gate block of W_hh
+  (torch.nn's order: i, f, g, o; r, z, n; one block for a vanilla RNN): its spectral radius
+  (largest |eigenvalue|) and its K = min(TOP_SINGULAR, H) largest singular values, descending.
+
+`step_jacobians` forms the Jacobians themselves (tests hold them to torch.func.jacrev on
+`app.core.cells.step`). Norms come from the largest eigenvalue of J J^T (symmetric, so
+eigvalsh: about half the time of an SVD), formed a chunk of timesteps at a time.
+
+What this is not: part of training or of the gradient norms (app.core.probes); it reads the
+weights and the traces and writes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+from torch import Tensor
+
+from app.core.cells import CHUNKS, CellName, Weights, layer_weights
+
+TOP_SINGULAR = 8  # singular values of each W_hh block in a frame
+CHUNK_FLOATS = 2**23  # Jacobian entries formed at once (32 MB of float32)
+
+Array = NDArray[np.float32]
+Seqs = list[list[dict[str, Tensor]]]  # as app.core.probes: [layer][direction] name -> (T, H)
+
+
+@dataclass(frozen=True)
+class Theory:
+    """The theory arrays of one frame (names as in the frame, docs/protocol.md)."""
+
+    jacobian_norm: Array  # (L, D, T)
+    cell_path_mean: Array | None  # (L, D, T), LSTM
+    cell_path_max: Array | None  # (L, D, T), LSTM
+    w_hh_radius: Array  # (L, D, G)
+    w_hh_singular: Array  # (L, D, G, K)
+
+
+@torch.no_grad()
+def theory(cell: CellName, params: Mapping[str, Tensor], seqs: Seqs) -> Theory:
+    """The `Theory` of one sample from its traces (`seqs`) and the stack's weights (`params`)."""
+    norms, radius, singular, f_mean, f_max = [], [], [], [], []
+    for layer, dirs in enumerate(seqs):
+        ws = [layer_weights(params, layer, reverse=d == 1) for d in range(len(dirs))]
+        norms.append([step_norms(cell, ws[d], seq, d == 1) for d, seq in enumerate(dirs)])
+        spectra = [w_hh_spectra(cell, w.w_hh) for w in ws]
+        radius.append([r for r, _ in spectra])
+        singular.append([s for _, s in spectra])
+        if cell == "lstm":
+            f_mean.append([seq["f"].mean(dim=-1) for seq in dirs])
+            f_max.append([seq["f"].amax(dim=-1) for seq in dirs])
+    lstm = cell == "lstm"
+    return Theory(
+        jacobian_norm=_stacked(norms),
+        cell_path_mean=_stacked(f_mean) if lstm else None,
+        cell_path_max=_stacked(f_max) if lstm else None,
+        w_hh_radius=_stacked(radius),
+        w_hh_singular=_stacked(singular),
+    )
+
+
+def step_norms(cell: CellName, w: Weights, seq: Mapping[str, Tensor], reverse: bool) -> Tensor:
+    """||J_t||_2 of every step of one direction (T,), natural time, computed in chunks of t."""
+    T, H = seq["h"].shape
+    n = 2 * H if cell == "lstm" else H
+    size = max(1, CHUNK_FLOATS // (n * n))
+    out = []
+    for start in range(0, T, size):
+        J = step_jacobians(cell, w, seq, reverse, slice(start, min(T, start + size)))
+        gram = J @ J.mT  # (t, n, n) symmetric: its largest eigenvalue is ||J||^2
+        out.append(torch.linalg.eigvalsh(gram)[:, -1].clamp(min=0).sqrt())
+    return torch.cat(out)
+
+
+def step_jacobians(
+    cell: CellName, w: Weights, seq: Mapping[str, Tensor], reverse: bool, steps: slice | None = None
+) -> Tensor:
+    """J_t = d s_t / d s_{t-1} of one direction for the timesteps `steps` (natural time; all if
+    None): (t, n, n), n = H (vanilla, GRU) or 2H (LSTM: s = (h, c), h first)."""
+    sl = steps if steps is not None else slice(None)
+    h = seq["h"]
+    prev = _previous(h, seq["h0"], reverse)[sl]  # (t, H) the state each step read
+    blocks = w.w_hh.chunk(CHUNKS[cell], dim=0)  # G x (H, H)
+    if cell == "rnn_tanh":
+        return _rows(1 - h[sl] ** 2, blocks[0])
+    if cell == "rnn_relu":
+        return _rows((h[sl] > 0).to(h), blocks[0])
+    if cell == "gru":
+        r, z, n, hn = seq["r"][sl], seq["z"][sl], seq["n"][sl], seq["hn"][sl]
+        w_r, w_z, w_n = blocks
+        dn = (1 - z) * (1 - n**2)  # dh/dn times dn/da_n
+        J = _rows((prev - n) * z * (1 - z), w_z) + _rows(dn * r, w_n) + _rows(dn * hn * r * (1 - r), w_r)
+        return J + torch.diag_embed(z)
+    i, f, g, o, c = seq["i"][sl], seq["f"][sl], seq["g"][sl], seq["o"][sl], seq["c"][sl]
+    c_prev = _previous(seq["c"], seq["c0"], reverse)[sl]
+    w_i, w_f, w_g, w_o = blocks
+    tc = torch.tanh(c)
+    dh_dc_new = o * (1 - tc**2)  # dh_t/dc_t
+    dc_dh = _rows(c_prev * f * (1 - f), w_f) + _rows(g * i * (1 - i), w_i) + _rows(i * (1 - g**2), w_g)
+    dh_dh = _rows(tc * o * (1 - o), w_o) + dh_dc_new[..., None] * dc_dh
+    top = torch.cat([dh_dh, torch.diag_embed(dh_dc_new * f)], dim=-1)
+    bottom = torch.cat([dc_dh, torch.diag_embed(f)], dim=-1)
+    return torch.cat([top, bottom], dim=-2)
+
+
+def w_hh_spectra(cell: CellName, w_hh: Tensor) -> tuple[Tensor, Tensor]:
+    """Each gate block of W_hh: its spectral radius (G,) and its top singular values (G, K)."""
+    blocks = torch.stack(w_hh.chunk(CHUNKS[cell], dim=0)).double()  # (G, H, H)
+    radius = torch.linalg.eigvals(blocks).abs().amax(dim=-1)
+    singular = torch.linalg.svdvals(blocks)[:, : min(TOP_SINGULAR, blocks.shape[-1])]
+    return radius.float(), singular.float()
+
+
+def _previous(x: Tensor, x0: Tensor, reverse: bool) -> Tensor:
+    """The state each step read, (T, H) in natural time: x_{t-1} (x_{t+1} reversed), x0 first."""
+    return torch.cat([x[1:], x0[None]]) if reverse else torch.cat([x0[None], x[:-1]])
+
+
+def _rows(scale: Tensor, block: Tensor) -> Tensor:
+    """diag(scale_t) @ block for every t: (t, H) and (H, H) -> (t, H, H)."""
+    return scale[..., None] * block
+
+
+def _stacked(values: list[list[Tensor]]) -> Array:
+    """[layer][direction] tensors of one shape -> (L, D, ...) finite float32."""
+    a = torch.stack([torch.stack(dirs) for dirs in values]).float()
+    return np.asarray(torch.nan_to_num(a, nan=0.0).numpy(), dtype=np.float32)
