@@ -1,0 +1,177 @@
+"""The diagnosis held to the truth: the presets that are sick by design get their finding, healthy
+runs get none, and each check fires on numbers that show its symptom and on no others.
+
+The runs are trained through worker.run in this process and read back from a real Storage with
+claims.run_numbers, as the route reads them (test_lessons.train). The vanishing preset is trained
+for 300 of its 3000 steps: its gradient vanishes by design, from the first step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+
+from app.core.frames import Frame
+from app.services.claims import RunNumbers, run_numbers
+from app.services.diagnosis import UPDATE_TARGET, Symptom, diagnose, patched
+from app.services.lessons import PRESETS, Lesson
+from app.services.schemas import RunCreate
+from app.services.storage import Storage
+from tests.services.test_lessons import train
+
+PRESET = {p["name"]: p for p in PRESETS}
+CONFIGS: dict[str, dict[str, Any]] = {
+    "vanishing": {**PRESET["vanishing"]["config"], "steps": 300},
+    "exploding, not clipped": PRESET["exploding"]["variants"][0],
+    "hello": PRESET["hello"]["config"],
+    "adding with a GRU": {**PRESET["adding"]["config"], "cell": "gru", "steps": 800},
+}
+
+
+@pytest.fixture(scope="module")
+def storage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Storage]:
+    with Storage(tmp_path_factory.mktemp("diagnosis")) as store:
+        yield store
+
+
+@pytest.fixture(scope="module")
+def trained(storage: Storage) -> Any:
+    """trained(name): the CONFIGS run trained and read back (once per name in this module)."""
+    done: dict[str, RunNumbers] = {}
+
+    def numbers(name: str) -> RunNumbers:
+        if name not in done:
+            lesson = Lesson.model_validate(
+                {
+                    "name": f"diagnosis{len(done)}",
+                    "views": ["loss"],
+                    "runs": [{"title": name, "config": CONFIGS[name]}],
+                }
+            )
+            done[name] = run_numbers(storage, train(storage, lesson, 0), name)
+        return done[name]
+
+    return numbers
+
+
+def kinds(run: RunNumbers) -> dict[str, Symptom]:
+    found = diagnose(run)
+    assert len({s.kind for s in found}) == len(found)  # one of each kind at most
+    for s in found:  # every remedy is a valid run, and changes it
+        assert patched(run.config, s.remedy.patch) != run.config
+    return {s.kind: s for s in found}
+
+
+# -- the presets ------------------------------------------------------------------------------
+
+
+def test_the_vanishing_preset_vanishes_and_is_stuck(trained: Any) -> None:
+    run = trained("vanishing")
+    found = kinds(run)
+    assert set(found) == {"vanishing", "stuck"}
+    vanishing = found["vanishing"]
+    assert vanishing.evidence.step == run.last.step == 300 and vanishing.evidence.layer == 0
+    ratio = vanishing.evidence.values["reach_ratio"]
+    assert ratio is not None and ratio < 1e-6
+    assert patched(run.config, vanishing.remedy.patch).cell == "lstm"
+    assert found["stuck"].evidence.values["loss"] == run.loss >= 0.9 * run.baseline
+
+
+def test_the_unclipped_exploding_preset_explodes_and_diverges(trained: Any) -> None:
+    run = trained("exploding, not clipped")
+    found = kinds(run)
+    assert set(found) == {"diverged", "exploding"}
+    norms = [m["grad_norm"] for m in run.metrics]
+    exploding = found["exploding"].evidence
+    assert exploding.values["grad_norm"] == max(norms) >= 100
+    assert exploding.step == run.metrics[int(np.argmax(norms))]["step"]
+    assert found["diverged"].evidence.step == run.steps + 1
+    for kind in ("diverged", "exploding"):
+        assert patched(run.config, found[kind].remedy.patch).clip.mode == "norm"
+
+
+@pytest.mark.parametrize("name", ["hello", "adding with a GRU"])
+def test_healthy_runs_get_no_finding(trained: Any, name: str) -> None:
+    run = trained(name)
+    assert run.status == "completed" and run.learned()
+    assert diagnose(run) == []
+
+
+# -- each check on numbers that show its symptom ---------------------------------------------
+
+
+def _with(run: RunNumbers, **metrics: Any) -> RunNumbers:
+    """The run with every step's metrics changed so."""
+    return dataclasses.replace(run, metrics=[{**m, **metrics} for m in run.metrics])
+
+
+def _last(run: RunNumbers, header: dict[str, Any] | None = None, **arrays: np.ndarray) -> RunNumbers:
+    """The run with its last frame's header fields and arrays changed so."""
+    frame = Frame({**run.last.header, **(header or {})}, {**run.last.arrays, **arrays})
+    return dataclasses.replace(run, last=frame)
+
+
+def test_learning_rate_far_from_the_rule_of_thumb(trained: Any) -> None:
+    run = trained("hello")
+    assert run.config.optimizer.lr == 0.01
+    high = kinds(_with(run, update_ratio=0.05))
+    assert set(high) == {"lr_high"} and high["lr_high"].evidence.values["update_ratio"] == 0.05
+    assert high["lr_high"].remedy.patch == {
+        "optimizer": {"lr": float(f"{run.config.optimizer.lr * UPDATE_TARGET / 0.05:.1g}")}
+    }
+    low = kinds(_with(run, update_ratio=1e-5))
+    assert set(low) == {"lr_low"} and low["lr_low"].remedy.patch == {"optimizer": {"lr": 1.0}}  # 0.01 x 100
+    assert kinds(_with(run, update_ratio=1e-4)) == {}  # the band's edge is inside it
+
+
+def test_clipping_on_most_steps(trained: Any) -> None:
+    run = trained("hello")
+    found = kinds(_with(run, clipped=True))
+    assert set(found) == {"clipping"}
+    threshold = found["clipping"].remedy.patch["clip"]["threshold"]
+    assert threshold == float(f"{np.percentile([m['grad_norm'] for m in run.metrics], 90):.2g}")
+    half = [{**m, "clipped": i % 2 == 0} for i, m in enumerate(run.metrics)]  # exactly half: not most
+    assert kinds(dataclasses.replace(run, metrics=half)) == {}
+
+
+def test_saturated_gates(trained: Any) -> None:
+    run = trained("hello")
+    sides = run.last.header["saturation"]
+    found = kinds(_last(run, {"saturation": {**sides, "f": {"low": [0.9], "high": [0.06]}}}))
+    assert set(found) == {"saturated"} and found["saturated"].evidence.layer == 0
+    assert found["saturated"].explanation.startswith("At step 300, 96 % of gate f's values in layer 0")
+    assert kinds(_last(run, {"saturation": {**sides, "f": {"low": [0.9], "high": [0.04]}}})) == {}
+
+
+def test_dead_relu_units(trained: Any) -> None:
+    run = trained("adding with a GRU")
+    relu = dataclasses.replace(
+        run, config=RunCreate.model_validate({**CONFIGS["adding with a GRU"], "cell": "rnn_relu"})
+    )
+    h = run.last.arrays["h"].copy()
+    assert kinds(_last(relu, h=h)) == {}
+    h[:, :, :16] = 0  # half the units
+    found = kinds(_last(relu, h=h))
+    assert set(found) == {"dead"} and found["dead"].evidence.values["share"] == 0.5
+    assert patched(relu.config, found["dead"].remedy.patch).init.scheme == "identity"
+    assert kinds(_last(run, h=h)) == {}  # a GRU has no ReLU units
+
+
+def test_stuck_only_after_a_while(trained: Any) -> None:
+    run = trained("hello")
+    stuck = _with(run, loss=run.baseline)
+    assert set(kinds(stuck)) == {"stuck"}
+    assert kinds(dataclasses.replace(stuck, metrics=stuck.metrics[:99])) == {}
+
+
+def test_a_merge_patch() -> None:
+    config = RunCreate.model_validate(CONFIGS["hello"])
+    changed = patched(config, {"optimizer": {"lr": 0.1}, "name": "x", "init": {"forget_bias": 1}})
+    assert changed.optimizer.lr == 0.1 and changed.optimizer.name == "adam" and changed.name == "x"
+    assert patched(changed, {"init": {"forget_bias": None}}).init.forget_bias is None  # null removes
+    with pytest.raises(ValueError, match="forget_bias"):
+        patched(config, {"cell": "gru", "init": {"forget_bias": 1}})
