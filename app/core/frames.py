@@ -17,7 +17,8 @@ The bytes:
 Every array starts at a multiple of 8 bytes from the message start (so a browser can view it as
 a typed array in place) and is listed in the header's "arrays" table as {"name", "dtype",
 "shape", "offset", "nbytes"}. Values (inputs, targets, mask, outputs, h, c, gates.<g>,
-unit_means.<g>) are float16, clipped to +-65504; gradient norms (GRADIENT_ARRAYS) are float32.
+unit_means.<g>) are float16, clipped to +-65504; gradient norms (GRADIENT_ARRAYS) and the
+theory (THEORY_ARRAYS: step Jacobian norms, LSTM cell path, W_hh spectra; optional) are float32.
 In memory every array is float32, always finite (NaN -> 0, +-inf -> the dtype's largest finite
 value) and, for values, already float16-rounded: a frame and its decoded bytes are equal.
 
@@ -56,6 +57,13 @@ GRADIENT_ARRAYS = (
     "connectivity_total",
     "connectivity_itemized",
 )  # float32
+THEORY_ARRAYS = (
+    "jacobian_norm",
+    "cell_path_mean",
+    "cell_path_max",
+    "w_hh_radius",
+    "w_hh_singular",
+)  # float32, app.core.jacobians.Theory; frames without them (older, or attached) still decode
 _DTYPES: dict[str, np.dtype[Any]] = {"float16": np.dtype("<f2"), "float32": np.dtype("<f4")}
 _LENGTH = struct.Struct("<I")
 _ALIGN = 8
@@ -91,6 +99,11 @@ class Frame:
             value = getattr(frame, name)
             if value is not None:
                 arrays[name] = _finite(value, "float32")
+        if frame.theory is not None:
+            for name in THEORY_ARRAYS:
+                value = getattr(frame.theory, name)
+                if value is not None:
+                    arrays[name] = _finite(value, "float32")
         header: dict[str, Any] = {
             "type": "probe",
             "run_id": run_id,
@@ -179,7 +192,8 @@ class Frame:
         """At most `max_t` timesteps x `max_units` units: self when it fits already.
 
         Values (inputs, outputs, h, c, gates, unit means) pool by mean, gradient norms and the
-        mask by max (a bin's brightest survives), targets and tokens take the bin's first; the
+        mask by max (a bin's brightest survives), targets and tokens take the bin's first;
+        Jacobian norms and cell_path_max by max, cell_path_mean by mean, W_hh spectra stay; the
         header's pool says the full sizes and the bin widths. Marks and last_step stay in
         full-resolution t (the column of t is t // t_width).
         """
@@ -232,6 +246,7 @@ class Frame:
             "gates": group("gates."),
             "unit_means": group("unit_means."),
             **{name: listed(name) for name in GRADIENT_ARRAYS},
+            **{name: listed(name) for name in THEORY_ARRAYS},
         }
 
 
@@ -280,6 +295,12 @@ def _pool_array(name: str, a: Array, tw: int, uw: int) -> Array:
         return pool(pool(a, 0, tw, "max"), 1, tw, "max")
     if name in ("mask", "connectivity", "connectivity_total"):  # (T,)
         return pool(a, 0, tw, "max")
+    if name in ("jacobian_norm", "cell_path_max"):  # (L, D, T)
+        return pool(a, 2, tw, "max")
+    if name == "cell_path_mean":  # (L, D, T)
+        return pool(a, 2, tw, "mean")
+    if name in ("w_hh_radius", "w_hh_singular"):  # (L, D, G), (L, D, G, K): no t, no unit axis
+        return a
     if name == "targets":  # (T,) class ids, or (T, O) values
         return pool(a, 0, tw, "first")
     raise ValueError(f"no pooling rule for the array {name!r}")
@@ -321,7 +342,7 @@ def _read_array(buf: memoryview, spec: dict[str, Any], start: int) -> Array:
 
 
 def _dtype_of(name: str) -> str:
-    return "float32" if name in GRADIENT_ARRAYS else "float16"
+    return "float32" if name in GRADIENT_ARRAYS or name in THEORY_ARRAYS else "float16"
 
 
 def _finite(values: NDArray[Any], dtype: str) -> Array:

@@ -20,7 +20,9 @@ for one sample and returns a `Theory`, per layer and direction:
 
 `step_jacobians` forms the Jacobians themselves (tests hold them to torch.func.jacrev on
 `app.core.cells.step`). Norms come from the largest eigenvalue of J J^T (symmetric, so
-eigvalsh: about half the time of an SVD), formed a chunk of timesteps at a time.
+eigvalsh: about half the time of an SVD), formed a chunk of timesteps at a time. That costs
+about T n^3 per direction (n the state size): above MAX_JACOBIAN_WORK the norms are left out
+(None) and `Theory.note` says so, rather than a probe taking minutes or an inexact number.
 
 What this is not: part of training or of the gradient norms (app.core.probes); it reads the
 weights and the traces and writes nothing.
@@ -40,6 +42,7 @@ from app.core.cells import CHUNKS, CellName, Weights, layer_weights
 
 TOP_SINGULAR = 8  # singular values of each W_hh block in a frame
 CHUNK_FLOATS = 2**23  # Jacobian entries formed at once (32 MB of float32)
+MAX_JACOBIAN_WORK = 2**32  # T * n^3 of one direction at most (LSTM H=128, T=200: about 0.5 s)
 
 Array = NDArray[np.float32]
 Seqs = list[list[dict[str, Tensor]]]  # as app.core.probes: [layer][direction] name -> (T, H)
@@ -49,20 +52,25 @@ Seqs = list[list[dict[str, Tensor]]]  # as app.core.probes: [layer][direction] n
 class Theory:
     """The theory arrays of one frame (names as in the frame, docs/protocol.md)."""
 
-    jacobian_norm: Array  # (L, D, T)
+    jacobian_norm: Array | None  # (L, D, T); None above MAX_JACOBIAN_WORK
     cell_path_mean: Array | None  # (L, D, T), LSTM
     cell_path_max: Array | None  # (L, D, T), LSTM
     w_hh_radius: Array  # (L, D, G)
     w_hh_singular: Array  # (L, D, G, K)
+    note: str | None = None  # the sentence a frame carries when jacobian_norm is left out
 
 
 @torch.no_grad()
 def theory(cell: CellName, params: Mapping[str, Tensor], seqs: Seqs) -> Theory:
     """The `Theory` of one sample from its traces (`seqs`) and the stack's weights (`params`)."""
+    T, H = seqs[0][0]["h"].shape
+    n = 2 * H if cell == "lstm" else H
+    exact = T * n**3 <= MAX_JACOBIAN_WORK
     norms, radius, singular, f_mean, f_max = [], [], [], [], []
     for layer, dirs in enumerate(seqs):
         ws = [layer_weights(params, layer, reverse=d == 1) for d in range(len(dirs))]
-        norms.append([step_norms(cell, ws[d], seq, d == 1) for d, seq in enumerate(dirs)])
+        if exact:
+            norms.append([step_norms(cell, ws[d], seq, d == 1) for d, seq in enumerate(dirs)])
         spectra = [w_hh_spectra(cell, w.w_hh) for w in ws]
         radius.append([r for r, _ in spectra])
         singular.append([s for _, s in spectra])
@@ -71,11 +79,19 @@ def theory(cell: CellName, params: Mapping[str, Tensor], seqs: Seqs) -> Theory:
             f_max.append([seq["f"].amax(dim=-1) for seq in dirs])
     lstm = cell == "lstm"
     return Theory(
-        jacobian_norm=_stacked(norms),
+        jacobian_norm=_stacked(norms) if exact else None,
         cell_path_mean=_stacked(f_mean) if lstm else None,
         cell_path_max=_stacked(f_max) if lstm else None,
         w_hh_radius=_stacked(radius),
         w_hh_singular=_stacked(singular),
+        note=None if exact else _left_out(T, n),
+    )
+
+
+def _left_out(T: int, n: int) -> str:
+    return (
+        f"The step Jacobian norms are left out of this frame: {T} steps of a {n}-unit state "
+        f"cost {T * n**3:.2g} (T x n^3), more than the {MAX_JACOBIAN_WORK:.2g} a probe spends on them."
     )
 
 

@@ -9,7 +9,9 @@ and the gradient norms that flow back through time:
 - grad_h_last ||dl_T/dh_t||, the gradient of the last loss term alone: the classic vanishing picture;
 - itemized    ||dl_s/dh_t|| for every loss step s and every t (RNNbow), sequences up to 200 steps;
 - connectivity ||dl_s/dx_t|| at the input (Distill's "memorization in RNNs");
-- gate saturation (fractions below 0.1 and above 0.9) and per-unit gate means.
+- gate saturation (fractions below 0.1 and above 0.9) and per-unit gate means;
+- with the weights given to `make_frame`, the theory (`app.core.jacobians.Theory`): each step's
+  Jacobian spectral norm, the LSTM cell path f_t, W_hh's spectral radius and singular values.
 
 The same three pieces make the frames of a person's own torch.nn.RNN / LSTM / GRU
 (`app.core.attach`), so built-in and attached frames are one computation:
@@ -41,6 +43,7 @@ from numpy.typing import NDArray
 from torch import Tensor
 
 from app.core.cells import GATES, CellName, Weights, backward_direction, layer_weights
+from app.core.jacobians import Theory, theory
 from app.core.model import RecurrentNet
 from app.core.tasks import Batch, Task
 
@@ -79,6 +82,7 @@ class ProbeFrame:
     last_step: int  # the T of grad_h_last
     notes: list[str] = field(default_factory=list)  # sentences the page shows with the frame
     source: Source = "built-in"  # built-in: the run's probe sample; live / fixed: gatescope.watch
+    theory: Theory | None = None  # step Jacobians and W_hh spectra; None when not computed
 
 
 def probe(
@@ -117,6 +121,7 @@ def probe(
         outputs=_np(y[0]),
         marks=list(sample.marks[0]) if sample.marks is not None else [],
         mark_label=task.mark_label,
+        params=params,
     )
 
 
@@ -357,9 +362,13 @@ def make_frame(
     mark_label: str | None = None,
     notes: list[str] | None = None,
     source: Source = "built-in",
+    params: Mapping[str, Tensor] | None = None,
 ) -> ProbeFrame:
-    """The `ProbeFrame` of one sample: its states and gates (`seqs`), gradients and context."""
+    """The `ProbeFrame` of one sample: its states and gates (`seqs`), gradients and context;
+    with the stack's weights `params` (torch.nn names, biases included), its theory too."""
     gates = {name: _layers(seqs, name) for name in GATES[cell]}
+    theory_ = theory(cell, params, seqs) if params is not None else None
+    notes = [*(notes or []), *([theory_.note] if theory_ is not None and theory_.note else [])]
     return ProbeFrame(
         step=step,
         tokens=tokens,
@@ -383,8 +392,9 @@ def make_frame(
         saturation={name: _saturation(name, v) for name, v in gates.items()},
         unit_means={name: v.mean(axis=1) for name, v in gates.items()},
         last_step=grads.last_step,
-        notes=notes or [],
+        notes=notes,
         source=source,
+        theory=theory_,
     )
 
 

@@ -22,6 +22,7 @@ from app.core.frames import (
     GRADIENT_ARRAYS,
     MAX_T,
     MAX_UNITS,
+    THEORY_ARRAYS,
     VALUE_ARRAYS,
     Frame,
     bin_width,
@@ -39,7 +40,9 @@ CASES: list[tuple[CellName, int, bool, str]] = [
 ]
 HEADER_KEYS = {"step", "loss", "last_step", "tokens", "marks", "mark_label", "saturation", "pool"}
 HEADER_KEYS |= {"notes", "source"}
-PUBLIC_KEYS = HEADER_KEYS | set(VALUE_ARRAYS) | set(GRADIENT_ARRAYS) | {"gates", "unit_means"}
+PUBLIC_KEYS = HEADER_KEYS | set(VALUE_ARRAYS) | set(GRADIENT_ARRAYS) | set(THEORY_ARRAYS)
+PUBLIC_KEYS |= {"gates", "unit_means"}
+FLOAT32_ARRAYS = {*GRADIENT_ARRAYS, *THEORY_ARRAYS}
 
 
 def probe_frame(
@@ -93,6 +96,11 @@ def _expected_arrays(frame: ProbeFrame) -> dict[str, np.ndarray]:
             out[name] = value
     out |= {f"gates.{g}": v for g, v in frame.gates.items()}
     out |= {f"unit_means.{g}": v for g, v in frame.unit_means.items()}
+    assert frame.theory is not None  # a built-in probe computes its theory
+    for name in THEORY_ARRAYS:
+        value = getattr(frame.theory, name)
+        if value is not None:
+            out[name] = value
     return out
 
 
@@ -116,7 +124,7 @@ def test_round_trip_keeps_every_array_and_the_bytes(frame: ProbeFrame) -> None:
         got = back.arrays[name]
         assert got.dtype == np.float32 and got.shape == want.shape, name
         np.testing.assert_array_equal(got, made.arrays[name], err_msg=name)  # memory == bytes
-        if name in GRADIENT_ARRAYS:
+        if name in FLOAT32_ARRAYS:
             np.testing.assert_array_equal(got, want, err_msg=name)  # float32: exact
         else:
             np.testing.assert_allclose(got, want, rtol=2**-11, atol=1e-7, err_msg=name)  # float16
@@ -146,7 +154,7 @@ def test_layout_is_aligned_and_self_describing(frame: ProbeFrame) -> None:
         itemsize = 2 if spec["dtype"] == "float16" else 4
         assert spec["offset"] % 8 == 0 and spec["offset"] >= end
         assert spec["nbytes"] == math.prod(spec["shape"]) * itemsize
-        expected_dtype = "float32" if spec["name"] in GRADIENT_ARRAYS else "float16"
+        expected_dtype = "float32" if spec["name"] in FLOAT32_ARRAYS else "float16"
         assert spec["dtype"] == expected_dtype, spec["name"]
         end = spec["offset"] + spec["nbytes"]
     assert len(data) == end
@@ -299,6 +307,14 @@ def test_json_keys_and_full_shapes(frame: ProbeFrame) -> None:
     assert set(public["unit_means"]) == set(frame.gates) == set(public["saturation"])
     assert public["tokens"] == frame.tokens and public["step"] == 1 and public["pool"] is None
     assert public["last_step"] == frame.last_step and public["marks"] == frame.marks
+    D = DH // 4  # probe_frame's hidden size is 4: D*H units are 4 or 8
+    G = max(1, len(frame.gates))  # a W_hh block per gate (i f g o, r z n), one for a vanilla RNN
+    assert np.shape(public["jacobian_norm"]) == (L, D, T) and np.shape(public["w_hh_radius"]) == (L, D, G)
+    assert np.shape(public["w_hh_singular"]) == (L, D, G, min(8, DH // D))
+    if "f" in frame.gates:
+        assert np.shape(public["cell_path_mean"]) == np.shape(public["cell_path_max"]) == (L, D, T)
+    else:
+        assert public["cell_path_mean"] is None and public["cell_path_max"] is None
 
 
 def test_absent_arrays_are_not_listed_and_are_null_in_json() -> None:
@@ -308,6 +324,9 @@ def test_absent_arrays_are_not_listed_and_are_null_in_json() -> None:
     public = back.to_json()
     assert public["itemized"] is None and public["connectivity_itemized"] is None and public["c"] is None
     assert set(public["gates"]) == {"r", "z", "n"}
+    old = Frame.from_bytes(Frame.from_probe("r", dataclasses.replace(_GRU, theory=None)).to_bytes())
+    assert set(THEORY_ARRAYS).isdisjoint(old.arrays)  # a frame without its theory reads, as before
+    assert all(old.to_json()[name] is None for name in THEORY_ARRAYS)
     rnn = Frame.from_probe("r", probe_frame("rnn_tanh")).to_json()
     assert rnn["gates"] == {} and rnn["unit_means"] == {} and rnn["saturation"] == {}
 
@@ -346,6 +365,11 @@ def test_pooled_shapes_header_and_marks(long_frame: Frame) -> None:
         "connectivity_total": (5,),
         "connectivity_itemized": (5, 5),
         **{f"gates.{g}": (L, 5, 3) for g in "ifgo"},
+        "jacobian_norm": (L, 1, 5),
+        "cell_path_mean": (L, 1, 5),
+        "cell_path_max": (L, 1, 5),
+        "w_hh_radius": (L, 1, 4),
+        "w_hh_singular": (L, 1, 4, 6),
     }
     assert {name: a.shape for name, a in shown.arrays.items() if name in want} == want
     assert set(shown.arrays) == set(long_frame.arrays)
@@ -369,6 +393,11 @@ def test_pooling_rules_values_mean_norms_max_targets_first(long_frame: Frame) ->
         assert shown["targets"][j].tolist() == full["targets"][t.start].tolist()
         np.testing.assert_array_equal(shown["grad_h_last"][:, j], full["grad_h_last"][:, t].max(1))
         np.testing.assert_array_equal(shown["connectivity"][j], full["connectivity"][t].max())
+        np.testing.assert_array_equal(shown["jacobian_norm"][..., j], full["jacobian_norm"][..., t].max(-1))
+        np.testing.assert_array_equal(shown["cell_path_max"][..., j], full["cell_path_max"][..., t].max(-1))
+        np.testing.assert_allclose(
+            shown["cell_path_mean"][..., j], full["cell_path_mean"][..., t].mean(-1), rtol=1e-6
+        )
         for k, u in enumerate(us):
             np.testing.assert_allclose(
                 shown["h"][:, j, k], full["h"][:, t, u].mean((1, 2)), rtol=1e-5, atol=1e-7
@@ -379,6 +408,8 @@ def test_pooling_rules_values_mean_norms_max_targets_first(long_frame: Frame) ->
         for i, s in enumerate(ts):
             np.testing.assert_array_equal(shown["itemized"][:, i, j], full["itemized"][:, s, t].max((1, 2)))
             assert shown["connectivity_itemized"][i, j] == full["connectivity_itemized"][s, t].max()
+    for name in ("w_hh_radius", "w_hh_singular"):  # no t or unit axis: unchanged
+        np.testing.assert_array_equal(shown[name], full[name])
     for k, u in enumerate(us):
         np.testing.assert_allclose(shown["unit_means.o"][:, k], full["unit_means.o"][:, u].mean(1), rtol=1e-6)
 

@@ -80,7 +80,7 @@ def test_theory_arrays_have_the_frame_shapes(cell: CellName) -> None:
     seqs = forward_traces(cell, params, torch.randn(T, N_IN, dtype=torch.float64), 2, True)
     th = theory(cell, params, seqs)
     G = {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 4, "gru": 3}[cell]
-    assert th.jacobian_norm.shape == (2, 2, T)
+    assert th.jacobian_norm is not None and th.jacobian_norm.shape == (2, 2, T) and th.note is None
     assert th.w_hh_radius.shape == (2, 2, G)
     assert th.w_hh_singular.shape == (2, 2, G, min(TOP_SINGULAR, H))
     assert (th.jacobian_norm >= 0).all()

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.core.cells import CELLS, CellName
+from app.core.cells import CELLS, CHUNKS, CellName, Weights, layer_weights, step
 from app.core.model import ModelSpec, RecurrentNet, initialize
 from app.core.probes import ProbeFrame, probe
 from app.core.tasks import Batch, Task, make_task
@@ -166,3 +167,51 @@ def test_a_probe_carries_the_marks_of_its_sample() -> None:
     assert copy_frame.mark_label == "delimiter" and copy_frame.marks == [2 + 3 - 1]
     plain = probe(*_setup("gru", 3, 1, False, 4))  # tagging marks nothing
     assert plain.marks == [] and plain.mark_label is None
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_a_probe_s_step_jacobian_norms_match_jacrev_on_the_unrolled_net(cell: CellName) -> None:
+    net, task, sample = _setup(cell, 0, 2, True, 5)
+    frame = probe(net, task, sample)
+    assert frame.theory is not None and frame.theory.jacobian_norm is not None
+    params = {k: v.detach() for k, v in net.recurrent_params().items()}
+    _, u = net.unrolled(sample.inputs)
+    T = sample.inputs.shape[1]
+    for layer, dirs in enumerate(u.layers):
+        for d, trace in enumerate(dirs):
+            w = layer_weights(params, layer, reverse=d == 1)
+            x = u.layer_inputs[layer][0].detach()
+            for t in range(T):
+                p = t - 1 if d == 0 else t + 1
+                h = trace.h[p][0] if 0 <= p < T else torch.zeros(5)
+                c = (trace.c[p][0] if 0 <= p < T else torch.zeros(5)) if cell == "lstm" else None
+                state = (torch.cat([h, c]) if c is not None else h).detach()
+                xw = torch.addmm(w.b_ih, x[t][None], w.w_ih.T)
+                J = torch.func.jacrev(lambda s, xw=xw, w=w: _next_state(cell, xw, s, w))(state)
+                want = float(torch.linalg.matrix_norm(J, ord=2))
+                got = frame.theory.jacobian_norm[layer, d, t]
+                assert got == pytest.approx(want, rel=1e-4, abs=1e-6), (layer, d, t)
+            radius = torch.linalg.eigvals(w.w_hh.chunk(CHUNKS[cell])[0].double()).abs().max()
+            assert frame.theory.w_hh_radius[layer, d, 0] == pytest.approx(float(radius), rel=1e-5)
+    if cell == "lstm":
+        assert frame.theory.cell_path_max is not None
+        np.testing.assert_allclose(
+            frame.theory.cell_path_max[0, 0], frame.gates["f"][0, :, :5].max(-1), rtol=1e-6
+        )
+
+
+def _next_state(cell: CellName, xw: torch.Tensor, s: torch.Tensor, w: Weights) -> torch.Tensor:
+    """The reference step as a function of the state s = h, or (h, c) for LSTM."""
+    H = w.w_hh.shape[1]
+    out = step(cell, xw, s[None, :H], s[None, H:] if cell == "lstm" else None, w)
+    return torch.cat([out.h[0], out.c[0]]) if out.c is not None else out.h[0]
+
+
+def test_too_large_a_state_leaves_the_norms_out_with_a_note(monkeypatch: pytest.MonkeyPatch) -> None:
+    net, task, sample = _setup("lstm", 0, 1, False, 0)
+    monkeypatch.setattr("app.core.jacobians.MAX_JACOBIAN_WORK", 6 * 10**3 - 1)  # T=6, n=10: 6000
+    frame = probe(net, task, sample)
+    assert frame.theory is not None and frame.theory.jacobian_norm is None
+    assert frame.theory.w_hh_radius.shape == (1, 1, 4) and frame.theory.cell_path_mean is not None
+    assert frame.notes == [frame.theory.note]
+    assert "6 steps of a 10-unit state" in frame.notes[0]
