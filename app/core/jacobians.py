@@ -21,8 +21,9 @@ for one sample and returns a `Theory`, per layer and direction:
 `step_jacobians` forms the Jacobians themselves (tests hold them to torch.func.jacrev on
 `app.core.cells.step`). Norms come from the largest eigenvalue of J J^T (symmetric, so
 eigvalsh: about half the time of an SVD), formed a chunk of timesteps at a time. That costs
-about T n^3 per direction (n the state size): above MAX_JACOBIAN_WORK the norms are left out
-(None) and `Theory.note` says so, rather than a probe taking minutes or an inexact number.
+about T n^3 per layer and direction (n the state size): when the stack's L D T n^3 exceeds
+MAX_JACOBIAN_WORK the norms are left out (None) and `Theory.note` says so, rather than a probe
+taking minutes or reporting an inexact number.
 
 What this is not: part of training or of the gradient norms (app.core.probes); it reads the
 weights and the traces and writes nothing.
@@ -42,7 +43,7 @@ from app.core.cells import CHUNKS, CellName, Weights, layer_weights
 
 TOP_SINGULAR = 8  # singular values of each W_hh block in a frame
 CHUNK_FLOATS = 2**23  # Jacobian entries formed at once (32 MB of float32)
-MAX_JACOBIAN_WORK = 2**32  # T * n^3 of one direction at most (LSTM H=128, T=200: about 0.5 s)
+MAX_JACOBIAN_WORK = 2**31  # L * D * T * n^3 at most (about 0.3 s on one core; LSTM H=128: T <= 128)
 
 Array = NDArray[np.float32]
 Seqs = list[list[dict[str, Tensor]]]  # as app.core.probes: [layer][direction] name -> (T, H)
@@ -65,7 +66,8 @@ def theory(cell: CellName, params: Mapping[str, Tensor], seqs: Seqs) -> Theory:
     """The `Theory` of one sample from its traces (`seqs`) and the stack's weights (`params`)."""
     T, H = seqs[0][0]["h"].shape
     n = 2 * H if cell == "lstm" else H
-    exact = T * n**3 <= MAX_JACOBIAN_WORK
+    work = len(seqs) * len(seqs[0]) * T * n**3
+    exact = work <= MAX_JACOBIAN_WORK
     norms, radius, singular, f_mean, f_max = [], [], [], [], []
     for layer, dirs in enumerate(seqs):
         ws = [layer_weights(params, layer, reverse=d == 1) for d in range(len(dirs))]
@@ -84,14 +86,15 @@ def theory(cell: CellName, params: Mapping[str, Tensor], seqs: Seqs) -> Theory:
         cell_path_max=_stacked(f_max) if lstm else None,
         w_hh_radius=_stacked(radius),
         w_hh_singular=_stacked(singular),
-        note=None if exact else _left_out(T, n),
+        note=None if exact else _left_out(T, n, work),
     )
 
 
-def _left_out(T: int, n: int) -> str:
+def _left_out(T: int, n: int, work: int) -> str:
     return (
-        f"The step Jacobian norms are left out of this frame: {T} steps of a {n}-unit state "
-        f"cost {T * n**3:.2g} (T x n^3), more than the {MAX_JACOBIAN_WORK:.2g} a probe spends on them."
+        f"The step Jacobian norms are left out of this frame: {T} steps of a {n}-unit state in every "
+        f"layer and direction cost {work:.2g} (L x D x T x n^3), more than the "
+        f"{MAX_JACOBIAN_WORK:.2g} a probe spends on them."
     )
 
 
