@@ -35,6 +35,7 @@ from app.settings import Settings, get_settings
 from app.web import (
     api,
     compression,
+    diagnosis,
     docs,
     errors,
     estimate,
@@ -115,6 +116,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(texts.router)
     app.include_router(groups.router)
     app.include_router(lessons.router)
+    app.include_router(diagnosis.router)
     app.include_router(ingest.router)
     app.include_router(view_routes.router)
     app.include_router(ws.router)
