@@ -5,7 +5,7 @@ loaded by claims.run_numbers: its step metrics and first and last probe frames) 
 `Symptom`s, one per kind that the numbers show:
 
 - vanishing: ||dl_T/dh_0|| / ||dl_T/dh_T|| of the top layer at the last probe below claims.VANISHED
-  (not of a diverged run, whose last frame's gradients are not finite);
+  (not of a diverged run: its blown-up weights saturate every unit, so that is divergence again);
 - exploding: a gradient norm (before clipping) of claims.EXPLODES[1] or more, or not finite;
 - diverged: the run ended diverged;
 - saturated: a gate of a layer outside [0.1, 0.9] for at least SATURATED of its values;
@@ -119,7 +119,7 @@ def _scaled_lr(run: RunNumbers, factor: float) -> Remedy:
 
 def _vanishing(run: RunNumbers) -> Symptom | None:
     ratio = reach_ratio(run.last)
-    if run.status == "diverged" or not ratio < VANISHED:  # a diverged run's last frame holds no gradient
+    if run.status == "diverged" or not ratio < VANISHED:  # diverged: saturated units, not a cell's fault
         return None
     layer = run.last.arrays["grad_h_last"].shape[0] - 1
     return _symptom(
