@@ -84,6 +84,11 @@ def patched(config: RunCreate, patch: dict[str, Any]) -> RunCreate:
     return RunCreate.model_validate(merge(config.model_dump(), patch))
 
 
+def _series(metrics: list[dict[str, Any]], key: str) -> list[float]:
+    """One metric of every step (NaN where storage holds NULL: SQLite stores a NaN so)."""
+    return [math.nan if m[key] is None else float(m[key]) for m in metrics]
+
+
 def _finite(x: float) -> float | None:
     return x if math.isfinite(x) else None
 
@@ -133,7 +138,7 @@ def _vanishing(run: RunNumbers) -> Symptom | None:
 
 
 def _exploding(run: RunNumbers) -> Symptom | None:
-    norms = np.array([float(m["grad_norm"]) for m in run.metrics])
+    norms = np.array(_series(run.metrics, "grad_norm"))
     if not norms.size:
         return None
     at = int(np.argmax(np.where(np.isfinite(norms), norms, np.inf)))
@@ -141,6 +146,8 @@ def _exploding(run: RunNumbers) -> Symptom | None:
     if math.isfinite(peak) and peak < EXPLODES[1]:
         return None
     step = int(run.metrics[at]["step"])
+    finite = norms[np.isfinite(norms)]
+    median = float(np.median(finite)) if finite.size else math.nan
     remedy = (
         Remedy(description="clip the gradient norm at 1", patch={"clip": {"mode": "norm", "threshold": 1.0}})
         if run.config.clip.mode == "off"
@@ -157,11 +164,11 @@ def _exploding(run: RunNumbers) -> Symptom | None:
             layer=None,
             values={
                 "grad_norm": _finite(peak),
-                "median": _finite(float(np.median(norms))),
+                "median": _finite(median),
                 "threshold": EXPLODES[1],
             },
         ),
-        f"The gradient norm reached {num(peak)} at step {step} (median {num(float(np.median(norms)))}): "
+        f"The gradient norm reached {num(peak)} at step {step} (median {num(median)}): "
         "the product of the step Jacobians grows with the sequence, so one update can throw the weights out.",
         remedy,
     )
@@ -171,7 +178,7 @@ def _diverged(run: RunNumbers) -> Symptom | None:
     if run.status != "diverged":
         return None
     step = run.steps + 1
-    loss = float(run.metrics[-1]["loss"]) if run.metrics else math.nan
+    loss = _series(run.metrics, "loss")[-1] if run.metrics else math.nan
     remedy = (
         Remedy(description="clip the gradient norm at 1", patch={"clip": {"mode": "norm", "threshold": 1.0}})
         if run.config.clip.mode == "off"
@@ -230,7 +237,7 @@ def _dead(run: RunNumbers) -> Symptom | None:
 def _clipping(run: RunNumbers) -> Symptom | None:
     if not run.metrics or run.clips <= CLIPPING * len(run.metrics):
         return None
-    norms = [float(m["grad_norm"]) for m in run.metrics if math.isfinite(m["grad_norm"])]
+    norms = [n for n in _series(run.metrics, "grad_norm") if math.isfinite(n)]
     if run.config.clip.mode == "norm" and norms:
         wanted, why = float(np.percentile(norms, 90)), "the 90th percentile of the gradient norms"
     else:  # value clipping bounds each element: no norm to read it from
@@ -272,8 +279,7 @@ def _stuck(run: RunNumbers) -> Symptom | None:
 
 
 def _learning_rate(run: RunNumbers) -> Symptom | None:
-    ratios = [float(m["update_ratio"]) for m in run.metrics[len(run.metrics) // 2 :]]
-    ratios = [r for r in ratios if math.isfinite(r)]
+    ratios = [r for r in _series(run.metrics[len(run.metrics) // 2 :], "update_ratio") if math.isfinite(r)]
     if not ratios or run.status == "diverged":
         return None
     median = float(np.median(ratios))

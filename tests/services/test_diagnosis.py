@@ -175,3 +175,16 @@ def test_a_merge_patch() -> None:
     assert patched(changed, {"init": {"forget_bias": None}}).init.forget_bias is None  # null removes
     with pytest.raises(ValueError, match="forget_bias"):
         patched(config, {"cell": "gru", "init": {"forget_bias": 1}})
+
+
+def test_a_gradient_norm_storage_holds_as_null_is_an_overflow(trained: Any) -> None:
+    run = trained("hello")
+    metrics = [dict(m) for m in run.metrics]
+    metrics[150]["grad_norm"] = None  # SQLite stores a NaN as NULL
+    found = kinds(dataclasses.replace(run, metrics=metrics))
+    assert set(found) == {"exploding"}
+    evidence = found["exploding"].evidence
+    assert evidence.step == 151 and evidence.values["grad_norm"] is None
+    assert evidence.values["median"] == float(
+        np.median([m["grad_norm"] for m in run.metrics[:150] + run.metrics[151:]])
+    )
