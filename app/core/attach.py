@@ -144,6 +144,7 @@ def probe_call(
         tokens=tokens,
         notes=notes,
         source=source,
+        params=full,
     )
 
 

@@ -19,7 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from app.core.attach import MAX_FRAME_T
 from app.core.cells import GATES
-from app.core.frames import GRADIENT_ARRAYS, Frame
+from app.core.frames import GRADIENT_ARRAYS, THEORY_ARRAYS, Frame
+from app.core.jacobians import TOP_SINGULAR
 from app.core.probes import ITEMIZE_MAX_STEPS, WatchSource
 from app.services.schemas import AttachedConfig
 
@@ -51,7 +52,7 @@ class FrameHeader(BaseModel):
 
 def expected_arrays(config: AttachedConfig, T: int) -> tuple[dict[str, tuple[int, ...]], set[str]]:
     """The arrays a frame of T timesteps of this module has, by name -> shape, and which of them
-    may be left out (the itemized matrices, and only for T <= ITEMIZE_MAX_STEPS)."""
+    may be left out (the theory arrays, and the itemized matrices only for T <= ITEMIZE_MAX_STEPS)."""
     L, U = config.num_layers, (2 if config.bidirectional else 1) * config.hidden_size
     shapes: dict[str, tuple[int, ...]] = {
         "inputs": (T, config.input_size),
@@ -66,10 +67,15 @@ def expected_arrays(config: AttachedConfig, T: int) -> tuple[dict[str, tuple[int
         shapes |= {"c": (L, T, U), "grad_c": (L, T)}
     for g in GATES[config.cell]:
         shapes |= {f"gates.{g}": (L, T, U), f"unit_means.{g}": (L, U)}
-    optional: set[str] = set()
+    D, G = (2 if config.bidirectional else 1), max(1, len(GATES[config.cell]))
+    shapes |= {"jacobian_norm": (L, D, T), "w_hh_radius": (L, D, G)}
+    shapes["w_hh_singular"] = (L, D, G, min(TOP_SINGULAR, config.hidden_size))
+    if config.cell == "lstm":
+        shapes |= {"cell_path_mean": (L, D, T), "cell_path_max": (L, D, T)}
+    optional = set(THEORY_ARRAYS)
     if T <= ITEMIZE_MAX_STEPS:
         shapes |= {"itemized": (L, T, T), "connectivity_itemized": (T, T)}
-        optional = {"itemized", "connectivity_itemized"}
+        optional |= {"itemized", "connectivity_itemized"}
     return shapes, optional
 
 
@@ -97,7 +103,8 @@ def check_frame(data: bytes, run_id: str, config: AttachedConfig) -> Frame:
 
 
 def _check_array_table(data: bytes) -> None:
-    """Each array once, with the dtype its name has (frames.GRADIENT_ARRAYS float32, others float16)."""
+    """Each array once, with the dtype its name has (GRADIENT_ARRAYS and THEORY_ARRAYS float32,
+    others float16)."""
     (n,) = struct.unpack_from("<I", data)
     seen: set[str] = set()
     for spec in orjson.loads(data[4 : 4 + n])["arrays"]:
@@ -105,7 +112,7 @@ def _check_array_table(data: bytes) -> None:
         if name in seen:
             raise Invalid(f"the frame lists the array {name} twice")
         seen.add(name)
-        dtype = "float32" if name in GRADIENT_ARRAYS else "float16"
+        dtype = "float32" if name in GRADIENT_ARRAYS or name in THEORY_ARRAYS else "float16"
         if spec["dtype"] != dtype:
             raise Invalid(f"array {name} is {spec['dtype']}: it must be {dtype}")
 

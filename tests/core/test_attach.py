@@ -327,6 +327,9 @@ def test_the_built_in_and_the_attached_probe_are_one_computation() -> None:
     for name in ("h", "grad_h", "grad_h_last", "itemized", "connectivity", "connectivity_total", "mask"):
         np.testing.assert_allclose(getattr(attached, name), getattr(built_in, name), rtol=1e-5, atol=1e-7)
     assert attached.targets is None and attached.outputs is None and attached.source == "live"
+    assert attached.theory is not None and built_in.theory is not None  # the theory too, one computation
+    for name in ("jacobian_norm", "w_hh_radius", "w_hh_singular"):
+        np.testing.assert_allclose(getattr(attached.theory, name), getattr(built_in.theory, name), rtol=1e-5)
 
 
 def test_without_itemize_the_matrix_is_absent_and_the_rest_unchanged() -> None:

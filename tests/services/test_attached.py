@@ -318,6 +318,11 @@ BAD_FRAMES: list[tuple[str, Callable[[Frame], bytes], str]] = [
         "array grad_h has values that are not finite",
     ),
     ("inf h", lambda f: _mutated(f, h=_nan(f.arrays["h"], np.inf)), "array h has values that are not finite"),
+    (
+        "theory shape",
+        lambda f: _mutated(f, jacobian_norm=f.arrays["jacobian_norm"][:, :1]),
+        "array jacobian_norm has shape [2, 1, 6]: this module's must be [2, 2, 6]",
+    ),
 ]
 
 
@@ -357,6 +362,10 @@ def test_itemized_matrices_come_only_with_short_frames(service: Service) -> None
         service.runs.add_frame(run_id, faked)
     short = attached_frame(run_id, m, 3)
     service.runs.add_frame(run_id, _mutated(short, itemized=None, connectivity_itemized=None))  # optional
+    theory_free = _mutated(
+        attached_frame(run_id, m, 4), jacobian_norm=None, w_hh_radius=None, w_hh_singular=None
+    )
+    service.runs.add_frame(run_id, theory_free)  # the theory arrays are optional too
 
 
 def test_arrays_in_the_wrong_dtype_are_refused(service: Service, monkeypatch: pytest.MonkeyPatch) -> None:
