@@ -22,8 +22,9 @@ for one sample and returns a `Theory`, per layer and direction:
 `app.core.cells.step`). Norms come from the largest eigenvalue of J J^T (symmetric, so
 eigvalsh: about half the time of an SVD), formed a chunk of timesteps at a time. That costs
 about T n^3 per layer and direction (n the state size): when the stack's L D T n^3 exceeds
-MAX_JACOBIAN_WORK the norms are left out (None) and `Theory.note` says so, rather than a probe
-taking minutes or reporting an inexact number.
+MAX_JACOBIAN_WORK the norms are left out (None) and `Theory.notes` says so, rather than a probe
+taking minutes or reporting an inexact number; so are the W_hh spectra (float64 eigenvalues and
+SVDs, about 10 G H^3 per layer and direction) when the stack's L D G H^3 exceeds MAX_SPECTRA_WORK.
 
 What this is not: part of training or of the gradient norms (app.core.probes); it reads the
 weights and the traces and writes nothing.
@@ -44,6 +45,7 @@ from app.core.cells import CHUNKS, CellName, Weights, layer_weights
 TOP_SINGULAR = 8  # singular values of each W_hh block in a frame
 CHUNK_FLOATS = 2**23  # Jacobian entries formed at once (32 MB of float32)
 MAX_JACOBIAN_WORK = 2**31  # L * D * T * n^3 at most (about 0.3 s on one core; LSTM H=128: T <= 128)
+MAX_SPECTRA_WORK = 2**28  # L * D * G * H^3 at most (about 0.7 s on one core; one LSTM layer: H <= 406)
 
 Array = NDArray[np.float32]
 Seqs = list[list[dict[str, Tensor]]]  # as app.core.probes: [layer][direction] name -> (T, H)
@@ -56,9 +58,9 @@ class Theory:
     jacobian_norm: Array | None  # (L, D, T); None above MAX_JACOBIAN_WORK
     cell_path_mean: Array | None  # (L, D, T), LSTM
     cell_path_max: Array | None  # (L, D, T), LSTM
-    w_hh_radius: Array  # (L, D, G)
-    w_hh_singular: Array  # (L, D, G, K)
-    note: str | None = None  # the sentence a frame carries when jacobian_norm is left out
+    w_hh_radius: Array | None  # (L, D, G); None above MAX_SPECTRA_WORK
+    w_hh_singular: Array | None  # (L, D, G, K); None above MAX_SPECTRA_WORK
+    notes: tuple[str, ...] = ()  # the sentences a frame carries for what is left out
 
 
 @torch.no_grad()
@@ -68,14 +70,17 @@ def theory(cell: CellName, params: Mapping[str, Tensor], seqs: Seqs) -> Theory:
     n = 2 * H if cell == "lstm" else H
     work = len(seqs) * len(seqs[0]) * T * n**3
     exact = work <= MAX_JACOBIAN_WORK
+    spectra_work = len(seqs) * len(seqs[0]) * CHUNKS[cell] * H**3
+    spectral = spectra_work <= MAX_SPECTRA_WORK
     norms, radius, singular, f_mean, f_max = [], [], [], [], []
     for layer, dirs in enumerate(seqs):
         ws = [layer_weights(params, layer, reverse=d == 1) for d in range(len(dirs))]
         if exact:
             norms.append([step_norms(cell, ws[d], seq, d == 1) for d, seq in enumerate(dirs)])
-        spectra = [w_hh_spectra(cell, w.w_hh) for w in ws]
-        radius.append([r for r, _ in spectra])
-        singular.append([s for _, s in spectra])
+        if spectral:
+            spectra = [w_hh_spectra(cell, w.w_hh) for w in ws]
+            radius.append([r for r, _ in spectra])
+            singular.append([s for _, s in spectra])
         if cell == "lstm":
             f_mean.append([seq["f"].mean(dim=-1) for seq in dirs])
             f_max.append([seq["f"].amax(dim=-1) for seq in dirs])
@@ -84,17 +89,27 @@ def theory(cell: CellName, params: Mapping[str, Tensor], seqs: Seqs) -> Theory:
         jacobian_norm=_stacked(norms) if exact else None,
         cell_path_mean=_stacked(f_mean) if lstm else None,
         cell_path_max=_stacked(f_max) if lstm else None,
-        w_hh_radius=_stacked(radius),
-        w_hh_singular=_stacked(singular),
-        note=None if exact else _left_out(T, n, work),
+        w_hh_radius=_stacked(radius) if spectral else None,
+        w_hh_singular=_stacked(singular) if spectral else None,
+        notes=(
+            *([] if exact else [_norms_left_out(T, n, work)]),
+            *([] if spectral else [_spectra_left_out(H, spectra_work)]),
+        ),
     )
 
 
-def _left_out(T: int, n: int, work: int) -> str:
+def _norms_left_out(T: int, n: int, work: int) -> str:
     return (
         f"The step Jacobian norms are left out of this frame: {T} steps of a {n}-unit state in every "
         f"layer and direction cost {work:.2g} (L x D x T x n^3), more than the "
         f"{MAX_JACOBIAN_WORK:.2g} a probe spends on them."
+    )
+
+
+def _spectra_left_out(H: int, work: int) -> str:
+    return (
+        f"The spectra of W_hh are left out of this frame: its {H} x {H} blocks cost {work:.2g} "
+        f"(L x D x G x H^3), more than the {MAX_SPECTRA_WORK:.2g} a probe spends on them."
     )
 
 

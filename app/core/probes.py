@@ -368,7 +368,7 @@ def make_frame(
     with the stack's weights `params` (torch.nn names, biases included), its theory too."""
     gates = {name: _layers(seqs, name) for name in GATES[cell]}
     theory_ = theory(cell, params, seqs) if params is not None else None
-    notes = [*(notes or []), *([theory_.note] if theory_ is not None and theory_.note else [])]
+    notes = [*(notes or []), *(theory_.notes if theory_ is not None else ())]
     return ProbeFrame(
         step=step,
         tokens=tokens,

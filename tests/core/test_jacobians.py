@@ -80,9 +80,9 @@ def test_theory_arrays_have_the_frame_shapes(cell: CellName) -> None:
     seqs = forward_traces(cell, params, torch.randn(T, N_IN, dtype=torch.float64), 2, True)
     th = theory(cell, params, seqs)
     G = {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 4, "gru": 3}[cell]
-    assert th.jacobian_norm is not None and th.jacobian_norm.shape == (2, 2, T) and th.note is None
-    assert th.w_hh_radius.shape == (2, 2, G)
-    assert th.w_hh_singular.shape == (2, 2, G, min(TOP_SINGULAR, H))
+    assert th.jacobian_norm is not None and th.jacobian_norm.shape == (2, 2, T) and th.notes == ()
+    assert th.w_hh_radius is not None and th.w_hh_radius.shape == (2, 2, G)
+    assert th.w_hh_singular is not None and th.w_hh_singular.shape == (2, 2, G, min(TOP_SINGULAR, H))
     assert (th.jacobian_norm >= 0).all()
     if cell == "lstm":
         assert th.cell_path_mean is not None and th.cell_path_max is not None

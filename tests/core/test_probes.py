@@ -174,6 +174,7 @@ def test_a_probe_s_step_jacobian_norms_match_jacrev_on_the_unrolled_net(cell: Ce
     net, task, sample = _setup(cell, 0, 2, True, 5)
     frame = probe(net, task, sample)
     assert frame.theory is not None and frame.theory.jacobian_norm is not None
+    assert frame.theory.w_hh_radius is not None and frame.notes == []
     params = {k: v.detach() for k, v in net.recurrent_params().items()}
     _, u = net.unrolled(sample.inputs)
     T = sample.inputs.shape[1]
@@ -212,6 +213,16 @@ def test_too_large_a_state_leaves_the_norms_out_with_a_note(monkeypatch: pytest.
     monkeypatch.setattr("app.core.jacobians.MAX_JACOBIAN_WORK", 6 * 10**3 - 1)  # T=6, n=10: 6000
     frame = probe(net, task, sample)
     assert frame.theory is not None and frame.theory.jacobian_norm is None
-    assert frame.theory.w_hh_radius.shape == (1, 1, 4) and frame.theory.cell_path_mean is not None
-    assert frame.notes == [frame.theory.note]
+    assert frame.theory.w_hh_radius is not None and frame.theory.w_hh_radius.shape == (1, 1, 4)
+    assert frame.theory.cell_path_mean is not None
+    assert frame.notes == list(frame.theory.notes) and len(frame.notes) == 1
     assert "6 steps of a 10-unit state" in frame.notes[0]
+
+
+def test_too_large_a_w_hh_leaves_its_spectra_out_with_a_note(monkeypatch: pytest.MonkeyPatch) -> None:
+    net, task, sample = _setup("gru", 0, 1, False, 0)
+    monkeypatch.setattr("app.core.jacobians.MAX_SPECTRA_WORK", 3 * 5**3 - 1)  # G=3, H=5: 375
+    frame = probe(net, task, sample)
+    assert frame.theory is not None and frame.theory.jacobian_norm is not None
+    assert frame.theory.w_hh_radius is None and frame.theory.w_hh_singular is None
+    assert len(frame.notes) == 1 and "spectra of W_hh are left out" in frame.notes[0]
