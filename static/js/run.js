@@ -13,6 +13,7 @@ import { gradNormFigure, lossFigure, paramNormsFigure, saturationFigure, updateF
 import { Feed } from "./feed.js";
 import { Pacer } from "./pace.js";
 import { Chart } from "./plots.js";
+import { showDiagnosis } from "./diagnosis.js";
 import { FrameStore } from "./scrubber.js";
 import { applyKind, showFrameInfo, showHead, showLabel, SOURCES } from "./runhead.js";
 import { setupTools } from "./tools.js";
@@ -285,6 +286,7 @@ function onFeed(what) {
   if (what === "end") {
     if (state.follow && !state.replay) state.frame = feed.frame;
     renderAll();
+    if (!isAttached(state.run)) showDiagnosis(runId).catch(showError);
   } else pace.add(what); // "run" too: the scrubber's steps
 }
 
@@ -318,6 +320,7 @@ async function start() {
   $("export").href = `/api/runs/${runId}/export`;
   if (run.group) await showGroup(run);
   if (task) setupTools({ run, task, frame: feed.frame, display: state.cat.display, limits: state.cat.limits });
+  if (task) await showDiagnosis(runId);
   state.task = task;
   state.ready = true;
   if (state.step !== null) await scrubTo(state.step);

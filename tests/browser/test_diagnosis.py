@@ -1,0 +1,52 @@
+"""The run page's diagnosis panel in Chromium: a diverged run lists its findings with their
+remedies, a healthy one says nothing was found."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import httpx
+from playwright.sync_api import Page
+
+from tests.browser.conftest import poll, screenshot, wait_for_run
+from tests.services.test_diagnosis import CONFIGS
+
+
+def _open(page: Page, url: Callable[[str], str], http: httpx.Client, name: str) -> str:
+    run = http.post("/api/runs", json=CONFIGS[name]).json()
+    wait_for_run(http, run["id"])
+    page.goto(url(f"/runs/{run['id']}"))
+    poll(
+        page,
+        "() => !document.getElementById('diagnosis').hidden"
+        " && document.getElementById('diagnosis-note').textContent",
+    )
+    run_id: str = run["id"]
+    return run_id
+
+
+def test_a_diverged_run_shows_its_findings(
+    gs_page: Page, url: Callable[[str], str], http: httpx.Client
+) -> None:
+    run_id = _open(gs_page, url, http, "exploding, not clipped")
+    kinds = gs_page.evaluate(
+        "() => [...document.querySelectorAll('#diagnosis-list .finding')].map((n) => n.dataset.kind)"
+    )
+    assert kinds == [f["kind"] for f in http.get(f"/api/runs/{run_id}/diagnosis").json()["findings"]]
+    assert kinds == ["diverged", "exploding"]
+    text = gs_page.locator("#diagnosis").inner_text()
+    assert (
+        "The gradient norm reached " in text
+        and 'Remedy: clip the gradient norm at 1 {"clip":{"mode":"norm","threshold":1}}' in text
+    )
+    gs_page.locator("#diagnosis").scroll_into_view_if_needed()
+    screenshot(gs_page, "diagnosis-diverged")
+
+
+def test_a_healthy_run_has_nothing_found(
+    gs_page: Page, url: Callable[[str], str], http: httpx.Client
+) -> None:
+    _open(gs_page, url, http, "hello")
+    assert gs_page.locator("#diagnosis-note").inner_text().startswith("Nothing found at step 300")
+    assert gs_page.locator("#diagnosis-list .finding").count() == 0
+    screenshot(gs_page, "diagnosis-healthy")
