@@ -28,6 +28,7 @@ from typing import Literal
 import torch
 
 from app.core.cells import CellName
+from app.core.jacobians import MAX_JACOBIAN_WORK, MAX_SPECTRA_WORK
 from app.core.probes import ITEMIZE_MAX_STEPS
 
 FACTOR = 2.0  # the estimates are within this factor of measured times and peaks (bench_cost)
@@ -104,6 +105,8 @@ PROBE: Terms = {
     "gru_timestep": 2.11e-05,
     "weight": 4.86e-09,
     "constant": 0.00266,
+    "jacobian": 1.43e-10,  # fitted apart, on app.core.jacobians.theory alone (one core, a busy machine)
+    "spectra": 2.54e-09,
 }
 ACTIVATION_FLOATS: dict[CellName, float] = {"rnn_tanh": 5.0, "rnn_relu": 5.0, "lstm": 18.0, "gru": 13.0}
 PROBE_FLOATS = 11.0  # floats held per (t, row, unit, direction) of one layer's backward walk
@@ -144,6 +147,8 @@ def probe_terms(s: Shape) -> Terms:
         flops += D * 2.0 * T * G * H * (width + H + rows * (H + width))
         row_units += D * T * rows * H
     timesteps = float(T * L * D)
+    n = 2 * H if s.cell == "lstm" else H
+    jacobian, spectra = L * D * T * n**3, L * D * G * H**3  # the theory: step Jacobians, W_hh spectra
     return {
         "flop": flops,
         "row_unit": row_units,  # what the walk does per row and unit whatever the cell: norms, copies
@@ -154,6 +159,8 @@ def probe_terms(s: Shape) -> Terms:
         "weight": float(s.parameters),
         "checkpoint": float(s.parameters if s.parameters * FLOAT <= SMALL_CHECKPOINT_BYTES else 0),
         "constant": 1.0,
+        "jacobian": float(jacobian if jacobian <= MAX_JACOBIAN_WORK else 0),
+        "spectra": float(spectra if spectra <= MAX_SPECTRA_WORK else 0),
     }
 
 
