@@ -127,12 +127,18 @@ def _vanishing(run: RunNumbers) -> Symptom | None:
     if run.status == "diverged" or not ratio < VANISHED:  # diverged: saturated units, not a cell's fault
         return None
     layer = run.last.arrays["grad_h_last"].shape[0] - 1
+    k = (
+        run.config.tbptt
+        if run.config.tbptt and run.config.tbptt <= int(run.last.header["last_step"])
+        else None
+    )
     return _symptom(
         run,
         "vanishing",
         Evidence(step=run.last.step, layer=layer, values={"reach_ratio": ratio, "threshold": VANISHED}),
         f"At step {run.last.step} only {num(ratio)} of the last loss's gradient at h_T reaches h_0 "
-        f"(below {num(VANISHED)}): the network cannot learn what depends on the sequence's start.",
+        f"(below {num(VANISHED)}): the network cannot learn what depends on the sequence's start"
+        + (f", and truncated BPTT cuts the gradient beyond {k} steps." if k else "."),
         _gated(run),
     )
 
@@ -294,9 +300,11 @@ def _learning_rate(run: RunNumbers) -> Symptom | None:
         f"Over the last half of the steps the median update moves the weights by {num(median)} of their "
         "norm, "
         + (
-            f"over {num(high)}: each step rewrites a large part of them and training thrashes."
+            f"over {num(high)}, ten times the ~{num(UPDATE_TARGET)} rule of thumb: steps that large tend to "
+            "make training unstable."
             if median > high
-            else f"under {num(low)}: the weights barely move and training crawls."
+            else f"under {num(low)}, a tenth of the ~{num(UPDATE_TARGET)} rule of thumb: the weights barely "
+            "move, so training is slow."
         ),
         _scaled_lr(run, UPDATE_TARGET / median),
     )

@@ -3,7 +3,8 @@ runs get none, and each check fires on numbers that show its symptom and on no o
 
 The runs are trained through worker.run in this process and read back from a real Storage with
 claims.run_numbers, as the route reads them (test_lessons.train). The vanishing preset is trained
-for 300 of its 3000 steps: its gradient vanishes by design, from the first step.
+for 300 of its 3000 steps: its gradient vanishes by design, from the first step. The healthy runs:
+the hello preset's LSTM, the adding preset with a GRU (800 steps) and the vanishing lesson's LSTM.
 """
 
 from __future__ import annotations
@@ -18,17 +19,22 @@ import pytest
 from app.core.frames import Frame
 from app.services.claims import RunNumbers, run_numbers
 from app.services.diagnosis import UPDATE_TARGET, Symptom, diagnose, patched
-from app.services.lessons import PRESETS, Lesson
+from app.services.lessons import LESSONS, PRESETS, Lesson
 from app.services.schemas import RunCreate
 from app.services.storage import Storage
 from tests.services.test_lessons import train
 
 PRESET = {p["name"]: p for p in PRESETS}
+LESSON_RUNS = {run["title"]: run["config"] for lesson in LESSONS for run in lesson["runs"]}
 CONFIGS: dict[str, dict[str, Any]] = {
     "vanishing": {**PRESET["vanishing"]["config"], "steps": 300},
     "exploding, not clipped": PRESET["exploding"]["variants"][0],
     "hello": PRESET["hello"]["config"],
     "adding with a GRU": {**PRESET["adding"]["config"], "cell": "gru", "steps": 800},
+    "LSTM, forget bias 1": LESSON_RUNS["LSTM, forget bias 1"],  # the vanishing lesson's
+    "tanh RNN, truncated BPTT k = 10": LESSON_RUNS[
+        "tanh RNN, truncated BPTT k = 10"
+    ],  # the remedies lesson's
 }
 
 
@@ -94,11 +100,18 @@ def test_the_unclipped_exploding_preset_explodes_and_diverges(trained: Any) -> N
         assert patched(run.config, found[kind].remedy.patch).clip.mode == "norm"
 
 
-@pytest.mark.parametrize("name", ["hello", "adding with a GRU"])
+@pytest.mark.parametrize("name", ["hello", "adding with a GRU", "LSTM, forget bias 1"])
 def test_healthy_runs_get_no_finding(trained: Any, name: str) -> None:
     run = trained(name)
     assert run.status == "completed" and run.learned()
     assert diagnose(run) == []
+
+
+def test_a_truncated_run_s_vanishing_says_where_the_truncation_cuts(trained: Any) -> None:
+    run = trained("tanh RNN, truncated BPTT k = 10")
+    vanishing = kinds(run)["vanishing"]
+    assert vanishing.explanation.endswith(", and truncated BPTT cuts the gradient beyond 10 steps.")
+    assert not kinds(trained("vanishing"))["vanishing"].explanation.endswith("steps.")  # full BPTT
 
 
 # -- each check on numbers that show its symptom ---------------------------------------------
