@@ -226,3 +226,21 @@ def test_too_large_a_w_hh_leaves_its_spectra_out_with_a_note(monkeypatch: pytest
     assert frame.theory is not None and frame.theory.jacobian_norm is not None
     assert frame.theory.w_hh_radius is None and frame.theory.w_hh_singular is None
     assert len(frame.notes) == 1 and "spectra of W_hh are left out" in frame.notes[0]
+
+
+@pytest.mark.parametrize("cell", ["rnn_tanh", "rnn_relu", "gru"])
+def test_the_running_product_of_step_norms_bounds_the_last_loss_gradient(cell: CellName) -> None:
+    """||dl_T/dh_t|| <= ||dl_T/dh_T|| * prod_{k=t+1..T} ||J_k||: the bound a page draws over grad_h_last
+    (one layer, one direction, adding: the loss enters at h_T alone)."""
+    net, task, sample = _setup(cell, 0, 1, False, 7)
+    frame = probe(net, task, sample)
+    assert frame.theory is not None and frame.theory.jacobian_norm is not None
+    T, norms, grad = (
+        frame.last_step,
+        frame.theory.jacobian_norm[0, 0].astype(np.float64),
+        frame.grad_h_last[0],
+    )
+    assert sample.inputs.shape[1] - 1 == T and grad[T] > 0
+    for t in range(T):
+        bound = grad[T] * np.prod(norms[t + 1 : T + 1])
+        assert grad[t] <= bound * (1 + 1e-5) + 1e-12, (t, grad[t], bound)
