@@ -320,7 +320,7 @@ async function start() {
   $("export").href = `/api/runs/${runId}/export`;
   if (run.group) await showGroup(run);
   if (task) setupTools({ run, task, frame: feed.frame, display: state.cat.display, limits: state.cat.limits });
-  if (task) await showDiagnosis(runId);
+  if (task) showDiagnosis(runId).catch(showError); // not awaited: the views never wait for it
   state.task = task;
   state.ready = true;
   if (state.step !== null) await scrubTo(state.step);
