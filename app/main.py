@@ -41,6 +41,7 @@ from app.web import (
     estimate,
     groups,
     ingest,
+    interventions,
     lessons,
     pages,
     runs,
@@ -113,6 +114,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(api.router)
     app.include_router(estimate.router)  # before runs: POST /api/runs/estimate is no run id
     app.include_router(runs.router)
+    app.include_router(interventions.router)
     app.include_router(texts.router)
     app.include_router(groups.router)
     app.include_router(lessons.router)

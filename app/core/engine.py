@@ -130,10 +130,14 @@ class Trainer:
         """Ask the run to end after the step in progress (safe from another thread)."""
         self._stop_requested = True
 
-    def events(self) -> Iterator[Event]:
+    def events(self, between: Callable[[], None] | None = None) -> Iterator[Event]:
+        """The run's events; `between` (if given) is called between two steps, after the probe of
+        the step before: the one place a caller may pause the run or change it (it may block)."""
         cfg = self.config
         yield self._timed_probe(self.budget.plan(0, force=True))
         while self.step < cfg.steps:
+            if between is not None:
+                between()
             if self._stop_requested:
                 self.status = "stopped"
                 yield End("stopped", self.step, "stopped on request")

@@ -22,6 +22,8 @@ class Handle:
     conn: Connection  # the parent's end
     child_conn: Connection  # the worker's end, closed here once the worker has started
     stop_event: EventType
+    control: Connection  # the parent's end of the control pipe (pause, resume)
+    child_control: Connection  # the worker's end, closed here once the worker has started
     thread: threading.Thread = field(init=False)
     checkpoint: bytes | None = None  # the latest weights, while running
     heard: bool = False  # a first message arrived (the worker is past importing torch)

@@ -13,7 +13,7 @@ storage, keeps the run's status and calls `publish(run_id, message)` with a `Mes
 - ProbeMessage(step, display) each probe frame: its display frame's bytes (the worker pooled
                           it; frames.Frame), published as soon as it arrives, then stored with
                           the full frame;
-- StatusMessage(run)      every status change (running; then the final status);
+- StatusMessage(run)      every status change (running, paused and back; then the final status);
 - EndMessage(run)         once, when the run has ended (after its final StatusMessage).
 
 A queued run's RunPublic carries its `queue_position` (`public(record)`: how many queued runs are
@@ -29,6 +29,10 @@ Threads: every public method is quick (a few SQLite writes and signals) and safe
 including the event loop's; one lock guards the scheduling state. `publish` is called from the
 reader threads (and from the caller's thread for stop/delete of a queued run), never under the
 lock: a subscriber on an event loop must hop to it itself (loop.call_soon_threadsafe).
+
+`pause` and `resume` reach the worker over its control pipe; it answers between two steps, and
+its answer sets the status ('paused', 'running'). A paused worker waits without CPU, its state
+kept; `stop` and `delete` still work on it.
 
 `stop` takes effect within a second: the worker stops after the step in progress, and one that
 has not stopped STOP_GRACE_SECONDS later (a long step, or a worker still importing torch) is
@@ -221,6 +225,32 @@ class RunManager:
         self._emit(run_id, EndMessage(public))
         return updated
 
+    def pause(self, run_id: str) -> RunRecord:
+        """Ask a running run to pause after the step in progress; it is 'paused' once its worker is.
+
+        Returns the run as it is now. RunNotFound for an unknown id, WrongState unless it runs.
+        """
+        return self._control(run_id, ("pause",), "pause")
+
+    def resume(self, run_id: str) -> RunRecord:
+        """Ask a paused (or pausing) run to go on; it is 'running' once its worker is."""
+        return self._control(run_id, ("resume",), "resume")
+
+    def _control(self, run_id: str, message: tuple[Any, ...], verb: str) -> RunRecord:
+        """Send `message` to the run's worker; RunNotFound / WrongState (with a sentence) if it has none."""
+        with self._lock:
+            record = self.storage.get_run(run_id)
+            if record is None:
+                raise RunNotFound(f"no run has the id {run_id}")
+            h = self._running.get(run_id)
+            if h is None or h.stop_requested:
+                raise WrongState(f"only a running or paused run can {verb}: run {run_id} is {record.status}")
+            try:
+                h.control.send(message)
+            except (OSError, EOFError) as exc:  # the worker is exiting
+                raise WrongState(f"run {run_id} is ending and cannot {verb}") from exc
+            return record
+
     def delete(self, run_id: str) -> None:
         """Delete a run and all its data, terminating its worker if it runs. RunNotFound if unknown.
 
@@ -291,14 +321,15 @@ class RunManager:
             self._queue.popleft()
             assert record is not None
             conn, child_conn = self._mp.Pipe(duplex=False)
+            child_control, control = self._mp.Pipe(duplex=False)
             stop_event = self._mp.Event()
             process = self._mp.Process(
                 target=worker.main,
-                args=(run_id, orjson.dumps(record.config).decode(), child_conn, stop_event),
+                args=(run_id, orjson.dumps(record.config).decode(), child_conn, stop_event, child_control),
                 name=f"gatescope-run-{run_id}",
                 daemon=True,
             )
-            h = Handle(run_id, process, conn, child_conn, stop_event)
+            h = Handle(run_id, process, conn, child_conn, stop_event, control, child_control)
             h.thread = threading.Thread(
                 target=self._serve,
                 args=(h, record.to_public()),
@@ -325,11 +356,13 @@ class RunManager:
                 abandon = h.stop_requested  # stopped or deleted before the worker even started
             if abandon:
                 h.child_conn.close()
+                h.child_control.close()
             else:
                 try:
                     h.process.start()
                 finally:
                     h.child_conn.close()  # so that the worker's death reads as EOF here
+                    h.child_control.close()
                 self._read(h, outcome)
         except StorageError as exc:
             log.error("run %s: %s", h.run_id, exc)
@@ -342,6 +375,7 @@ class RunManager:
         finally:
             outcome.exitcode = h.reap(JOIN_SECONDS)
             h.conn.close()
+            h.control.close()
         try:
             self._finish(h, outcome)
         except Exception:
@@ -396,6 +430,9 @@ class RunManager:
                     self._store(h, self.storage.add_probe, h.run_id, step, full, display)
                     if ckpt is not None:
                         self._keep_checkpoint(h, step, ckpt)
+                elif kind in ("paused", "resumed"):
+                    flush()  # a paused run's stored steps are all it has trained
+                    self._set_paused(h, kind == "paused")
                 elif kind == "checkpoint":
                     self._keep_checkpoint(h, message[1], message[2])
                 elif kind == "end":
@@ -411,6 +448,12 @@ class RunManager:
             if len(rows) >= FLUSH_ROWS or (rows and time.monotonic() - flushed_at >= FLUSH_SECONDS):
                 flush()
         flush()
+
+    def _set_paused(self, h: Handle, paused: bool) -> None:
+        """The worker has paused (or resumed): record and publish the status."""
+        record = self.storage.update_run(h.run_id, status="paused" if paused else "running")
+        if record is not None and not h.deleted:
+            self._emit(h.run_id, StatusMessage(record.to_public()))
 
     def _keep_checkpoint(self, h: Handle, step: int, data: bytes) -> None:
         with self._lock:

@@ -25,7 +25,9 @@ from app.core.probes import WatchSource
 from app.core.tasks import MAX_TEXT_CHARS, TASKS, CharLMTask, make_task
 from gatescope.sink import EndStatus
 
-RunStatus = Literal["queued", "running", "completed", "stopped", "diverged", "failed", "interrupted"]
+RunStatus = Literal[
+    "queued", "running", "paused", "completed", "stopped", "diverged", "failed", "interrupted"
+]
 FINISHED: frozenset[str] = frozenset({"completed", "stopped", "diverged", "failed", "interrupted"})
 
 

@@ -258,10 +258,11 @@ class Storage:
             self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
 
     def recover(self) -> list[str]:
-        """At startup: runs left 'running' become 'interrupted'; returns the 'queued' ids, oldest first."""
+        """At startup: runs left 'running' or 'paused' become 'interrupted'; 'queued' ids, oldest first."""
         with self._write("recovering runs") as conn:
             conn.execute(
-                "UPDATE runs SET status = 'interrupted', finished_at = ?, error = ? WHERE status = 'running'",
+                "UPDATE runs SET status = 'interrupted', finished_at = ?, error = ?"
+                " WHERE status IN ('running', 'paused')",
                 (_iso(utcnow()), INTERRUPTED_ERROR),
             )
             rows = conn.execute(

@@ -12,6 +12,11 @@ iterates `Trainer.events()` and sends each event to the parent over `conn` as a 
     ("checkpoint", step, checkpoint: bytes)          before "end", if the weights sent are stale
     ("end", status, step, reason)                    the run's End, then the process exits 0
     ("error", "<ExcType>: message")                  any exception; the process exits 1
+    ("paused", step) / ("resumed", step)             the run is paused after step `step` / goes on
+
+The parent controls the run over a second pipe, `control` (parent -> worker), read between two
+steps (Trainer.events' `between`): ("pause",) blocks the worker there, waiting on the pipe (no
+CPU) and still watching `stop_event` and its parent, until ("resume",).
 
 A checkpoint is `torch.save` of {"config": RunCreate JSON dict, "step", "state_dict":
 net.rnn.state_dict(), "readout": net.readout.state_dict(), "vocab": list[str] | None}; it loads
@@ -49,6 +54,7 @@ from app.services.schemas import RunCreate, to_train_config
 
 CHECKPOINT_SECONDS = 5.0  # larger ones at most this often
 MAX_ERROR_CHARS = 2000
+PAUSED_POLL_SECONDS = 0.1  # a paused worker's longest wait before it looks at stop_event again
 
 
 class StopSignal(Protocol):
@@ -61,7 +67,9 @@ class ParentGoneError(Exception):
     """The parent process died or closed its end of the pipe."""
 
 
-def main(run_id: str, config_json: str, conn: Connection, stop_event: StopSignal) -> None:
+def main(
+    run_id: str, config_json: str, conn: Connection, stop_event: StopSignal, control: Connection | None = None
+) -> None:
     """Process entry point: run, close the pipe, exit with run()'s code.
 
     It leaves with os._exit: tearing down an interpreter that has loaded torch takes 1-2 s, which
@@ -70,7 +78,7 @@ def main(run_id: str, config_json: str, conn: Connection, stop_event: StopSignal
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     code = 1
     try:
-        code = run(run_id, config_json, conn, stop_event)
+        code = run(run_id, config_json, conn, stop_event, control)
     except BaseException:  # pragma: no cover - run() reports every Exception itself
         traceback.print_exc()
     finally:
@@ -80,7 +88,9 @@ def main(run_id: str, config_json: str, conn: Connection, stop_event: StopSignal
         os._exit(code)
 
 
-def run(run_id: str, config_json: str, conn: Connection, stop_event: StopSignal) -> int:
+def run(
+    run_id: str, config_json: str, conn: Connection, stop_event: StopSignal, control: Connection | None = None
+) -> int:
     """Train one run, sending its events over `conn`; the exit code (0 after "end", 1 on error).
 
     Callable in-process (e.g. from a thread in tests): it never touches signals or exits.
@@ -90,7 +100,8 @@ def run(run_id: str, config_json: str, conn: Connection, stop_event: StopSignal)
         config = RunCreate.model_validate_json(config_json)
         trainer = Trainer(to_train_config(config, threads=1))
         checkpoints = _Checkpoints(config, trainer)
-        for event in trainer.events():
+        bench = _Bench(trainer, conn, stop_event, control, parent)
+        for event in trainer.events(bench.between):
             if isinstance(event, StepMetrics):
                 # "time": the wall clock when the step was done, so a viewer can measure latency
                 _send(conn, ("step", {**dataclasses.asdict(event), "time": time.time()}))
@@ -139,6 +150,43 @@ def checkpoint_bytes(config: RunCreate, trainer: Trainer) -> bytes:
         buf,
     )
     return buf.getvalue()
+
+
+class _Bench:
+    """The worker's side of the control pipe: pause, resume (read between two steps)."""
+
+    def __init__(
+        self, trainer: Trainer, conn: Connection, stop: StopSignal, control: Connection | None, parent: int
+    ) -> None:
+        self.trainer, self.conn, self.stop_event, self.control = trainer, conn, stop, control
+        self.parent = parent
+        self.paused = False
+
+    def between(self) -> None:
+        """Handle what the parent sent; while paused, wait here (on the pipe) for a resume or a stop."""
+        if self.control is None:
+            return
+        while True:
+            if self.stop_event.is_set():
+                self.trainer.stop()
+                return
+            if os.getppid() != self.parent:
+                raise ParentGoneError
+            try:
+                ready = self.control.poll(PAUSED_POLL_SECONDS if self.paused else 0)
+                message = self.control.recv() if ready else None
+            except (OSError, EOFError) as exc:
+                raise ParentGoneError from exc
+            if message is not None:
+                self._handle(message)
+            elif not self.paused:
+                return
+
+    def _handle(self, message: tuple[Any, ...]) -> None:
+        kind = message[0]
+        if kind in ("pause", "resume") and self.paused != (kind == "pause"):
+            self.paused = kind == "pause"
+            _send(self.conn, ("paused" if self.paused else "resumed", self.trainer.step))
 
 
 class _Checkpoints:

@@ -380,3 +380,42 @@ def test_a_crashed_server_leaves_no_worker_and_its_run_is_interrupted(tmp_path: 
     record = storage.get_run(run_id)
     assert record is not None and record.status == "interrupted" and record.error == INTERRUPTED_ERROR
     assert record.step >= 3 and len(storage.metrics(run_id)) == record.step
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_pause_holds_the_worker_without_cpu_then_resume_and_stop(make: Make) -> None:
+    manager, storage, recorder = make(max_runs=1)
+    record = manager.submit(_config(steps=LONG, probe_every=0))
+    queued = manager.submit(_config())
+    with pytest.raises(WrongState, match=r"only a running or paused run can pause: run \w+ is queued"):
+        manager.pause(queued.id)
+    wait_steps(storage, record.id, 2)
+    assert manager.pause(record.id).id == record.id
+    wait_for(lambda: (storage.get_run(record.id) or record).status == "paused", what="the pause")
+    pid = manager.worker_pid(record.id)
+    assert pid is not None
+    step, cpu = (storage.get_run(record.id) or record).step, _cpu_seconds(pid)
+    time.sleep(1.0)
+    assert (storage.get_run(record.id) or record).step == step  # not a step while paused
+    assert _cpu_seconds(pid) - cpu < 0.1  # waits on its pipe
+    statuses = [m.run.status for m in recorder.of(record.id) if isinstance(m, StatusMessage)]
+    assert statuses == ["running", "paused"]
+    manager.resume(record.id)
+    wait_steps(storage, record.id, step + 2)
+    assert (storage.get_run(record.id) or record).status == "running"
+    manager.pause(record.id)
+    wait_for(lambda: (storage.get_run(record.id) or record).status == "paused", what="the second pause")
+    manager.stop(record.id)  # a paused run stops
+    stopped = wait_finished(storage, record.id, timeout=10)
+    assert stopped.status == "stopped" and stopped.error is None
+    assert [m["step"] for m in storage.metrics(record.id)] == list(range(1, stopped.step + 1))
+    with pytest.raises(WrongState, match=r"only a running or paused run can resume: run \w+ is stopped"):
+        manager.resume(record.id)
+    with pytest.raises(RunNotFound):
+        manager.pause("nosuchrun")
+    wait_finished(storage, queued.id)

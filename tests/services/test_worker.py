@@ -225,3 +225,56 @@ def test_a_training_exception_is_an_error_message(monkeypatch: pytest.MonkeyPatc
 def test_the_worker_quits_when_its_parent_has_gone() -> None:
     result = _run(LSTM.model_copy(update={"steps": 100_000}), close_at_once=True)
     assert result.code == 1  # at its first send, not after 100000 steps
+
+
+def test_a_paused_worker_waits_between_two_steps_and_resumes_where_it_was() -> None:
+    """A pause sent at step 3 pauses after a step p >= 3 (the worker does not wait for it): nothing
+    while paused, then the rest on resume, trained bit for bit as without the pause."""
+    config = LSTM.model_copy(update={"probe_every": 0})
+    parent, child = multiprocessing.Pipe(duplex=False)
+    worker_end, control = multiprocessing.Pipe(duplex=False)
+    stop = threading.Event()
+    args = ("rid", config.model_dump_json(), child, stop, worker_end)
+    thread = threading.Thread(target=worker.run, args=args)
+    messages: list[tuple[Any, ...]] = []
+    thread.start()
+    try:
+        while not messages or messages[-1][0] not in ("end", "error"):
+            messages.append(parent.recv())
+            if messages[-1][0] == "step" and messages[-1][1]["step"] == 3:
+                control.send(("pause",))
+            if messages[-1][0] == "paused":
+                assert not parent.poll(0.5)  # paused: not a step more
+                control.send(("pause",))  # a second pause changes nothing
+                control.send(("resume",))
+        thread.join(30)
+    finally:
+        for end in (parent, child, worker_end, control):
+            end.close()
+    kinds = [m[0] + (str(m[1]["step"]) if m[0] == "step" else "") for m in messages]
+    p = kinds.index("paused") - 1
+    assert p >= 3 and kinds[: p + 3] == ["probe", *(f"step{i}" for i in range(1, p + 1)), "paused", "resumed"]
+    assert messages[p + 1] == ("paused", p) and messages[p + 2] == ("resumed", p)
+    assert [m[1]["step"] for m in messages if m[0] == "step"] == list(range(1, 13))
+    final = _load(next(m[4] for m in reversed(messages) if m[0] == "probe"))  # the last step's weights
+    expected = _replay(config, 12).net.rnn.state_dict()
+    assert all(torch.equal(final["state_dict"][k], v) for k, v in expected.items())
+
+
+def test_a_paused_worker_still_stops() -> None:
+    parent, child = multiprocessing.Pipe(duplex=False)
+    worker_end, control = multiprocessing.Pipe(duplex=False)
+    stop = threading.Event()
+    control.send(("pause",))
+    args = ("rid", LSTM.model_dump_json(), child, stop, worker_end)
+    thread = threading.Thread(target=worker.run, args=args)
+    thread.start()
+    try:
+        assert parent.recv()[0] == "probe" and parent.recv() == ("paused", 0)
+        stop.set()
+        end = parent.recv()
+        thread.join(30)
+    finally:
+        for pipe in (parent, child, worker_end, control):
+            pipe.close()
+    assert end == ("end", "stopped", 0, "stopped on request")  # step 0's weights came with its probe
