@@ -17,11 +17,12 @@ callers iterate `Trainer.events()` (or pass callbacks to `run`) and ask it to `s
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, cast
 
 import torch
 from torch import Tensor
@@ -129,6 +130,27 @@ class Trainer:
     def stop(self) -> None:
         """Ask the run to end after the step in progress (safe from another thread)."""
         self._stop_requested = True
+
+    def apply(self, changes: Mapping[str, object]) -> None:
+        """Change knobs between two steps: `lr`, `clip` ({"mode", "threshold"}), `tbptt` (None: full).
+
+        Everything is checked before anything changes (ValueError naming the knob), so a change is
+        applied whole or not at all."""
+        unknown = set(changes) - {"lr", "clip", "tbptt"}
+        if unknown:
+            raise ValueError(f"no such knob: {', '.join(sorted(unknown))}")
+        update: dict[str, object] = {}
+        if "lr" in changes:
+            update["lr"] = float(cast(float, changes["lr"]))
+        if "clip" in changes:
+            clip = cast(Mapping[str, object], changes["clip"])
+            update["clip"], update["clip_threshold"] = clip["mode"], float(cast(float, clip["threshold"]))
+        if "tbptt" in changes:
+            update["tbptt"] = changes["tbptt"]
+        self.config = dataclasses.replace(self.config, **update)  # type: ignore[arg-type]
+        if "lr" in update:
+            for group in self.optimizer.param_groups:
+                group["lr"] = update["lr"]
 
     def events(self, between: Callable[[], None] | None = None) -> Iterator[Event]:
         """The run's events; `between` (if given) is called between two steps, after the probe of

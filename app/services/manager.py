@@ -58,7 +58,7 @@ import orjson
 from app.services import worker
 from app.services.handles import Handle, Outcome
 from app.services.records import RunRecord, utcnow
-from app.services.schemas import FINISHED, RunCreate, RunPublic
+from app.services.schemas import FINISHED, Intervention, RunCreate, RunPublic
 from app.services.storage import Storage, StorageError
 
 MAX_QUEUED = 100
@@ -235,6 +235,15 @@ class RunManager:
     def resume(self, run_id: str) -> RunRecord:
         """Ask a paused (or pausing) run to go on; it is 'running' once its worker is."""
         return self._control(run_id, ("resume",), "resume")
+
+    def intervene(self, run_id: str, changes: dict[str, Any]) -> str:
+        """Send changes (InterventionCreate.changes) to a running or paused run; the intervention's id.
+
+        The worker applies them between two steps and the reader thread stores them with that step
+        (Storage.interventions). RunNotFound / WrongState as for pause."""
+        intervention_id = uuid.uuid4().hex[:12]
+        self._control(run_id, ("intervene", intervention_id, changes), "take an intervention")
+        return intervention_id
 
     def _control(self, run_id: str, message: tuple[Any, ...], verb: str) -> RunRecord:
         """Send `message` to the run's worker; RunNotFound / WrongState (with a sentence) if it has none."""
@@ -433,6 +442,13 @@ class RunManager:
                 elif kind in ("paused", "resumed"):
                     flush()  # a paused run's stored steps are all it has trained
                     self._set_paused(h, kind == "paused")
+                elif kind == "intervened":
+                    flush()
+                    _, intervention_id, step, changes = message
+                    item = Intervention(id=intervention_id, step=step, changes=changes, applied_at=utcnow())
+                    self._store(h, self.storage.add_intervention, h.run_id, item)
+                elif kind == "refused":  # pragma: no cover - the API validated the changes
+                    log.warning("run %s: intervention %s refused: %s", h.run_id, message[1], message[2])
                 elif kind == "checkpoint":
                     self._keep_checkpoint(h, message[1], message[2])
                 elif kind == "end":

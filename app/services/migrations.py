@@ -9,7 +9,8 @@ current file is left as it is:
 - version 2 -> 3: runs gain `kind`, every run so far "built-in";
 - version 3 -> 4: runs gain `name` and `tags` (from their config: an attached run's name is its
   watch's) and `brief`, the config as the run list shows it (records.brief);
-- version 4 -> 5: the texts table (custom texts by content hash), made by its CREATE in SCHEMA.
+- version 4 -> 5: the texts table (custom texts by content hash), made by its CREATE in SCHEMA;
+- version 5 -> 6: the interventions table (a run's applied interventions), made so too.
 
 Files made before version 4 have no auto-vacuum: the first open switches it to incremental and
 rewrites the file once with VACUUM (it needs free disk space about the file's size), so that
@@ -28,7 +29,7 @@ import orjson
 from app.core.frames import MAX_T, MAX_UNITS, Frame
 from app.services.records import brief
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 INCREMENTAL = 2  # PRAGMA auto_vacuum's value for INCREMENTAL
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -74,6 +75,14 @@ CREATE TABLE IF NOT EXISTS checkpoints (
     run_id TEXT PRIMARY KEY REFERENCES runs (id) ON DELETE CASCADE,
     step INTEGER NOT NULL,
     data BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS interventions (
+    run_id TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+    id TEXT NOT NULL,
+    step INTEGER NOT NULL,
+    changes TEXT NOT NULL,
+    applied_at TEXT NOT NULL,
+    PRIMARY KEY (run_id, id)
 );
 CREATE TABLE IF NOT EXISTS texts (
     id TEXT PRIMARY KEY,

@@ -292,6 +292,39 @@ RunConfig = Annotated[
 ]
 
 
+class InterventionCreate(BaseModel):
+    """POST /api/runs/{id}/interventions: the knobs to change between two steps (at least one).
+
+    A field left out is left as it is; `tbptt: null` means full backprop through time."""
+
+    model_config = ConfigDict(extra="forbid")
+    lr: Annotated[float, Field(gt=0, le=10)] | None = None
+    clip: ClipSpec | None = None
+    tbptt: Annotated[int | None, Field(ge=1, le=LIMITS.tbptt, description="truncated BPTT window")] = None
+
+    @model_validator(mode="after")
+    def _has_a_change(self) -> InterventionCreate:
+        if not self.model_fields_set:
+            raise ValueError("an intervention needs at least one change (lr, clip or tbptt)")
+        for name in ("lr", "clip"):
+            if name in self.model_fields_set and getattr(self, name) is None:
+                raise ValueError(f"{name} cannot be null: leave it out to keep it")
+        return self
+
+    def changes(self) -> dict[str, Any]:
+        """The changes as the worker applies them (only the fields given)."""
+        return self.model_dump(mode="json", include=self.model_fields_set)
+
+
+class Intervention(BaseModel):
+    """An intervention as the worker applied it: after step `step`, before the next."""
+
+    id: str
+    step: int
+    changes: dict[str, Any]
+    applied_at: datetime
+
+
 class RunPublic(BaseModel):
     id: str
     status: RunStatus

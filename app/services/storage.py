@@ -44,7 +44,7 @@ from app.services import migrations
 from app.services.migrations import SCHEMA, SCHEMA_VERSION
 from app.services.records import RunRecord, brief, utcnow
 from app.services.run_query import RunQuery
-from app.services.schemas import RunKind, RunStatus, RunSummary
+from app.services.schemas import Intervention, RunKind, RunStatus, RunSummary
 
 DB_NAME = "gatescope.db"
 BUSY_TIMEOUT = 5.0  # seconds a statement waits for another connection's lock
@@ -361,6 +361,18 @@ class Storage:
         return bytes(row[0]) if row is not None else None
 
     # -- texts (the dashboard form links a custom text by its id: POST /api/texts) ------------
+
+    def add_intervention(self, run_id: str, item: Intervention) -> None:
+        row = (run_id, item.id, item.step, orjson.dumps(item.changes).decode(), _iso(item.applied_at))
+        with self._write("storing an intervention") as conn:
+            conn.execute("INSERT INTO interventions VALUES (?, ?, ?, ?, ?)", row)
+
+    def interventions(self, run_id: str) -> list[Intervention]:
+        """The run's applied interventions, in the order applied."""
+        query = "SELECT id, step, changes, applied_at FROM interventions WHERE run_id = ? ORDER BY rowid"
+        with self._read("reading interventions") as conn:
+            rows = conn.execute(query, (run_id,)).fetchall()
+        return [Intervention(id=i, step=s, changes=orjson.loads(c), applied_at=a) for i, s, c, a in rows]
 
     def save_text(self, text_id: str, text: str) -> None:
         """Keep `text` under `text_id` (its content hash: saving it again only marks it as recent).

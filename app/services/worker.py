@@ -13,10 +13,13 @@ iterates `Trainer.events()` and sends each event to the parent over `conn` as a 
     ("end", status, step, reason)                    the run's End, then the process exits 0
     ("error", "<ExcType>: message")                  any exception; the process exits 1
     ("paused", step) / ("resumed", step)             the run is paused after step `step` / goes on
+    ("intervened", id, step, changes)                intervention `id` applied after step `step`
+    ("refused", id, "message")                       intervention `id` not applied (nothing changed)
 
 The parent controls the run over a second pipe, `control` (parent -> worker), read between two
 steps (Trainer.events' `between`): ("pause",) blocks the worker there, waiting on the pipe (no
-CPU) and still watching `stop_event` and its parent, until ("resume",).
+CPU) and still watching `stop_event` and its parent, until ("resume",); ("intervene", id, changes)
+applies Trainer.apply(changes) there, whole or not at all.
 
 A checkpoint is `torch.save` of {"config": RunCreate JSON dict, "step", "state_dict":
 net.rnn.state_dict(), "readout": net.readout.state_dict(), "vocab": list[str] | None}; it loads
@@ -153,7 +156,7 @@ def checkpoint_bytes(config: RunCreate, trainer: Trainer) -> bytes:
 
 
 class _Bench:
-    """The worker's side of the control pipe: pause, resume (read between two steps)."""
+    """The worker's side of the control pipe: pause, resume, intervene (read between two steps)."""
 
     def __init__(
         self, trainer: Trainer, conn: Connection, stop: StopSignal, control: Connection | None, parent: int
@@ -184,7 +187,15 @@ class _Bench:
 
     def _handle(self, message: tuple[Any, ...]) -> None:
         kind = message[0]
-        if kind in ("pause", "resume") and self.paused != (kind == "pause"):
+        if kind == "intervene":
+            _, intervention_id, changes = message
+            try:
+                self.trainer.apply(changes)
+            except ValueError as exc:
+                _send(self.conn, ("refused", intervention_id, str(exc)))
+            else:
+                _send(self.conn, ("intervened", intervention_id, self.trainer.step, changes))
+        elif kind in ("pause", "resume") and self.paused != (kind == "pause"):
             self.paused = kind == "pause"
             _send(self.conn, ("paused" if self.paused else "resumed", self.trainer.step))
 

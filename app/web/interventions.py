@@ -1,9 +1,12 @@
-"""The lab bench's routes under /api: pausing and resuming a built-in run.
+"""The lab bench's routes under /api: pausing, resuming and changing a built-in run.
 
 What this is: thin typed routes over RunManager.pause / resume. A run pauses between two steps:
 the answer is the run as it is now ('running' until its worker has paused; GET it to see), then
 'paused'; a paused run resumes the same way. Every error answers {"detail": "a sentence"}
 (errors.py): 404 for an unknown run, 409 for one that does not run (queued, finished, attached).
+
+An intervention (POST .../interventions, InterventionCreate) is answered 202 with its id; the
+worker applies it between two steps and it is then listed (GET .../interventions) with that step.
 
 What this is not: the pausing itself (app.services.manager and worker) or the run's other routes (runs.py).
 """
@@ -13,9 +16,10 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends
+from pydantic import BaseModel
 
-from app.services.schemas import RunPublic
-from app.web.deps import NOT_FOUND, BuiltInRunDep, ManagerDep, require_token
+from app.services.schemas import Intervention, InterventionCreate, RunPublic
+from app.web.deps import NOT_FOUND, BuiltInRunDep, ManagerDep, RunDep, StorageDep, require_token
 
 router = APIRouter(prefix="/api", tags=["runs"], dependencies=[Depends(require_token)])
 NOT_RUNNING: dict[int | str, dict[str, Any]] = {
@@ -33,3 +37,25 @@ def pause_run(run: BuiltInRunDep, manager: ManagerDep) -> RunPublic:
 def resume_run(run: BuiltInRunDep, manager: ManagerDep) -> RunPublic:
     """Resume a paused run where it stopped."""
     return manager.public(manager.resume(run.id))
+
+
+class InterventionQueued(BaseModel):
+    """The answer to POST .../interventions: its id; it is listed, with its step, once applied."""
+
+    id: str
+
+
+@router.post(
+    "/runs/{run_id}/interventions",
+    status_code=202,
+    responses={**NOT_FOUND, **NOT_RUNNING, 422: {"description": "a value out of range (named)"}},
+)
+def intervene(run: BuiltInRunDep, body: InterventionCreate, manager: ManagerDep) -> InterventionQueued:
+    """Change lr, clip or tbptt of a running or paused run, between two steps, whole or not at all."""
+    return InterventionQueued(id=manager.intervene(run.id, body.changes()))
+
+
+@router.get("/runs/{run_id}/interventions", responses=NOT_FOUND)
+def list_interventions(run: RunDep, storage: StorageDep) -> list[Intervention]:
+    """The run's applied interventions, each with the step after which it was applied."""
+    return storage.interventions(run.id)

@@ -278,3 +278,41 @@ def test_a_paused_worker_still_stops() -> None:
         for pipe in (parent, child, worker_end, control):
             pipe.close()
     assert end == ("end", "stopped", 0, "stopped on request")  # step 0's weights came with its probe
+
+
+def test_an_intervention_is_applied_between_two_steps_whole() -> None:
+    """lr and clip changed while paused: "intervened" at the paused step, and the run trains on as a
+    replay that makes the same change after that step; a bad change is refused, nothing changed."""
+    config = LSTM.model_copy(update={"probe_every": 0})
+    parent, child = multiprocessing.Pipe(duplex=False)
+    worker_end, control = multiprocessing.Pipe(duplex=False)
+    changes = {"lr": 0.05, "clip": {"mode": "value", "threshold": 0.01}}
+    control.send(("pause",))
+    control.send(("intervene", "bad", {"lr": 0.1, "momentum": 0.5}))
+    control.send(("intervene", "i1", changes))
+    control.send(("resume",))
+    args = ("rid", config.model_dump_json(), child, threading.Event(), worker_end)
+    thread = threading.Thread(target=worker.run, args=args)
+    thread.start()
+    try:
+        messages = [parent.recv()]
+        while messages[-1][0] not in ("end", "error"):
+            messages.append(parent.recv())
+        thread.join(30)
+    finally:
+        for pipe in (parent, child, worker_end, control):
+            pipe.close()
+    assert messages[1:5] == [
+        ("paused", 0),
+        ("refused", "bad", "no such knob: momentum"),
+        ("intervened", "i1", 0, changes),
+        ("resumed", 0),
+    ]
+    steps = [m[1] for m in messages if m[0] == "step"]
+    assert all(s["lr"] == 0.05 for s in steps) and any(s["clipped"] for s in steps)
+    replay = Trainer(to_train_config(config))
+    replay.apply(changes)
+    for _ in range(12):
+        assert replay.train_step() is not None
+    final = _load(next(m[4] for m in reversed(messages) if m[0] == "probe"))
+    assert all(torch.equal(final["state_dict"][k], v) for k, v in replay.net.rnn.state_dict().items())

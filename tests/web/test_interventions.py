@@ -38,3 +38,47 @@ def test_a_finished_unknown_or_attached_run_cannot_pause(served: Served) -> None
     detail = f"only a running or paused run can pause: run {served.hello} is completed"
     assert finished.json()["detail"] == detail
     assert served.client.post("/api/runs/nosuchrun/resume").status_code == 404
+
+
+def test_an_intervention_is_applied_recorded_with_its_step_and_listed(tmp_path: Path) -> None:
+    with TestClient(make_app(tmp_path, max_runs=1)) as http:
+        run_id = http.post("/api/runs", json=SLOW).json()["id"]
+        wait_for(http, run_id, statuses=frozenset({"running"}))
+        http.post(f"/api/runs/{run_id}/pause")
+        paused = wait_for(http, run_id, timeout=5, statuses=frozenset({"paused"}))
+        answer = http.post(f"/api/runs/{run_id}/interventions", json={"lr": 0.01, "tbptt": 3})
+        assert answer.status_code == 202
+        deadline = time.monotonic() + 5
+        while not (listed := http.get(f"/api/runs/{run_id}/interventions").json()):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert [(i["id"], i["step"], i["changes"]) for i in listed] == [
+            (answer.json()["id"], paused["step"], {"lr": 0.01, "tbptt": 3})
+        ]
+        http.post(f"/api/runs/{run_id}/resume")
+        while http.get(f"/api/runs/{run_id}").json()["step"] < paused["step"] + 2:
+            time.sleep(0.05)
+        lrs = {m["lr"] for m in http.get(f"/api/runs/{run_id}/metrics").json() if m["step"] > paused["step"]}
+        assert lrs == {0.01}
+        http.post(f"/api/runs/{run_id}/stop")
+        wait_for(http, run_id, timeout=5)
+
+
+def test_bad_interventions_are_422_naming_the_field_and_409_on_a_finished_run(served: Served) -> None:
+    url = f"/api/runs/{served.hello}/interventions"
+    for body, words in [
+        ({"lr": 20}, ("lr", "10")),
+        ({"clip": {"mode": "norm", "threshold": 0}}, ("clip", "threshold", "0")),
+        ({"tbptt": 0}, ("tbptt", "1")),
+        ({}, ("at least one change",)),
+        ({"lr": None}, ("lr cannot be null",)),
+        ({"momentum": 0.5}, ("momentum",)),
+    ]:
+        answer = served.client.post(url, json=body)
+        assert answer.status_code == 422, body
+        assert all(word in str(answer.json()["detail"]) for word in words), answer.json()
+    finished = served.client.post(url, json={"lr": 0.01})
+    assert finished.status_code == 409
+    detail = f"only a running or paused run can take an intervention: run {served.hello} is completed"
+    assert finished.json()["detail"] == detail
+    assert served.client.get(url).json() == []
