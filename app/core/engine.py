@@ -31,12 +31,14 @@ from app.core.budget import Plan, ProbeBudget
 from app.core.cells import CellName
 from app.core.model import InitScheme, ModelSpec, RecurrentNet, State, initialize
 from app.core.probes import ProbeFrame, probe
+from app.core.surgery import rescale_recurrent, set_forget_bias
 from app.core.tasks import Batch, Task, make_task
 
 OptimizerName = Literal["sgd", "rmsprop", "adam", "adagrad"]
 OPTIMIZERS: tuple[OptimizerName, ...] = ("sgd", "rmsprop", "adam", "adagrad")
 ClipMode = Literal["off", "norm", "value"]
 Status = Literal["running", "completed", "stopped", "diverged"]
+KNOBS = frozenset({"lr", "clip", "tbptt", "optimizer", "rescale", "forget_bias"})  # what apply changes
 PROBE_SEED_OFFSET = 0x5EED  # the probe sample comes from its own stream, not the training batches
 
 
@@ -132,25 +134,39 @@ class Trainer:
         self._stop_requested = True
 
     def apply(self, changes: Mapping[str, object]) -> None:
-        """Change knobs between two steps: `lr`, `clip` ({"mode", "threshold"}), `tbptt` (None: full).
+        """Change the run between two steps, whole or not at all (ValueError naming the bound).
 
-        Everything is checked before anything changes (ValueError naming the knob), so a change is
-        applied whole or not at all."""
-        unknown = set(changes) - {"lr", "clip", "tbptt"}
+        Knobs: `lr`; `clip` ({"mode", "threshold"}); `tbptt` (None: full BPTT); `optimizer`
+        ({"name", "reset_state"}: a new optimizer, or the same one keeping its state). Weights
+        (app.core.surgery): `rescale` ({"layer", "radius"}); `forget_bias` (LSTM)."""
+        unknown = set(changes) - KNOBS
         if unknown:
             raise ValueError(f"no such knob: {', '.join(sorted(unknown))}")
-        update: dict[str, object] = {}
-        if "lr" in changes:
-            update["lr"] = float(cast(float, changes["lr"]))
+        update: dict[str, object] = {k: changes[k] for k in ("lr", "tbptt") if k in changes}
         if "clip" in changes:
             clip = cast(Mapping[str, object], changes["clip"])
-            update["clip"], update["clip_threshold"] = clip["mode"], float(cast(float, clip["threshold"]))
-        if "tbptt" in changes:
-            update["tbptt"] = changes["tbptt"]
-        self.config = dataclasses.replace(self.config, **update)  # type: ignore[arg-type]
-        if "lr" in update:
-            for group in self.optimizer.param_groups:
-                group["lr"] = update["lr"]
+            update["clip"], update["clip_threshold"] = clip["mode"], clip["threshold"]
+        optimizer = cast(Mapping[str, object] | None, changes.get("optimizer"))
+        if optimizer is not None:
+            update["optimizer"] = optimizer["name"]
+            if optimizer["name"] != self.config.optimizer and not optimizer["reset_state"]:
+                raise ValueError(
+                    f"optimizer.reset_state must be true to switch from {self.config.optimizer} to "
+                    f"{optimizer['name']}: one's state means nothing to the other"
+                )
+        if "forget_bias" in changes and self.config.cell != "lstm":
+            raise ValueError(f"forget_bias applies to LSTM only, not {self.config.cell}")
+        config = dataclasses.replace(self.config, **update)  # type: ignore[arg-type]
+        if "rescale" in changes:  # checks, then changes: the one step here that may still refuse
+            rescale = cast(Mapping[str, int | float], changes["rescale"])
+            rescale_recurrent(self.net, int(rescale["layer"]), float(rescale["radius"]))
+        if "forget_bias" in changes:
+            set_forget_bias(self.net, float(cast(float, changes["forget_bias"])))
+        if optimizer is not None and (optimizer["reset_state"] or config.optimizer != self.config.optimizer):
+            self.optimizer = _optimizer(config, self.params)
+        self.config = config
+        for group in self.optimizer.param_groups:
+            group["lr"] = config.lr
 
     def events(self, between: Callable[[], None] | None = None) -> Iterator[Event]:
         """The run's events; `between` (if given) is called between two steps, after the probe of

@@ -292,6 +292,18 @@ RunConfig = Annotated[
 ]
 
 
+class OptimizerChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: Literal["sgd", "rmsprop", "adam", "adagrad"]
+    reset_state: bool = Field(False, description="a fresh optimizer; must be true to switch optimizers")
+
+
+class Rescale(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    layer: Annotated[int, Field(ge=0, le=LIMITS.num_layers - 1)]
+    radius: Annotated[float, Field(gt=0, le=10, description="the spectral radius of each W_hh gate block")]
+
+
 class InterventionCreate(BaseModel):
     """POST /api/runs/{id}/interventions: the knobs to change between two steps (at least one).
 
@@ -301,12 +313,16 @@ class InterventionCreate(BaseModel):
     lr: Annotated[float, Field(gt=0, le=10)] | None = None
     clip: ClipSpec | None = None
     tbptt: Annotated[int | None, Field(ge=1, le=LIMITS.tbptt, description="truncated BPTT window")] = None
+    optimizer: OptimizerChange | None = None
+    rescale: Rescale | None = None
+    forget_bias: Annotated[float, Field(ge=-20, le=20, description="LSTM only: b_if + b_hf")] | None = None
 
     @model_validator(mode="after")
     def _has_a_change(self) -> InterventionCreate:
         if not self.model_fields_set:
-            raise ValueError("an intervention needs at least one change (lr, clip or tbptt)")
-        for name in ("lr", "clip"):
+            knobs = ", ".join(type(self).model_fields)
+            raise ValueError(f"an intervention needs at least one change ({knobs})")
+        for name in set(type(self).model_fields) - {"tbptt"}:
             if name in self.model_fields_set and getattr(self, name) is None:
                 raise ValueError(f"{name} cannot be null: leave it out to keep it")
         return self

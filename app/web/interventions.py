@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, HTTPException
 from pydantic import BaseModel
 
 from app.services.schemas import Intervention, InterventionCreate, RunPublic
@@ -51,7 +51,13 @@ class InterventionQueued(BaseModel):
     responses={**NOT_FOUND, **NOT_RUNNING, 422: {"description": "a value out of range (named)"}},
 )
 def intervene(run: BuiltInRunDep, body: InterventionCreate, manager: ManagerDep) -> InterventionQueued:
-    """Change lr, clip or tbptt of a running or paused run, between two steps, whole or not at all."""
+    """Change a running or paused run between two steps, whole or not at all: lr, clip, tbptt, the
+    optimizer; W_hh of a layer rescaled to a spectral radius; the LSTM forget-gate bias."""
+    if body.rescale is not None and body.rescale.layer >= run.config.num_layers:
+        last = run.config.num_layers - 1
+        raise HTTPException(422, f"rescale.layer must be at most {last}: the net's last layer")
+    if body.forget_bias is not None and run.config.cell != "lstm":
+        raise HTTPException(422, f"forget_bias applies to LSTM only, and this run is {run.config.cell}")
     return InterventionQueued(id=manager.intervene(run.id, body.changes()))
 
 

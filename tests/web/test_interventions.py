@@ -82,3 +82,15 @@ def test_bad_interventions_are_422_naming_the_field_and_409_on_a_finished_run(se
     detail = f"only a running or paused run can take an intervention: run {served.hello} is completed"
     assert finished.json()["detail"] == detail
     assert served.client.get(url).json() == []
+
+
+def test_weight_surgery_out_of_the_net_is_422_with_a_sentence(served: Served) -> None:
+    hello = f"/api/runs/{served.hello}/interventions"  # a 1-layer LSTM
+    layer = served.client.post(hello, json={"rescale": {"layer": 1, "radius": 0.9}})
+    assert layer.status_code == 422
+    assert layer.json()["detail"] == "rescale.layer must be at most 0: the net's last layer"
+    gru = served.client.post(f"/api/runs/{served.adding}/interventions", json={"forget_bias": 1.0})
+    assert gru.status_code == 422
+    assert gru.json()["detail"] == "forget_bias applies to LSTM only, and this run is gru"
+    radius = served.client.post(hello, json={"rescale": {"layer": 0, "radius": 0}})
+    assert radius.status_code == 422 and "radius" in str(radius.json()["detail"])

@@ -1,0 +1,46 @@
+"""Weight surgery on a RecurrentNet between two steps: the lab bench's changes to the weights.
+
+What this is: `set_forget_bias(net, value)` (LSTM: the forget gate's total bias b_if + b_hf) and
+`rescale_recurrent(net, layer, radius)` (each gate's (H, H) block of W_hh of one layer, every
+direction, scaled so that its spectral radius is `radius`). Both check first (ValueError naming
+the bound) and change nothing on a bad value.
+
+What this is not: initialisation (app.core.model.initialize) or the optimizer's state
+(app.core.engine.Trainer.apply resets or keeps it).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from app.core.cells import CHUNKS
+from app.core.model import RecurrentNet
+
+
+def set_forget_bias(net: RecurrentNet, value: float) -> None:
+    """b_if + b_hf = value in every LSTM layer and direction (b_hf set to 0)."""
+    if net.spec.cell != "lstm":
+        raise ValueError(f"forget_bias applies to LSTM only, not {net.spec.cell}")
+    H = net.spec.hidden_size
+    with torch.no_grad():
+        for name, p in net.rnn.named_parameters():
+            if name.startswith("bias_ih"):
+                p[H : 2 * H] = value
+            elif name.startswith("bias_hh"):
+                p[H : 2 * H] = 0.0
+
+
+def rescale_recurrent(net: RecurrentNet, layer: int, radius: float) -> None:
+    """Scale each gate block of W_hh in `layer` (all directions) to spectral radius `radius`."""
+    if not 0 <= layer < net.spec.num_layers:
+        raise ValueError(f"layer must be from 0 to {net.spec.num_layers - 1}")
+    H, G = net.spec.hidden_size, CHUNKS[net.spec.cell]
+    names = (f"weight_hh_l{layer}", f"weight_hh_l{layer}_reverse")
+    weights = [p for n, p in net.rnn.named_parameters() if n in names]
+    blocks = torch.cat([w.detach().view(G, H, H) for w in weights])
+    radii = torch.linalg.eigvals(blocks).abs().amax(dim=-1)
+    if bool((radii == 0).any()):
+        raise ValueError(f"a W_hh block of layer {layer} is zero: it has no spectral radius to rescale")
+    with torch.no_grad():
+        for i, w in enumerate(weights):
+            w.view(G, H, H).mul_((radius / radii[i * G : (i + 1) * G]).view(G, 1, 1))

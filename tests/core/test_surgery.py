@@ -1,0 +1,65 @@
+"""Weight surgery (app/core/surgery.py) and Trainer.apply: exact results, and refusals that change nothing."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from app.core.cells import CellName
+from app.core.engine import TrainConfig, Trainer
+
+
+def _trainer(cell: CellName = "lstm") -> Trainer:
+    config = TrainConfig(cell=cell, hidden_size=6, num_layers=2, bidirectional=True, batch_size=4, steps=5)
+    return Trainer(config)
+
+
+def _param(trainer: Trainer, name: str) -> torch.Tensor:
+    return dict(trainer.net.rnn.named_parameters())[name]
+
+
+def test_rescale_sets_the_spectral_radius_of_each_gate_block_of_one_layer() -> None:
+    trainer = _trainer("gru")
+    before = _param(trainer, "weight_hh_l0").detach().clone()
+    trainer.apply({"rescale": {"layer": 1, "radius": 0.9}})
+    for name in ("weight_hh_l1", "weight_hh_l1_reverse"):
+        blocks = _param(trainer, name).detach().view(3, 6, 6)
+        radii = torch.linalg.eigvals(blocks).abs().amax(dim=-1)
+        torch.testing.assert_close(radii, torch.full((3,), 0.9))
+    assert torch.equal(_param(trainer, "weight_hh_l0"), before)  # the other layer is untouched
+
+
+def test_forget_bias_and_a_fresh_optimizer() -> None:
+    trainer = _trainer()
+    assert trainer.train_step() is not None
+    trainer.apply({"forget_bias": 2.0, "optimizer": {"name": "sgd", "reset_state": True}, "lr": 0.1})
+    total = _param(trainer, "bias_ih_l1") + _param(trainer, "bias_hh_l1")
+    assert torch.equal(total[6:12], torch.full((6,), 2.0))
+    assert isinstance(trainer.optimizer, torch.optim.SGD) and trainer.optimizer.param_groups[0]["lr"] == 0.1
+    kept = trainer.optimizer
+    trainer.apply({"optimizer": {"name": "sgd", "reset_state": False}})
+    assert trainer.optimizer is kept
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"lr": 0.5, "optimizer": {"name": "sgd", "reset_state": False}}, "reset_state must be true"),
+        ({"lr": 0.5, "rescale": {"layer": 2, "radius": 1.0}}, "layer must be from 0 to 1"),
+        ({"lr": 0.5, "momentum": 0.9}, "no such knob: momentum"),
+    ],
+)
+def test_a_refused_change_changes_nothing(changes: dict[str, object], message: str) -> None:
+    trainer = _trainer()
+    weights = {k: v.clone() for k, v in trainer.net.state_dict().items()}
+    config, optimizer = trainer.config, trainer.optimizer
+    with pytest.raises(ValueError, match=message):
+        trainer.apply(changes)
+    assert trainer.config is config and trainer.optimizer is optimizer
+    assert optimizer.param_groups[0]["lr"] == config.lr
+    assert all(torch.equal(v, weights[k]) for k, v in trainer.net.state_dict().items())
+
+
+def test_forget_bias_is_lstm_only() -> None:
+    with pytest.raises(ValueError, match="forget_bias applies to LSTM only, not gru"):
+        _trainer("gru").apply({"forget_bias": 1.0})
