@@ -2,7 +2,8 @@
 
 What this is: `metrics_csv(rows)` writes the per-step metrics (one column per StepMetrics field,
 each parameter's gradient norm as its own `grad_norm.<parameter>` column); `write_export` writes
-a zip of config.json, metrics.csv, probes.npz (every stored probe frame at full resolution,
+a zip of config.json, metrics.csv, interventions.json (the applied interventions, each with
+its step: Storage.interventions), probes.npz (every stored probe frame at full resolution,
 arrays named "<step>/<name>", float32) and checkpoint.pt (the torch.save bytes, when there are
 weights: never for an attached run, whose weights live in its script), to a file, streaming
 probe by probe so a long run never sits in memory whole. Built-in and attached runs export alike.
@@ -77,6 +78,8 @@ def write_export(
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         archive.writestr("config.json", json.dumps(config, indent=2))
         archive.writestr("metrics.csv", metrics_csv(storage.metrics(run_id)))
+        interventions = [item.model_dump(mode="json") for item in storage.interventions(run_id)]
+        archive.writestr("interventions.json", json.dumps(interventions, indent=2))
         with tempfile.TemporaryFile() as npz:
             _write_probes(storage, run_id, npz)
             npz.seek(0)

@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
+import io
+import json
 import time
+import zipfile
 from pathlib import Path
 
 from starlette.testclient import TestClient
@@ -62,6 +65,8 @@ def test_an_intervention_is_applied_recorded_with_its_step_and_listed(tmp_path: 
         assert lrs == {0.01}
         http.post(f"/api/runs/{run_id}/stop")
         wait_for(http, run_id, timeout=5)
+        with zipfile.ZipFile(io.BytesIO(http.get(f"/api/runs/{run_id}/export").content)) as archive:
+            assert json.loads(archive.read("interventions.json")) == listed  # part of the export
 
 
 def test_bad_interventions_are_422_naming_the_field_and_409_on_a_finished_run(served: Served) -> None:
