@@ -120,7 +120,8 @@ def test_an_attached_run_reads_back_like_the_built_in_run_it_mirrors(
     )
 
     with zipfile.ZipFile(io.BytesIO(client.get(f"/api/runs/{run}/export").content)) as archive:
-        assert set(archive.namelist()) == {"config.json", "metrics.csv", "probes.npz"}  # no weights here
+        names = {"config.json", "metrics.csv", "interventions.json", "probes.npz"}  # no weights
+        assert set(archive.namelist()) == names
         assert json.loads(archive.read("config.json"))["module"] == "encoder.rnn"
         npz = np.load(io.BytesIO(archive.read("probes.npz")))
         assert {f"{steps[-1]}/h", f"{steps[-1]}/grad_h_last"} <= set(npz.files)
