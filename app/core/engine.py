@@ -31,14 +31,14 @@ from app.core.budget import Plan, ProbeBudget
 from app.core.cells import CellName
 from app.core.model import InitScheme, ModelSpec, RecurrentNet, State, initialize
 from app.core.probes import ProbeFrame, probe
-from app.core.surgery import rescale_recurrent, set_forget_bias
+from app.core.surgery import reinit_layer, rescale_recurrent, set_forget_bias
 from app.core.tasks import Batch, Task, make_task
 
 OptimizerName = Literal["sgd", "rmsprop", "adam", "adagrad"]
 OPTIMIZERS: tuple[OptimizerName, ...] = ("sgd", "rmsprop", "adam", "adagrad")
 ClipMode = Literal["off", "norm", "value"]
 Status = Literal["running", "completed", "stopped", "diverged"]
-KNOBS = frozenset({"lr", "clip", "tbptt", "optimizer", "rescale", "forget_bias"})  # what apply changes
+KNOBS = frozenset({"lr", "clip", "tbptt", "optimizer", "rescale", "reinit", "forget_bias"})
 PROBE_SEED_OFFSET = 0x5EED  # the probe sample comes from its own stream, not the training batches
 
 
@@ -138,7 +138,8 @@ class Trainer:
 
         Knobs: `lr`; `clip` ({"mode", "threshold"}); `tbptt` (None: full BPTT); `optimizer`
         ({"name", "reset_state"}: a new optimizer, or the same one keeping its state). Weights
-        (app.core.surgery): `rescale` ({"layer", "radius"}); `forget_bias` (LSTM)."""
+        (app.core.surgery): `reinit` ({"layer", "scheme", "gain"}, drawn from seed + step);
+        `rescale` ({"layer", "radius"}); `forget_bias` (LSTM)."""
         unknown = set(changes) - KNOBS
         if unknown:
             raise ValueError(f"no such knob: {', '.join(sorted(unknown))}")
@@ -157,9 +158,15 @@ class Trainer:
         if "forget_bias" in changes and self.config.cell != "lstm":
             raise ValueError(f"forget_bias applies to LSTM only, not {self.config.cell}")
         config = dataclasses.replace(self.config, **update)  # type: ignore[arg-type]
+        reinit = cast(Mapping[str, object] | None, changes.get("reinit"))
+        if reinit is not None and not 0 <= cast(int, reinit["layer"]) < config.num_layers:
+            raise ValueError(f"reinit.layer must be from 0 to {config.num_layers - 1}")
         if "rescale" in changes:  # checks, then changes: the one step here that may still refuse
             rescale = cast(Mapping[str, int | float], changes["rescale"])
             rescale_recurrent(self.net, int(rescale["layer"]), float(rescale["radius"]))
+        if reinit is not None:
+            scheme, gain = cast(InitScheme, reinit["scheme"]), float(cast(float, reinit["gain"]))
+            reinit_layer(self.net, cast(int, reinit["layer"]), scheme, gain, config.seed + self.step + 1)
         if "forget_bias" in changes:
             set_forget_bias(self.net, float(cast(float, changes["forget_bias"])))
         if optimizer is not None and (optimizer["reset_state"] or config.optimizer != self.config.optimizer):

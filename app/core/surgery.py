@@ -2,8 +2,9 @@
 
 What this is: `set_forget_bias(net, value)` (LSTM: the forget gate's total bias b_if + b_hf) and
 `rescale_recurrent(net, layer, radius)` (each gate's (H, H) block of W_hh of one layer, every
-direction, scaled so that its spectral radius is `radius`). Both check first (ValueError naming
-the bound) and change nothing on a bad value.
+direction, scaled so that its spectral radius is `radius`) and `reinit_layer(net, layer, scheme,
+gain, seed)` (every weight and bias of one layer drawn afresh as model.initialize draws them).
+All check first (ValueError naming the bound) and change nothing on a bad value.
 
 What this is not: initialisation (app.core.model.initialize) or the optimizer's state
 (app.core.engine.Trainer.apply resets or keeps it).
@@ -14,7 +15,7 @@ from __future__ import annotations
 import torch
 
 from app.core.cells import CHUNKS
-from app.core.model import RecurrentNet
+from app.core.model import InitScheme, RecurrentNet, initialize
 
 
 def set_forget_bias(net: RecurrentNet, value: float) -> None:
@@ -32,8 +33,7 @@ def set_forget_bias(net: RecurrentNet, value: float) -> None:
 
 def rescale_recurrent(net: RecurrentNet, layer: int, radius: float) -> None:
     """Scale each gate block of W_hh in `layer` (all directions) to spectral radius `radius`."""
-    if not 0 <= layer < net.spec.num_layers:
-        raise ValueError(f"layer must be from 0 to {net.spec.num_layers - 1}")
+    _check_layer(net, layer)
     H, G = net.spec.hidden_size, CHUNKS[net.spec.cell]
     names = (f"weight_hh_l{layer}", f"weight_hh_l{layer}_reverse")
     weights = [p for n, p in net.rnn.named_parameters() if n in names]
@@ -44,3 +44,22 @@ def rescale_recurrent(net: RecurrentNet, layer: int, radius: float) -> None:
     with torch.no_grad():
         for i, w in enumerate(weights):
             w.view(G, H, H).mul_((radius / radii[i * G : (i + 1) * G]).view(G, 1, 1))
+
+
+def reinit_layer(net: RecurrentNet, layer: int, scheme: InitScheme, gain: float, seed: int) -> None:
+    """Draw the layer's weights and biases (all directions) afresh by `scheme` and `gain`, seeded."""
+    _check_layer(net, layer)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        fresh = RecurrentNet(net.spec)
+        initialize(fresh, scheme, gain)
+    drawn = dict(fresh.rnn.named_parameters())
+    with torch.no_grad():
+        for name, p in net.rnn.named_parameters():
+            if name.endswith((f"_l{layer}", f"_l{layer}_reverse")):
+                p.copy_(drawn[name])
+
+
+def _check_layer(net: RecurrentNet, layer: int) -> None:
+    if not 0 <= layer < net.spec.num_layers:
+        raise ValueError(f"layer must be from 0 to {net.spec.num_layers - 1}")

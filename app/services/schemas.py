@@ -304,6 +304,13 @@ class Rescale(BaseModel):
     radius: Annotated[float, Field(gt=0, le=10, description="the spectral radius of each W_hh gate block")]
 
 
+class Reinit(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    layer: Annotated[int, Field(ge=0, le=LIMITS.num_layers - 1)]
+    scheme: Literal["default", "orthogonal", "identity", "normal"]
+    gain: Annotated[float, Field(gt=0, le=10)] = 1.0
+
+
 class InterventionCreate(BaseModel):
     """POST /api/runs/{id}/interventions: the knobs to change between two steps (at least one).
 
@@ -315,6 +322,7 @@ class InterventionCreate(BaseModel):
     tbptt: Annotated[int | None, Field(ge=1, le=LIMITS.tbptt, description="truncated BPTT window")] = None
     optimizer: OptimizerChange | None = None
     rescale: Rescale | None = None
+    reinit: Reinit | None = None
     forget_bias: Annotated[float, Field(ge=-20, le=20, description="LSTM only: b_if + b_hf")] | None = None
 
     @model_validator(mode="after")

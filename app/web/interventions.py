@@ -52,10 +52,12 @@ class InterventionQueued(BaseModel):
 )
 def intervene(run: BuiltInRunDep, body: InterventionCreate, manager: ManagerDep) -> InterventionQueued:
     """Change a running or paused run between two steps, whole or not at all: lr, clip, tbptt, the
-    optimizer; W_hh of a layer rescaled to a spectral radius; the LSTM forget-gate bias."""
-    if body.rescale is not None and body.rescale.layer >= run.config.num_layers:
-        last = run.config.num_layers - 1
-        raise HTTPException(422, f"rescale.layer must be at most {last}: the net's last layer")
+    optimizer; W_hh of a layer rescaled to a spectral radius; a layer re-initialised; the LSTM
+    forget-gate bias."""
+    for name, change in (("rescale", body.rescale), ("reinit", body.reinit)):
+        if change is not None and change.layer >= run.config.num_layers:
+            last = run.config.num_layers - 1
+            raise HTTPException(422, f"{name}.layer must be at most {last}: the net's last layer")
     if body.forget_bias is not None and run.config.cell != "lstm":
         raise HTTPException(422, f"forget_bias applies to LSTM only, and this run is {run.config.cell}")
     return InterventionQueued(id=manager.intervene(run.id, body.changes()))

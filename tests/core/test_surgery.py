@@ -63,3 +63,19 @@ def test_a_refused_change_changes_nothing(changes: dict[str, object], message: s
 def test_forget_bias_is_lstm_only() -> None:
     with pytest.raises(ValueError, match="forget_bias applies to LSTM only, not gru"):
         _trainer("gru").apply({"forget_bias": 1.0})
+
+
+def test_reinit_draws_one_layer_afresh_as_initialize_does() -> None:
+    trainer = _trainer("rnn_tanh")
+    before = {k: v.detach().clone() for k, v in trainer.net.rnn.named_parameters()}
+    trainer.apply({"reinit": {"layer": 0, "scheme": "identity", "gain": 0.5}})
+    for name, p in trainer.net.rnn.named_parameters():
+        if name.endswith(("_l0", "_l0_reverse")):
+            if name.startswith("weight_hh"):
+                assert torch.equal(p, 0.5 * torch.eye(6))
+            if name.startswith("bias"):
+                assert torch.equal(p, torch.zeros(6))  # identity zeroes the recurrent biases
+        else:
+            assert torch.equal(p, before[name])
+    with pytest.raises(ValueError, match=r"reinit\.layer must be from 0 to 1"):
+        trainer.apply({"reinit": {"layer": 2, "scheme": "normal", "gain": 1.0}})
