@@ -57,8 +57,9 @@ import orjson
 
 from app.services import worker
 from app.services.handles import Handle, Outcome
+from app.services.interventions import Intervention
 from app.services.records import RunRecord, utcnow
-from app.services.schemas import FINISHED, Intervention, RunCreate, RunPublic
+from app.services.schemas import FINISHED, RunCreate, RunPublic
 from app.services.storage import Storage, StorageError
 
 MAX_QUEUED = 100

@@ -41,10 +41,11 @@ import orjson
 
 from app.core.engine import StepMetrics
 from app.services import migrations
+from app.services.interventions import Intervention
 from app.services.migrations import SCHEMA, SCHEMA_VERSION
 from app.services.records import RunRecord, brief, utcnow
 from app.services.run_query import RunQuery
-from app.services.schemas import Intervention, RunKind, RunStatus, RunSummary
+from app.services.schemas import RunKind, RunStatus, RunSummary
 
 DB_NAME = "gatescope.db"
 BUSY_TIMEOUT = 5.0  # seconds a statement waits for another connection's lock

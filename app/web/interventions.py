@@ -18,7 +18,8 @@ from typing import Any
 from fastapi import APIRouter, Depends, HTTPException
 from pydantic import BaseModel
 
-from app.services.schemas import Intervention, InterventionCreate, RunPublic
+from app.services.interventions import Intervention, InterventionCreate
+from app.services.schemas import RunPublic
 from app.web.deps import NOT_FOUND, BuiltInRunDep, ManagerDep, RunDep, StorageDep, require_token
 
 router = APIRouter(prefix="/api", tags=["runs"], dependencies=[Depends(require_token)])
