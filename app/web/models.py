@@ -126,6 +126,12 @@ class ProbePublic(BaseModel):
     connectivity: list[float]
     connectivity_total: list[float]
     connectivity_itemized: list[list[float]] | None  # [s][t]
+    # the theory (docs/protocol.md), null where the probe left it out: [layer][direction][t] ...
+    jacobian_norm: list[list[list[float]]] | None = None  # exact ||dh_t/dh_{t-1}||_2 (LSTM: of (h, c))
+    cell_path_mean: list[list[list[float]]] | None = None  # LSTM: f_t over units
+    cell_path_max: list[list[list[float]]] | None = None
+    w_hh_radius: list[list[list[float]]] | None = None  # [layer][direction][gate block]
+    w_hh_singular: list[list[list[list[float]]]] | None = None  # ... [k], largest first
 
 
 class Health(BaseModel):
