@@ -28,7 +28,8 @@ from fastapi.staticfiles import StaticFiles
 from app import __version__
 from app.services.attached import AttachedRuns
 from app.services.hub import Hub
-from app.services.manager import Message, ProbeMessage, RunManager
+from app.services.manager import RunManager
+from app.services.messages import Message, ProbeMessage
 from app.services.storage import Storage
 from app.services.views import Views
 from app.settings import Settings, get_settings

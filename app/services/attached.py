@@ -42,18 +42,8 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from app.core.frames import Frame
 from app.services.frame_checks import Invalid, check_frame, first_error
-from app.services.manager import (
-    DELETED_ERROR,
-    SHUTDOWN_ERROR,
-    EndMessage,
-    Message,
-    ProbeMessage,
-    Publish,
-    RunNotFound,
-    StatusMessage,
-    StepMessage,
-    WrongState,
-)
+from app.services.manager import DELETED_ERROR, SHUTDOWN_ERROR, RunNotFound, WrongState
+from app.services.messages import EndMessage, Message, ProbeMessage, Publish, StatusMessage, StepMessage
 from app.services.records import RunRecord, utcnow
 from app.services.schemas import (
     FINISHED,

@@ -37,7 +37,7 @@ from typing import Protocol
 
 import orjson
 
-from app.services.manager import EndMessage, Message, ProbeMessage, StatusMessage, StepMessage
+from app.services.messages import EndMessage, Message, ProbeMessage, StatusMessage, StepMessage
 from app.services.schemas import FINISHED, RunPublic
 
 log = logging.getLogger(__name__)

@@ -4,17 +4,8 @@ What this is: `RunManager(storage, max_runs, publish)`. `submit` stores a 'queue
 it as soon as fewer than `max_runs` runs are running (at most MAX_QUEUED wait; more raise
 `QueueFull`). Each running run has a worker process (app.services.worker, multiprocessing
 "spawn") and a reader thread in this process that receives the worker's messages, writes them to
-storage, keeps the run's status and calls `publish(run_id, message)` with a `Message`:
-
-- StepMessage(metrics)    each training step, as soon as it arrives (steps are written to
-                          storage in batches, at least every FLUSH_SECONDS or FLUSH_ROWS rows
-                          and before any probe or end; the hub keeps recent steps, so a viewer
-                          who joins between the two still sees every step);
-- ProbeMessage(step, display) each probe frame: its display frame's bytes (the worker pooled
-                          it; frames.Frame), published as soon as it arrives, then stored with
-                          the full frame;
-- StatusMessage(run)      every status change (running, paused and back; then the final status);
-- EndMessage(run)         once, when the run has ended (after its final StatusMessage).
+storage, keeps the run's status and calls `publish(run_id, message)` with a Message
+(app.services.messages: each step, each probe frame's display bytes, every status change, the end).
 
 A queued run's RunPublic carries its `queue_position` (`public(record)`: how many queued runs are
 ahead of it, 0 for the next); when a run leaves the queue (starts, is stopped or deleted), every
@@ -50,7 +41,6 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -58,6 +48,7 @@ import orjson
 from app.services import worker
 from app.services.handles import Handle, Outcome
 from app.services.interventions import Intervention
+from app.services.messages import EndMessage, Message, ProbeMessage, Publish, StatusMessage, StepMessage
 from app.services.records import RunRecord, utcnow
 from app.services.schemas import FINISHED, RunCreate, RunPublic
 from app.services.storage import Storage, StorageError
@@ -72,34 +63,6 @@ SHUTDOWN_ERROR = "server shut down during the run"
 DELETED_ERROR = "the run was deleted"
 
 log = logging.getLogger(__name__)
-
-
-# -- messages -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class StepMessage:
-    metrics: dict[str, Any]  # StepMetrics fields
-
-
-@dataclass(frozen=True)
-class ProbeMessage:
-    step: int
-    display: bytes  # the display frame's bytes (frames.Frame.pooled().to_bytes()), what viewers get
-
-
-@dataclass(frozen=True)
-class StatusMessage:
-    run: RunPublic
-
-
-@dataclass(frozen=True)
-class EndMessage:
-    run: RunPublic
-
-
-Message = StepMessage | ProbeMessage | StatusMessage | EndMessage
-Publish = Callable[[str, Message], None]
 
 
 # -- errors ---------------------------------------------------------------------------------

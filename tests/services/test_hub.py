@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 from app.services.hub import Channel, Hub, Viewer
-from app.services.manager import EndMessage, ProbeMessage, StatusMessage, StepMessage
+from app.services.messages import EndMessage, ProbeMessage, StatusMessage, StepMessage
 from app.services.schemas import RunCreate, RunPublic, RunStatus
 
 pytestmark = pytest.mark.anyio

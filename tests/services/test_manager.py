@@ -24,19 +24,8 @@ import torch
 from app.core.engine import Trainer
 from app.core.frames import Frame
 from app.services import manager as manager_module
-from app.services.manager import (
-    DELETED_ERROR,
-    SHUTDOWN_ERROR,
-    EndMessage,
-    Message,
-    ProbeMessage,
-    QueueFull,
-    RunManager,
-    RunNotFound,
-    StatusMessage,
-    StepMessage,
-    WrongState,
-)
+from app.services.manager import DELETED_ERROR, SHUTDOWN_ERROR, QueueFull, RunManager, RunNotFound, WrongState
+from app.services.messages import EndMessage, Message, ProbeMessage, StatusMessage, StepMessage
 from app.services.records import RunRecord
 from app.services.schemas import FINISHED, RunCreate, to_train_config
 from app.services.storage import INTERRUPTED_ERROR, Storage
