@@ -22,9 +22,14 @@ function finding(f) {
   );
 }
 
-// draw the run's findings (a built-in run's; an attached run has no panel)
-export async function showDiagnosis(runId) {
+// draw the run's findings (a built-in run's; an attached run has no panel); `probed`: it has a probe frame
+export async function showDiagnosis(runId, probed) {
   const panel = $("diagnosis");
+  if (!probed) { // nothing to read yet: not asked, so no 409 in the console
+    panel.hidden = false;
+    $("diagnosis-note").textContent = "The diagnosis comes with the run's first probe frame.";
+    return;
+  }
   let body;
   try {
     body = await api(`/api/runs/${runId}/diagnosis`);

@@ -286,7 +286,7 @@ function onFeed(what) {
   if (what === "end") {
     if (state.follow && !state.replay) state.frame = feed.frame;
     renderAll();
-    if (!isAttached(state.run)) showDiagnosis(runId).catch(showError);
+    if (!isAttached(state.run)) showDiagnosis(runId, !!feed.frame).catch(showError);
   } else pace.add(what); // "run" too: the scrubber's steps
 }
 
@@ -320,7 +320,7 @@ async function start() {
   $("export").href = `/api/runs/${runId}/export`;
   if (run.group) await showGroup(run);
   if (task) setupTools({ run, task, frame: feed.frame, display: state.cat.display, limits: state.cat.limits });
-  if (task) showDiagnosis(runId).catch(showError); // not awaited: the views never wait for it
+  if (task) showDiagnosis(runId, !!feed.frame).catch(showError); // not awaited: the views never wait for it
   state.task = task;
   state.ready = true;
   if (state.step !== null) await scrubTo(state.step);
