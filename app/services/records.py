@@ -83,43 +83,31 @@ class RunRecord:
             config = _attached_config(config_json).model_copy(update={"name": self.name})
         else:
             config = _run_create(config_json).model_copy(update={"name": self.name, "tags": self.tags})
-        return RunPublic(
-            id=self.id,
-            status=self.status,
-            kind=self.kind,
-            name=self.name,
-            tags=self.tags,
-            config=config,
-            created_at=self.created_at,
-            started_at=self.started_at,
-            finished_at=self.finished_at,
-            step=self.step,
-            steps=self.step if self.kind == "attached" else self.steps,
-            error=self.error,
-            group=self.group,
-            queue_position=queue_position,
-        )
+        return RunPublic(config=config, queue_position=queue_position, **self._shown())
+
+    def _shown(self) -> dict[str, Any]:
+        """The fields a run's public form and its list summary share, as they are shown."""
+        return {
+            "id": self.id,
+            "status": self.status,
+            "kind": self.kind,
+            "name": self.name,
+            "tags": self.tags,
+            "created_at": self.created_at,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "step": self.step,
+            "steps": self.step if self.kind == "attached" else self.steps,  # an attached run asks for none
+            "error": self.error,
+            "group": self.group,
+        }
 
     def to_summary(self) -> RunSummary:
         """The run as the list shows it (its config brief); storage lists records with brief configs."""
         config = {**brief(self.config), "name": self.name}
         if self.kind == "built-in":
             config["tags"] = self.tags
-        return RunSummary(
-            id=self.id,
-            status=self.status,
-            kind=self.kind,
-            name=self.name,
-            tags=self.tags,
-            config=config,
-            created_at=self.created_at,
-            started_at=self.started_at,
-            finished_at=self.finished_at,
-            step=self.step,
-            steps=self.step if self.kind == "attached" else self.steps,
-            error=self.error,
-            group=self.group,
-        )
+        return RunSummary(config=config, **self._shown())
 
 
 def brief(config: dict[str, Any]) -> dict[str, Any]:
