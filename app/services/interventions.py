@@ -1,5 +1,8 @@
 """The lab bench's request and answer shapes: InterventionCreate (the changes a person asks for,
-validated with their bounds) and Intervention (one as the worker applied it, with its step).
+validated with their bounds) and Intervention (one as the worker applied it, with its step); and
+what the applied ones add up to: `configured(config, interventions)`, the RunCreate a run trains
+with after them, and `current_knobs(config, interventions)`, its knob values (Knobs, GET
+/api/runs/{id}/knobs).
 
 What this is not: the applying (app.core.engine.Trainer.apply, app.core.surgery) or the routes
 (app/web/interventions.py).
@@ -7,12 +10,13 @@ What this is not: the applying (app.core.engine.Trainer.apply, app.core.surgery)
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from app.services.schemas import LIMITS, ClipSpec
+from app.services.schemas import LIMITS, ClipSpec, OptimizerSpec, RunCreate
 
 
 class OptimizerChange(BaseModel):
@@ -70,3 +74,54 @@ class Intervention(BaseModel):
     step: int
     changes: dict[str, Any]
     applied_at: datetime
+
+
+def configured(config: RunCreate, interventions: Iterable[Intervention]) -> RunCreate:
+    """`config` with the knob changes of `interventions` (in the order applied): what the run trains
+    with after the last of them. lr, optimizer (name), clip and tbptt land where RunCreate keeps them,
+    forget_bias in init.forget_bias (the value last set); rescale and reinit change weights only."""
+    optimizer, clip, tbptt, init = config.optimizer, config.clip, config.tbptt, config.init
+    for item in interventions:  # each change was validated (InterventionCreate) before it was applied
+        changes = item.changes
+        if "lr" in changes:
+            optimizer = optimizer.model_copy(update={"lr": changes["lr"]})
+        if "optimizer" in changes:
+            optimizer = optimizer.model_copy(update={"name": changes["optimizer"]["name"]})
+        if "clip" in changes:
+            clip = ClipSpec.model_validate(changes["clip"])
+        if "tbptt" in changes:
+            tbptt = changes["tbptt"]
+        if "forget_bias" in changes:
+            init = init.model_copy(update={"forget_bias": changes["forget_bias"]})
+    return config.model_copy(update={"optimizer": optimizer, "clip": clip, "tbptt": tbptt, "init": init})
+
+
+class Knobs(BaseModel):
+    """GET /api/runs/{id}/knobs: the knobs a built-in run trains with now (its config with every
+    applied intervention, shaped as RunCreate keeps them), and for each knob an intervention set
+    (named as InterventionCreate names it), the step after which it did."""
+
+    optimizer: OptimizerSpec = Field(description="name, lr and (SGD) momentum")
+    clip: ClipSpec
+    tbptt: int | None = Field(description="truncated BPTT window; null: full backprop through time")
+    forget_bias: float | None = Field(description="LSTM: b_if + b_hf as last set; null: never set or no LSTM")
+    set_at: dict[str, int] = Field(description="knob -> step of the last intervention on it (absent: config)")
+    interventions: int = Field(description="how many interventions were applied")
+
+
+KNOBS = ("lr", "optimizer", "clip", "tbptt", "forget_bias")
+
+
+def current_knobs(config: RunCreate, interventions: Iterable[Intervention]) -> Knobs:
+    """The knob values after `interventions` (in the order applied), with where each was last set."""
+    applied = list(interventions)
+    now = configured(config, applied)
+    set_at = {knob: item.step for item in applied for knob in KNOBS if knob in item.changes}
+    return Knobs(
+        optimizer=now.optimizer,
+        clip=now.clip,
+        tbptt=now.tbptt,
+        forget_bias=now.init.forget_bias,
+        set_at=set_at,
+        interventions=len(applied),
+    )

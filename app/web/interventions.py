@@ -7,6 +7,8 @@ the answer is the run as it is now ('running' until its worker has paused; GET i
 
 An intervention (POST .../interventions, InterventionCreate) is answered 202 with its id; the
 worker applies it between two steps and it is then listed (GET .../interventions) with that step.
+GET .../knobs answers the knob values the run trains with now (its config with every applied
+intervention: interventions.current_knobs), for any built-in run, finished or not.
 
 What this is not: the pausing itself (app.services.manager and worker) or the run's other routes (runs.py).
 """
@@ -18,7 +20,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, HTTPException
 from pydantic import BaseModel
 
-from app.services.interventions import Intervention, InterventionCreate
+from app.services.interventions import Intervention, InterventionCreate, Knobs, current_knobs
 from app.services.schemas import RunPublic
 from app.web.deps import NOT_FOUND, BuiltInRunDep, ManagerDep, RunDep, StorageDep, require_token
 
@@ -68,3 +70,10 @@ def intervene(run: BuiltInRunDep, body: InterventionCreate, manager: ManagerDep)
 def list_interventions(run: RunDep, storage: StorageDep) -> list[Intervention]:
     """The run's applied interventions, each with the step after which it was applied."""
     return storage.interventions(run.id)
+
+
+@router.get("/runs/{run_id}/knobs", responses={**NOT_FOUND, 409: {"description": "an attached run"}})
+def knobs(run: BuiltInRunDep, storage: StorageDep) -> Knobs:
+    """The knobs the run trains with now: its config with every applied intervention (lr, optimizer,
+    clip, tbptt, forget_bias), each with the step of the intervention that last set it."""
+    return current_knobs(run.config, storage.interventions(run.id))

@@ -1,5 +1,5 @@
 """The lab bench's routes (app/web/interventions.py): pause and resume through the API, and the
-409s with a sentence for runs that do not run."""
+409s with a sentence for runs that do not run; interventions and the knob values they leave."""
 
 from __future__ import annotations
 
@@ -11,7 +11,11 @@ from pathlib import Path
 
 from starlette.testclient import TestClient
 
-from tests.web.conftest import SLOW, Served, make_app, wait_for
+from tests.services.test_attached import module
+from tests.web.conftest import HELLO, SLOW, Served, make_app, wait_for
+from tests.web.test_ingest import attach
+
+DEFAULT_CLIP = {"mode": "norm", "threshold": 1.0}  # RunCreate's default: SLOW and HELLO leave it
 
 
 def test_pause_inspect_resume_and_stop(tmp_path: Path) -> None:
@@ -58,6 +62,9 @@ def test_an_intervention_is_applied_recorded_with_its_step_and_listed(tmp_path: 
         assert [(i["id"], i["step"], i["changes"]) for i in listed] == [
             (answer.json()["id"], paused["step"], {"lr": 0.01, "tbptt": 3})
         ]
+        knobs = http.get(f"/api/runs/{run_id}/knobs").json()  # what the paused run trains with now
+        assert (knobs["optimizer"]["lr"], knobs["tbptt"], knobs["clip"]) == (0.01, 3, DEFAULT_CLIP)
+        assert knobs["set_at"] == {"lr": paused["step"], "tbptt": paused["step"]}
         http.post(f"/api/runs/{run_id}/resume")
         while http.get(f"/api/runs/{run_id}").json()["step"] < paused["step"] + 2:
             time.sleep(0.05)
@@ -99,3 +106,25 @@ def test_weight_surgery_out_of_the_net_is_422_with_a_sentence(served: Served) ->
     assert gru.json()["detail"] == "forget_bias applies to LSTM only, and this run is gru"
     radius = served.client.post(hello, json={"rescale": {"layer": 0, "radius": 0}})
     assert radius.status_code == 422 and "radius" in str(radius.json()["detail"])
+
+
+def test_the_knobs_of_a_run_without_interventions_are_its_config_and_attached_runs_have_none(
+    served: Served, client: TestClient
+) -> None:
+    knobs = served.client.get(f"/api/runs/{served.hello}/knobs")
+    assert knobs.status_code == 200
+    assert knobs.json() == {
+        "optimizer": {**HELLO["optimizer"], "momentum": 0.0},
+        "clip": DEFAULT_CLIP,
+        "tbptt": None,
+        "forget_bias": None,
+        "set_at": {},
+        "interventions": 0,
+    }
+    assert served.client.get("/api/runs/nosuchrun/knobs").status_code == 404
+    (run,) = attach(client, module())
+    answer = client.get(f"/api/runs/{run}/knobs")
+    assert (answer.status_code, answer.json()["detail"]) == (
+        409,
+        f"run {run} is attached: its weights live in your script, not on this server",
+    )
