@@ -1,6 +1,7 @@
 // Runs side by side (/compare?runs=a,b,c): gradient flow, loss, hidden state and the latest
 // step's ||dl_T/dh_t|| for each run, on SHARED colour scales and axes, so a vanishing gradient
 // and a preserved one can be read against each other. ?kind= and ?floor= are kept in the URL.
+// /compare?runs=a,b&diff=1 shows the diff of two runs instead (diff.js).
 // One state object; each column's Feed changes it, render() draws every column (coalesced).
 
 import { api, catalog, describeRun, el, floorOptions, isAttached, runLabel, setStatus } from "./api.js";
@@ -11,16 +12,19 @@ import { RDBU, VIRIDIS } from "./heatmap.js";
 import { Chart, legend, logRange, mergeRanges } from "./plots.js";
 import { lossFigure } from "./curves.js";
 import { absMax, flowRange, gradflowFigure, gradLinesFigure, stateFigure } from "./views.js";
+import { mountDiff } from "./diff.js";
 
 const $ = (id) => document.getElementById(id);
 const query = new URLSearchParams(location.search);
 const ids = (query.get("runs") || "").split(",").map((s) => s.trim()).filter(Boolean).slice(0, 8);
+const diff = query.get("diff") === "1"; // the diff of two runs (diff.js) instead of the columns
 const state = {
   kind: query.get("kind") === "total" ? "total" : "last",
   floor: query.get("floor") === null ? null : Number(query.get("floor")), // null: the catalog's
   defaultFloor: null,
   t: null,
   columns: [],
+  diff: null, // diff.js's view, when ?diff=1
 };
 
 function column(runId) {
@@ -145,6 +149,18 @@ async function listGroups() {
   $("groups").replaceChildren(...(items.length ? items : [el("li", { text: "no comparison groups yet" })]));
 }
 
+// ?diff=1: two runs against each other (diff.js); any other count of runs gets a sentence
+function showDiff() {
+  document.querySelector(".compare-head h1").textContent = "Diff of two runs";
+  document.querySelector(".compare-head .desc").textContent = "Run b against run a, aligned by training step: gradient flow, hidden state and loss.";
+  if (ids.length !== 2) {
+    $("compare").append(el("p", { class: "error", role: "alert", text: `A diff is of exactly two runs (?runs=a,b&diff=1); this address names ${ids.length}.` }));
+    return;
+  }
+  state.diff = mountDiff(ids, { kind: state.kind, floor: state.floor });
+  window.__gatescopeCompare = state;
+}
+
 async function main() {
   const cat = await catalog();
   state.defaultFloor = cat.display.floor;
@@ -158,6 +174,7 @@ async function main() {
     radio.addEventListener("change", () => {
       state.kind = radio.value;
       for (const c of state.columns) c.feed.setView(state.kind, 0);
+      if (state.diff) state.diff.setKind(state.kind);
       syncUrl();
     });
   }
@@ -165,9 +182,11 @@ async function main() {
   $("floor").addEventListener("change", (ev) => {
     state.floor = Number(ev.target.value);
     syncUrl();
-    render();
+    if (state.diff) state.diff.setFloor(state.floor);
+    else render();
   });
   if (!ids.length) return listGroups();
+  if (diff) return showDiff();
   const grid = $("compare");
   grid.style.setProperty("--columns", String(ids.length));
   state.columns = ids.map(column);

@@ -1,0 +1,300 @@
+// The diff view (/compare?runs=a,b&diff=1): two runs of one task and sequence length against each
+// other, aligned by training step. Their gradient flows (layer 0's norm over t at every probe
+// step both have, one shared colour scale) and the log-ratio log10(‖b‖/‖a‖) cell by cell on a
+// diverging scale centred at 0; their hidden states h at one probe step both have and the
+// difference b − a, on a diverging scale centred at 0; both loss curves on one axis, with the
+// fork point marked when one run is the other's fork. Two Feeds keep the runs live.
+// What this is not: the side-by-side comparison of up to eight runs (compare.js), a decoder or a
+// pooler (the server's display frames; frame.js), or a renderer (plots.js, heatmap.js).
+
+import { api, describeRun, el, isAttached, runLabel, setStatus } from "./api.js";
+import { flowColumns, frameColumns, inputsAt, inputText, lossEnd, overlay, stepAxisByRow, stepPosition, timeAxis, tText } from "./axes.js";
+import { Feed } from "./feed.js";
+import { layerBlock } from "./frame.js";
+import { nice, RDBU, VIRIDIS } from "./heatmap.js";
+import { Pacer } from "./pace.js";
+import { Chart, legend, line, LINES, mergeRanges, renderSize, stepAxis, thin } from "./plots.js";
+import { FrameStore } from "./scrubber.js";
+import { absMax, flowRange, gradflowFigure, stateFigure } from "./views.js";
+
+const $ = (id) => document.getElementById(id);
+const sci = (v) => (Number.isFinite(v) ? v.toExponential(2) : String(v));
+const NORMS = { last: "‖∂ℓ_T/∂h_t‖", total: "‖∂L/∂h_t‖" };
+const NO_COMMON_STEP = "The two runs have no probe step in common yet.";
+
+// -- pure: alignment and differences -------------------------------------------------------
+
+/** The rows of two gradient flows at the training steps both have, as two flows of those rows. */
+export function alignFlows(fa, fb, reset) {
+  const at = new Map(fb.steps.map((s, i) => [s, i]));
+  const steps = [];
+  const ra = [];
+  const rb = [];
+  fa.steps.forEach((s, i) => {
+    const j = at.get(s);
+    if (j === undefined) return;
+    steps.push(s);
+    ra.push(fa.rows[i]);
+    rb.push(fb.rows[j]);
+  });
+  const sub = (f, rows) => ({ ...f, steps, rows, saturation: {}, reset, version: reset });
+  return { steps, a: sub(fa, ra), b: sub(fb, rb) };
+}
+
+/** log10(b / a) per column, each norm counted at least 10^floor (so 0 against 0 is 0, not NaN). */
+export function logRatio(a, b, floor) {
+  const low = 10 ** floor;
+  return Float32Array.from(a, (v, j) => Math.log10(Math.max(b[j], low)) - Math.log10(Math.max(v, low)));
+}
+
+// the largest |value| of some rows' first `end` columns, and a round symmetric bound above it
+function spread(rows, end) {
+  let m = 0;
+  for (const r of rows) for (let j = 0; j < Math.min(end, r.length); j++) if (Math.abs(r[j]) > m) m = Math.abs(r[j]);
+  return { largest: m, bound: m > 0 ? nice(m) : 0.01 }; // 0 everywhere: any scale draws it white
+}
+
+// -- figures ---------------------------------------------------------------------------------
+
+// the log-ratio heatmap: rows = common probe steps, columns = t
+export function ratioFigure({ diff, floor, t, step, frame, task, bidirectional }) {
+  if (!diff || !diff.steps.length) return { empty: NO_COMMON_STEP };
+  const { steps, a, b, ratio } = diff;
+  const cols = flowColumns(a);
+  const noLossFrom = bidirectional ? null : lossEnd(a.lastStep, cols);
+  const bound = ratio.bound;
+  const label = NORMS[a.kind] || NORMS.last;
+  const inputs = inputsAt(frame, task, cols);
+  const image = {
+    source: `ratio|${diff.reset}`,
+    rows: steps.length, cols: cols.n, row: (i) => ratio.rows[i],
+    x0: -cols.width / 2, dx: cols.width, y0: -0.5, dy: 1,
+    colors: "rdbu", min: -bound, max: bound, log: false, noLossFrom,
+    hover: (i, j) => `t ${tText(cols, j)}${inputText(inputs, j)} · step ${steps[i]}\n${label}: a ${sci(a.rows[i][j])}, b ${sci(b.rows[i][j])}\nlog10(b/a) = ${ratio.rows[i][j].toFixed(3)}`,
+    click: (i, j) => ({ x: cols.t[j], y: steps[i] }),
+  };
+  const { width, height } = renderSize();
+  return {
+    key: `${diff.reset}|${floor}|${bound}|${frame ? frame.id : null}|${!!task}|${width}x${height}`,
+    overlay: overlay(cols, inputs, noLossFrom, { x: t, y: step === null || step === undefined ? null : stepPosition(steps, step) }),
+    data: [],
+    image,
+    layout: { xaxis: timeAxis(cols, inputs), yaxis: stepAxisByRow(steps) },
+    legend: { colors: RDBU, min: -bound, max: bound, label: `log10(b/a) of ${label}` },
+  };
+}
+
+// the hidden-state difference b − a of one layer at one probe step (units x t)
+export function stateDiffFigure({ frames, layer = 0, t, task }) {
+  if (!frames) return { empty: NO_COMMON_STEP };
+  const [fa, fb] = frames;
+  const A = layerBlock(fa, "h", layer);
+  const B = layerBlock(fb, "h", layer);
+  if (A.T !== B.T || A.U !== B.U) {
+    return { empty: `The hidden states have different shapes (${A.U} units × ${A.T} steps against ${B.U} × ${B.T}): there is no cell-by-cell difference.` };
+  }
+  const d = Float32Array.from(B.data, (v, i) => v - A.data[i]);
+  const { bound } = spread([d], d.length);
+  const cols = frameColumns(fa);
+  const uw = fa.pool ? fa.pool.unitWidth : 1;
+  const inputs = inputsAt(fa, task, cols);
+  const at = (i, j) => j * A.U + i;
+  const image = {
+    source: `hdiff|${fa.id}|${fb.id}|${layer}`,
+    rows: A.U, cols: A.T, row: (i) => Float32Array.from({ length: A.T }, (_, j) => d[at(i, j)]),
+    x0: -cols.width / 2, dx: cols.width, y0: -uw / 2, dy: uw,
+    colors: "rdbu", min: -bound, max: bound, log: false, noLossFrom: null,
+    hover: (i, j) => `t ${tText(cols, j)}${inputText(inputs, j)} · unit ${fa.unitIndex[i]}\nh: a ${A.data[at(i, j)].toFixed(4)}, b ${B.data[at(i, j)].toFixed(4)}, b − a = ${d[at(i, j)].toFixed(4)}`,
+    click: (i, j) => ({ x: cols.t[j], y: fa.unitIndex[i] }),
+  };
+  const { width } = renderSize();
+  return {
+    key: `${fa.id}|${fb.id}|${layer}|${bound}|${!!task}|${width}`,
+    overlay: overlay(cols, inputs, null, { x: t }),
+    data: [],
+    image,
+    layout: {
+      xaxis: timeAxis(cols, inputs),
+      yaxis: { title: { text: "unit", standoff: 4 }, zeroline: false, autorange: false, range: [-uw / 2, A.U * uw - uw / 2] },
+    },
+    legend: { colors: RDBU, min: -bound, max: bound, label: "h: b − a" },
+  };
+}
+
+// both loss curves on one axis; the task's baseline dashed; the fork point dotted
+export function lossPairFigure({ metrics, names, baseline, fork }) {
+  if (!metrics.some((m) => m.loss.some((v) => v !== null))) return { empty: "Neither run has a loss yet." };
+  const data = metrics.map((m, i) => line(...thin(m.step, m.loss), names[i], LINES[i]));
+  const shapes = [];
+  const annotations = [];
+  if (baseline !== null) {
+    shapes.push({ type: "line", xref: "paper", x0: 0, x1: 1, yref: "y", y0: baseline, y1: baseline, line: { color: "#555", width: 1.5, dash: "dash" } });
+  }
+  if (fork) {
+    shapes.push({ type: "line", xref: "x", x0: fork.step, x1: fork.step, yref: "paper", y0: 0, y1: 1, line: { color: "#000", width: 1.5, dash: "dot" } });
+    annotations.push({ xref: "x", x: fork.step, yref: "paper", y: 1, yanchor: "bottom", text: `fork @${fork.step}`, showarrow: false, font: { size: 10 } });
+  }
+  return {
+    key: `${metrics.map((m) => m.version).join("|")}|${baseline}|${fork ? fork.step : null}|${names}`,
+    data,
+    layout: {
+      xaxis: stepAxis(), yaxis: { title: { text: "loss", standoff: 4 } }, shapes, annotations, showlegend: true,
+      legend: { orientation: "h", x: 0, y: 1.02, yanchor: "bottom", font: { size: 10 } },
+      margin: { l: 48, r: 12, t: 30, b: 36 },
+    },
+  };
+}
+
+// -- the page --------------------------------------------------------------------------------
+
+const sameTask = (ra, rb) => JSON.stringify(ra.config.task, Object.keys(ra.config.task).sort())
+  === JSON.stringify(rb.config.task, Object.keys(rb.config.task).sort());
+
+// why these two runs have no diff (a sentence), or null
+function mismatch(ra, rb, fa, fb) {
+  if (isAttached(ra) !== isAttached(rb) || (!isAttached(ra) && !sameTask(ra, rb))) {
+    return `A diff is of two runs of the same task and sequence length: a is ${describeRun(ra)}, b is ${describeRun(rb)}.`;
+  }
+  if (fa.T && fb.T && fa.T !== fb.T) return `A diff is of two runs of the same sequence length: a's probe input has T = ${fa.T}, b's T = ${fb.T}.`;
+  return null;
+}
+
+/** The fork point when one of the runs is the other's fork: {step, child: "a" | "b"}, or null. */
+export function forkPoint(ra, rb) {
+  if (rb.fork && rb.fork.parent === ra.id) return { step: rb.fork.step, child: "b" };
+  if (ra.fork && ra.fork.parent === rb.id) return { step: ra.fork.step, child: "a" };
+  return null;
+}
+
+function sideOf(runId, onChange, kind) {
+  const side = { runId, feed: null, task: null, frames: new FrameStore(runId) };
+  side.feed = new Feed(runId, (what) => {
+    if (what === "run" && !side.task && !isAttached(side.feed.run)) {
+      api(`/api/runs/${runId}/task`).then((task) => { side.task = task; onChange(); }, onChange);
+    }
+    onChange();
+  }, { kind });
+  return side;
+}
+
+/** Mount the diff of runs `ids` = [a, b] into the page's #diff section. */
+export function mountDiff(ids, { kind, floor }) {
+  const section = $("diff");
+  section.hidden = false;
+  const s = { kind, floor, step: null, t: null, diff: null, frames: null, reset: 0, problem: null, ready: false };
+  const pace = new Pacer(() => refresh());
+  const sides = ids.map((id) => sideOf(id, () => pace.add("live"), kind));
+  const pick = (p) => {
+    s.t = s.t === p.x ? null : p.x;
+    if (typeof p.y === "number" && s.diff && s.diff.steps.includes(p.y)) s.step = p.y;
+    refresh();
+  };
+  const chart = (id, figure, opts = {}) => new Chart($(id), figure, { name: id, onClick: pick, ...opts });
+  const charts = {
+    flowA: chart("chart-diff-flow-a", gradflowFigure),
+    flowB: chart("chart-diff-flow-b", gradflowFigure),
+    ratio: chart("chart-diff-ratio", ratioFigure, { legend: $("legend-diff-ratio") }),
+    hA: chart("chart-diff-h-a", stateFigure),
+    hB: chart("chart-diff-h-b", stateFigure),
+    hDiff: chart("chart-diff-h", stateDiffFigure, { legend: $("legend-diff-h") }),
+    loss: new Chart($("chart-diff-loss"), lossPairFigure, { name: "diff-loss" }),
+  };
+  $("diff-step").addEventListener("change", (ev) => {
+    s.step = Number(ev.target.value);
+    refresh();
+  });
+
+  function heads() {
+    ["a", "b"].forEach((name, i) => {
+      const run = sides[i].feed.run;
+      if (!run) return;
+      const status = el("span");
+      setStatus(status, run.status);
+      $(`diff-head-${name}`).replaceChildren(
+        el("strong", { text: `${name}: ` }), el("a", { href: `/runs/${run.id}` }, runLabel(run)), " ", status,
+        el("span", { class: "hint", text: ` ${describeRun(run)} · ${run.id}` }),
+      );
+    });
+  }
+
+  function align() {
+    const [fa, fb] = sides.map((x) => x.feed.gradflow);
+    s.reset += 1;
+    const d = alignFlows(fa, fb, s.reset);
+    const cut = lossEnd(fa.lastStep, flowColumns(fa)) ?? fa.t.length;
+    const rows = d.steps.map((_, i) => logRatio(d.a.rows[i], d.b.rows[i], s.floor));
+    s.diff = { ...d, reset: s.reset, ratio: { rows, ...spread(rows, cut) } };
+    if (s.step !== null && !d.steps.includes(s.step)) s.step = null;
+  }
+
+  async function loadFrames(step) {
+    try {
+      const frames = await Promise.all(sides.map((x) => x.frames.get(step)));
+      if ((s.step ?? s.diff.steps.at(-1)) === step) s.frames = frames;
+      draw();
+    } catch (err) {
+      console.warn("diff frames", err.message); // a frame not stored yet: the next update asks again
+    }
+  }
+
+  function refresh() {
+    heads();
+    const [ra, rb] = sides.map((x) => x.feed.run);
+    if (!ra || !rb) return;
+    s.problem = mismatch(ra, rb, sides[0].feed.gradflow, sides[1].feed.gradflow);
+    $("diff-problem").hidden = !s.problem;
+    $("diff-problem").textContent = s.problem || "";
+    $("diff-body").hidden = !!s.problem;
+    if (s.problem) return;
+    align();
+    const steps = s.diff.steps;
+    const shown = s.step ?? steps.at(-1);
+    const select = $("diff-step");
+    select.replaceChildren(...steps.map((st) => new Option(String(st), String(st), false, st === shown)));
+    if (shown !== undefined && (!s.frames || s.frames[0].step !== shown)) loadFrames(shown);
+    draw();
+  }
+
+  function draw() {
+    if (!s.diff) return;
+    const [ra, rb] = sides.map((x) => x.feed.run);
+    const task = sides[0].task;
+    const frames = s.frames;
+    const step = frames ? frames[0].step : null;
+    const bidirectional = ra.config.bidirectional;
+    const { a, b, steps } = s.diff;
+    const range = steps.length ? mergeRanges([flowRange(a, s.floor), flowRange(b, s.floor)]) : null;
+    const common = { floor: s.floor, range, t: s.t, step, task, bidirectional, probes: steps.length };
+    charts.flowA.update({ ...common, flow: a, frame: frames && frames[0], run: ra });
+    charts.flowB.update({ ...common, flow: b, frame: frames && frames[1], run: rb });
+    charts.ratio.update({ ...common, diff: s.diff, frame: frames && frames[0] });
+    if (range) legend($("legend-diff-flow"), { colors: VIRIDIS, min: range[0], max: range[1], log: true, floor: s.floor, label: `a and b: ${NORMS[s.kind]}` });
+    const relu = [ra, rb].some((r) => r.config.cell === "rnn_relu");
+    const hMax = relu && frames ? Math.max(...frames.map((f) => absMax(f, "h", 0))) : 1;
+    const hCommon = { name: "h", zrange: [-hMax, hMax], t: s.t, task, probes: steps.length };
+    charts.hA.update(frames ? { ...hCommon, frame: frames[0], run: ra } : null);
+    charts.hB.update(frames ? { ...hCommon, frame: frames[1], run: rb } : null);
+    charts.hDiff.update({ frames, t: s.t, task });
+    legend($("legend-diff-hstate"), { colors: RDBU, min: -hMax, max: hMax, label: "a and b: h" });
+    const same = s.diff.ratio.largest === 0 && steps.length;
+    $("diff-same").textContent = same ? `At every probe step both have (${steps.length}), the two gradient flows are identical: log10(b/a) is 0 everywhere.` : "";
+    const fork = forkPoint(ra, rb);
+    charts.loss.update({
+      metrics: sides.map((x) => x.feed.metrics), names: ["a", "b"].map((n, i) => `${n}: ${runLabel([ra, rb][i])}`),
+      baseline: task ? task.baseline_loss : null, fork,
+    });
+  }
+
+  return {
+    setKind(k) {
+      s.kind = k;
+      for (const x of sides) x.feed.setView(k, 0);
+    },
+    setFloor(f) {
+      s.floor = f;
+      refresh();
+    },
+    state: s,
+    sides,
+  };
+}

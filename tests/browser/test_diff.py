@@ -1,0 +1,117 @@
+"""The diff view in Chromium (/compare?runs=a,b&diff=1): two runs of one task and T aligned by
+training step, the log-ratio of their gradient flows checked cell by cell against numbers
+recomputed here from the API, the hidden-state difference against the two stored frames, both
+loss curves on one axis; a sentence for runs of different tasks or a wrong count of runs."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.browser.conftest import heatmap, poll, reveal_all, screenshot, wait_for_run
+
+BASE: dict[str, Any] = {
+    "hidden_size": 16,
+    "task": {"name": "adding", "seq_len": 30},
+    "batch_size": 16,
+    "steps": 60,
+    "probe_every": 10,
+}
+FRAMES = 7  # probe frames at steps 0, 10, ..., 60
+
+
+def _runs(http: httpx.Client, *configs: dict[str, Any]) -> list[str]:
+    ids = [str(http.post("/api/runs", json=c).json()["id"]) for c in configs]
+    for run_id in ids:
+        wait_for_run(http, run_id)
+    return ids
+
+
+def _ended(page: Page) -> None:
+    poll(
+        page,
+        "() => window.__gatescopeCompare?.diff?.sides.every("
+        f"(x) => x.feed.ended && x.feed.gradflow.steps.length === {FRAMES})"
+        " && window.__gatescopeCompare.diff.state.frames",
+    )
+
+
+def test_the_diff_of_two_runs_is_their_log_ratio_and_difference(
+    gs_page: Page, url: Callable[[str], str], http: httpx.Client
+) -> None:
+    page = gs_page
+    a, b = _runs(http, {**BASE, "cell": "rnn_tanh"}, {**BASE, "cell": "gru", "name": "the gru"})
+    page.goto(url(f"/compare?runs={a},{b}&diff=1"))
+    _ended(page)
+    for chart in ("chart-diff-flow-a", "chart-diff-flow-b", "chart-diff-ratio", "chart-diff-h"):
+        expect(page.locator(heatmap(chart))).to_have_count(1)
+    drawn = "(id) => document.getElementById(id).__chart.layer?.drawn"
+    poll(page, f"() => ({drawn})('chart-diff-ratio') === {FRAMES}")
+
+    # the drawn log-ratio, cell by cell, against the two runs' gradient flows from the API
+    spec = page.evaluate(
+        """() => {
+             const s = document.getElementById('chart-diff-ratio').__chart.layer.spec;
+             return { min: s.min, max: s.max, colors: s.colors,
+                      rows: Array.from({ length: s.rows }, (_, i) => Array.from(s.row(i))) };
+           }"""
+    )
+    floor = http.get("/api/catalog").json()["display"]["floor"]
+    fa, fb = (http.get(f"/api/runs/{r}/gradflow", params={"kind": "last"}).json() for r in (a, b))
+    assert fa["steps"] == fb["steps"] == [0, 10, 20, 30, 40, 50, 60]
+    low = 10.0**floor
+    want = [
+        [math.log10(max(y, low)) - math.log10(max(x, low)) for x, y in zip(ra, rb, strict=True)]
+        for ra, rb in zip(fa["z"], fb["z"], strict=True)
+    ]
+    assert len(spec["rows"]) == FRAMES
+    for got_row, want_row in zip(spec["rows"], want, strict=True):
+        assert got_row == pytest.approx(want_row, abs=1e-4), "the drawn log10(b/a) of the API's norms"
+    biggest = max(abs(v) for row in want for v in row)
+    assert spec["colors"] == "rdbu" and spec["min"] == -spec["max"] and spec["max"] >= biggest - 1e-4
+    assert any(abs(v) > 0.1 for row in want for v in row), "a tanh RNN and a GRU differ"
+
+    # the hidden-state difference at the latest common step: b - a of the two display frames
+    diff = page.evaluate(
+        """() => {
+             const s = document.getElementById('chart-diff-h').__chart.layer.spec;
+             return { step: window.__gatescopeCompare.diff.state.frames[0].step,
+                      row0: Array.from(s.row(0)), min: s.min, max: s.max };
+           }"""
+    )
+    assert diff["step"] == 60 and diff["min"] == -diff["max"]
+    ha, hb = (http.get(f"/api/runs/{r}/probes/60", params={"format": "json"}).json() for r in (a, b))
+    want_row0 = [tb[0] - ta[0] for ta, tb in zip(ha["h"][0], hb["h"][0], strict=True)]  # unit 0 over t
+    assert diff["row0"] == pytest.approx(want_row0, abs=2e-3)  # float16 frames
+
+    # both loss curves on one axis, no fork point for two independent runs
+    traces = page.evaluate("() => document.getElementById('chart-diff-loss').data.map((d) => d.name)")
+    assert traces == ["a: rnn_tanh H=16 · adding (T=30)", "b: the gru"]
+    expect(page.locator("#chart-diff-loss")).not_to_contain_text("fork @")
+    expect(page.locator("#diff-head-b")).to_contain_text("the gru")
+    reveal_all(page)
+    screenshot(page, "diff-two-runs", full_page=True)
+
+
+def test_a_diff_of_different_tasks_or_counts_says_why(
+    gs_page: Page, url: Callable[[str], str], http: httpx.Client
+) -> None:
+    page = gs_page
+    a, b = _runs(
+        http,
+        {**BASE, "cell": "rnn_tanh", "steps": 10},
+        {**BASE, "cell": "rnn_tanh", "steps": 10, "task": {"name": "adding", "seq_len": 20}},
+    )
+    page.goto(url(f"/compare?runs={a},{b}&diff=1"))
+    expect(page.locator("#diff-problem")).to_contain_text("same task and sequence length")
+    expect(page.locator("#diff-problem")).to_contain_text("T=20")
+    expect(page.locator("#diff-body")).to_be_hidden()
+    page.goto(url(f"/compare?runs={a}&diff=1"))
+    expect(page.locator("#compare .error")).to_have_text(
+        "A diff is of exactly two runs (?runs=a,b&diff=1); this address names 1."
+    )
