@@ -10,7 +10,10 @@ closes it with the app), holding three caches, each bounded in bytes and dropped
   run's history is built as it goes, never re-read;
 - each run's loss curve for the sparklines (`sparkline`), read incrementally (`since`);
 - each run's task as the pages need it (`run_task`): the baseline at the run's own parameters
-  and the text its probe sample reads.
+  and the text its probe sample reads;
+- W_hh's spectra over training (`spectra`, app/services/spectra.py), one row per probe frame,
+  read from the stored display frames (their w_hh_radius / w_hh_singular only), cached per (run,
+  step) like the gradient-flow rows.
 
 What this is not: storage (it only reads), the frame encoding (frames.py) or routes
 (app/web/views.py). It adds no data: everything here is a view of what storage holds.
@@ -37,6 +40,7 @@ from app.core.engine import probe_sample
 from app.core.frames import Frame
 from app.core.tasks import CharLMTask, InputValue, Span, make_task
 from app.services.schemas import RunCreate, to_train_config
+from app.services.spectra import SPECTRA_ARRAYS, Spectra, SpectraRow, spectra
 from app.services.storage import Storage
 
 FlowKind = Literal["last", "total"]
@@ -44,6 +48,7 @@ FLOW_ARRAYS = ("grad_h", "grad_h_last")
 FLOW_BYTES = 256 * 1024 * 1024  # gradient-flow rows kept: 10,000 frames x 2 kinds x 3 layers x 500 t fit
 CURVE_BYTES = 64 * 1024 * 1024  # loss curves kept (16 bytes a step)
 TASK_ENTRIES = 1024  # runs whose task view is kept
+SPECTRA_BYTES = 32 * 1024 * 1024  # spectra rows kept (an LSTM of 3 layers x 2 directions: 1 kB a row)
 
 Array = NDArray[np.float32]
 K = TypeVar("K")
@@ -278,9 +283,11 @@ class Views:
         self.flows: LRU[tuple[str, int], FlowRows] = LRU(flow_bytes, lambda rows: rows.nbytes)
         self.curves: LRU[str, _Curve] = LRU(curve_bytes, lambda c: 16 * len(c.steps) + 64)
         self.tasks: LRU[str, RunTask] = LRU(TASK_ENTRIES, lambda _: 1)
+        self.spectra_rows: LRU[tuple[str, int], SpectraRow] = LRU(SPECTRA_BYTES, lambda r: r.nbytes)
 
     def close(self) -> None:
         self.flows.clear()
+        self.spectra_rows.clear()
         self.curves.clear()
         self.tasks.clear()
 
@@ -334,6 +341,26 @@ class Views:
             total_rows=len(all_steps),
             last_step=latest.last_step,
         )
+
+    # -- W_hh's spectra ---------------------------------------------------------------------
+
+    def spectra(self, run_id: str, max_rows: int, since: int | None = None) -> Spectra:
+        """The spectra of the run's probe frames (after step `since`, when given), thinned evenly
+        to `max_rows`, always keeping the first and the last."""
+        all_steps = self.storage.probe_steps(run_id)
+        candidates = all_steps if since is None else all_steps[bisect.bisect_right(all_steps, since) :]
+        rows: list[tuple[int, SpectraRow]] = []
+        for i in keep_rows(len(candidates), max_rows):
+            step = candidates[i]
+            row = self.spectra_rows.get((run_id, step))
+            if row is None:
+                data = self.storage.probe(run_id, step, resolution="display")
+                if data is None:  # deleted meanwhile
+                    continue
+                row = SpectraRow.of(Frame.from_bytes(data, names=SPECTRA_ARRAYS))
+                self.spectra_rows.put((run_id, step), row)
+            rows.append((step, row))
+        return spectra(rows, len(all_steps))
 
     # -- sparklines ------------------------------------------------------------------------
 

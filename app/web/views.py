@@ -5,6 +5,8 @@ What this is: thin read-only routes over `app.services.views.Views` (app.state.v
 - GET /api/runs/{id}/gradflow?kind=last|total&layer=&max_rows=&since= — the gradient-flow
   heatmap at display width: one row per probe frame, thinned evenly to `max_rows` (always the
   first frame and the last); with `since`, only the rows of steps after it, for a page to append.
+- GET /api/runs/{id}/spectra?max_rows=&since= — W_hh's spectral radius and top singular values
+  of every layer, direction and gate block at each probe step (the run page's "Why" section).
 - GET /api/runs/{id}/task — the run's task with the baseline loss at the run's own parameters
   and, for char_lm, the text its probe sample reads.
 - GET /api/sparklines?ids=a,b&points= — each run's loss, bucketed to `points` means.
@@ -19,6 +21,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response
 
+from app.services.spectra import Spectra
 from app.services.views import FlowKind, GradFlow, RunTask, Sparkline
 from app.web.deps import BuiltInRunDep, RunDep, StorageDep, ViewsDep, require_token
 
@@ -45,6 +48,22 @@ def gradflow(
     run's probe frames at display width (columns pooled by max; `t` names each column's first t)."""
     flow = views.gradflow(run.id, kind, layer, max_rows, since)
     return Response(flow.to_json(), media_type="application/json")
+
+
+@router.get(
+    "/runs/{run_id}/spectra",
+    responses={404: {"description": "no run with this id"}},
+)
+def spectra(
+    run: RunDep,
+    views: ViewsDep,
+    max_rows: Annotated[int, Query(ge=2, le=10_000, description="rows at most, thinned evenly")] = MAX_ROWS,
+    since: Annotated[int | None, Query(ge=0, description="only the rows of steps after this one")] = None,
+) -> Spectra:
+    """W_hh's spectral radius and its top singular values at each probe step, per layer,
+    direction and gate block, read from the stored frames (built-in and attached runs); frames
+    without them are counted in `left_out` and `notes` says why."""
+    return views.spectra(run.id, max_rows, since)
 
 
 @router.get(
