@@ -11,6 +11,10 @@ clock is injectable for tests. A NaN or inf ends the run as
 "diverged" at that step instead of raising. The same config and seed train bit for bit the same
 on CPU, probes or not.
 
+`state()` is what a run needs to go on from its step (weights, optimizer state, the data
+stream's position, the step and the knobs); `restore(state)` makes a trainer of the same config
+continue from it bit for bit (a fork: app.services.forks).
+
 What this is not: a server. It does no I/O and knows nothing of processes, storage or sockets:
 callers iterate `Trainer.events()` (or pass callbacks to `run`) and ask it to `stop()`.
 """
@@ -39,6 +43,14 @@ OPTIMIZERS: tuple[OptimizerName, ...] = ("sgd", "rmsprop", "adam", "adagrad")
 ClipMode = Literal["off", "norm", "value"]
 Status = Literal["running", "completed", "stopped", "diverged"]
 KNOBS = frozenset({"lr", "clip", "tbptt", "optimizer", "rescale", "reinit", "forget_bias"})
+STATE_KNOBS = (
+    "lr",
+    "clip",
+    "clip_threshold",
+    "tbptt",
+    "optimizer",
+    "momentum",
+)  # TrainConfig fields in state()
 PROBE_SEED_OFFSET = 0x5EED  # the probe sample comes from its own stream, not the training batches
 
 
@@ -175,11 +187,34 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = config.lr
 
+    def state(self) -> dict[str, object]:
+        """What the run needs to go on from this step: {"step", "net" (its state_dict), "optimizer"
+        (its state_dict), "data" (the batch generator's state), "knobs" (STATE_KNOBS as they are now)}.
+        Tensors are copies; it saves and loads with torch.save / torch.load(weights_only=True)."""
+        return {
+            "step": self.step,
+            "net": {k: v.detach().clone() for k, v in self.net.state_dict().items()},
+            "optimizer": _copied(self.optimizer.state_dict()),
+            "data": self.data.get_state(),
+            "knobs": {k: getattr(self.config, k) for k in STATE_KNOBS},
+        }
+
+    def restore(self, state: Mapping[str, object]) -> None:
+        """Go on from a `state()` of a run of the same net and task: its step, knobs, weights,
+        optimizer state and data stream, so that the steps after it are those the run trained."""
+        knobs = cast(Mapping[str, object], state["knobs"])
+        self.config = dataclasses.replace(self.config, **knobs)  # type: ignore[arg-type]
+        self.net.load_state_dict(cast(Mapping[str, Tensor], state["net"]))
+        self.optimizer = _optimizer(self.config, self.params)
+        self.optimizer.load_state_dict(cast(dict[str, object], state["optimizer"]))
+        self.data.set_state(cast(Tensor, state["data"]))
+        self.step = cast(int, state["step"])
+
     def events(self, between: Callable[[], None] | None = None) -> Iterator[Event]:
         """The run's events; `between` (if given) is called between two steps, after the probe of
         the step before: the one place a caller may pause the run or change it (it may block)."""
         cfg = self.config
-        yield self._timed_probe(self.budget.plan(0, force=True))
+        yield self._timed_probe(self.budget.plan(self.step, force=True))
         while self.step < cfg.steps:
             if between is not None:
                 between()
@@ -318,6 +353,17 @@ def _window(batch: Batch, a: int, b: int) -> Batch:
     if a == 0 and b >= batch.inputs.shape[1]:
         return batch
     return Batch(batch.inputs[:, a:b], batch.targets[:, a:b], batch.mask[:, a:b], None)
+
+
+def _copied(value: object) -> object:
+    """A deep copy of a state_dict's tensors (the optimizer changes its own in place)."""
+    if isinstance(value, Tensor):
+        return value.detach().clone()
+    if isinstance(value, dict):
+        return {k: _copied(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copied(v) for v in value]
+    return value
 
 
 def _optimizer(cfg: TrainConfig, params: list[torch.nn.Parameter]) -> torch.optim.Optimizer:

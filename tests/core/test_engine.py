@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
+import io
 import itertools
 import math
 import threading
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
 import torch
 
 from app.core.engine import OPTIMIZERS, End, OptimizerName, StepMetrics, TrainConfig, Trainer
+from app.core.frames import Frame
 from app.core.probes import ProbeFrame
 from app.core.tasks import Batch
 
@@ -185,3 +189,49 @@ def test_without_a_budget_probes_follow_probe_every_whatever_they_cost() -> None
     assert [f.step for f in frames] == [0, 10, 20, 30]
     assert all(f.itemized is not None for f in frames)  # itemize=True: every probe, as before
     assert trainer.budget.share == pytest.approx(4.0 / 0.3)
+
+
+def _trained(
+    events: Iterator[StepMetrics | ProbeFrame | End],
+) -> list[tuple[float, float, ProbeFrame | None]]:
+    """(loss, grad norm, the probe frame after it or None) of each step in `events`."""
+    out: list[tuple[float, float, ProbeFrame | None]] = []
+    for event in events:
+        if isinstance(event, StepMetrics):
+            out.append((event.loss, event.grad_norm, None))
+        elif isinstance(event, ProbeFrame) and out:
+            out[-1] = (*out[-1][:2], event)
+    return out
+
+
+def _same_frame(a: ProbeFrame | None, b: ProbeFrame | None) -> bool:
+    """Both None, or frames whose every array is equal bit for bit (as their bytes say)."""
+    if a is None or b is None:
+        return a is b
+    return Frame.from_probe("r", a).to_bytes() == Frame.from_probe("r", b).to_bytes()
+
+
+@pytest.mark.parametrize(("cell", "optimizer"), [("lstm", "adam"), ("gru", "rmsprop"), ("rnn_tanh", "sgd")])
+def test_a_restored_state_goes_on_bit_for_bit_as_the_run_did(cell: str, optimizer: OptimizerName) -> None:
+    momentum = 0.5 if optimizer == "sgd" else 0.0
+    config = TrainConfig(**{**SMALL.__dict__, "cell": cell, "optimizer": optimizer, "momentum": momentum})
+    config = dataclasses.replace(config, steps=9, probe_every=3)
+    parent = Trainer(config)
+    events = parent.events()
+    while not (isinstance(event := next(events), ProbeFrame) and event.step == 3):
+        pass
+    buf = io.BytesIO()
+    torch.save(parent.state(), buf)  # as the worker sends it
+    later = _trained(events)  # the parent's steps 4..9: its events go on where they were
+    fork = Trainer(dataclasses.replace(config, lr=0.5, clip="off"))  # the state's knobs win
+    fork.restore(torch.load(io.BytesIO(buf.getvalue()), weights_only=True))
+    assert fork.step == 3 and fork.config == config
+    fork_events = fork.events()
+    first = next(fork_events)  # the fork's own probe of step 3: the parent's
+    assert isinstance(first, ProbeFrame) and first.step == 3 and _same_frame(first, event)
+    forked = _trained(fork_events)
+    assert len(later) == len(forked) == 6
+    for (loss, norm, frame), (loss2, norm2, frame2) in zip(later, forked, strict=True):
+        assert (loss, norm) == (loss2, norm2) and _same_frame(frame, frame2)
+    assert sum(f is not None for _, _, f in forked) == 2  # probes at 6 and 9
+    assert all(torch.equal(a, b) for a, b in zip(parent.net.parameters(), fork.net.parameters(), strict=True))
