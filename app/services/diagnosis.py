@@ -16,10 +16,15 @@ loaded by claims.run_numbers: its step metrics and first and last probe frames) 
   outside UPDATE_BAND (a decade either side of the ~1e-3 rule of thumb).
 
 Each symptom's remedy is a JSON merge patch (RFC 7396) over the run's RunCreate: `patched(config,
-remedy.patch)` is the config with the change, checked to be a valid RunCreate when it is made.
+remedy.patch)` is the config with the change, checked to be a valid RunCreate when it is made and
+kept as `remedy.config` (what a new run with the remedy trains). Where the change can also be made
+to the trained weights between two steps, `remedy.changes` is it as an intervention
+(InterventionCreate's shape, checked too: what "apply now" posts and a fork starts with); null when
+only a new run can make it (another cell, twice the steps, a new init scheme for a net of several
+layers, where an intervention re-initialises one layer).
 
 What this is not: the loading of the numbers (claims.py), the route (app/web/diagnosis.py), or the
-applying of a remedy (a fork or an intervention does that).
+applying of a remedy (the run page posts an intervention, a fork or a new run).
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from annotated_types import Le
 from pydantic import BaseModel
 
 from app.services.claims import AT_BASELINE, EXPLODES, VANISHED, RunNumbers, num, reach_ratio
+from app.services.interventions import InterventionCreate
 from app.services.schemas import LIMITS, ClipSpec, OptimizerSpec, RunCreate
 
 SATURATED = 0.95  # a gate is saturated when this share of its values is below 0.1 or above 0.9
@@ -56,6 +62,8 @@ class Evidence(BaseModel):
 class Remedy(BaseModel):
     description: str
     patch: dict[str, Any]  # a JSON merge patch over the run's RunCreate
+    changes: dict[str, Any] | None = None  # the same change as an intervention, or None: a new run only
+    config: RunCreate | None = None  # patched(run config, patch): set by _symptom
 
 
 class Symptom(BaseModel):
@@ -94,8 +102,26 @@ def _finite(x: float) -> float | None:
 
 
 def _symptom(run: RunNumbers, kind: Kind, evidence: Evidence, explanation: str, remedy: Remedy) -> Symptom:
-    patched(run.config, remedy.patch)  # a remedy is a valid run: a wrong one fails here, not on a click
+    """The finding, its remedy checked: a wrong patch or change fails here, not on a click."""
+    config = patched(run.config, remedy.patch)
+    if remedy.changes is not None:
+        InterventionCreate.model_validate(remedy.changes)
+    remedy = remedy.model_copy(update={"config": config})
     return Symptom(kind=kind, evidence=evidence, explanation=explanation, remedy=remedy)
+
+
+def _scheme(run: RunNumbers, description: str, scheme: str) -> Remedy:
+    """Initialise W_hh by `scheme` (gain 1); as an intervention only for a one-layer net, whose
+    layer 0 an intervention can re-initialise whole (a net of several layers needs a new run)."""
+    one = run.config.num_layers == 1
+    return Remedy(
+        description=description + ("" if one else " (a new run: an intervention re-initialises one layer)"),
+        patch={"init": {"scheme": scheme, "gain": 1.0}},
+        changes={"reinit": {"layer": 0, "scheme": scheme, "gain": 1.0}} if one else None,
+    )
+
+
+_CLIP_AT_1 = {"clip": {"mode": "norm", "threshold": 1.0}}
 
 
 def _gated(run: RunNumbers) -> Remedy:
@@ -106,10 +132,12 @@ def _gated(run: RunNumbers) -> Remedy:
             patch={"cell": "lstm", "init": {"scheme": "default", "forget_bias": 1.0}},
         )
     if run.config.cell == "lstm" and (run.config.init.forget_bias or 0) < 1:
-        return Remedy(description="set the forget-gate bias to 1", patch={"init": {"forget_bias": 1.0}})
-    return Remedy(
-        description="initialise W_hh orthogonal", patch={"init": {"scheme": "orthogonal", "gain": 1.0}}
-    )
+        return Remedy(
+            description="set the forget-gate bias to 1",
+            patch={"init": {"forget_bias": 1.0}},
+            changes={"forget_bias": 1.0},
+        )
+    return _scheme(run, "initialise W_hh orthogonal", "orthogonal")
 
 
 def _upper(model: type[BaseModel], field: str) -> float:
@@ -119,7 +147,9 @@ def _upper(model: type[BaseModel], field: str) -> float:
 
 def _scaled_lr(run: RunNumbers, factor: float) -> Remedy:
     lr = float(f"{min(_upper(OptimizerSpec, 'lr'), run.config.optimizer.lr * factor):.1g}")
-    return Remedy(description=f"set the learning rate to {num(lr)}", patch={"optimizer": {"lr": lr}})
+    return Remedy(
+        description=f"set the learning rate to {num(lr)}", patch={"optimizer": {"lr": lr}}, changes={"lr": lr}
+    )
 
 
 def _vanishing(run: RunNumbers) -> Symptom | None:
@@ -155,12 +185,9 @@ def _exploding(run: RunNumbers) -> Symptom | None:
     finite = norms[np.isfinite(norms)]
     median = float(np.median(finite)) if finite.size else math.nan
     remedy = (
-        Remedy(description="clip the gradient norm at 1", patch={"clip": {"mode": "norm", "threshold": 1.0}})
+        Remedy(description="clip the gradient norm at 1", patch=_CLIP_AT_1, changes=_CLIP_AT_1)
         if run.config.clip.mode == "off"
-        else Remedy(
-            description="initialise W_hh orthogonal with gain 1",
-            patch={"init": {"scheme": "orthogonal", "gain": 1.0}},
-        )
+        else _scheme(run, "initialise W_hh orthogonal with gain 1", "orthogonal")
     )
     return _symptom(
         run,
@@ -186,7 +213,7 @@ def _diverged(run: RunNumbers) -> Symptom | None:
     step = run.steps + 1
     loss = _series(run.metrics, "loss")[-1] if run.metrics else math.nan
     remedy = (
-        Remedy(description="clip the gradient norm at 1", patch={"clip": {"mode": "norm", "threshold": 1.0}})
+        Remedy(description="clip the gradient norm at 1", patch=_CLIP_AT_1, changes=_CLIP_AT_1)
         if run.config.clip.mode == "off"
         else _scaled_lr(run, 0.1)
     )
@@ -233,10 +260,7 @@ def _dead(run: RunNumbers) -> Symptom | None:
         Evidence(step=run.last.step, layer=layer, values={"share": float(dead[layer]), "threshold": DEAD}),
         f"At step {run.last.step}, {num(100 * float(dead[layer]))} % of layer {layer}'s ReLU units are 0 "
         "on every step of the probe input, and a unit at 0 passes no gradient back.",
-        Remedy(
-            description="initialise W_hh as the identity (IRNN)",
-            patch={"init": {"scheme": "identity", "gain": 1.0}},
-        ),
+        _scheme(run, "initialise W_hh as the identity (IRNN)", "identity"),
     )
 
 
@@ -259,6 +283,7 @@ def _clipping(run: RunNumbers) -> Symptom | None:
         Remedy(
             description=f"raise the clip threshold to {num(threshold)}, {why}",
             patch={"clip": {"threshold": threshold}},
+            changes={"clip": {"mode": run.config.clip.mode, "threshold": threshold}},
         ),
     )
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -19,6 +20,7 @@ import pytest
 from app.core.frames import Frame
 from app.services.claims import RunNumbers, run_numbers
 from app.services.diagnosis import UPDATE_TARGET, Symptom, diagnose, patched
+from app.services.interventions import Intervention, InterventionCreate, configured
 from app.services.lessons import LESSONS, PRESETS, Lesson
 from app.services.schemas import RunCreate
 from app.services.storage import Storage
@@ -69,6 +71,15 @@ def kinds(run: RunNumbers) -> dict[str, Symptom]:
     assert len({s.kind for s in found}) == len(found)  # one of each kind at most
     for s in found:  # every remedy is a valid run, and changes it
         assert patched(run.config, s.remedy.patch) != run.config
+        assert s.remedy.config == patched(run.config, s.remedy.patch)
+        if s.remedy.changes is not None:  # a valid intervention that makes the same change
+            InterventionCreate.model_validate(s.remedy.changes)
+            if "reinit" in s.remedy.changes:
+                assert s.remedy.changes["reinit"]["scheme"] == s.remedy.config.init.scheme
+                assert run.config.num_layers == 1
+            else:
+                now = Intervention(id="x", step=0, changes=s.remedy.changes, applied_at=datetime.now(UTC))
+                assert configured(run.config, [now]) == s.remedy.config
     return {s.kind: s for s in found}
 
 
@@ -84,6 +95,7 @@ def test_the_vanishing_preset_vanishes_and_is_stuck(trained: Any) -> None:
     ratio = vanishing.evidence.values["reach_ratio"]
     assert ratio is not None and ratio < 1e-6
     assert patched(run.config, vanishing.remedy.patch).cell == "lstm"
+    assert vanishing.remedy.changes is None  # another cell: a new run only
     assert found["stuck"].evidence.values["loss"] == run.loss >= 0.9 * run.baseline
 
 
@@ -98,6 +110,7 @@ def test_the_unclipped_exploding_preset_explodes_and_diverges(trained: Any) -> N
     assert found["diverged"].evidence.step == run.steps + 1
     for kind in ("diverged", "exploding"):
         assert patched(run.config, found[kind].remedy.patch).clip.mode == "norm"
+        assert found[kind].remedy.changes == {"clip": {"mode": "norm", "threshold": 1.0}}
 
 
 @pytest.mark.parametrize("name", ["hello", "adding with a GRU", "LSTM, forget bias 1"])
@@ -138,6 +151,7 @@ def test_learning_rate_far_from_the_rule_of_thumb(trained: Any) -> None:
     }
     low = kinds(_with(run, update_ratio=1e-5))
     assert set(low) == {"lr_low"} and low["lr_low"].remedy.patch == {"optimizer": {"lr": 1.0}}  # 0.01 x 100
+    assert low["lr_low"].remedy.changes == {"lr": 1.0}
     assert kinds(_with(run, update_ratio=1e-4)) == {}  # the band's edge is inside it
 
 
@@ -147,6 +161,7 @@ def test_clipping_on_most_steps(trained: Any) -> None:
     assert set(found) == {"clipping"}
     threshold = found["clipping"].remedy.patch["clip"]["threshold"]
     assert threshold == float(f"{np.percentile([m['grad_norm'] for m in run.metrics], 90):.2g}")
+    assert found["clipping"].remedy.changes == {"clip": {"mode": "norm", "threshold": threshold}}
     half = [{**m, "clipped": i % 2 == 0} for i, m in enumerate(run.metrics)]  # exactly half: not most
     assert kinds(dataclasses.replace(run, metrics=half)) == {}
 
@@ -171,6 +186,10 @@ def test_dead_relu_units(trained: Any) -> None:
     found = kinds(_last(relu, h=h))
     assert set(found) == {"dead"} and found["dead"].evidence.values["share"] == 0.5
     assert patched(relu.config, found["dead"].remedy.patch).init.scheme == "identity"
+    assert found["dead"].remedy.changes == {"reinit": {"layer": 0, "scheme": "identity", "gain": 1.0}}
+    two = dataclasses.replace(relu, config=relu.config.model_copy(update={"num_layers": 2}))
+    h2 = np.concatenate([h, h])  # both layers half dead: re-initialising one is not the remedy
+    assert kinds(_last(two, h=h2))["dead"].remedy.changes is None
     assert kinds(_last(run, h=h)) == {}  # a GRU has no ReLU units
 
 

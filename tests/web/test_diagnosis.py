@@ -36,11 +36,14 @@ def test_a_diverged_run_s_findings_and_a_healthy_run_s_none(client: TestClient) 
     exploding = body["findings"][1]
     assert exploding["evidence"]["values"]["grad_norm"] == max(m["grad_norm"] for m in metrics)
     assert exploding["explanation"].startswith("The gradient norm reached ")
-    assert exploding["remedy"] == {
+    remedy = exploding["remedy"]
+    assert {k: remedy[k] for k in ("description", "patch", "changes")} == {
         "description": "clip the gradient norm at 1",
         "patch": {"clip": {"mode": "norm", "threshold": 1.0}},
+        "changes": {"clip": {"mode": "norm", "threshold": 1.0}},  # as an intervention, the same
     }
-    assert patched(RunCreate.model_validate(sick.config), exploding["remedy"]["patch"]).clip.mode == "norm"
+    config = patched(RunCreate.model_validate(sick.config), remedy["patch"])
+    assert config.clip.mode == "norm" and RunCreate.model_validate(remedy["config"]) == config
     answer = client.get(f"/api/runs/{healthy.id}/diagnosis")
     assert answer.status_code == 200 and answer.json()["findings"] == []
 
