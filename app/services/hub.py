@@ -3,11 +3,13 @@
 What this is: `Hub` lives on the server's event loop. `Hub.publish(run_id, message)` is called
 from the run manager's reader threads and hops to the loop (call_soon_threadsafe). Per run a
 `Channel` keeps what every viewer shares: recent step metrics, each encoded to JSON once; the
-latest probe frame, the very bytes object every viewer sends; and the run's current RunPublic.
+latest probe frame, the very bytes object every viewer sends; the run's current RunPublic; and
+the interventions published since the channel opened (a few, each encoded once).
 Per viewer a `Viewer` holds O(1) state: the index of the next step to send, the step of the last
-probe sent, the status version last sent, and an asyncio.Event. `Hub.serve(viewer, sink)` is a
-viewer's sender: on each wake-up it sends the pending steps as ONE text message, then the newest
-probe if it is newer (at most one every `probe_interval` seconds), then the status if it
+probe sent, the status version last sent, how many interventions it was sent (and the ids its
+snapshot had), and an asyncio.Event. `Hub.serve(viewer, sink)` is a viewer's sender: on each
+wake-up it sends the pending steps as ONE text message, then each new intervention, then the
+newest probe if it is newer (at most one every `probe_interval` seconds), then the status if it
 changed, and when the run has ended and the viewer has caught up, the end message.
 
 Steps are coalesced per channel, not per viewer: the first step after a quiet `interval` wakes
@@ -37,7 +39,14 @@ from typing import Protocol
 
 import orjson
 
-from app.services.messages import EndMessage, Message, ProbeMessage, StatusMessage, StepMessage
+from app.services.messages import (
+    EndMessage,
+    InterventionMessage,
+    Message,
+    ProbeMessage,
+    StatusMessage,
+    StepMessage,
+)
 from app.services.schemas import FINISHED, RunPublic
 
 log = logging.getLogger(__name__)
@@ -67,6 +76,7 @@ class Channel:
         "ended",
         "flush",
         "flushed_at",
+        "interventions",
         "last_activity",
         "numbers",
         "probe",
@@ -86,6 +96,7 @@ class Channel:
         self.base = 0  # absolute index of steps[0]
         self.probe: bytes | None = None  # the latest display frame's bytes (see ProbeMessage)
         self.probe_step = -1
+        self.interventions: list[tuple[str, str]] = []  # (id, the intervention message's text)
         self.run: RunPublic | None = None
         self.run_json = "null"
         self.version = 0  # bumped on every status change
@@ -130,7 +141,16 @@ class Channel:
 class Viewer:
     """One websocket's place in a channel: a few integers and an event, never a copy of data."""
 
-    __slots__ = ("after_step", "channel", "next_index", "probe_step", "version", "wake")
+    __slots__ = (
+        "after_step",
+        "channel",
+        "interventions",
+        "next_index",
+        "probe_step",
+        "seen",
+        "version",
+        "wake",
+    )
 
     def __init__(self, channel: Channel) -> None:
         self.channel = channel
@@ -138,10 +158,13 @@ class Viewer:
         self.after_step = -1  # steps numbered up to this one were in the snapshot: never send them
         self.probe_step = -1
         self.version = channel.version
+        self.interventions = len(channel.interventions)  # the ones before it are in its snapshot
+        self.seen: frozenset[str] = frozenset()  # ids of the interventions its snapshot had
         self.wake = asyncio.Event()
 
-    def skip_to(self, last_step: int, probe_step: int) -> None:
-        """Mark everything up to `last_step` (and the probe of `probe_step`) as already sent.
+    def skip_to(self, last_step: int, probe_step: int, interventions: frozenset[str] = frozenset()) -> None:
+        """Mark everything up to `last_step` (and the probe of `probe_step`, and the interventions
+        of these ids) as already sent.
 
         Steps up to `last_step` that reach the hub only later (a probe or end can store a step
         batch while its messages are still on their way to the loop) are skipped too.
@@ -149,6 +172,7 @@ class Viewer:
         self.after_step = max(self.after_step, last_step)
         self.next_index = max(self.next_index, self.channel.index_after(last_step))
         self.probe_step = max(self.probe_step, probe_step)
+        self.seen = self.seen | interventions
         self.wake.set()
 
 
@@ -202,11 +226,14 @@ class Hub:
             if isinstance(message, ProbeMessage):
                 if message.step >= channel.probe_step:
                     channel.probe, channel.probe_step = message.display, message.step
+            elif isinstance(message, InterventionMessage):
+                text = intervention_message(message.item.model_dump_json())
+                channel.interventions.append((message.item.id, text))
             elif isinstance(message, StatusMessage | EndMessage):
                 channel.set_run(message.run)
                 if isinstance(message, EndMessage):
                     channel.ended = True
-            else:  # pragma: no cover - the manager sends only the four kinds
+            else:  # pragma: no cover - the manager sends only the five kinds
                 log.warning("hub: ignoring a message of unknown type %s", type(message).__name__)
                 return
             channel.wake()
@@ -324,6 +351,11 @@ class Hub:
                     text = channel.step_message(start)
                     viewer.next_index = channel.end
                     await sink.send_text(text)
+                while viewer.interventions < len(channel.interventions):
+                    item_id, text = channel.interventions[viewer.interventions]
+                    viewer.interventions += 1
+                    if item_id not in viewer.seen:
+                        await sink.send_text(text)
                 if channel.probe is not None and channel.probe_step > viewer.probe_step:
                     wait = probe_sent + self.probe_interval - loop.time()
                     if wait <= 0:
@@ -341,6 +373,11 @@ class Hub:
         finally:
             if probe_timer is not None:
                 probe_timer.cancel()
+
+
+def intervention_message(item_json: str) -> str:
+    """{"type": "intervention", "id", "step", "changes", "applied_at"}: an Intervention's fields."""
+    return '{"type":"intervention",' + item_json[1:]
 
 
 def end_message(run_json: str) -> str:

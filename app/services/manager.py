@@ -48,7 +48,15 @@ import orjson
 from app.services import worker
 from app.services.handles import Handle, Outcome
 from app.services.interventions import Intervention
-from app.services.messages import EndMessage, Message, ProbeMessage, Publish, StatusMessage, StepMessage
+from app.services.messages import (
+    EndMessage,
+    InterventionMessage,
+    Message,
+    ProbeMessage,
+    Publish,
+    StatusMessage,
+    StepMessage,
+)
 from app.services.records import RunRecord, utcnow
 from app.services.schemas import FINISHED, RunCreate, RunPublic
 from app.services.storage import Storage, StorageError
@@ -411,6 +419,8 @@ class RunManager:
                     _, intervention_id, step, changes = message
                     item = Intervention(id=intervention_id, step=step, changes=changes, applied_at=utcnow())
                     self._store(h, self.storage.add_intervention, h.run_id, item)
+                    if not h.deleted:  # stored first: a viewer's snapshot may list it (hub.Viewer.seen)
+                        self._emit(h.run_id, InterventionMessage(item))
                 elif kind == "refused":  # pragma: no cover - the API validated the changes
                     log.warning("run %s: intervention %s refused: %s", h.run_id, message[1], message[2])
                 elif kind == "checkpoint":

@@ -7,6 +7,7 @@
                             frames.Frame), published as soon as it arrives, then stored with the
                             full frame;
 - StatusMessage(run)        every status change (running, paused and back; then the final one);
+- InterventionMessage(item) each intervention, once the worker applied it and it is stored;
 - EndMessage(run)           once, when the run has ended (after its final StatusMessage).
 
 `Publish` is the callback that receives them. What this is not: the fan-out (hub.py).
@@ -18,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from app.services.interventions import Intervention
 from app.services.schemas import RunPublic
 
 
@@ -42,5 +44,10 @@ class EndMessage:
     run: RunPublic
 
 
-Message = StepMessage | ProbeMessage | StatusMessage | EndMessage
+@dataclass(frozen=True)
+class InterventionMessage:
+    item: Intervention  # as stored (Storage.interventions lists it)
+
+
+Message = StepMessage | ProbeMessage | StatusMessage | InterventionMessage | EndMessage
 Publish = Callable[[str, Message], None]

@@ -1,9 +1,10 @@
 """The run websocket, WS /ws/runs/{id}: a snapshot of what is stored, then the run live.
 
 What this is: one endpoint. After accepting it sends {"type": "snapshot", "run", "metrics",
-"probe_steps"} (everything stored so far), then the latest probe frame as a binary message, then
-hands the socket to the Hub, which sends step batches, newer probe frames, status changes and
-finally {"type": "end", "run"}, after which the server closes with 1000. Every frame it sends is
+"probe_steps", "interventions"} (everything stored so far), then the latest probe frame as a
+binary message, then hands the socket to the Hub, which sends step batches, interventions as they
+are applied, newer probe frames, status changes and finally {"type": "end", "run"}, after which
+the server closes with 1000. Every frame it sends is
 a display frame (frames.Frame.pooled: at most 500 timesteps x 256 units), the same bytes for
 every viewer; full-resolution frames are for GET /api/runs/{id}/probes/{step}. An unknown run closes
 with 4404, a missing token with 4401, an Origin that is neither this server nor an allowed one
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from dataclasses import dataclass
 
 import anyio
 import orjson
@@ -59,27 +61,39 @@ class _Sink:
         await self.websocket.send_bytes(data)
 
 
-def _snapshot(
-    storage: Storage, manager: RunManager, run_id: str
-) -> tuple[RunRecord | None, str, bytes | None, int, int]:
-    """(record, snapshot JSON, the latest display frame's bytes, last stored step, latest probe step),
-    in one thread hop; the run with its queue position."""
+@dataclass(frozen=True)
+class _Snapshot:
+    """What storage holds of a run when a viewer joins, read in one thread hop."""
+
+    record: RunRecord
+    text: str  # the snapshot message
+    probe: bytes | None  # the latest display frame's bytes
+    last_step: int  # the last stored step (0: none)
+    probe_step: int  # the latest probe's step (-1: none)
+    interventions: frozenset[str]  # the ids of the interventions in `text`
+
+
+def _snapshot(storage: Storage, manager: RunManager, run_id: str) -> _Snapshot | None:
+    """The run as stored (with its queue position), None if there is no such run."""
     record = storage.get_run(run_id)
     if record is None:
-        return None, "", None, 0, -1
+        return None
     metrics = storage.metrics(run_id)
     probe_steps = storage.probe_steps(run_id)
     probe = storage.probe(run_id, probe_steps[-1], "display") if probe_steps else None
+    interventions = storage.interventions(run_id)
     text = orjson.dumps(
         {
             "type": "snapshot",
             "run": manager.public(record).model_dump(mode="json"),
             "metrics": metrics,
             "probe_steps": probe_steps,
+            "interventions": [item.model_dump(mode="json") for item in interventions],
         }
     ).decode()
     last_step = int(metrics[-1]["step"]) if metrics else 0
-    return record, text, probe, last_step, probe_steps[-1] if probe_steps else -1
+    probe_step = probe_steps[-1] if probe_steps else -1
+    return _Snapshot(record, text, probe, last_step, probe_step, frozenset(i.id for i in interventions))
 
 
 async def _until_disconnect(websocket: WebSocket) -> None:
@@ -139,20 +153,18 @@ async def watch_run(
 async def _watch(
     websocket: WebSocket, storage: Storage, manager: RunManager, hub: Hub, viewer: Viewer, run_id: str
 ) -> None:
-    record, snapshot, probe, last_step, probe_step = await anyio.to_thread.run_sync(
-        _snapshot, storage, manager, run_id
-    )
-    if record is None:  # deleted between the two reads
+    snapshot = await anyio.to_thread.run_sync(_snapshot, storage, manager, run_id)
+    if snapshot is None:  # deleted between the two reads
         await _close(websocket, CLOSE_NOT_FOUND, _reason(f"there is no run with id {run_id!r}"))
         return
-    await websocket.send_text(snapshot)
-    if probe is not None:
-        await websocket.send_bytes(probe)
-    if record.status in FINISHED:
-        await websocket.send_text(end_message(record.to_public().model_dump_json()))
+    await websocket.send_text(snapshot.text)
+    if snapshot.probe is not None:
+        await websocket.send_bytes(snapshot.probe)
+    if snapshot.record.status in FINISHED:
+        await websocket.send_text(end_message(snapshot.record.to_public().model_dump_json()))
         await _close(websocket, CLOSE_NORMAL)
         return
-    viewer.skip_to(last_step, probe_step)
+    viewer.skip_to(snapshot.last_step, snapshot.probe_step, snapshot.interventions)
     outcome: list[bool] = []  # set if the hub finished: True after the end message, False at shutdown
 
     async with anyio.create_task_group() as tasks:

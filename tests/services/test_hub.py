@@ -12,7 +12,14 @@ import orjson
 import pytest
 
 from app.services.hub import Channel, Hub, Viewer
-from app.services.messages import EndMessage, ProbeMessage, StatusMessage, StepMessage
+from app.services.interventions import Intervention
+from app.services.messages import (
+    EndMessage,
+    InterventionMessage,
+    ProbeMessage,
+    StatusMessage,
+    StepMessage,
+)
 from app.services.schemas import RunCreate, RunPublic, RunStatus
 
 pytestmark = pytest.mark.anyio
@@ -308,6 +315,38 @@ async def test_status_changes_are_sent_once_each() -> None:
     assert await asyncio.wait_for(task, 2)
     assert sink.types() == ["status", "end"]
     assert sink.messages[-1]["run"]["status"] == "stopped"
+
+
+def applied(item_id: str, at_step: int) -> InterventionMessage:
+    changes = {"lr": 0.01}
+    return InterventionMessage(
+        Intervention(id=item_id, step=at_step, changes=changes, applied_at=datetime.now(UTC))
+    )
+
+
+async def test_interventions_go_to_every_viewer_after_the_steps_before_them_once_each() -> None:
+    hub = Hub(asyncio.get_running_loop(), interval=0.005)
+    hub.publish("r1", applied("early", 0))  # before anyone watched: in every joiner's snapshot
+    await settle(0.02)
+    sinks = [ListSink(), ListSink()]
+    viewers = [hub.attach("r1", run_public()) for _ in sinks]
+    viewers[0].skip_to(0, -1, frozenset({"early"}))
+    viewers[1].skip_to(0, -1, frozenset({"early", "i1"}))  # its snapshot was read after i1 was stored
+    tasks = [asyncio.ensure_future(hub.serve(v, s)) for v, s in zip(viewers, sinks, strict=True)]
+    for n in range(1, 11):
+        hub.publish("r1", step(n))
+    hub.publish("r1", applied("i1", 10))
+    hub.publish("r1", step(11))
+    hub.publish("r1", EndMessage(run_public("completed", 11)))
+    assert await asyncio.wait_for(asyncio.gather(*tasks), 2) == [True, True]
+    first = [m for m in sinks[0].messages if m["type"] == "intervention"]
+    assert [(m["id"], m["step"], m["changes"]) for m in first] == [("i1", 10, {"lr": 0.01})]
+    assert set(first[0]) == {"type", "id", "step", "changes", "applied_at"}
+    before = [s["step"] for m in sinks[0].messages[: sinks[0].messages.index(first[0])] for s in m["steps"]]
+    assert before[:10] == list(range(1, 11))  # the steps it follows came first (11 may share their batch)
+    assert "intervention" not in sinks[1].types()  # its snapshot had it: not sent twice
+    late = hub.attach("r1", run_public())
+    assert late.interventions == 2  # a viewer joining now finds both in its snapshot
 
 
 async def test_ended_channels_without_viewers_are_dropped_after_linger() -> None:

@@ -128,6 +128,33 @@ def test_a_late_joiner_gets_the_snapshot_then_live_without_gaps(tmp_path: Path) 
         assert stream.close_code == 1000
 
 
+def test_interventions_come_live_and_in_a_later_joiner_s_snapshot(tmp_path: Path) -> None:
+    with TestClient(make_app(tmp_path)) as http:
+        run_id = http.post("/api/runs", json=SLOW).json()["id"]
+        wait_for(http, run_id, statuses=frozenset({"running"}))
+        with http.websocket_connect(f"/ws/runs/{run_id}") as ws:
+            stream = Stream().read(ws, until_end=False)
+            assert stream.messages[0]["interventions"] == []
+            while len(stream.steps()) < 5:  # a few steps before the intervention
+                stream.read(ws, until_end=False)
+            item_id = http.post(f"/api/runs/{run_id}/interventions", json={"lr": 0.01}).json()["id"]
+            while not stream.of("intervention"):
+                stream.read(ws, until_end=False)
+            (live,) = stream.of("intervention")
+            with http.websocket_connect(f"/ws/runs/{run_id}") as joiner:
+                snapshot = Stream().read(joiner, until_end=False).messages[0]
+            http.post(f"/api/runs/{run_id}/stop")
+            stream.read(ws)
+        (listed,) = http.get(f"/api/runs/{run_id}/interventions").json()
+        assert listed["id"] == item_id and {**listed, "type": "intervention"} == live
+        assert snapshot["interventions"] == [listed]
+        assert len(stream.of("intervention")) == 1  # sent once
+        # every step up to the one it followed came before it
+        before = Stream()
+        before.messages = stream.messages[: stream.messages.index(live)]
+        assert before.steps()[-1] >= listed["step"]
+
+
 def test_a_viewer_leaving_mid_run_logs_no_error(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING), TestClient(make_app(tmp_path)) as http:
         run_id = http.post("/api/runs", json=SLOW).json()["id"]
