@@ -10,7 +10,10 @@ current file is left as it is:
 - version 3 -> 4: runs gain `name` and `tags` (from their config: an attached run's name is its
   watch's) and `brief`, the config as the run list shows it (records.brief);
 - version 4 -> 5: the texts table (custom texts by content hash), made by its CREATE in SCHEMA;
-- version 5 -> 6: the interventions table (a run's applied interventions), made so too.
+- version 5 -> 6: the interventions table (a run's applied interventions), made so too;
+- version 6 -> 7: the snapshots table (Trainer.state() at each probe step, what a fork starts
+  from), made so too, and runs gain `parent`, `fork_step` and `fork_changes` (NULL: not a fork)
+  with an index on `parent` (a run's forks).
 
 Files made before version 4 have no auto-vacuum: the first open switches it to incremental and
 rewrites the file once with VACUUM (it needs free disk space about the file's size), so that
@@ -29,7 +32,7 @@ import orjson
 from app.core.frames import MAX_T, MAX_UNITS, Frame
 from app.services.records import brief
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 INCREMENTAL = 2  # PRAGMA auto_vacuum's value for INCREMENTAL
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -46,7 +49,10 @@ CREATE TABLE IF NOT EXISTS runs (
     kind TEXT NOT NULL DEFAULT 'built-in',
     name TEXT,
     tags TEXT NOT NULL DEFAULT '[]',
-    brief TEXT NOT NULL DEFAULT '{}'
+    brief TEXT NOT NULL DEFAULT '{}',
+    parent TEXT,
+    fork_step INTEGER,
+    fork_changes TEXT
 );
 CREATE INDEX IF NOT EXISTS runs_by_created ON runs (created_at);
 CREATE INDEX IF NOT EXISTS runs_by_status ON runs (status, created_at);
@@ -84,6 +90,12 @@ CREATE TABLE IF NOT EXISTS interventions (
     applied_at TEXT NOT NULL,
     PRIMARY KEY (run_id, id)
 );
+CREATE TABLE IF NOT EXISTS snapshots (
+    run_id TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+    step INTEGER NOT NULL,
+    data BLOB NOT NULL,
+    PRIMARY KEY (run_id, step)
+);
 CREATE TABLE IF NOT EXISTS texts (
     id TEXT PRIMARY KEY,
     text TEXT NOT NULL,
@@ -119,6 +131,10 @@ def migrate(conn: sqlite3.Connection) -> None:
     if "kind" not in _columns(conn, "runs"):  # version 2 -> 3: every run so far was trained here
         conn.execute("ALTER TABLE runs ADD COLUMN kind TEXT NOT NULL DEFAULT 'built-in'")
     _add_names_and_tags(conn)
+    if "parent" not in _columns(conn, "runs"):  # version 6 -> 7: no run so far is a fork
+        for column in ("parent TEXT", "fork_step INTEGER", "fork_changes TEXT"):
+            conn.execute(f"ALTER TABLE runs ADD COLUMN {column}")
+    conn.execute("CREATE INDEX IF NOT EXISTS runs_by_parent ON runs (parent)")
 
 
 def _columns(conn: sqlite3.Connection, table: str) -> set[str]:

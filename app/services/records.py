@@ -6,6 +6,8 @@ cached validation of its stored config (a RunCreate, or an AttachedConfig for an
 and `brief(config)`, the config as the run list shows it (RunSummary: without its bulky fields).
 A run's `name` and `tags` are its current ones: they start as the config's (an attached run's
 name is its watch's) and PATCH changes them; the run is always shown with them, in its config too.
+A fork's `fork` says where it came from (RunSummary shows its parent alone); `forks` are a run's
+own (storage reads them).
 What this is not: SQL (app.services.storage) or scheduling (app.services.manager).
 """
 
@@ -18,6 +20,7 @@ from typing import Any
 
 import orjson
 
+from app.services.lineage import ForkOf, ForkRef
 from app.services.schemas import AttachedConfig, RunCreate, RunKind, RunPublic, RunStatus, RunSummary
 
 
@@ -44,6 +47,8 @@ class RunRecord:
     kind: RunKind = "built-in"
     name: str | None = None
     tags: list[str] = field(default_factory=list)
+    fork: ForkOf | None = None  # where this run was forked from
+    forks: list[ForkRef] = field(default_factory=list)  # its own forks, oldest first
 
     @classmethod
     def new(cls, run_id: str, config: RunCreate, group: str | None = None) -> RunRecord:
@@ -83,7 +88,9 @@ class RunRecord:
             config = _attached_config(config_json).model_copy(update={"name": self.name})
         else:
             config = _run_create(config_json).model_copy(update={"name": self.name, "tags": self.tags})
-        return RunPublic(config=config, queue_position=queue_position, **self._shown())
+        return RunPublic(
+            config=config, queue_position=queue_position, fork=self.fork, forks=self.forks, **self._shown()
+        )
 
     def _shown(self) -> dict[str, Any]:
         """The fields a run's public form and its list summary share, as they are shown."""
@@ -107,7 +114,7 @@ class RunRecord:
         config = {**brief(self.config), "name": self.name}
         if self.kind == "built-in":
             config["tags"] = self.tags
-        return RunSummary(config=config, **self._shown())
+        return RunSummary(config=config, parent=self.fork.parent if self.fork else None, **self._shown())
 
 
 def brief(config: dict[str, Any]) -> dict[str, Any]:

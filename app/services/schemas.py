@@ -23,6 +23,7 @@ from app.core.engine import OPTIMIZERS, TrainConfig
 from app.core.model import INIT_SCHEMES
 from app.core.probes import WatchSource
 from app.core.tasks import MAX_TEXT_CHARS, TASKS, CharLMTask, make_task
+from app.services.lineage import ForkOf, ForkRef
 from gatescope.sink import EndStatus
 
 RunStatus = Literal[
@@ -307,6 +308,8 @@ class RunPublic(BaseModel):
     error: str | None = None
     group: str | None = None  # runs made together by /api/compare (or one watch) share a group
     queue_position: int | None = None  # queued runs ahead of it (0: it starts next); None unless queued
+    fork: ForkOf | None = None  # where this run was forked from; None unless it is a fork
+    forks: list[ForkRef] = []  # the run's own forks, oldest first
 
     @model_validator(mode="after")
     def _kind_matches(self) -> RunPublic:
@@ -336,6 +339,7 @@ class RunSummary(BaseModel):
     error: str | None = None
     group: str | None = None
     queue_position: int | None = None  # as RunPublic's
+    parent: str | None = None  # the run it was forked from (RunPublic.fork), None unless a fork
 
 
 class CompareCreate(BaseModel):

@@ -1,26 +1,23 @@
 """Durable state of every run: one SQLite file, data_dir/"gatescope.db".
 
-What this is: `Storage`, the only code that speaks SQL. Four tables: runs (one row per run: its
-kind, "built-in" or "attached", its config as JSON and, for the run list, its config brief, its
-current name and tags), metrics (one row per training step),
-probes (per probe step the frame bytes of app.core.frames at full resolution, `data`, and the
-display frame, `display`, NULL when it equals the full frame) and checkpoints (the latest
-weights of each run), the last three deleted with their run (ON DELETE CASCADE); and texts
-(custom texts by content hash, which the dashboard's links name: app/web/texts.py).
-`RunRecord` (app.services.records) is a run's row in Python. An older database is migrated when
-opened (app.services.migrations). Runs are listed a page at a time, newest first, filtered by a
-RunQuery (app.services.run_query), with the total that matches.
+What this is: `Storage`, the only code that speaks SQL (over app.services.database's two
+connections: any thread may call any method, every write is one transaction, every sqlite3 error
+a StorageError with a sentence). Tables: runs (one row per run: its kind, "built-in" or
+"attached", its config as JSON and, for the run list, its config brief, its current name and
+tags, and for a fork its parent, step and changes), metrics (one row per training step), probes
+(per probe step the frame bytes of app.core.frames at full resolution, `data`, and the display
+frame, `display`, NULL when it equals the full frame), snapshots (per probe step the torch.save
+bytes of Trainer.state(): what a fork starts from), checkpoints (the latest weights of each run)
+and interventions, all deleted with their run (ON DELETE CASCADE); and texts (custom texts by
+content hash, which the dashboard's links name: app/web/texts.py). `run_bytes` is what a run's
+frames, snapshots and checkpoint take. `RunRecord` (app.services.records) is a run's row in
+Python. An older database is migrated when opened (app.services.migrations). Runs are listed a
+page at a time, newest first, filtered by a RunQuery (app.services.run_query), with the total
+that matches.
 
 Disk: the file uses incremental auto-vacuum; `reclaim()` (the API calls it after deleting runs)
 gives the pages of deleted runs back to the disk (PRAGMA incremental_vacuum, then a checkpoint
 that truncates the write-ahead log).
-
-Concurrency: the database is in WAL mode, so readers never wait for the writer. Storage holds two
-connections, one for writes and one for reads, each behind its own lock, so any thread may call
-any method (web requests and the manager's reader threads do at once). Every write is one
-transaction. Times are stored as ISO 8601 UTC text with microseconds (so text order is time order)
-and come back as timezone-aware datetimes. Every sqlite3 error surfaces as `StorageError` with a
-sentence saying what went wrong (a full disk, a locked or unreadable file) and where.
 
 What this is not: a cache or a queue. It does not know about processes or the event loop, and it
 keeps nothing in memory beyond the two connections.
@@ -29,26 +26,21 @@ keeps nothing in memory beyond the two connections.
 from __future__ import annotations
 
 import sqlite3
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import fields
-from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, Literal, cast
 
 import orjson
 
 from app.core.engine import StepMetrics
-from app.services import migrations
+from app.services.database import DB_NAME as DB_NAME
+from app.services.database import Database, as_datetime, iso
+from app.services.database import StorageError as StorageError
 from app.services.interventions import Intervention
-from app.services.migrations import SCHEMA, SCHEMA_VERSION
+from app.services.lineage import ForkOf, ForkRef
 from app.services.records import RunRecord, brief, utcnow
 from app.services.run_query import RunQuery
 from app.services.schemas import RunKind, RunStatus, RunSummary
 
-DB_NAME = "gatescope.db"
-BUSY_TIMEOUT = 5.0  # seconds a statement waits for another connection's lock
 INTERRUPTED_ERROR = "server restarted during the run"
 TEXTS_KEPT_CHARS = 64 * 2**20  # stored custom texts beyond this, least recently saved first, are dropped
 Resolution = Literal["full", "display"]
@@ -56,7 +48,8 @@ RESOLUTIONS: tuple[Resolution, ...] = ("full", "display")
 
 METRIC_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(StepMetrics))
 _RUN_COLUMNS = (
-    "id, status, config, created_at, started_at, finished_at, step, steps, error, grp, kind, name, tags"
+    "id, status, config, created_at, started_at, finished_at, step, steps, error, grp, kind, name, tags, "
+    "parent, fork_step, fork_changes"
 )
 _BRIEF_COLUMNS = _RUN_COLUMNS.replace("config", "brief")  # the run list reads the brief, not the config
 # RunRecord field -> runs column, for update_run
@@ -74,101 +67,27 @@ _UPDATABLE = {
 }
 
 
-class StorageError(Exception):
-    """The database could not do what was asked; the message is a sentence for a person."""
-
-
-class Storage:
-    """Runs, their metrics, probe frames and checkpoints in one SQLite file (thread-safe)."""
-
-    def __init__(self, data_dir: Path, busy_timeout: float = BUSY_TIMEOUT) -> None:
-        """Open (creating if need be) data_dir/gatescope.db; `busy_timeout` seconds to wait for a lock."""
-        self.path = Path(data_dir) / DB_NAME
-        self.busy_timeout = busy_timeout
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise StorageError(f"cannot create the data directory {self.path.parent}: {exc}") from exc
-        self._write_lock = threading.Lock()
-        self._read_lock = threading.Lock()
-        self._closed = False
-        with self._errors("opening the database"):
-            self._writer = self._connect()
-            try:
-                migrations.use_incremental_vacuum(self._writer)  # before WAL: a new file takes it then
-                self._writer.execute("PRAGMA journal_mode=WAL")
-                with self._transaction():
-                    for statement in SCHEMA.split(";"):
-                        if statement.strip():
-                            self._writer.execute(statement)
-                    migrations.migrate(self._writer)
-                    self._writer.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-                self._reader = self._connect()
-            except BaseException:
-                self._writer.close()
-                raise
-
-    def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(
-            self.path, isolation_level=None, check_same_thread=False, timeout=self.busy_timeout
-        )
-        conn.execute("PRAGMA synchronous = NORMAL")
-        conn.execute("PRAGMA foreign_keys = ON")
-        return conn
-
-    # -- plumbing --------------------------------------------------------------------------
-
-    @contextmanager
-    def _errors(self, action: str) -> Iterator[None]:
-        try:
-            yield
-        except sqlite3.Error as exc:
-            raise StorageError(_sentence(exc, action, self.path)) from exc
-
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """The write connection inside BEGIN IMMEDIATE ... COMMIT (ROLLBACK on any error)."""
-        conn = self._writer
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
-
-    @contextmanager
-    def _write(self, action: str) -> Iterator[sqlite3.Connection]:
-        with self._write_lock, self._errors(action):
-            self._check_open()
-            with self._transaction() as conn:
-                yield conn
-
-    @contextmanager
-    def _read(self, action: str) -> Iterator[sqlite3.Connection]:
-        with self._read_lock, self._errors(action):
-            self._check_open()
-            yield self._reader
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise StorageError(f"the storage at {self.path} is closed")
+class Storage(Database):
+    """Runs, their metrics, probe frames, snapshots and checkpoints in one SQLite file (thread-safe)."""
 
     # -- runs ------------------------------------------------------------------------------
 
     def create_run(self, record: RunRecord) -> None:
-        """Insert a new run; StorageError if its id is taken."""
+        """Insert a new run; StorageError if its id is taken. A fork (record.fork) gets its own copy
+        of the parent's snapshot at the fork's step, in the same transaction (StorageError if the
+        parent has none: then nothing is stored)."""
+        fork = record.fork
         try:
             with self._write("creating a run") as conn:
                 conn.execute(
-                    f"INSERT INTO runs ({_RUN_COLUMNS}, brief) VALUES ({', '.join('?' * 14)})",
+                    f"INSERT INTO runs ({_RUN_COLUMNS}, brief) VALUES ({', '.join('?' * 17)})",
                     (
                         record.id,
                         record.status,
                         _column_value("config", record.config),
-                        _iso(record.created_at),
-                        _iso(record.started_at),
-                        _iso(record.finished_at),
+                        iso(record.created_at),
+                        iso(record.started_at),
+                        iso(record.finished_at),
                         record.step,
                         record.steps,
                         record.error,
@@ -176,18 +95,23 @@ class Storage:
                         record.kind,
                         record.name,
                         _column_value("tags", record.tags),
+                        fork.parent if fork is not None else None,
+                        fork.step if fork is not None else None,
+                        orjson.dumps(fork.changes).decode() if fork is not None else None,
                         _column_value("brief", record.config),
                     ),
                 )
+                if fork is not None and not _copy_snapshot(conn, fork.parent, fork.step, record.id):
+                    raise StorageError(f"run {fork.parent} has no stored state at step {fork.step}")
         except StorageError as exc:
             if isinstance(exc.__cause__, sqlite3.IntegrityError):
                 raise StorageError(f"a run with id {record.id} already exists") from exc.__cause__
             raise
 
     def get_run(self, run_id: str) -> RunRecord | None:
+        """The run with its forks, or None."""
         with self._read("reading a run") as conn:
-            row = conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,)).fetchone()
-        return _record(row) if row is not None else None
+            return _run(conn, run_id)
 
     def list_runs(
         self, query: RunQuery | None = None, limit: int = 50, offset: int = 0
@@ -240,23 +164,14 @@ class Storage:
         with self._write("updating a run") as conn:
             if conn.execute(f"UPDATE runs SET {assignments} WHERE id = ?", (*values, run_id)).rowcount == 0:
                 return None
-            row = conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,)).fetchone()
-        return _record(row)
+            return _run(conn, run_id)
 
     def delete_run(self, run_id: str) -> bool:
-        """Delete a run and (by cascade) its metrics, probes and checkpoint; False if there was none.
+        """Delete a run and (by cascade) its metrics, probes, snapshots, checkpoint and interventions;
+        False if there was none (its forks keep their link and their own snapshots).
         Their pages stay free inside the file until `reclaim()`."""
         with self._write("deleting a run") as conn:
             return conn.execute("DELETE FROM runs WHERE id = ?", (run_id,)).rowcount > 0
-
-    def reclaim(self) -> None:
-        """Give the free pages (of deleted runs) back to the disk: incremental vacuum moves them
-        to the file's end and cuts them off (executescript steps it to the end), then a checkpoint
-        writes them into the file and truncates the write-ahead log. Takes a moment per 100 MB."""
-        with self._write_lock, self._errors("giving the space of deleted runs back to the disk"):
-            self._check_open()
-            self._writer.executescript("PRAGMA incremental_vacuum;")
-            self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
 
     def recover(self) -> list[str]:
         """At startup: runs left 'running' or 'paused' become 'interrupted'; 'queued' ids, oldest first."""
@@ -264,7 +179,7 @@ class Storage:
             conn.execute(
                 "UPDATE runs SET status = 'interrupted', finished_at = ?, error = ?"
                 " WHERE status IN ('running', 'paused')",
-                (_iso(utcnow()), INTERRUPTED_ERROR),
+                (iso(utcnow()), INTERRUPTED_ERROR),
             )
             rows = conn.execute(
                 "SELECT id FROM runs WHERE status = 'queued' ORDER BY created_at, rowid"
@@ -351,6 +266,34 @@ class Storage:
                 ).fetchone()
         return bytes(row[0]) if row is not None else None
 
+    def add_snapshot(self, run_id: str, step: int, data: bytes) -> None:
+        """Store the torch.save bytes of Trainer.state() at a probe step (replacing one there)."""
+        with self._write("storing a snapshot") as conn:
+            conn.execute("INSERT OR REPLACE INTO snapshots VALUES (?, ?, ?)", (run_id, step, data))
+
+    def snapshot_steps(self, run_id: str) -> list[int]:
+        """The steps a fork of the run can start from, in order."""
+        with self._read("listing snapshots") as conn:
+            rows = conn.execute("SELECT step FROM snapshots WHERE run_id = ? ORDER BY step", (run_id,))
+            return [r[0] for r in rows.fetchall()]
+
+    def snapshot(self, run_id: str, step: int) -> bytes | None:
+        with self._read("reading a snapshot") as conn:
+            query = "SELECT data FROM snapshots WHERE run_id = ? AND step = ?"
+            row = conn.execute(query, (run_id, step)).fetchone()
+        return bytes(row[0]) if row is not None else None
+
+    def run_bytes(self, run_id: str) -> int:
+        """The bytes the run's probe frames (full and display), snapshots and checkpoint take."""
+        with self._read("measuring a run's storage") as conn:
+            (total,) = conn.execute(
+                "SELECT (SELECT coalesce(sum(length(data) + coalesce(length(display), 0)), 0) FROM probes"
+                " WHERE run_id = :id) + (SELECT coalesce(sum(length(data)), 0) FROM snapshots WHERE run_id"
+                " = :id) + (SELECT coalesce(sum(length(data)), 0) FROM checkpoints WHERE run_id = :id)",
+                {"id": run_id},
+            ).fetchone()
+        return int(total)
+
     def save_checkpoint(self, run_id: str, step: int, data: bytes) -> None:
         """Keep `data` as the run's checkpoint (replacing the one before)."""
         with self._write("storing a checkpoint") as conn:
@@ -364,7 +307,7 @@ class Storage:
     # -- texts (the dashboard form links a custom text by its id: POST /api/texts) ------------
 
     def add_intervention(self, run_id: str, item: Intervention) -> None:
-        row = (run_id, item.id, item.step, orjson.dumps(item.changes).decode(), _iso(item.applied_at))
+        row = (run_id, item.id, item.step, orjson.dumps(item.changes).decode(), iso(item.applied_at))
         with self._write("storing an intervention") as conn:
             conn.execute("INSERT INTO interventions VALUES (?, ?, ?, ?, ?)", row)
 
@@ -384,7 +327,7 @@ class Storage:
             conn.execute(
                 "INSERT INTO texts (id, text, created_at) VALUES (?, ?, ?) "
                 "ON CONFLICT (id) DO UPDATE SET created_at = excluded.created_at",
-                (text_id, text, _iso(utcnow())),
+                (text_id, text, iso(utcnow())),
             )
             conn.execute(
                 "DELETE FROM texts WHERE id IN (SELECT id FROM (SELECT id, sum(length(text)) OVER "
@@ -399,15 +342,6 @@ class Storage:
 
     # -- lifecycle -------------------------------------------------------------------------
 
-    def close(self) -> None:
-        """Close both connections (idempotent); any later call raises StorageError."""
-        with self._write_lock, self._read_lock:
-            if self._closed:
-                return
-            self._closed = True
-            self._reader.close()
-            self._writer.close()
-
     def __enter__(self) -> Storage:
         return self
 
@@ -418,26 +352,31 @@ class Storage:
 # -- conversions ----------------------------------------------------------------------------
 
 
-def _iso(value: datetime | None) -> str | None:
-    """UTC ISO 8601 with microseconds always present (naive datetimes are taken as UTC)."""
-    if value is None:
-        return None
-    value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-    return value.isoformat(timespec="microseconds")
-
-
-def _datetime(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value) if value is not None else None
-
-
 def _column_value(name: str, value: Any) -> Any:
     if name in ("started_at", "finished_at"):
-        return _iso(value)
+        return iso(value)
     if name in ("config", "tags"):
         return orjson.dumps(value).decode()
     if name == "brief":  # `value` is the whole config
         return orjson.dumps(brief(value)).decode()
     return value
+
+
+def _copy_snapshot(conn: sqlite3.Connection, run_id: str, step: int, to: str) -> bool:
+    """Copy run_id's snapshot at `step` to run `to`; False if there is none."""
+    query = "INSERT INTO snapshots SELECT ?, step, data FROM snapshots WHERE run_id = ? AND step = ?"
+    return conn.execute(query, (to, run_id, step)).rowcount > 0
+
+
+def _run(conn: sqlite3.Connection, run_id: str) -> RunRecord | None:
+    """The run's record with its forks (oldest first), or None."""
+    row = conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,)).fetchone()
+    if row is None:
+        return None
+    query = "SELECT id, fork_step FROM runs WHERE parent = ? ORDER BY created_at, rowid"
+    record = _record(row)
+    record.forks = [ForkRef(id=i, step=s) for i, s in conn.execute(query, (run_id,)).fetchall()]
+    return record
 
 
 def _record(row: tuple[Any, ...]) -> RunRecord:
@@ -455,16 +394,19 @@ def _record(row: tuple[Any, ...]) -> RunRecord:
         kind,
         name,
         tags,
+        parent,
+        fork_step,
+        fork_changes,
     ) = row
-    created = _datetime(created_at)
+    created = as_datetime(created_at)
     assert created is not None
     return RunRecord(
         id=run_id,
         status=cast(RunStatus, status),
         config=orjson.loads(config),
         created_at=created,
-        started_at=_datetime(started_at),
-        finished_at=_datetime(finished_at),
+        started_at=as_datetime(started_at),
+        finished_at=as_datetime(finished_at),
         step=step,
         steps=steps,
         error=error,
@@ -472,30 +414,5 @@ def _record(row: tuple[Any, ...]) -> RunRecord:
         kind=cast(RunKind, kind),
         name=name,
         tags=orjson.loads(tags),
+        fork=ForkOf(parent=parent, step=fork_step, changes=orjson.loads(fork_changes)) if parent else None,
     )
-
-
-def _sentence(exc: sqlite3.Error, action: str, path: Path) -> str:
-    """A sentence for a person about a sqlite3 error met while `action`."""
-    name = getattr(exc, "sqlite_errorname", "") or ""  # e.g. "SQLITE_FULL" (Python 3.11+)
-    text = str(exc)
-    where = f"{path} (while {action})"
-    for codes, words, sentence in _ERRORS:
-        if name.startswith(codes) or any(w in text for w in words):
-            return f"{sentence}: {where}"
-    if isinstance(exc, sqlite3.IntegrityError):
-        return f"the database refused a change that conflicts with what is stored ({text}): {where}"
-    if isinstance(exc, sqlite3.ProgrammingError) and "closed" in text:
-        return f"the storage at {path} is closed"
-    return f"the database failed while {action}: {text} ({path})"
-
-
-# (sqlite error name prefixes, words of the message, the sentence), first match wins
-_ERRORS: tuple[tuple[tuple[str, ...], tuple[str, ...], str], ...] = (
-    (("SQLITE_FULL",), ("disk is full",), "the disk is full"),
-    (("SQLITE_BUSY", "SQLITE_LOCKED"), ("locked",), "the database is locked by another connection"),
-    (("SQLITE_READONLY",), ("readonly",), "the database is read-only"),
-    (("SQLITE_CANTOPEN",), ("unable to open",), "cannot open the database file"),
-    (("SQLITE_CORRUPT", "SQLITE_NOTADB"), ("malformed", "not a database"), "the database file is damaged"),
-    (("SQLITE_IOERR",), ("disk I/O",), "a disk I/O error occurred on the database"),
-)

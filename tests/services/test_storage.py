@@ -17,6 +17,7 @@ from app.core.frames import MAX_T, Frame
 from app.core.tasks import MAX_TEXT_CHARS
 from app.services import migrations
 from app.services import storage as storage_module
+from app.services.lineage import ForkOf
 from app.services.records import RunRecord, brief
 from app.services.run_query import RunQuery
 from app.services.schemas import AttachCreate, AttachedConfig, RunCreate, RunPublic
@@ -276,7 +277,12 @@ def test_probes_at_full_and_display_resolution(storage: Storage) -> None:
         storage.probe("r", 10, "thumbnail")  # type: ignore[arg-type]
 
 
-V3_SCHEMA = migrations.SCHEMA.replace(
+V6_SCHEMA = migrations.SCHEMA.replace(
+    "    brief TEXT NOT NULL DEFAULT '{}',\n    parent TEXT,\n    fork_step INTEGER,\n"
+    "    fork_changes TEXT\n",
+    "    brief TEXT NOT NULL DEFAULT '{}'\n",
+)
+V3_SCHEMA = V6_SCHEMA.replace(
     "'built-in',\n    name TEXT,\n    tags TEXT NOT NULL DEFAULT '[]',\n"
     "    brief TEXT NOT NULL DEFAULT '{}'\n",
     "'built-in'\n",
@@ -296,7 +302,7 @@ def _old_run_row(scratch_dir: Path, run_id: str) -> tuple[Any, ...]:
 
 def test_a_version_1_database_is_migrated_once(tmp_path: Path) -> None:
     v1 = V2_SCHEMA.replace("    display BLOB,\n", "")
-    assert v1 != V2_SCHEMA != V3_SCHEMA != migrations.SCHEMA
+    assert v1 != V2_SCHEMA != V3_SCHEMA != V6_SCHEMA != migrations.SCHEMA
     small = Frame.from_probe("old", probe_frame("gru")).to_bytes()
     large = Frame.from_probe("old", probe_frame("gru", seq_len=MAX_T + 20)).to_bytes()
     path = tmp_path / "gatescope.db"
@@ -355,7 +361,7 @@ def test_a_version_2_database_gains_the_run_kind(tmp_path: Path) -> None:
         with sqlite3.connect(path) as check:
             assert check.execute("PRAGMA user_version").fetchone() == (migrations.SCHEMA_VERSION,)
             columns = [row[1] for row in check.execute("PRAGMA table_info(runs)")]
-            assert columns[-4:] == ["kind", "name", "tags", "brief"]
+            assert columns[-7:] == ["kind", "name", "tags", "brief", "parent", "fork_step", "fork_changes"]
         check.close()
 
 
@@ -528,3 +534,68 @@ def test_stored_texts_are_bounded_dropping_the_least_recently_saved(
     storage.save_text("a", "aaaa")  # saved again: now the most recent
     storage.save_text("c", "cccc")  # 12 characters in all: the oldest goes
     assert [storage.text(i) for i in "abc"] == ["aaaa", None, "cccc"]
+
+
+def _fork(run_id: str, parent: str, step: int, changes: dict[str, Any] | None = None) -> RunRecord:
+    record = _record(run_id)
+    record.fork = ForkOf(parent=parent, step=step, changes=changes or {})
+    return record
+
+
+def test_snapshots_forks_and_run_bytes(storage: Storage) -> None:
+    storage.create_run(_record("p"))
+    for step in (10, 0, 20):
+        storage.add_snapshot("p", step, bytes([step]) * 100)
+    storage.add_probe("p", 0, b"f" * 30, b"d" * 7)
+    storage.add_probe("p", 10, b"f" * 30)
+    storage.save_checkpoint("p", 20, b"w" * 5)
+    assert storage.snapshot_steps("p") == [0, 10, 20]
+    assert storage.snapshot("p", 10) == bytes([10]) * 100 and storage.snapshot("p", 5) is None
+    assert storage.run_bytes("p") == 300 + 30 + 7 + 30 + 5
+    storage.create_run(_fork("f1", "p", 10, {"lr": 0.1}))
+    storage.create_run(_fork("f2", "p", 0))
+    assert (
+        storage.snapshot_steps("f1") == [10] and storage.snapshot("f1", 10) == bytes([10]) * 100
+    )  # its own copy
+    parent, fork = storage.get_run("p"), storage.get_run("f1")
+    assert parent is not None and fork is not None
+    assert [(r.id, r.step) for r in parent.forks] == [("f1", 10), ("f2", 0)]  # oldest first
+    assert fork.fork == ForkOf(parent="p", step=10, changes={"lr": 0.1}) and fork.forks == []
+    public = fork.to_public()
+    assert public.fork == fork.fork and parent.to_public().forks == parent.forks
+    summaries = {s.id: s for s in storage.list_runs()[0]}
+    assert (summaries["f1"].parent, summaries["p"].parent) == ("p", None)
+    updated = storage.update_run("p", status="running")
+    assert updated is not None and updated.forks == parent.forks  # update_run answers with them too
+    with pytest.raises(StorageError, match="run p has no stored state at step 5"):
+        storage.create_run(_fork("f3", "p", 5))
+    assert storage.get_run("f3") is None  # nothing half-stored
+    assert storage.delete_run("p")
+    assert _count(storage.path, "snapshots", "p") == 0 and storage.run_bytes("p") == 0
+    kept = storage.get_run("f1")
+    assert kept is not None and kept.fork is not None and kept.fork.parent == "p"  # the link stays
+    assert storage.snapshot_steps("f1") == [10]
+
+
+def test_a_version_6_database_gains_snapshots_and_fork_links(tmp_path: Path) -> None:
+    path = tmp_path / "gatescope.db"
+    row = (*_old_run_row(tmp_path / "scratch", "v6"), "built-in", None, "[]", "{}")
+    conn = sqlite3.connect(path)
+    conn.executescript(
+        V6_SCHEMA.split("CREATE TABLE IF NOT EXISTS snapshots")[0] + "; PRAGMA user_version = 6;"
+    )
+    conn.execute(f"INSERT INTO runs VALUES ({', '.join('?' * 14)})", row)
+    conn.commit()
+    conn.close()
+    for _ in range(2):  # the second open finds the columns and changes nothing
+        with Storage(tmp_path) as storage:
+            old = storage.get_run("v6")
+            assert old is not None and old.fork is None and len(old.forks) == _
+            storage.add_snapshot("v6", 0, b"s")
+            storage.create_run(_fork(f"f{_}", "v6", 0))
+            assert [f.id for f in (storage.get_run("v6") or old).forks] == [f"f{i}" for i in range(_ + 1)]
+        with sqlite3.connect(path) as check:
+            assert check.execute("PRAGMA user_version").fetchone() == (migrations.SCHEMA_VERSION,)
+            indexes = {r[1] for r in check.execute("PRAGMA index_list(runs)")}
+            assert "runs_by_parent" in indexes
+        check.close()
