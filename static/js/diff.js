@@ -1,5 +1,5 @@
 // The diff view (/compare?runs=a,b&diff=1): two runs of one task and sequence length against each
-// other, aligned by training step. Their gradient flows (layer 0's norm over t at every probe
+// other, aligned by training step. Their gradient flows (one layer's norm over t at every probe
 // step both have, one shared colour scale) and the log-ratio log10(‖b‖/‖a‖) cell by cell on a
 // diverging scale centred at 0; their hidden states h at one probe step both have and the
 // difference b − a, on a diverging scale centred at 0; both loss curves on one axis, with the
@@ -181,7 +181,7 @@ function sideOf(runId, onChange, kind) {
 export function mountDiff(ids, { kind, floor }) {
   const section = $("diff");
   section.hidden = false;
-  const s = { kind, floor, step: null, t: null, diff: null, frames: null, reset: 0, problem: null, ready: false };
+  const s = { kind, floor, layer: 0, step: null, t: null, diff: null, frames: null, reset: 0, problem: null };
   const pace = new Pacer(() => refresh());
   const sides = ids.map((id) => sideOf(id, () => pace.add("live"), kind));
   const pick = (p) => {
@@ -199,6 +199,11 @@ export function mountDiff(ids, { kind, floor }) {
     hDiff: chart("chart-diff-h", stateDiffFigure, { legend: $("legend-diff-h") }),
     loss: new Chart($("chart-diff-loss"), lossPairFigure, { name: "diff-loss" }),
   };
+  $("diff-layer").addEventListener("change", (ev) => {
+    s.layer = Number(ev.target.value);
+    for (const x of sides) x.feed.setView(s.kind, s.layer);
+    refresh();
+  });
   $("diff-step").addEventListener("change", (ev) => {
     s.step = Number(ev.target.value);
     refresh();
@@ -246,6 +251,10 @@ export function mountDiff(ids, { kind, floor }) {
     $("diff-problem").textContent = s.problem || "";
     $("diff-body").hidden = !!s.problem;
     if (s.problem) return;
+    const layers = Math.min(ra.config.num_layers, rb.config.num_layers);
+    if ($("diff-layer").options.length !== layers) {
+      $("diff-layer").replaceChildren(...Array.from({ length: layers }, (_, l) => new Option(String(l), String(l), false, l === s.layer)));
+    }
     align();
     const steps = s.diff.steps;
     const shown = s.step ?? steps.at(-1);
@@ -270,11 +279,11 @@ export function mountDiff(ids, { kind, floor }) {
     charts.ratio.update({ ...common, diff: s.diff, frame: frames && frames[0] });
     if (range) legend($("legend-diff-flow"), { colors: VIRIDIS, min: range[0], max: range[1], log: true, floor: s.floor, label: `a and b: ${NORMS[s.kind]}` });
     const relu = [ra, rb].some((r) => r.config.cell === "rnn_relu");
-    const hMax = relu && frames ? Math.max(...frames.map((f) => absMax(f, "h", 0))) : 1;
-    const hCommon = { name: "h", zrange: [-hMax, hMax], t: s.t, task, probes: steps.length };
+    const hMax = relu && frames ? Math.max(...frames.map((f) => absMax(f, "h", s.layer))) : 1;
+    const hCommon = { name: "h", layer: s.layer, zrange: [-hMax, hMax], t: s.t, task, probes: steps.length };
     charts.hA.update(frames ? { ...hCommon, frame: frames[0], run: ra } : null);
     charts.hB.update(frames ? { ...hCommon, frame: frames[1], run: rb } : null);
-    charts.hDiff.update({ frames, t: s.t, task });
+    charts.hDiff.update({ frames, layer: s.layer, t: s.t, task });
     legend($("legend-diff-hstate"), { colors: RDBU, min: -hMax, max: hMax, label: "a and b: h" });
     const same = s.diff.ratio.largest === 0 && steps.length;
     $("diff-same").textContent = same ? `At every probe step both have (${steps.length}), the two gradient flows are identical: log10(b/a) is 0 everywhere.` : "";
@@ -288,7 +297,7 @@ export function mountDiff(ids, { kind, floor }) {
   return {
     setKind(k) {
       s.kind = k;
-      for (const x of sides) x.feed.setView(k, 0);
+      for (const x of sides) x.feed.setView(k, s.layer);
     },
     setFloor(f) {
       s.floor = f;
