@@ -14,6 +14,7 @@ import { Feed } from "./feed.js";
 import { Pacer } from "./pace.js";
 import { Chart } from "./plots.js";
 import { showDiagnosis } from "./diagnosis.js";
+import { mountLineage } from "./lineage.js";
 import { FrameStore } from "./scrubber.js";
 import { applyKind, showFrameInfo, showHead, showLabel, SOURCES } from "./runhead.js";
 import { setupTools } from "./tools.js";
@@ -321,6 +322,7 @@ async function start() {
   if (run.group) await showGroup(run);
   if (task) setupTools({ run, task, frame: feed.frame, display: state.cat.display, limits: state.cat.limits });
   if (task) showDiagnosis(runId, !!feed.frame).catch(showError); // not awaited: the views never wait for it
+  mountLineage(run, () => (state.frame ? state.frame.step : null)); // its parent, its forks, "Fork from step k"
   state.task = task;
   state.ready = true;
   if (state.step !== null) await scrubTo(state.step);
