@@ -12,7 +12,7 @@ import { RDBU, VIRIDIS } from "./heatmap.js";
 import { Chart, legend, logRange, mergeRanges } from "./plots.js";
 import { lossFigure } from "./curves.js";
 import { absMax, flowRange, gradflowFigure, gradLinesFigure, stateFigure } from "./views.js";
-import { mountDiff } from "./diff.js";
+import { DiffView } from "./diff.js";
 
 const $ = (id) => document.getElementById(id);
 const query = new URLSearchParams(location.search);
@@ -157,7 +157,7 @@ function showDiff() {
     $("compare").append(el("p", { class: "error", role: "alert", text: `A diff is of exactly two runs (?runs=a,b&diff=1); this address names ${ids.length}.` }));
     return;
   }
-  state.diff = mountDiff(ids, { kind: state.kind, floor: state.floor });
+  state.diff = new DiffView(ids, { kind: state.kind, floor: state.floor });
   window.__gatescopeCompare = state;
 }
 

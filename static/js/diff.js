@@ -177,41 +177,60 @@ function sideOf(runId, onChange, kind) {
   return side;
 }
 
-/** Mount the diff of runs `ids` = [a, b] into the page's #diff section. */
-export function mountDiff(ids, { kind, floor }) {
-  const section = $("diff");
-  section.hidden = false;
-  const s = { kind, floor, layer: 0, step: null, t: null, diff: null, frames: null, reset: 0, problem: null };
-  const pace = new Pacer(() => refresh());
-  const sides = ids.map((id) => sideOf(id, () => pace.add("live"), kind));
-  const pick = (p) => {
-    s.t = s.t === p.x ? null : p.x;
-    if (typeof p.y === "number" && s.diff && s.diff.steps.includes(p.y)) s.step = p.y;
-    refresh();
-  };
-  const chart = (id, figure, opts = {}) => new Chart($(id), figure, { name: id, onClick: pick, ...opts });
-  const charts = {
+function makeCharts(onClick) {
+  const chart = (id, figure, legendId) => new Chart($(id), figure, { name: id, onClick, legend: legendId ? $(legendId) : undefined });
+  return {
     flowA: chart("chart-diff-flow-a", gradflowFigure),
     flowB: chart("chart-diff-flow-b", gradflowFigure),
-    ratio: chart("chart-diff-ratio", ratioFigure, { legend: $("legend-diff-ratio") }),
+    ratio: chart("chart-diff-ratio", ratioFigure, "legend-diff-ratio"),
     hA: chart("chart-diff-h-a", stateFigure),
     hB: chart("chart-diff-h-b", stateFigure),
-    hDiff: chart("chart-diff-h", stateDiffFigure, { legend: $("legend-diff-h") }),
-    loss: new Chart($("chart-diff-loss"), lossPairFigure, { name: "diff-loss" }),
+    hDiff: chart("chart-diff-h", stateDiffFigure, "legend-diff-h"),
+    loss: new Chart($("chart-diff-loss"), lossPairFigure, { name: "chart-diff-loss" }),
   };
-  $("diff-layer").addEventListener("change", (ev) => {
-    s.layer = Number(ev.target.value);
-    for (const x of sides) x.feed.setView(s.kind, s.layer);
-    refresh();
-  });
-  $("diff-step").addEventListener("change", (ev) => {
-    s.step = Number(ev.target.value);
-    refresh();
-  });
+}
 
-  function heads() {
+/** The diff of runs `ids` = [a, b] in the page's #diff section; `state` is what it shows. */
+export class DiffView {
+  constructor(ids, { kind, floor }) {
+    $("diff").hidden = false;
+    this.state = { kind, floor, layer: 0, step: null, t: null, diff: null, frames: null, reset: 0, problem: null };
+    const pace = new Pacer(() => this.refresh());
+    this.sides = ids.map((id) => sideOf(id, () => pace.add("live"), kind));
+    this.charts = makeCharts((p) => this.pick(p));
+    $("diff-layer").addEventListener("change", (ev) => this.setView(this.state.kind, Number(ev.target.value)));
+    $("diff-step").addEventListener("change", (ev) => {
+      this.state.step = Number(ev.target.value);
+      this.refresh();
+    });
+  }
+
+  // a click on a heatmap: highlight its t, and show its training step's states (a flow's row)
+  pick(p) {
+    const s = this.state;
+    s.t = s.t === p.x ? null : p.x;
+    if (typeof p.y === "number" && s.diff && s.diff.steps.includes(p.y)) s.step = p.y;
+    this.refresh();
+  }
+
+  setView(kind, layer) {
+    Object.assign(this.state, { kind, layer });
+    for (const x of this.sides) x.feed.setView(kind, layer);
+    this.refresh();
+  }
+
+  setKind(kind) {
+    this.setView(kind, this.state.layer);
+  }
+
+  setFloor(floor) {
+    this.state.floor = floor;
+    this.refresh();
+  }
+
+  heads() {
     ["a", "b"].forEach((name, i) => {
-      const run = sides[i].feed.run;
+      const run = this.sides[i].feed.run;
       if (!run) return;
       const status = el("span");
       setStatus(status, run.status);
@@ -222,8 +241,10 @@ export function mountDiff(ids, { kind, floor }) {
     });
   }
 
-  function align() {
-    const [fa, fb] = sides.map((x) => x.feed.gradflow);
+  // the two flows' common rows and their log-ratio (a new `reset`: the heatmaps redraw whole)
+  align() {
+    const s = this.state;
+    const [fa, fb] = this.sides.map((x) => x.feed.gradflow);
     s.reset += 1;
     const d = alignFlows(fa, fb, s.reset);
     const cut = lossEnd(fa.lastStep, flowColumns(fa)) ?? fa.t.length;
@@ -232,78 +253,80 @@ export function mountDiff(ids, { kind, floor }) {
     if (s.step !== null && !d.steps.includes(s.step)) s.step = null;
   }
 
-  async function loadFrames(step) {
+  async loadFrames(step) {
     try {
-      const frames = await Promise.all(sides.map((x) => x.frames.get(step)));
-      if ((s.step ?? s.diff.steps.at(-1)) === step) s.frames = frames;
-      draw();
+      const frames = await Promise.all(this.sides.map((x) => x.frames.get(step)));
+      if ((this.state.step ?? this.state.diff.steps.at(-1)) === step) this.state.frames = frames;
+      this.draw();
     } catch (err) {
       console.warn("diff frames", err.message); // a frame not stored yet: the next update asks again
     }
   }
 
-  function refresh() {
-    heads();
-    const [ra, rb] = sides.map((x) => x.feed.run);
-    if (!ra || !rb) return;
-    s.problem = mismatch(ra, rb, sides[0].feed.gradflow, sides[1].feed.gradflow);
-    $("diff-problem").hidden = !s.problem;
-    $("diff-problem").textContent = s.problem || "";
-    $("diff-body").hidden = !!s.problem;
-    if (s.problem) return;
+  // the layer and step choices
+  controls(ra, rb) {
+    const s = this.state;
     const layers = Math.min(ra.config.num_layers, rb.config.num_layers);
     if ($("diff-layer").options.length !== layers) {
       $("diff-layer").replaceChildren(...Array.from({ length: layers }, (_, l) => new Option(String(l), String(l), false, l === s.layer)));
     }
-    align();
     const steps = s.diff.steps;
-    const shown = s.step ?? steps.at(-1);
     const select = $("diff-step");
-    select.replaceChildren(...steps.map((st) => new Option(String(st), String(st), false, st === shown)));
-    if (shown !== undefined && (!s.frames || s.frames[0].step !== shown)) loadFrames(shown);
-    draw();
+    if (select.dataset.steps !== String(steps)) { // rebuilt only when the common steps change
+      select.dataset.steps = String(steps);
+      select.replaceChildren(...steps.map((st) => new Option(String(st), String(st))));
+    }
+    const shown = s.step ?? steps.at(-1);
+    if (shown !== undefined) select.value = String(shown);
+    return shown;
   }
 
-  function draw() {
+  refresh() {
+    const s = this.state;
+    this.heads();
+    const [ra, rb] = this.sides.map((x) => x.feed.run);
+    if (!ra || !rb) return;
+    s.problem = mismatch(ra, rb, this.sides[0].feed.gradflow, this.sides[1].feed.gradflow);
+    $("diff-problem").hidden = !s.problem;
+    $("diff-problem").textContent = s.problem || "";
+    $("diff-body").hidden = !!s.problem;
+    if (s.problem) return;
+    this.align();
+    const shown = this.controls(ra, rb);
+    if (shown !== undefined && (!s.frames || s.frames[0].step !== shown)) this.loadFrames(shown);
+    this.draw();
+  }
+
+  draw() {
+    const s = this.state;
     if (!s.diff) return;
-    const [ra, rb] = sides.map((x) => x.feed.run);
-    const task = sides[0].task;
-    const frames = s.frames;
-    const step = frames ? frames[0].step : null;
-    const bidirectional = ra.config.bidirectional;
-    const { a, b, steps } = s.diff;
+    const [ra, rb] = this.sides.map((x) => x.feed.run);
+    const task = this.sides[0].task;
+    const { frames, diff } = s;
+    const { a, b, steps } = diff;
     const range = steps.length ? mergeRanges([flowRange(a, s.floor), flowRange(b, s.floor)]) : null;
-    const common = { floor: s.floor, range, t: s.t, step, task, bidirectional, probes: steps.length };
-    charts.flowA.update({ ...common, flow: a, frame: frames && frames[0], run: ra });
-    charts.flowB.update({ ...common, flow: b, frame: frames && frames[1], run: rb });
-    charts.ratio.update({ ...common, diff: s.diff, frame: frames && frames[0] });
+    const common = { floor: s.floor, range, t: s.t, step: frames ? frames[0].step : null, task, bidirectional: ra.config.bidirectional, probes: steps.length };
+    this.charts.flowA.update({ ...common, flow: a, frame: frames && frames[0], run: ra });
+    this.charts.flowB.update({ ...common, flow: b, frame: frames && frames[1], run: rb });
+    this.charts.ratio.update({ ...common, diff, frame: frames && frames[0] });
     if (range) legend($("legend-diff-flow"), { colors: VIRIDIS, min: range[0], max: range[1], log: true, floor: s.floor, label: `a and b: ${NORMS[s.kind]}` });
-    const relu = [ra, rb].some((r) => r.config.cell === "rnn_relu");
-    const hMax = relu && frames ? Math.max(...frames.map((f) => absMax(f, "h", s.layer))) : 1;
-    const hCommon = { name: "h", layer: s.layer, zrange: [-hMax, hMax], t: s.t, task, probes: steps.length };
-    charts.hA.update(frames ? { ...hCommon, frame: frames[0], run: ra } : null);
-    charts.hB.update(frames ? { ...hCommon, frame: frames[1], run: rb } : null);
-    charts.hDiff.update({ frames, layer: s.layer, t: s.t, task });
-    legend($("legend-diff-hstate"), { colors: RDBU, min: -hMax, max: hMax, label: "a and b: h" });
-    const same = s.diff.ratio.largest === 0 && steps.length;
-    $("diff-same").textContent = same ? `At every probe step both have (${steps.length}), the two gradient flows are identical: log10(b/a) is 0 everywhere.` : "";
-    const fork = forkPoint(ra, rb);
-    charts.loss.update({
-      metrics: sides.map((x) => x.feed.metrics), names: ["a", "b"].map((n, i) => `${n}: ${runLabel([ra, rb][i])}`),
-      baseline: task ? task.baseline_loss : null, fork,
+    $("diff-same").textContent = diff.ratio.largest === 0 && steps.length
+      ? `At every probe step both have (${steps.length}), the two gradient flows are identical: log10(b/a) is 0 everywhere.` : "";
+    this.drawStates(ra, rb, task);
+    this.charts.loss.update({
+      metrics: this.sides.map((x) => x.feed.metrics), names: ["a", "b"].map((n, i) => `${n}: ${runLabel([ra, rb][i])}`),
+      baseline: task ? task.baseline_loss : null, fork: forkPoint(ra, rb),
     });
   }
 
-  return {
-    setKind(k) {
-      s.kind = k;
-      for (const x of sides) x.feed.setView(k, s.layer);
-    },
-    setFloor(f) {
-      s.floor = f;
-      refresh();
-    },
-    state: s,
-    sides,
-  };
+  drawStates(ra, rb, task) {
+    const { frames, layer, t, diff } = this.state;
+    const relu = [ra, rb].some((r) => r.config.cell === "rnn_relu");
+    const hMax = relu && frames ? Math.max(...frames.map((f) => absMax(f, "h", layer))) : 1;
+    const common = { name: "h", layer, zrange: [-hMax, hMax], t, task, probes: diff.steps.length };
+    this.charts.hA.update(frames ? { ...common, frame: frames[0], run: ra } : null);
+    this.charts.hB.update(frames ? { ...common, frame: frames[1], run: rb } : null);
+    this.charts.hDiff.update({ frames, layer, t, task });
+    legend($("legend-diff-hstate"), { colors: RDBU, min: -hMax, max: hMax, label: "a and b: h" });
+  }
 }
