@@ -20,11 +20,13 @@ for one sample and returns a `Theory`, per layer and direction:
 
 `step_jacobians` forms the Jacobians themselves (tests hold them to torch.func.jacrev on
 `app.core.cells.step`). Norms come from the largest eigenvalue of J J^T (symmetric, so
-eigvalsh: about half the time of an SVD), formed a chunk of timesteps at a time. That costs
-about T n^3 per layer and direction (n the state size): when the stack's L D T n^3 exceeds
-MAX_JACOBIAN_WORK the norms are left out (None) and `Theory.notes` says so, rather than a probe
-taking minutes or reporting an inexact number; so are the W_hh spectra (float64 eigenvalues and
-SVDs, about 10 G H^3 per layer and direction) when the stack's L D G H^3 exceeds MAX_SPECTRA_WORK.
+eigvalsh: about half the time of an SVD), formed from the Jacobian's factors (`step_grams`) a
+chunk of timesteps at a time; eigvalsh is most of the time left. That costs about T n^3 per
+layer and direction (n the state size): when the stack's L D T n^3 exceeds MAX_JACOBIAN_WORK
+the norms are left out (None) and `Theory.notes` says so, rather than a probe taking minutes or
+reporting an inexact number; so are the W_hh spectra (float64: all eigenvalues of each block,
+about 10 H^3, most of it, and the top singular values from the eigenvalues of W W^T) when the
+stack's L D G H^3 exceeds MAX_SPECTRA_WORK.
 
 What this is not: part of training or of the gradient norms (app.core.probes); it reads the
 weights and the traces and writes nothing.
@@ -114,16 +116,54 @@ def _spectra_left_out(H: int, work: int) -> str:
 
 
 def step_norms(cell: CellName, w: Weights, seq: Mapping[str, Tensor], reverse: bool) -> Tensor:
-    """||J_t||_2 of every step of one direction (T,), natural time, computed in chunks of t."""
+    """||J_t||_2 of every step of one direction (T,), natural time, computed in chunks of t: the
+    square root of J_t J_t^T's largest eigenvalue. A ReLU step's J J^T is zero off its active
+    units (h_t > 0), so only that block goes to eigvalsh (about an eighth of the work at half
+    the units active)."""
     T, H = seq["h"].shape
     n = 2 * H if cell == "lstm" else H
     size = max(1, CHUNK_FLOATS // (n * n))
     out = []
     for start in range(0, T, size):
-        J = step_jacobians(cell, w, seq, reverse, slice(start, min(T, start + size)))
-        gram = J @ J.mT  # (t, n, n) symmetric: its largest eigenvalue is ||J||^2
-        out.append(torch.linalg.eigvalsh(gram)[:, -1].clamp(min=0).sqrt())
+        steps = slice(start, min(T, start + size))
+        gram = step_grams(cell, w, seq, reverse, steps)
+        if cell == "rnn_relu":
+            gram = _active_block(gram, seq["h"][steps] > 0)
+        top = torch.linalg.eigvalsh(gram)[:, -1] if gram.shape[-1] else gram.new_zeros(len(gram))
+        out.append(top.clamp(min=0).sqrt())
     return torch.cat(out)
+
+
+def _active_block(gram: Tensor, active: Tensor) -> Tensor:
+    """Each step's J J^T (t, H, H) cut to its active rows and columns, those first, then as many
+    inactive ones (zero rows and columns) as the most active step of the chunk has more: (t, k, k),
+    the same largest eigenvalue."""
+    k = int(active.sum(dim=-1).max())
+    order = torch.argsort((~active).to(torch.uint8), dim=-1, stable=True)[:, :k]  # active first
+    rows = torch.gather(gram, 1, order[..., None].expand(-1, -1, gram.shape[-1]))
+    return torch.gather(rows, 2, order[:, None, :].expand(-1, k, -1))
+
+
+def step_grams(
+    cell: CellName, w: Weights, seq: Mapping[str, Tensor], reverse: bool, steps: slice | None = None
+) -> Tensor:
+    """J_t J_t^T (t, n, n) of `step_jacobians`, formed from its factors where that is cheaper: a
+    vanilla J = diag(d_t) W gives diag(d_t) W W^T diag(d_t) (W W^T once, no multiply a step); an
+    LSTM's J = [C, E], C (2H x H) dense and E two stacked diagonals, gives C C^T + E E^T (a
+    quarter of J J^T's multiply, and no 2H x 2H Jacobian assembled)."""
+    if cell in ("rnn_tanh", "rnn_relu"):  # J = diag(d) W: J J^T = diag(d) W W^T diag(d)
+        d = _rnn_slope(cell, seq["h"][steps if steps is not None else slice(None)])
+        return d[:, :, None] * (w.w_hh @ w.w_hh.T) * d[:, None, :]
+    if cell == "gru":
+        J = step_jacobians(cell, w, seq, reverse, steps)
+        return J @ J.mT
+    C, qf, f = _lstm_factors(w, seq, reverse, steps if steps is not None else slice(None))
+    H = f.shape[-1]
+    gram = C @ C.mT
+    gram.diagonal(dim1=-2, dim2=-1).add_(torch.cat([qf * qf, f * f], dim=-1))
+    gram[:, :H, H:].diagonal(dim1=-2, dim2=-1).add_(qf * f)
+    gram[:, H:, :H].diagonal(dim1=-2, dim2=-1).add_(qf * f)
+    return gram
 
 
 def step_jacobians(
@@ -133,36 +173,54 @@ def step_jacobians(
     None): (t, n, n), n = H (vanilla, GRU) or 2H (LSTM: s = (h, c), h first)."""
     sl = steps if steps is not None else slice(None)
     h = seq["h"]
-    prev = _previous(h, seq["h0"], reverse)[sl]  # (t, H) the state each step read
     blocks = w.w_hh.chunk(CHUNKS[cell], dim=0)  # G x (H, H)
-    if cell == "rnn_tanh":
-        return _rows(1 - h[sl] ** 2, blocks[0])
-    if cell == "rnn_relu":
-        return _rows((h[sl] > 0).to(h), blocks[0])
+    if cell in ("rnn_tanh", "rnn_relu"):
+        return _rows(_rnn_slope(cell, h[sl]), blocks[0])
     if cell == "gru":
+        prev = _previous(h, seq["h0"], reverse)[sl]  # (t, H) the state each step read
         r, z, n, hn = seq["r"][sl], seq["z"][sl], seq["n"][sl], seq["hn"][sl]
         w_r, w_z, w_n = blocks
         dn = (1 - z) * (1 - n**2)  # dh/dn times dn/da_n
-        J = _rows((prev - n) * z * (1 - z), w_z) + _rows(dn * r, w_n) + _rows(dn * hn * r * (1 - r), w_r)
-        return J + torch.diag_embed(z)
+        J = _rows((prev - n) * z * (1 - z), w_z)
+        J.addcmul_((dn * r)[..., None], w_n).addcmul_((dn * hn * r * (1 - r))[..., None], w_r)
+        J.diagonal(dim1=-2, dim2=-1).add_(z)
+        return J
+    C, qf, f = _lstm_factors(w, seq, reverse, sl)
+    return torch.cat([C, torch.cat([torch.diag_embed(qf), torch.diag_embed(f)], dim=-2)], dim=-1)
+
+
+def _lstm_factors(
+    w: Weights, seq: Mapping[str, Tensor], reverse: bool, sl: slice
+) -> tuple[Tensor, Tensor, Tensor]:
+    """An LSTM's step Jacobian J = [C, [diag(q f); diag(f)]]: C = [dh_t/dh_{t-1}; dc_t/dh_{t-1}]
+    (t, 2H, H), q f = dh_t/dc_{t-1} and f = dc_t/dc_{t-1} (t, H), q = dh_t/dc_t."""
     i, f, g, o, c = seq["i"][sl], seq["f"][sl], seq["g"][sl], seq["o"][sl], seq["c"][sl]
     c_prev = _previous(seq["c"], seq["c0"], reverse)[sl]
-    w_i, w_f, w_g, w_o = blocks
+    w_i, w_f, w_g, w_o = w.w_hh.chunk(4, dim=0)
     tc = torch.tanh(c)
-    dh_dc_new = o * (1 - tc**2)  # dh_t/dc_t
-    dc_dh = _rows(c_prev * f * (1 - f), w_f) + _rows(g * i * (1 - i), w_i) + _rows(i * (1 - g**2), w_g)
-    dh_dh = _rows(tc * o * (1 - o), w_o) + dh_dc_new[..., None] * dc_dh
-    top = torch.cat([dh_dh, torch.diag_embed(dh_dc_new * f)], dim=-1)
-    bottom = torch.cat([dc_dh, torch.diag_embed(f)], dim=-1)
-    return torch.cat([top, bottom], dim=-2)
+    q = o * (1 - tc**2)  # dh_t/dc_t
+    t, H = f.shape
+    C = f.new_empty((t, 2 * H, H))
+    dh_dh, dc_dh = C[:, :H], C[:, H:]
+    torch.mul((c_prev * f * (1 - f))[..., None], w_f, out=dc_dh)
+    dc_dh.addcmul_((g * i * (1 - i))[..., None], w_i).addcmul_((i * (1 - g**2))[..., None], w_g)
+    torch.mul((tc * o * (1 - o))[..., None], w_o, out=dh_dh)
+    dh_dh.addcmul_(q[..., None], dc_dh)
+    return C, q * f, f
 
 
 def w_hh_spectra(cell: CellName, w_hh: Tensor) -> tuple[Tensor, Tensor]:
     """Each gate block of W_hh: its spectral radius (G,) and its top singular values (G, K)."""
     blocks = torch.stack(w_hh.chunk(CHUNKS[cell], dim=0)).double()  # (G, H, H)
     radius = torch.linalg.eigvals(blocks).abs().amax(dim=-1)
-    singular = torch.linalg.svdvals(blocks)[:, : min(TOP_SINGULAR, blocks.shape[-1])]
-    return radius.float(), singular.float()
+    k = min(TOP_SINGULAR, blocks.shape[-1])  # the top k of W W^T's eigenvalues are sigma^2
+    squared = torch.linalg.eigvalsh(blocks @ blocks.mT)[:, -k:].flip(-1)
+    return radius.float(), squared.clamp(min=0).sqrt().float()
+
+
+def _rnn_slope(cell: CellName, h: Tensor) -> Tensor:
+    """phi'(a_t) of a vanilla step from its output h_t = phi(a_t): 1 - h^2 (tanh), h > 0 (ReLU)."""
+    return 1 - h**2 if cell == "rnn_tanh" else (h > 0).to(h)
 
 
 def _previous(x: Tensor, x0: Tensor, reverse: bool) -> Tensor:

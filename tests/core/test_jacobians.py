@@ -7,7 +7,7 @@ import torch
 from torch import Tensor
 
 from app.core.cells import CELLS, CellName, Weights, layer_weights, step
-from app.core.jacobians import TOP_SINGULAR, step_jacobians, step_norms, theory, w_hh_spectra
+from app.core.jacobians import TOP_SINGULAR, step_grams, step_jacobians, step_norms, theory, w_hh_spectra
 from app.core.probes import forward_traces
 
 T, H, N_IN = 6, 5, 3
@@ -59,6 +59,8 @@ def test_every_step_jacobian_matches_jacrev(cell: CellName) -> None:
                 c = (seq["c"][p] if 0 <= p < T else seq["c0"]) if cell == "lstm" else None
                 expected = _autograd_jacobian(cell, w, inp[t], h, c)
                 torch.testing.assert_close(ours[t], expected, rtol=1e-9, atol=1e-10)
+            grams = step_grams(cell, w, seq, reverse=d == 1)
+            torch.testing.assert_close(grams, ours @ ours.mT, rtol=1e-9, atol=1e-10)
             norms = step_norms(cell, w, seq, reverse=d == 1)
             torch.testing.assert_close(norms, torch.linalg.matrix_norm(ours, ord=2), rtol=1e-7, atol=1e-9)
 
@@ -71,6 +73,21 @@ def test_a_large_step_is_formed_in_chunks_with_the_same_norms(monkeypatch: pytes
     whole = step_norms("lstm", w, seqs[0][0], reverse=False)
     monkeypatch.setattr("app.core.jacobians.CHUNK_FLOATS", (2 * H) ** 2 * 4)  # 4 steps a chunk
     torch.testing.assert_close(step_norms("lstm", w, seqs[0][0], reverse=False), whole)
+
+
+def test_relu_norms_from_the_active_units_alone_dead_steps_included() -> None:
+    torch.manual_seed(3)
+    params = _stack("rnn_relu", layers=1, bidirectional=False)
+    params["weight_ih_l0"][:, 0] = 3.0  # the first input drives every unit alike
+    x = torch.randn(T, N_IN, dtype=torch.float64)
+    x[2:4, 0] = -1e3  # steps 2-3: every unit off
+    seq = forward_traces("rnn_relu", params, x, 1, False)[0][0]
+    active = (seq["h"] > 0).sum(-1)
+    assert active[2:4].eq(0).all() and active.max() > active[active > 0].min()  # dead, and padded
+    J = step_jacobians("rnn_relu", layer_weights(params, 0, reverse=False), seq, reverse=False)
+    norms = step_norms("rnn_relu", layer_weights(params, 0, reverse=False), seq, reverse=False)
+    torch.testing.assert_close(norms, torch.linalg.matrix_norm(J, ord=2), rtol=1e-7, atol=1e-9)
+    assert norms[2:4].eq(0).all()
 
 
 @pytest.mark.parametrize("cell", CELLS)
@@ -100,3 +117,11 @@ def test_w_hh_spectra_of_known_matrices() -> None:
     radius, singular = w_hh_spectra("gru", torch.cat([rotation, nilpotent, torch.eye(2) * 0.5]))
     torch.testing.assert_close(radius, torch.tensor([2.0, 0.0, 0.5]))
     torch.testing.assert_close(singular, torch.tensor([[2.0, 2.0], [3.0, 0.0], [0.5, 0.5]]))
+
+
+def test_w_hh_top_singular_values_match_an_svd() -> None:
+    torch.manual_seed(4)
+    w_hh = torch.randn(4 * 20, 20)
+    _, singular = w_hh_spectra("lstm", w_hh)
+    expected = torch.linalg.svdvals(torch.stack(w_hh.chunk(4)).double())[:, :TOP_SINGULAR].float()
+    torch.testing.assert_close(singular, expected, rtol=1e-6, atol=1e-6)
