@@ -187,6 +187,9 @@ async function main() {
   });
   if (!ids.length) return listGroups();
   if (diff) return showDiff();
+  if (ids.length === 2) { // two runs: their diff is one click away
+    document.querySelector(".compare-head .opts").append(el("a", { class: "button", id: "to-diff", href: `/compare?runs=${ids.join(",")}&diff=1` }, "diff these two"));
+  }
   const grid = $("compare");
   grid.style.setProperty("--columns", String(ids.length));
   state.columns = ids.map(column);
