@@ -40,6 +40,7 @@ from app.web import (
     docs,
     errors,
     estimate,
+    forks,
     groups,
     ingest,
     interventions,
@@ -116,6 +117,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(estimate.router)  # before runs: POST /api/runs/estimate is no run id
     app.include_router(runs.router)
     app.include_router(interventions.router)
+    app.include_router(forks.router)
     app.include_router(texts.router)
     app.include_router(groups.router)
     app.include_router(lessons.router)

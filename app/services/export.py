@@ -3,7 +3,8 @@
 What this is: `metrics_csv(rows)` writes the per-step metrics (one column per StepMetrics field,
 each parameter's gradient norm as its own `grad_norm.<parameter>` column); `write_export` writes
 a zip of config.json, metrics.csv, interventions.json (the applied interventions, each with
-its step: Storage.interventions), probes.npz (every stored probe frame at full resolution,
+its step: Storage.interventions), fork.json (a fork's link to its parent: {"parent", "step",
+"changes"}, null for a run that is no fork), probes.npz (every stored probe frame at full resolution,
 arrays named "<step>/<name>", float32) and checkpoint.pt (the torch.save bytes, when there are
 weights: never for an attached run, whose weights live in its script), to a file, streaming
 probe by probe so a long run never sits in memory whole. Built-in and attached runs export alike.
@@ -80,6 +81,9 @@ def write_export(
         archive.writestr("metrics.csv", metrics_csv(storage.metrics(run_id)))
         interventions = [item.model_dump(mode="json") for item in storage.interventions(run_id)]
         archive.writestr("interventions.json", json.dumps(interventions, indent=2))
+        record = storage.get_run(run_id)
+        fork = record.fork.model_dump(mode="json") if record is not None and record.fork else None
+        archive.writestr("fork.json", json.dumps(fork, indent=2))
         with tempfile.TemporaryFile() as npz:
             _write_probes(storage, run_id, npz)
             npz.seek(0)

@@ -25,6 +25,10 @@ lock: a subscriber on an event loop must hop to it itself (loop.call_soon_thread
 its answer sets the status ('paused', 'running'). A paused worker waits without CPU, its state
 kept; `stop` and `delete` still work on it.
 
+`fork` stores a new 'queued' run that goes on from a built-in run's snapshot at a probe step
+(app.services.forks: its config, the checks); its worker restores the snapshot, applies the
+changes and trains on from there.
+
 `stop` takes effect within a second: the worker stops after the step in progress, and one that
 has not stopped STOP_GRACE_SECONDS later (a long step, or a worker still importing torch) is
 terminated.
@@ -40,32 +44,23 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
 
 from app.services import worker
+from app.services.forks import fork_config, no_snapshot
 from app.services.handles import Handle, Outcome
-from app.services.interventions import Intervention
-from app.services.messages import (
-    EndMessage,
-    InterventionMessage,
-    Message,
-    ProbeMessage,
-    Publish,
-    StatusMessage,
-    StepMessage,
-)
+from app.services.lineage import ForkOf
+from app.services.messages import EndMessage, Message, Publish, StatusMessage
+from app.services.reader import Reader
 from app.services.records import RunRecord, utcnow
 from app.services.schemas import FINISHED, RunCreate, RunPublic
 from app.services.storage import Storage, StorageError
 
 MAX_QUEUED = 100
-FLUSH_SECONDS = 0.1
-FLUSH_ROWS = 200
 STOP_GRACE_SECONDS = 0.5
-POLL_SECONDS = 0.05  # the reader thread's longest wait between checks of its stop deadline
 JOIN_SECONDS = 5.0
 SHUTDOWN_ERROR = "server shut down during the run"
 DELETED_ERROR = "the run was deleted"
@@ -147,7 +142,35 @@ class RunManager:
         """Store new 'queued' runs, all or none, then start as many as there are free slots.
 
         QueueFull, with nothing stored, if the queue cannot take them all."""
-        records = [RunRecord.new(uuid.uuid4().hex[:12], config, group) for config in configs]
+        return self._enqueue([RunRecord.new(uuid.uuid4().hex[:12], config, group) for config in configs])
+
+    def fork(self, parent_id: str, step: int, changes: dict[str, Any], name: str | None = None) -> RunRecord:
+        """Store a fork of a built-in run from its snapshot at `step`, with `changes` (InterventionCreate's
+        shape, maybe {}), and start it if a slot is free. RunNotFound; WrongState for an attached run;
+        forks.BadFork (a sentence) for a step with no snapshot or changes the run cannot take;
+        QueueFull. Nothing is stored when it refuses."""
+        parent = self.storage.get_run(parent_id)
+        if parent is None:
+            raise RunNotFound(f"no run has the id {parent_id}")
+        if parent.kind != "built-in":
+            raise WrongState(f"run {parent_id} has no stored training state; forks are for built-in runs")
+        steps = self.storage.snapshot_steps(parent_id)
+        if step not in steps:
+            raise no_snapshot(parent_id, step, steps)
+        config = fork_config(
+            parent.to_public().config,  # type: ignore[arg-type]  # a built-in run's is a RunCreate
+            parent.name or parent_id,
+            self.storage.interventions(parent_id),
+            step,
+            changes,
+            name,
+        )
+        record = RunRecord.new(uuid.uuid4().hex[:12], config)
+        record.step, record.fork = step, ForkOf(parent=parent_id, step=step, changes=changes)
+        return self._enqueue([record])[0]
+
+    def _enqueue(self, records: list[RunRecord]) -> list[RunRecord]:
+        """Store 'queued' runs, all or none (QueueFull, StorageError), and start what fits."""
         with self._lock:
             if len(self._queue) + len(records) > MAX_QUEUED:
                 n = len(records)
@@ -304,9 +327,14 @@ class RunManager:
             conn, child_conn = self._mp.Pipe(duplex=False)
             child_control, control = self._mp.Pipe(duplex=False)
             stop_event = self._mp.Event()
+            start = None
+            if record.fork is not None:  # its own copy of the parent's snapshot (Storage.create_run)
+                snapshot = self.storage.snapshot(run_id, record.fork.step) or b""  # b"": fails to load
+                start = (snapshot, record.fork.changes)
+            config_json = orjson.dumps(record.config).decode()
             process = self._mp.Process(
                 target=worker.main,
-                args=(run_id, orjson.dumps(record.config).decode(), child_conn, stop_event, child_control),
+                args=(run_id, config_json, child_conn, stop_event, child_control, start),
                 name=f"gatescope-run-{run_id}",
                 daemon=True,
             )
@@ -344,7 +372,7 @@ class RunManager:
                 finally:
                     h.child_conn.close()  # so that the worker's death reads as EOF here
                     h.child_control.close()
-                self._read(h, outcome)
+                Reader(h, self.storage, self._emit, self._lock).read(outcome)
         except StorageError as exc:
             log.error("run %s: %s", h.run_id, exc)
             outcome.error = f"the server could not record this run: {exc}"
@@ -370,94 +398,6 @@ class RunManager:
                     self._dispatch()
                 except Exception:
                     log.exception("could not start the next queued run")
-
-    def _read(self, h: Handle, outcome: Outcome) -> None:
-        """Receive until the worker ends or its pipe closes; write and publish each message."""
-        rows: list[dict[str, Any]] = []
-        flushed_at = time.monotonic()
-
-        def flush() -> None:
-            nonlocal flushed_at
-            flushed_at = time.monotonic()
-            if rows:
-                batch = rows.copy()
-                rows.clear()
-                self._store(h, self.storage.add_steps, h.run_id, batch)
-
-        while True:
-            now = time.monotonic()
-            if h.stop_deadline is not None and now >= h.stop_deadline:
-                h.stop_deadline = None
-                h.terminate()
-            timeout = POLL_SECONDS
-            if rows:
-                timeout = min(timeout, max(0.0, flushed_at + FLUSH_SECONDS - now))
-            try:
-                message = h.conn.recv() if h.conn.poll(timeout) else None
-            except (EOFError, OSError):
-                break  # the worker is gone
-            if message is not None:
-                h.heard = True
-                kind = message[0]
-                if kind == "step":
-                    rows.append(message[1])
-                    if not h.deleted:
-                        self._emit(h.run_id, StepMessage(message[1]))
-                elif kind == "probe":
-                    _, step, full, display, ckpt = message
-                    if not h.deleted:  # viewers first: storing a large frame takes a while
-                        self._emit(h.run_id, ProbeMessage(step, display if display is not None else full))
-                    flush()
-                    self._store(h, self.storage.add_probe, h.run_id, step, full, display)
-                    if ckpt is not None:
-                        self._keep_checkpoint(h, step, ckpt)
-                elif kind in ("paused", "resumed"):
-                    flush()  # a paused run's stored steps are all it has trained
-                    self._set_paused(h, kind == "paused")
-                elif kind == "intervened":
-                    flush()
-                    _, intervention_id, step, changes = message
-                    item = Intervention(id=intervention_id, step=step, changes=changes, applied_at=utcnow())
-                    self._store(h, self.storage.add_intervention, h.run_id, item)
-                    if not h.deleted:  # stored first: a viewer's snapshot may list it (hub.Viewer.seen)
-                        self._emit(h.run_id, InterventionMessage(item))
-                elif kind == "refused":  # pragma: no cover - the API validated the changes
-                    log.warning("run %s: intervention %s refused: %s", h.run_id, message[1], message[2])
-                elif kind == "checkpoint":
-                    self._keep_checkpoint(h, message[1], message[2])
-                elif kind == "end":
-                    flush()
-                    outcome.end = (message[1], message[2], message[3])
-                    return
-                elif kind == "error":
-                    flush()
-                    outcome.error = message[1]
-                    return
-                else:  # pragma: no cover - worker and manager ship together
-                    log.warning("run %s: unknown worker message %r", h.run_id, kind)
-            if len(rows) >= FLUSH_ROWS or (rows and time.monotonic() - flushed_at >= FLUSH_SECONDS):
-                flush()
-        flush()
-
-    def _set_paused(self, h: Handle, paused: bool) -> None:
-        """The worker has paused (or resumed): record and publish the status."""
-        record = self.storage.update_run(h.run_id, status="paused" if paused else "running")
-        if record is not None and not h.deleted:
-            self._emit(h.run_id, StatusMessage(record.to_public()))
-
-    def _keep_checkpoint(self, h: Handle, step: int, data: bytes) -> None:
-        with self._lock:
-            h.checkpoint = data
-        self._store(h, self.storage.save_checkpoint, h.run_id, step, data)
-
-    def _store(self, h: Handle, write: Callable[..., None], *args: Any) -> None:
-        """A storage write for run h; a failure (unless the run was deleted) ends the run."""
-        try:
-            write(*args)
-        except StorageError:
-            if h.deleted:
-                return  # its rows went with it; nothing to keep
-            raise
 
     def _finish(self, h: Handle, outcome: Outcome) -> None:
         """Record the run's final status and publish it."""

@@ -5,10 +5,11 @@ What this is: `main(run_id, config_json, conn, stop_event)`, the target of a mul
 iterates `Trainer.events()` and sends each event to the parent over `conn` as a tuple:
 
     ("step", metrics: dict)                          every training step (StepMetrics as a dict)
-    ("probe", step, full: bytes, display: bytes | None, checkpoint: bytes | None)
+    ("probe", step, full: bytes, display: bytes | None, checkpoint: bytes | None, snapshot: bytes)
                                                      every probe: the frame's bytes
                                                      (frames.Frame.to_bytes) and those of its
-                                                     display frame, None when it is the same
+                                                     display frame, None when it is the same;
+                                                     the snapshot: torch.save of Trainer.state()
     ("checkpoint", step, checkpoint: bytes)          before "end", if the weights sent are stale
     ("end", status, step, reason)                    the run's End, then the process exits 0
     ("error", "<ExcType>: message")                  any exception; the process exits 1
@@ -30,6 +31,9 @@ most every 5 s, and always the final weights before "end".
 Between events the worker polls `stop_event` (then asks the trainer to stop after the step in
 progress) and its parent's pid: if the parent has died, or the pipe is broken, it exits at once.
 SIGINT is ignored, so a Ctrl-C in the server's terminal lets the server stop its runs itself.
+
+A fork's worker is given the snapshot it starts from and the changes: it restores the trainer
+from the snapshot, applies the changes (Trainer.apply) and goes on from that step.
 
 What this is not: a scheduler. It knows nothing of storage, queues or other runs.
 """
@@ -58,6 +62,7 @@ from app.services.schemas import RunCreate, to_train_config
 CHECKPOINT_SECONDS = 5.0  # larger ones at most this often
 MAX_ERROR_CHARS = 2000
 PAUSED_POLL_SECONDS = 0.1  # a paused worker's longest wait before it looks at stop_event again
+Start = tuple[bytes, dict[str, Any]]  # a fork's snapshot (snapshot_bytes) and changes (InterventionCreate's)
 
 
 class StopSignal(Protocol):
@@ -71,7 +76,12 @@ class ParentGoneError(Exception):
 
 
 def main(
-    run_id: str, config_json: str, conn: Connection, stop_event: StopSignal, control: Connection | None = None
+    run_id: str,
+    config_json: str,
+    conn: Connection,
+    stop_event: StopSignal,
+    control: Connection | None = None,
+    start: Start | None = None,
 ) -> None:
     """Process entry point: run, close the pipe, exit with run()'s code.
 
@@ -81,7 +91,7 @@ def main(
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     code = 1
     try:
-        code = run(run_id, config_json, conn, stop_event, control)
+        code = run(run_id, config_json, conn, stop_event, control, start)
     except BaseException:  # pragma: no cover - run() reports every Exception itself
         traceback.print_exc()
     finally:
@@ -92,9 +102,15 @@ def main(
 
 
 def run(
-    run_id: str, config_json: str, conn: Connection, stop_event: StopSignal, control: Connection | None = None
+    run_id: str,
+    config_json: str,
+    conn: Connection,
+    stop_event: StopSignal,
+    control: Connection | None = None,
+    start: Start | None = None,
 ) -> int:
     """Train one run, sending its events over `conn`; the exit code (0 after "end", 1 on error).
+    `start`: a fork's (snapshot bytes, changes) to go on from.
 
     Callable in-process (e.g. from a thread in tests): it never touches signals or exits.
     """
@@ -102,6 +118,10 @@ def run(
     try:
         config = RunCreate.model_validate_json(config_json)
         trainer = Trainer(to_train_config(config, threads=1))
+        if start is not None:
+            snapshot, changes = start
+            trainer.restore(torch.load(io.BytesIO(snapshot), weights_only=True))
+            trainer.apply(changes)
         checkpoints = _Checkpoints(config, trainer)
         bench = _Bench(trainer, conn, stop_event, control, parent)
         for event in trainer.events(bench.between):
@@ -110,7 +130,8 @@ def run(
                 _send(conn, ("step", {**dataclasses.asdict(event), "time": time.time()}))
             elif isinstance(event, ProbeFrame):
                 full, display = frame_bytes(run_id, event)
-                _send(conn, ("probe", event.step, full, display, checkpoints.due(trainer.step)))
+                ckpt = checkpoints.due(trainer.step)
+                _send(conn, ("probe", event.step, full, display, ckpt, snapshot_bytes(trainer)))
             elif isinstance(event, End):
                 if checkpoints.sent_step != trainer.step:
                     _send(conn, ("checkpoint", trainer.step, checkpoints.take(trainer.step)))
@@ -136,6 +157,13 @@ def frame_bytes(run_id: str, probe: ProbeFrame) -> tuple[bytes, bytes | None]:
     frame = Frame.from_probe(run_id, probe)
     display = frame.pooled()
     return frame.to_bytes(), display.to_bytes() if display is not frame else None
+
+
+def snapshot_bytes(trainer: Trainer) -> bytes:
+    """The torch.save bytes of the trainer's state (Trainer.state: what a fork goes on from)."""
+    buf = io.BytesIO()
+    torch.save(trainer.state(), buf)
+    return buf.getvalue()
 
 
 def checkpoint_bytes(config: RunCreate, trainer: Trainer) -> bytes:

@@ -52,13 +52,14 @@ def _run(
     stop: threading.Event | None = None,
     stop_after: int | None = None,
     close_at_once: bool = False,
+    start: worker.Start | None = None,
 ) -> Result:
     """worker.run in a thread, read here until "end" or "error" (setting `stop` at step `stop_after`)."""
     stop = stop or threading.Event()
     parent, child = multiprocessing.Pipe(duplex=False)
     text = config if isinstance(config, str) else config.model_dump_json()
     codes: list[int] = []
-    thread = threading.Thread(target=lambda: codes.append(worker.run("rid", text, child, stop)))
+    thread = threading.Thread(target=lambda: codes.append(worker.run("rid", text, child, stop, None, start)))
     messages: list[tuple[Any, ...]] = []
     try:
         if close_at_once:
@@ -111,13 +112,14 @@ def test_a_run_sends_its_events_in_order() -> None:
     assert step["step"] == 1 and isinstance(step["param_grad_norms"], dict)
     for message in result:
         if message[0] == "probe":
-            _, at, full, display, ckpt = message
+            _, at, full, display, ckpt, snapshot = message
             frame = Frame.from_bytes(full)
             assert (
                 frame.header["run_id"] == "rid" and frame.step == at and frame.arrays["h"].shape == (1, 6, 8)
             )
             assert display is None  # a small frame is its own display frame
             assert _load(ckpt)["step"] == at  # a small net's weights come with every probe
+            assert _load(snapshot)["step"] == at  # and every net's training state
 
 
 def test_the_checkpoint_loads_into_plain_torch_modules() -> None:
@@ -169,7 +171,7 @@ def test_a_long_frame_is_pooled_in_the_worker_once() -> None:
     config = RunCreate.model_validate({**LSTM.model_dump(mode="json"), **long_task})
     result = _run(config)
     assert result.kinds == ["probe0", "step1", "probe1", "end"]
-    for _, at, full, display, _ in (m for m in result if m[0] == "probe"):
+    for _, at, full, display, *_ in (m for m in result if m[0] == "probe"):
         frame, shown = Frame.from_bytes(full), Frame.from_bytes(display)
         assert frame.header["pool"] is None and frame.sizes() == (MAX_T + 10, 8)
         assert shown.header["pool"] == {"T": MAX_T + 10, "units": 8, "t_width": 2, "unit_width": 1}
@@ -316,3 +318,57 @@ def test_an_intervention_is_applied_between_two_steps_whole() -> None:
         assert replay.train_step() is not None
     final = _load(next(m[4] for m in reversed(messages) if m[0] == "probe"))
     assert all(torch.equal(final["state_dict"][k], v) for k, v in replay.net.rnn.state_dict().items())
+
+
+def _untimed(result: Result) -> list[tuple[Any, ...]]:
+    """The messages without their wall-clock fields (a step's seconds and time)."""
+    out: list[tuple[Any, ...]] = []
+    for m in result:
+        if m[0] == "step":
+            out.append(("step", {k: v for k, v in m[1].items() if k not in ("seconds", "time")}))
+        elif m[0] == "probe":
+            out.append(m[:3])  # the frame's bytes (the snapshot and the weights are checked below)
+        else:
+            out.append(m)
+    return out
+
+
+def test_a_fork_started_from_a_snapshot_sends_what_its_parent_sent_after_it() -> None:
+    parent = _run(LSTM)
+    snapshot = next(m[5] for m in parent if m[0] == "probe" and m[1] == 5)
+    fork = _run(LSTM, start=(snapshot, {}))
+    assert fork.code == 0 and fork.kinds == [
+        "probe5",
+        *(f"step{i}" for i in range(6, 11)),
+        "probe10",
+        "step11",
+        "step12",
+        "probe12",
+        "end",
+    ]
+    after = _untimed(parent)[parent.kinds.index("probe5") :]
+    assert _untimed(fork) == after  # every step's numbers and every frame's bytes, bit for bit
+    assert _load(fork.messages[-2][5])["net"].keys() == _load(parent.messages[-2][5])["net"].keys()
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(
+            _load(fork.messages[-2][4])["state_dict"].values(),
+            _load(parent.messages[-2][4])["state_dict"].values(),
+            strict=True,
+        )
+    )
+
+
+def test_a_forks_changes_are_applied_before_its_first_step() -> None:
+    parent = _run(LSTM)
+    snapshot = next(m[5] for m in parent if m[0] == "probe" and m[1] == 5)
+    changes = {"lr": 0.05, "forget_bias": 2.0}
+    fork = _run(LSTM, start=(snapshot, changes))
+    steps = [m[1] for m in fork if m[0] == "step"]
+    assert [s["step"] for s in steps] == list(range(6, 13)) and {s["lr"] for s in steps} == {0.05}
+    replay = _replay(LSTM, 5)
+    replay.apply(changes)
+    for _ in range(7):
+        assert replay.train_step() is not None
+    final = _load(fork.messages[-2][4])["state_dict"]
+    assert all(torch.equal(final[k], v) for k, v in replay.net.rnn.state_dict().items())

@@ -227,10 +227,18 @@ def test_export_is_a_zip_of_config_metrics_probes_and_checkpoint(served: Served)
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/zip"
     with zipfile.ZipFile(io.BytesIO(response.content)) as archive:
-        names = {"config.json", "metrics.csv", "interventions.json", "probes.npz", "checkpoint.pt"}
+        names = {
+            "config.json",
+            "metrics.csv",
+            "interventions.json",
+            "fork.json",
+            "probes.npz",
+            "checkpoint.pt",
+        }
         assert set(archive.namelist()) == names
         assert json.loads(archive.read("config.json"))["cell"] == "gru"
         assert json.loads(archive.read("interventions.json")) == []
+        assert json.loads(archive.read("fork.json")) is None  # no fork
         assert len(archive.read("metrics.csv").decode().strip().splitlines()) == 21
         probes = np.load(io.BytesIO(archive.read("probes.npz")))
         assert {"0/h", "20/h", "20/gates.z", "5/grad_h"} <= set(probes.files)

@@ -120,7 +120,7 @@ def test_an_attached_run_reads_back_like_the_built_in_run_it_mirrors(
     )
 
     with zipfile.ZipFile(io.BytesIO(client.get(f"/api/runs/{run}/export").content)) as archive:
-        names = {"config.json", "metrics.csv", "interventions.json", "probes.npz"}  # no weights
+        names = {"config.json", "metrics.csv", "interventions.json", "fork.json", "probes.npz"}  # no weights
         assert set(archive.namelist()) == names
         assert json.loads(archive.read("config.json"))["module"] == "encoder.rnn"
         npz = np.load(io.BytesIO(archive.read("probes.npz")))
