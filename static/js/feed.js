@@ -1,9 +1,10 @@
 // One run, live: the websocket and what it accumulates. `new Feed(runId, onChange, {kind, layer})`
-// keeps `run`, `metrics`, `probeSteps`, the newest `frame` (decoded only when read) and the
-// gradient-flow history `gradflow`, which is built on the server only: GET .../gradflow once,
+// keeps `run`, `metrics`, `probeSteps`, the run's applied `interventions` (the snapshot's, then
+// each "intervention" message; in the order applied), the newest `frame` (decoded only when
+// read) and the gradient-flow history `gradflow`, which is built on the server only: GET .../gradflow once,
 // then `?since=<last row's step>` appended as newer frames arrive (debounced, one request in
 // flight), replaced only when the view changes or the server says it thinned the rows.
-// onChange(what): "run" | "metrics" | "frame" | "gradflow" | "end" | "refused". A socket the
+// onChange(what): "run" | "metrics" | "interventions" | "frame" | "gradflow" | "end" | "refused". A socket the
 // server refuses (4401 token, 4403 origin, 4404 no such run) is final: `refused` = {code, reason}
 // and the feed stops; any other close (a server restart) reconnects with backoff.
 // What this is not: a renderer; data flows one way, message -> feed state -> the page draws.
@@ -83,6 +84,7 @@ export class Feed {
     this.run = null;
     this.metrics = new Metrics();
     this.probeSteps = [];
+    this.interventions = []; // [{id, step, changes, applied_at}], as GET .../interventions lists them
     this.gradflow = emptyFlow(kind, layer);
     this.ended = false;
     this.refused = null;
@@ -134,12 +136,19 @@ export class Feed {
       this.metrics.reset();
       this.metrics.add(msg.metrics);
       for (const step of msg.probe_steps) insertStep(this.probeSteps, step);
+      this.interventions = msg.interventions;
       this.onChange("run");
       this.onChange("metrics");
+      this.onChange("interventions");
       this.fetchFlow();
     } else if (msg.type === "step") {
       this.metrics.add(msg.steps);
       this.onChange("metrics");
+    } else if (msg.type === "intervention") {
+      const item = { ...msg };
+      delete item.type;
+      this.interventions = [...this.interventions, item]; // a new array: figures key on it
+      this.onChange("interventions");
     } else if (msg.type === "status") {
       this.run = msg.run;
       this.onChange("run");

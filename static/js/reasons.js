@@ -20,6 +20,7 @@ export function noFrame(run, probes = 0) {
     const every = run.config && run.config.probe_every;
     return every ? `Waiting for the first probe frame (one every ${every} steps)…` : "Waiting for the first probe frame…";
   }
+  if (run.status === "paused") return "Paused before its first probe frame: resume the run to record one.";
   if (run.status === "diverged") return `The run diverged at step ${divergedAt(run)} before a probe frame was recorded.`;
   return `This run recorded no probe frame${run.error ? ` (${run.error})` : ""}.`;
 }
@@ -33,6 +34,7 @@ export function noSteps(run, what) {
   }
   if (run.kind === "attached" && what === "loss") return "No loss yet: pass it with watch.step(loss=loss) to see it here.";
   if (run.status === "running") return `Waiting for the first training step's ${what}…`;
+  if (run.status === "paused" && !run.step) return `Paused before its first training step: resume the run to see its ${what}.`;
   if (run.step > 0) return "Loading the training curves…"; // the run trained: its rows are on their way
   return `This run recorded no ${what}.`;
 }

@@ -1,7 +1,9 @@
 // One run, live (/runs/{id}). One state object; the feed (websocket) and the controls change it,
 // render*() hand each chart its input, and the charts draw on the next animation frame (only
-// those on screen). Live updates are coalesced so the main thread stays free; pause stops
-// drawing while the feed keeps buffering. The scrubber shows any recorded step: display-resolution
+// those on screen). Live updates are coalesced so the main thread stays free; "freeze view" stops
+// drawing while the feed keeps buffering (the view's own state, `frozen`: the run trains on).
+// Pausing the run itself (status 'paused'), its knobs and interventions are the lab bench's
+// (bench.js); every chart over training marks the interventions (feed.interventions). The scrubber shows any recorded step: display-resolution
 // frame bytes from GET .../probes/{step}?resolution=display, decoded once, kept in an LRU, with the
 // neighbours prefetched. The URL carries ?step= ?t= ?view= ?kind= ?conn= ?layer= ?floor=.
 // Constants (finished statuses, the floor, gate kinds and captions) come from /api/catalog.
@@ -13,6 +15,7 @@ import { gradNormFigure, lossFigure, paramNormsFigure, saturationFigure, updateF
 import { Feed } from "./feed.js";
 import { Pacer } from "./pace.js";
 import { Chart } from "./plots.js";
+import { mountBench } from "./bench.js";
 import { showDiagnosis } from "./diagnosis.js";
 import { mountLineage } from "./lineage.js";
 import { FrameStore } from "./scrubber.js";
@@ -31,7 +34,7 @@ const state = {
   run: null,
   task: null, // GET .../task (a built-in run's; an attached run has none)
   ready: false, // start() has set the page up for the run
-  paused: false,
+  frozen: false, // the view is frozen (not drawing updates); not the run's status 'paused'
   follow: intOrNull(query.get("step")) === null,
   step: intOrNull(query.get("step")),
   frame: null,
@@ -44,6 +47,7 @@ const state = {
   replay: null,
 };
 let feed = null;
+let bench = null; // bench.js, once the run is known
 const pace = new Pacer(liveDraw);
 const frames = new FrameStore(runId); // the scrubber's recorded frames
 const live = () => state.run && !state.finished.has(state.run.status);
@@ -104,19 +108,21 @@ function buildGates(cell) {
 function renderMetrics() {
   const m = feed.metrics;
   const { task, run } = state;
-  charts.loss.update({ metrics: m, baseline: task ? task.baseline_loss : null, run });
-  charts.metric.update({ metrics: m, baseline: task ? task.baseline_metric : null, field: "metric", title: task ? task.metric_name : "metric", run });
-  charts.gradnorm.update({ metrics: m, clip: run ? run.config.clip : null, run });
-  charts.params.update({ metrics: m, run });
-  charts.update.update({ metrics: m, run });
+  const interventions = feed.interventions;
+  charts.loss.update({ metrics: m, baseline: task ? task.baseline_loss : null, run, interventions });
+  charts.metric.update({ metrics: m, baseline: task ? task.baseline_metric : null, field: "metric", title: task ? task.metric_name : "metric", run, interventions });
+  charts.gradnorm.update({ metrics: m, clip: run ? run.config.clip : null, run, interventions });
+  charts.params.update({ metrics: m, run, interventions });
+  charts.update.update({ metrics: m, run, interventions });
 }
 
 function renderFlow() {
   const { frame, run, task } = state;
   const flow = feed.gradflow;
   const probes = feed.probeSteps.length;
-  charts.gradflow.update({ flow, floor: state.floor, t: state.t, step: frame ? frame.step : null, frame, task, run, probes, bidirectional: run.config.bidirectional });
-  charts.saturation.update({ flow, run, probes });
+  const interventions = feed.interventions;
+  charts.gradflow.update({ flow, floor: state.floor, t: state.t, step: frame ? frame.step : null, frame, task, run, probes, bidirectional: run.config.bidirectional, interventions });
+  charts.saturation.update({ flow, run, probes, interventions });
 }
 
 // every frame view, with or without a frame (a view without one says why: reasons.js)
@@ -145,7 +151,7 @@ function renderScrubber() {
   if (i >= 0) scrub.value = String(i);
   const source = state.frame && SOURCES[state.frame.source] ? ` · ${SOURCES[state.frame.source]}` : "";
   $("scrub-label").textContent = shown === null ? "–" : `${shown}${source}${state.frame.pool ? " (pooled for display)" : ""}`;
-  $("live-note").textContent = state.paused ? "paused: updates are kept, not drawn" : state.follow && live() ? "following live" : state.replay ? "replaying" : "";
+  $("live-note").textContent = state.frozen ? "view frozen: updates are kept, not drawn" : state.follow && live() ? "following live" : state.replay ? "replaying" : "";
 }
 
 function renderAll() {
@@ -228,7 +234,7 @@ function showError(err) {
 }
 
 function play() {
-  state.paused = false;
+  state.frozen = false;
   if (live()) {
     state.follow = true;
     state.frame = feed.frame;
@@ -243,14 +249,14 @@ function play() {
   clearInterval(state.replay);
   state.replay = setInterval(async () => {
     i += 1;
-    if (i >= steps.length) return pause();
+    if (i >= steps.length) return freeze();
     await scrubTo(steps[i]);
   }, 300);
   renderAll();
 }
 
-function pause() {
-  state.paused = true;
+function freeze() {
+  state.frozen = true;
   clearInterval(state.replay);
   state.replay = null;
   renderScrubber();
@@ -260,14 +266,15 @@ function pause() {
 
 // live updates, paced (pace.js); user actions redraw at once
 function liveDraw(changed) {
-  if (state.paused) return; // play redraws everything
+  if (state.frozen) return; // play redraws everything
   if (changed.has("metrics")) {
     renderMetrics();
     showRun(); // its step count
   }
   if (changed.has("frame") && state.follow && !state.replay) state.frame = feed.frame; // decoded here, once drawn
+  if (changed.has("interventions")) renderMetrics();
   if (changed.has("frame")) renderFrame(); // includes the gradient flow
-  else if (changed.has("gradflow")) renderFlow();
+  else if (changed.has("gradflow") || changed.has("interventions")) renderFlow();
   renderScrubber();
 }
 
@@ -283,7 +290,8 @@ function onFeed(what) {
     }
   }
   if (!state.ready) return; // start() draws everything once the page is set up
-  if (state.paused) return renderScrubber();
+  if (bench && (what === "run" || what === "end" || what === "interventions")) bench.show(state.run, feed.interventions);
+  if (state.frozen) return renderScrubber();
   if (what === "end") {
     if (state.follow && !state.replay) state.frame = feed.frame;
     renderAll();
@@ -295,7 +303,7 @@ function onFeed(what) {
 function showRefused({ code, reason }) {
   showError(new Error(`The server refused to stream this run (${code}): ${reason}`));
   setStatus($("run-status"), "refused");
-  for (const id of ["play", "pause", "stop"]) $(id).disabled = true;
+  for (const id of ["play", "freeze", "pause-run", "resume-run", "stop"]) $(id).disabled = true;
 }
 
 function showRun() {
@@ -322,6 +330,8 @@ async function start() {
   if (run.group) await showGroup(run);
   if (task) setupTools({ run, task, frame: feed.frame, display: state.cat.display, limits: state.cat.limits });
   if (task) showDiagnosis(runId, !!feed.frame).catch(showError); // not awaited: the views never wait for it
+  bench = mountBench({ runId, run, cat: state.cat, finished: state.finished, onError: showError });
+  bench.show(run, feed.interventions);
   mountLineage(run, () => (state.frame ? state.frame.step : null)); // its parent, its forks, "Fork from step k"
   state.task = task;
   state.ready = true;
@@ -341,7 +351,7 @@ async function start() {
 
 function bindControls() {
   $("play").addEventListener("click", play);
-  $("pause").addEventListener("click", pause);
+  $("freeze").addEventListener("click", freeze);
   $("stop").addEventListener("click", async () => {
     try {
       state.run = await post(`/api/runs/${runId}/stop`);

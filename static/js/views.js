@@ -18,6 +18,7 @@ import { RDBU, VIRIDIS } from "./heatmap.js";
 import {
   flowColumns, frameColumns, inputsAt, inputText, lossEnd, NO_LOSS, notes, overlay, stepAxisByRow, stepPosition, timeAxis, tText,
 } from "./axes.js";
+import { marked } from "./curves.js";
 import { decades, line, LINES, logAxis, logRange, renderSize } from "./plots.js";
 import { NO_CELL_STATE, NO_FINITE_GRADIENT, NO_GATES, noFrame } from "./reasons.js";
 
@@ -61,7 +62,8 @@ function flowExtremes(flow, noLossFrom) {
 const noFiniteGradient = (frame, values) => frame.loss === null && values.every((v) => v === 0);
 
 // the probe input is the same in every frame of a run: the frame's inputs label the flow's columns
-export function gradflowFigure({ flow, floor, range, t, step, frame, task, run, probes, bidirectional = false }) {
+// (and the run's interventions across it, at their training steps: curves.js `marked`)
+export function gradflowFigure({ flow, floor, range, t, step, frame, task, run, probes, bidirectional = false, interventions }) {
   needFloor(floor);
   const n = flow ? flow.rows.length : 0;
   if (!n) return { empty: noFrame(run, probes) };
@@ -81,7 +83,7 @@ export function gradflowFigure({ flow, floor, range, t, step, frame, task, run, 
     click: (i, j) => ({ x: cols.t[j], y: flow.steps[i] }),
   };
   const { width, height } = renderSize();
-  return {
+  return marked({
     key: `${flow.reset}|${flow.version}|${n}|${floor}|${min}|${max}|${frame ? frame.id : null}|${!!task}|${width}x${height}`,
     overlay: overlay(cols, inputs, noLossFrom, {
       x: t, y: step === null || step === undefined ? null : stepPosition(flow.steps, step),
@@ -94,7 +96,7 @@ export function gradflowFigure({ flow, floor, range, t, step, frame, task, run, 
     },
     range: [min, max],
     legend: { colors: VIRIDIS, min, max, log: true, floor, label, note: notes(inputs, cols, noLossFrom) },
-  };
+  }, interventions, flow.steps);
 }
 
 // -- one frame: states, gates, itemized gradients, connectivity, gradient lines -------------

@@ -127,9 +127,9 @@ def test_a_run_started_from_the_form_streams_and_its_heatmaps_update(
     before_rows, before_renders = page.evaluate(rows), page.evaluate(renders)
     poll(page, f"() => ({rows})() > {before_rows} && ({renders})() > {before_renders}")
 
-    # pause: live updates keep arriving (and are kept) but are not drawn
+    # freeze the view: live updates keep arriving (and are kept) but are not drawn
     if http.get(f"/api/runs/{run_id}").json()["status"] == "running":
-        page.click("#pause")
+        page.click("#freeze")
         page.wait_for_timeout(400)  # a frame already being drawn may finish
         paused_renders = page.evaluate(renders)
         metrics = page.evaluate("() => window.__gatescopeRun.feed.metrics.length")

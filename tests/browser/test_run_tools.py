@@ -182,7 +182,7 @@ def test_play_replays_a_finished_runs_probes(
     expect(page.locator("#scrub-label")).to_have_text("0")
     page.click("#play")
     poll(page, "() => window.__gatescopeRun?.state.frame?.step >= 30")
-    page.click("#pause")
+    page.click("#freeze")
     step = page.evaluate("() => window.__gatescopeRun.state.frame.step")
     page.wait_for_timeout(700)
     assert page.evaluate("() => window.__gatescopeRun.state.frame.step") == step
