@@ -24,11 +24,13 @@ import torch
 from app.core.engine import Trainer
 from app.core.frames import Frame
 from app.services import manager as manager_module
+from app.services.forks import BadFork
 from app.services.manager import DELETED_ERROR, SHUTDOWN_ERROR, QueueFull, RunManager, RunNotFound, WrongState
 from app.services.messages import EndMessage, Message, ProbeMessage, StatusMessage, StepMessage
 from app.services.records import RunRecord
 from app.services.schemas import FINISHED, RunCreate, to_train_config
 from app.services.storage import INTERRUPTED_ERROR, Storage
+from tests.services.test_storage import ATTACHED
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BASE: dict[str, Any] = {
@@ -408,3 +410,48 @@ def test_pause_holds_the_worker_without_cpu_then_resume_and_stop(make: Make) -> 
     with pytest.raises(RunNotFound):
         manager.pause("nosuchrun")
     wait_finished(storage, queued.id)
+
+
+def test_a_queued_fork_outlives_its_parent_and_a_restart_and_trains_on_from_its_step(
+    make: Make, tmp_path: Path
+) -> None:
+    data = tmp_path / "forks"
+    m1, s1, _ = make(max_runs=1, data_dir=data)
+    parent = m1.submit(_config())
+    assert wait_finished(s1, parent.id).status == "completed"
+    assert s1.snapshot_steps(parent.id) == [0, 10, 20, 30]
+    with pytest.raises(
+        BadFork, match=f"run {parent.id} has no stored state at step 5: the nearest stored steps are 0 and 10"
+    ):
+        m1.fork(parent.id, 5, {})
+    with pytest.raises(RunNotFound):
+        m1.fork("nosuchrun", 0, {})
+    s1.create_run(RunRecord.attached("att", ATTACHED, group="g"))
+    with pytest.raises(WrongState, match="run att has no stored training state; forks are for built-in runs"):
+        m1.fork("att", 0, {})
+    blocker = m1.submit(_config(steps=LONG, probe_every=0))  # holds the only slot
+    wait_steps(s1, blocker.id, 1)
+    fork = m1.fork(parent.id, 10, {"lr": 0.01})
+    assert fork.status == "queued" and fork.step == 10 and m1.queued() == [fork.id]
+    assert fork.fork is not None and (fork.fork.parent, fork.fork.step) == (parent.id, 10)
+    assert fork.to_public().config == _config(
+        optimizer={"name": "adam", "lr": 0.01}, name=f"{parent.id} · fork @10"
+    )
+    m1.delete(parent.id)  # the fork keeps its own copy of the snapshot
+    m1.shutdown()
+    s1.close()
+
+    m2, s2, _ = make(max_runs=1, data_dir=data)  # the next start requeues it
+    done = wait_finished(s2, fork.id)
+    assert done.status == "completed" and done.step == 30
+    assert [m["step"] for m in s2.metrics(fork.id)] == list(range(11, 31))
+    replay = Trainer(to_train_config(_config()))
+    for _ in range(10):
+        assert replay.train_step() is not None
+    replay.apply({"lr": 0.01})
+    for _ in range(20):
+        assert replay.train_step() is not None
+    weights = _load(m2.checkpoint(fork.id))["state_dict"]
+    assert all(torch.equal(weights[k], v) for k, v in replay.net.rnn.state_dict().items())
+    assert s2.snapshot_steps(fork.id) == [10, 20, 30]
+    assert s2.run_bytes(fork.id) > sum(len(s2.snapshot(fork.id, k) or b"") for k in (10, 20, 30)) > 0
