@@ -24,25 +24,26 @@ closed at exit (gatescope.sink.close_at_exit); a script killed with -9 leaves it
 server's heartbeat reaper, which marks them interrupted.
 
 What this is not: validation (the server validates everything it gets) or measuring (gatescope.watch).
+Its parts: the waiting frames' queue and close()'s warning (gatescope._pending), requests'
+content and the reading of the server's answers (gatescope._replies).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import threading
 import time
 import warnings
-from collections import Counter, deque
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-import numpy as np
-import orjson
 
 from app.core.frames import MAX_FRAME_BYTES, Frame
 from app.core.probes import ProbeFrame
+from gatescope._pending import Pending, PendingFrames, frame_nbytes, undelivered
+from gatescope._replies import encode, is_over, reply_json, sentence
 from gatescope.runfile import too_large
 from gatescope.sink import check_status, close_at_exit, forget_at_exit
 
@@ -66,15 +67,6 @@ class _Run:
     steps: list[dict[str, Any]] = field(default_factory=list)  # the rows this run has yet to take
     ended: bool = False  # by us (POST /end) or by the server (it answered that the run is over)
     heard: float = 0.0  # time.monotonic() of its last answer
-
-
-@dataclass
-class _Frame:
-    module: int
-    step: int
-    probe: ProbeFrame | None  # until the thread encodes it ...
-    data: bytes | None  # ... into this
-    nbytes: int  # what it holds in memory
 
 
 @dataclass(frozen=True)
@@ -124,11 +116,7 @@ class HttpSink:
         self._transport = transport
         self._attach: dict[str, Any] = {}
         self._inbox: deque[dict[str, Any]] = deque()  # steps from the training thread
-        self._frames: deque[_Frame] = deque()  # frames waiting, oldest first
-        self._frame_bytes = 0
-        self._in_flight: _Frame | None = None
-        self._dropped: Counter[int] = Counter()  # by module
-        self._lock = threading.Lock()  # guards _frames, _frame_bytes and _dropped
+        self._pending = PendingFrames(max_pending_frames, max_pending_bytes, self._log_bound)
         self._runs: list[_Run] = []
         self._group: str | None = None
         self._stop = False
@@ -164,11 +152,7 @@ class HttpSink:
         modules = len(self._attach.get("modules", ()))
         if not 0 <= module < modules:
             raise ValueError(f"module {module} is not one of the {modules} watched modules")
-        pending = _Frame(module, frame.step, frame, None, _nbytes(frame))
-        with self._lock:
-            self._frames.append(pending)
-            self._frame_bytes += pending.nbytes
-            self._bound()
+        self._pending.add(Pending(module, frame.step, frame, None, frame_nbytes(frame)))
 
     @property
     def stop_requested(self) -> bool:
@@ -176,7 +160,7 @@ class HttpSink:
 
     @property
     def dropped_frames(self) -> int:
-        return self._dropped.total()
+        return self._pending.dropped.total()
 
     @property
     def run_ids(self) -> list[str]:
@@ -230,9 +214,9 @@ class HttpSink:
             if response is None:
                 self._sleep(backoff.next())
                 continue
-            runs = _json(response).get("runs") if response.status_code in (200, 201) else None
+            runs = reply_json(response).get("runs") if response.status_code in (200, 201) else None
             if isinstance(runs, list) and len(runs) == len(self._attach["modules"]):
-                self._group = _json(response).get("group")
+                self._group = reply_json(response).get("group")
                 self._runs = [_Run(str(run["id"]), heard=time.monotonic()) for run in runs]
                 log.info("gatescope: attached to %s as runs %s", self.server, ", ".join(self.run_ids))
                 return True
@@ -262,7 +246,7 @@ class HttpSink:
                 if self._send_steps(run) is None:
                     return None
                 sent = True
-        pending = self._next_frame()
+        pending = self._pending.take()
         if pending is not None:
             if self._send_frame(pending) is None:
                 return None
@@ -281,15 +265,15 @@ class HttpSink:
                 body = {
                     "status": closing.status,
                     "error": closing.error[:MAX_ERROR_CHARS] if closing.error is not None else None,
-                    "dropped_frames": self._dropped[index],
+                    "dropped_frames": self._pending.dropped[index],
                 }
                 response = self._post(f"/api/runs/{run.id}/end", body)
                 if response is None:
                     self._sleep(backoff.next())
                     continue
-                if response.status_code != 200 and not _over(response):
+                if response.status_code != 200 and not is_over(response):
                     self._log_once(
-                        "end", "gatescope: the server did not end run %s: %s", run.id, _sentence(response)
+                        "end", "gatescope: the server did not end run %s: %s", run.id, sentence(response)
                     )
                 run.ended = True
 
@@ -310,7 +294,7 @@ class HttpSink:
         if response.status_code == 200:
             del run.steps[: len(batch)]
             self._heard(run, response)
-        elif response.status_code == 409 and not _over(response):
+        elif response.status_code == 409 and not is_over(response):
             return self._reconcile(run, batch, response)
         elif not self._lost(run, response):
             self._refuse_steps(run, batch, response)
@@ -341,58 +325,40 @@ class HttpSink:
             len(batch),
             run.id,
             response.status_code,
-            _sentence(response),
+            sentence(response),
         )
 
     # -- frames ----------------------------------------------------------------------------
 
-    def _bound(self) -> None:
-        """Drop the oldest waiting frames while the waiting ones exceed a bound (under the lock)."""
-        while len(self._frames) > self.max_pending_frames or (
-            self._frame_bytes > self.max_pending_bytes and len(self._frames) > 1
-        ):
-            oldest = self._frames.popleft()
-            self._frame_bytes -= oldest.nbytes
-            self._dropped[oldest.module] += 1
-            self._log_once(
-                "bound",
-                "gatescope: %s is slow or away: past %d waiting frames (or %d MiB) the oldest is dropped "
-                "and counted; steps are all kept",
-                self.server,
-                self.max_pending_frames,
-                self.max_pending_bytes // 2**20,
-            )
+    def _log_bound(self) -> None:
+        self._log_once(
+            "bound",
+            "gatescope: %s is slow or away: past %d waiting frames (or %d MiB) the oldest is dropped "
+            "and counted; steps are all kept",
+            self.server,
+            self.max_pending_frames,
+            self.max_pending_bytes // 2**20,
+        )
 
-    def _next_frame(self) -> _Frame | None:
-        with self._lock:
-            if not self._frames:
-                return None
-            pending = self._frames.popleft()
-            self._frame_bytes -= pending.nbytes
-            self._in_flight = pending
-            return pending
-
-    def _send_frame(self, pending: _Frame) -> bool | None:
+    def _send_frame(self, pending: Pending) -> bool | None:
         run = self._runs[pending.module]
         if run.ended:
-            return self._drop(pending)
+            self._pending.drop(pending)
+            return True
         if pending.probe is not None:
             pending.data = Frame.from_probe(run.id, pending.probe).to_bytes()
             pending.probe, pending.nbytes = None, len(pending.data)
         assert pending.data is not None
         if len(pending.data) > self.max_frame_bytes:
             self._log_once("too large", "%s", too_large(pending.step, pending.module, pending.nbytes))
-            return self._drop(pending)
+            self._pending.drop(pending)
+            return True
         response = self._post(f"/api/runs/{run.id}/frames", pending.data)
         if response is None:
-            with self._lock:
-                self._frames.appendleft(pending)
-                self._frame_bytes += pending.nbytes
-                self._in_flight = None
-                self._bound()
+            self._pending.put_back(pending)
             return None
-        self._in_flight = None
-        if response.status_code == 200 or (response.status_code == 409 and not _over(response)):
+        self._pending.sent()
+        if response.status_code == 200 or (response.status_code == 409 and not is_over(response)):
             self._heard(run, response)  # a 409 that is not "over": this frame is stored already
         elif not self._lost(run, response):
             self._log_once(
@@ -401,15 +367,9 @@ class HttpSink:
                 pending.step,
                 run.id,
                 response.status_code,
-                _sentence(response),
+                sentence(response),
             )
-            self._dropped[pending.module] += 1
-        return True
-
-    def _drop(self, pending: _Frame) -> bool:
-        with self._lock:
-            self._dropped[pending.module] += 1
-            self._in_flight = None
+            self._pending.drop(pending)
         return True
 
     # -- requests --------------------------------------------------------------------------
@@ -418,7 +378,7 @@ class HttpSink:
         """POST a JSON body (bytes: a frame; None: nothing); None if the server could not be
         reached or answered 5xx or 429 (the caller backs off and tries again)."""
         assert self._http is not None
-        content, headers = _encode(body)
+        content, headers = encode(body)
         try:
             response = self._http.post(
                 path,
@@ -430,7 +390,7 @@ class HttpSink:
             self._unreachable(f"{type(exc).__name__}: {exc}")
             return None
         if response.status_code >= 500 or response.status_code == 429:
-            self._unreachable(f"it answered {response.status_code}: {_sentence(response)}")
+            self._unreachable(f"it answered {response.status_code}: {sentence(response)}")
             return None
         if self._away:
             self._away = False
@@ -461,14 +421,14 @@ class HttpSink:
                 "gatescope: the server refused a heartbeat of run %s (%d: %s)",
                 run.id,
                 response.status_code,
-                _sentence(response),
+                sentence(response),
             )
         return True
 
     def _heard(self, run: _Run, response: httpx.Response) -> dict[str, Any]:
         """An IngestReply: the run is alive; its "stop" asks the script to stop."""
         run.heard = time.monotonic()
-        reply = _json(response)
+        reply = reply_json(response)
         if reply.get("stop") is True:
             self._stop = True
         return reply
@@ -476,19 +436,19 @@ class HttpSink:
     def _lost(self, run: _Run, response: httpx.Response) -> bool:
         """If `response` says the run is over (409 with "stop") or gone (404): nothing more is
         sent to it. True if so."""
-        if response.status_code != 404 and not _over(response):
+        if response.status_code != 404 and not is_over(response):
             return False
         run.ended, run.steps = True, []
-        self._stop = self._stop or _over(response)
+        self._stop = self._stop or is_over(response)
         log.warning(
             "gatescope: run %s is over on the server (%s): nothing more is sent to it",
             run.id,
-            _sentence(response),
+            sentence(response),
         )
         return True
 
     def _give_up(self, response: httpx.Response) -> None:
-        reason = f"{self.server} refused to attach ({response.status_code}: {_sentence(response)})"
+        reason = f"{self.server} refused to attach ({response.status_code}: {sentence(response)})"
         if response.status_code == 401:
             reason += "; pass token= to gatescope.watch, or set GATESCOPE_TOKEN"
         self._gave_up = reason  # step() stops keeping rows; _undelivered counts those kept before
@@ -519,8 +479,8 @@ class HttpSink:
     def _flushed(self) -> bool:
         return (
             not self._inbox
-            and not self._frames
-            and self._in_flight is None
+            and not self._pending
+            and self._pending.in_flight is None
             and not any(r.steps for r in self._runs)
         )
 
@@ -533,65 +493,6 @@ class HttpSink:
         """The warning for what close() could not deliver, or None if all went through."""
         live = self._live()
         steps = len(self._inbox) + self._lost_steps + max((len(r.steps) for r in live), default=0)
-        frames = len(self._frames) + (self._in_flight is not None)
-        what = [f"{n} {noun}" for n, noun in ((steps, "steps"), (frames, "frames")) if n]
-        lost = f"{' and '.join(what)} were not delivered" if what else ""
-        if self._gave_up is not None:
-            return f"gatescope: {self._gave_up}" + (f": {lost}" if lost else "")
-        if not self._runs:
-            return f"gatescope: {self.server} could not be reached within {timeout:g} s: no run was made" + (
-                f", and {lost}" if lost else ""
-            )
+        frames = len(self._pending) + (self._pending.in_flight is not None)
         unended = [r.id for r in live]
-        if not lost and not unended:
-            return None
-        parts = [lost] if lost else []
-        if unended:
-            parts.append(f"runs {', '.join(unended)} were not ended (the server will mark them interrupted)")
-        return f"gatescope: {self.server} did not take everything within {timeout:g} s: {'; '.join(parts)}"
-
-
-def _nbytes(frame: ProbeFrame) -> int:
-    """The bytes a frame's arrays hold."""
-    total = 0
-    for f in dataclasses.fields(frame):
-        value = getattr(frame, f.name)
-        if isinstance(value, np.ndarray):
-            total += value.nbytes
-        elif isinstance(value, dict):
-            total += sum(v.nbytes for v in value.values() if isinstance(v, np.ndarray))
-    return total
-
-
-def _encode(body: Any) -> tuple[bytes, dict[str, str]]:
-    """A request's content and headers: bytes are a frame, None nothing, else JSON."""
-    if isinstance(body, bytes):
-        return body, {"Content-Type": "application/octet-stream"}
-    if body is None:
-        return b"", {}
-    return orjson.dumps(body), {"Content-Type": "application/json"}
-
-
-def _json(response: httpx.Response) -> dict[str, Any]:
-    try:
-        value = response.json()
-    except ValueError:
-        return {}
-    return value if isinstance(value, dict) else {}
-
-
-def _over(response: httpx.Response) -> bool:
-    """A 409 that says the run has ended: its body carries "stop": true."""
-    return response.status_code == 409 and _json(response).get("stop") is True
-
-
-def _sentence(response: httpx.Response) -> str:
-    """The server's sentence: its {"detail": ...}, or the start of its body."""
-    detail = _json(response).get("detail")
-    if isinstance(detail, str):
-        return detail
-    if isinstance(detail, list):  # pydantic's 422: [{"loc": [...], "msg": ...}, ...]
-        return "; ".join(
-            f"{'.'.join(map(str, d.get('loc', [])))}: {d.get('msg')}" for d in detail if isinstance(d, dict)
-        )
-    return response.text[:300] or response.reason_phrase
+        return undelivered(self.server, timeout, self._gave_up, bool(self._runs), steps, frames, unended)

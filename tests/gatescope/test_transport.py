@@ -32,7 +32,7 @@ from app.core.frames import Frame
 from app.core.probes import ProbeFrame
 from app.main import create_app
 from app.settings import Settings
-from gatescope import transport
+from gatescope import _pending, transport
 from gatescope.transport import HttpSink
 from tests.live_server import REPO_ROOT, free_port
 
@@ -326,7 +326,7 @@ def test_a_server_answering_503_keeps_every_step_and_the_newest_frames(
 
 
 def test_the_byte_bound_drops_frames_too(server: FakeServer, sinks: list[HttpSink]) -> None:
-    size = transport._nbytes(probe(1))
+    size = _pending.frame_nbytes(probe(1))
     server.down = True
     sink = opened(server, sinks, max_pending_bytes=3 * size)
     for k in range(1, 11):
