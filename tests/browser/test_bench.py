@@ -112,6 +112,12 @@ def test_pause_read_the_knobs_intervene_see_the_marks_and_resume(
     below = max(i for i, s in enumerate(rows) if s <= paused["step"])
     assert below < flow["shapes"][0][3] < below + 1
 
+    # the mark's label names the change on hover
+    page.locator("#chart-loss").scroll_into_view_if_needed()
+    page.locator("#chart-loss .annotation", has_text="lr").hover()
+    shown = "() => document.querySelector('#chart-loss .hoverlayer')?.textContent"
+    assert poll(page, shown) == hover
+
     # paused again later: the knobs say since when; the bench and the marked curves photographed
     page.click("#pause-run")
     poll(page, "() => document.getElementById('run-status').textContent === 'paused'")

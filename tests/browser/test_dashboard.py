@@ -151,6 +151,7 @@ def test_a_run_started_from_the_form_streams_and_its_heatmaps_update(
     # the scrubber replays a recorded step; a click on a timestep highlights it everywhere
     scrub(page, 3)
     expect(page.locator("#scrub-label")).to_have_text(str(steps[3]))
+    page.locator("#chart-gradflow").scroll_into_view_if_needed()  # the click below is in page coordinates
     box = page.locator("#chart-gradflow .nsewdrag").bounding_box()
     assert box is not None
     page.mouse.click(box["x"] + box["width"] * 0.3, box["y"] + box["height"] * 0.5)
