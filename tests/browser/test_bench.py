@@ -1,11 +1,11 @@
 """The run page's lab bench in Chromium: pause a running run (the page says paused and shows the
 knobs it trains with now), a value out of range is refused in the form's words, an intervention
 on the learning rate is listed and marked at its step on every chart over training, resume; a
-finished run's bench is disabled with a sentence. docs/screenshots/bench.png is taken here."""
+finished run's bench is disabled with a sentence. Its screenshot test-artifacts/bench.png is the
+one in docs/screenshots/bench.png."""
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable
 from typing import Any
 
@@ -13,7 +13,6 @@ import httpx
 from playwright.sync_api import Page, expect
 
 from tests.browser.conftest import VIEWPORT, poll, screenshot
-from tests.live_server import REPO_ROOT
 
 SLOW: dict[str, Any] = {
     "name": "bench",
@@ -128,7 +127,7 @@ def test_pause_read_the_knobs_intervene_see_the_marks_and_resume(
     page.set_viewport_size({"width": 1280, "height": 1560})  # the head, the bench and the curves
     page.evaluate("() => window.scrollTo(0, 0)")
     page.wait_for_timeout(800)
-    shutil.copyfile(screenshot(page, "bench"), REPO_ROOT / "docs" / "screenshots" / "bench.png")
+    screenshot(page, "bench")  # docs/screenshots/bench.png is a copy of one
     page.set_viewport_size(VIEWPORT)
 
     http.post(f"/api/runs/{run_id}/stop")
