@@ -23,13 +23,10 @@ async function showParent(run) {
     if (err.status !== 404) throw err;
     name = null; // the parent was deleted since
   }
-  $("lineage-parent").replaceChildren(
-    "Fork of ",
-    name === null ? el("code", { text: parent }) : runLink(parent, name),
-    name === null ? " (deleted since)" : null,
-    ` at step ${step}${changed(changes)} `,
-    name === null ? null : diffLink(parent, run.id, "diff with parent"),
-  );
+  const parts = name === null
+    ? [el("code", { text: parent }), " (deleted since)", ` at step ${step}${changed(changes)}`]
+    : [runLink(parent, name), ` at step ${step}${changed(changes)} `, diffLink(parent, run.id, "diff with parent")];
+  $("lineage-parent").replaceChildren("Fork of ", ...parts);
   $("lineage-parent").hidden = false;
 }
 

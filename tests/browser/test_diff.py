@@ -107,7 +107,9 @@ def test_a_diff_of_different_tasks_or_counts_says_why(
         {**BASE, "cell": "rnn_tanh", "steps": 10},
         {**BASE, "cell": "rnn_tanh", "steps": 10, "task": {"name": "adding", "seq_len": 20}},
     )
-    page.goto(url(f"/compare?runs={a},{b}&diff=1"))
+    page.goto(url(f"/compare?runs={a},{b}"))  # side by side, with the diff one click away
+    page.click("#to-diff")
+    page.wait_for_url(url(f"/compare?runs={a},{b}&diff=1"))
     expect(page.locator("#diff-problem")).to_contain_text("same task and sequence length")
     expect(page.locator("#diff-problem")).to_contain_text("T=20")
     expect(page.locator("#diff-body")).to_be_hidden()
@@ -115,3 +117,40 @@ def test_a_diff_of_different_tasks_or_counts_says_why(
     expect(page.locator("#compare .error")).to_have_text(
         "A diff is of exactly two runs (?runs=a,b&diff=1); this address names 1."
     )
+
+
+def test_a_fork_from_the_run_page_and_its_diff_with_the_parent(
+    gs_page: Page, url: Callable[[str], str], http: httpx.Client
+) -> None:
+    page = gs_page
+    (parent,) = _runs(http, {**BASE, "cell": "rnn_tanh", "name": "parent"})
+    page.goto(url(f"/runs/{parent}?step=30"))
+    button = page.locator("#fork-here")
+    expect(button).to_have_text("Fork from step 30")
+    button.click()
+    page.wait_for_url(lambda u: "/runs/" in u and parent not in u)
+    fork = http.get(f"/api/runs/{page.url.rsplit('/', 1)[1].split('?')[0]}").json()
+    assert fork["fork"] == {"parent": parent, "step": 30, "changes": {}}
+    expect(page.locator("#lineage-parent")).to_contain_text("Fork of parent at step 30 with no changes")
+    screenshot(page, "lineage-fork")
+    wait_for_run(http, fork["id"])
+
+    # no changes: the fork's later steps are its parent's, so the diff is 0 at every common step
+    page.locator("#lineage-parent").get_by_role("link", name="diff with parent").click()
+    page.wait_for_url(lambda u: f"runs={parent},{fork['id']}&diff=1" in u)
+    common = [s for s in range(0, 61, 10) if s >= 30]
+    poll(
+        page,
+        "() => window.__gatescopeCompare?.diff?.state.diff?.steps.length === "
+        f"{len(common)} && window.__gatescopeCompare.diff.state.frames",
+    )
+    assert page.evaluate("() => window.__gatescopeCompare.diff.state.diff.steps") == common
+    expect(page.locator("#diff-same")).to_contain_text(f"At every probe step both have ({len(common)})")
+    expect(page.locator("#chart-diff-loss")).to_contain_text("fork @30")
+    reveal_all(page)
+    screenshot(page, "diff-fork-no-changes", full_page=True)
+
+    # the parent lists its fork, with a diff
+    page.goto(url(f"/runs/{parent}"))
+    expect(page.locator("#lineage-forks")).to_contain_text(f"{fork['id']} @30")
+    screenshot(page, "lineage-parent")
