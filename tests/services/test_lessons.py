@@ -54,7 +54,7 @@ def train(storage: Storage, lesson: Lesson, index: int) -> RunRecord:
         elif kind == "probe":
             storage.add_steps(record.id, rows)
             rows = []
-            step, full, display, _ = rest
+            step, full, display, *_ = rest  # then the checkpoint and the snapshot
             storage.add_probe(record.id, step, full, display)
         elif kind == "end":
             storage.add_steps(record.id, rows)
