@@ -1,7 +1,7 @@
 """The run page's lab bench in Chromium: pause a running run (the page says paused and shows the
 knobs it trains with now), a value out of range is refused in the form's words, an intervention
 on the learning rate is listed and marked at its step on every chart over training, resume; a
-finished run's bench is disabled with a sentence. Its screenshot test-artifacts/bench.png is the
+finished or attached run's bench is disabled with a sentence. Its screenshot test-artifacts/bench.png is the
 one in docs/screenshots/bench.png."""
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import httpx
 from playwright.sync_api import Page, expect
 
 from tests.browser.conftest import VIEWPORT, poll, screenshot
+from tests.browser.test_attached import Script
 
 SLOW: dict[str, Any] = {
     "name": "bench",
@@ -136,3 +137,17 @@ def test_pause_read_the_knobs_intervene_see_the_marks_and_resume(
     assert page.evaluate("() => document.getElementById('bench-fields').disabled")
     expect(page.locator("#pause-run")).to_be_disabled()
     expect(page.locator("#bench-list li")).to_have_count(1)  # still listed
+
+
+def test_an_attached_run_s_bench_says_why_it_has_no_controls(
+    gs_page: Page, url: Callable[[str], str], http: httpx.Client
+) -> None:
+    script = Script(http)  # a watched script's run: its weights live in the script
+    script.train(4)
+    page = gs_page
+    page.goto(url(f"/runs/{script.run_id}"))
+    expect(page.locator("#bench-note")).to_contain_text("An attached run trains in your script")
+    assert page.evaluate("() => document.getElementById('bench-fields').disabled")
+    expect(page.locator("#pause-run")).to_be_disabled()
+    expect(page.locator("#bench-knobs")).to_be_hidden()  # GET .../knobs is a 409 for it: not asked
+    script.end()
