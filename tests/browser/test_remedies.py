@@ -108,3 +108,14 @@ def test_remedies_that_cannot_act_say_why(
         expect(finding.get_by_role("button", name="fork with this")).to_be_enabled()
     page.locator("#diagnosis").scroll_into_view_if_needed()
     screenshot(page, "remedies-diverged")
+
+    # fork with this: the run goes on from its latest stored step with the remedy's change
+    last = http.get(f"/api/runs/{diverged}/snapshots").json()["steps"][-1]
+    _finding(page, "diverged").get_by_role("button", name="fork with this").click()
+    page.wait_for_url(lambda u: "/runs/" in u and diverged not in u)
+    fork = http.get(f"/api/runs/{page.url.rsplit('/', 1)[1].split('?')[0]}").json()
+    changes = {"clip": {"mode": "norm", "threshold": 1.0}}
+    assert fork["fork"] == {"parent": diverged, "step": last, "changes": changes}
+    assert fork["config"]["clip"] == changes["clip"]
+    expect(page.locator("#lineage-parent")).to_contain_text(f"at step {last} with ")
+    http.post(f"/api/runs/{fork['id']}/stop")
