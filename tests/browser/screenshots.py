@@ -1,5 +1,6 @@
 """Regenerate the README's screenshots (docs/screenshots/*.png): `python -m tests.browser.screenshots`
-(`... screenshots learn`: only the guided tour's, docs/screenshots/learn-*.png).
+(`... screenshots learn`: only the guided tour's, docs/screenshots/learn-*.png; `... screenshots
+diff`: only the diff of a fork with its parent, docs/screenshots/diff.png).
 
 Starts its own server on a temporary data directory, trains a few small runs (a minute or two on
 a CPU) and runs examples/char_lstm.py against it (an attached run: a user's own script under
@@ -88,10 +89,42 @@ def learn_only() -> None:
         browser.close()
 
 
+# the diff view's example: a vanishing tanh RNN, forked half-way with W_hh rescaled to radius 1
+DIFF_PARENT: dict[str, Any] = {
+    **VANISHING,
+    "task": {"name": "adding", "seq_len": 40},
+    "steps": 400,
+    "name": "tanh RNN",
+}
+DIFF_FORK: dict[str, Any] = {"step": 200, "changes": {"rescale": {"layer": 0, "radius": 1.0}}}
+
+
+def diff_only() -> None:
+    """docs/screenshots/diff.png: /compare?runs=parent,fork&diff=1 once both runs have ended."""
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        serve(Path(tmp), GATESCOPE_MAX_RUNS="2") as server,
+        httpx.Client(base_url=server.url, timeout=30) as http,
+        sync_playwright() as pw,
+    ):
+        parent = http.post("/api/runs", json=DIFF_PARENT).json()["id"]
+        wait_for_run(http, parent, timeout=900)
+        fork = http.post(f"/api/runs/{parent}/fork", json=DIFF_FORK).json()["id"]
+        wait_for_run(http, fork, timeout=900)
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport=VIEWPORT)
+        page.goto(f"{server.url}/compare?runs={parent},{fork}&diff=1")
+        poll(page, "() => window.__gatescopeCompare?.diff?.sides.every((x) => x.feed.ended)")
+        poll(page, "() => window.__gatescopeCompare.diff.state.frames")
+        settle(page, "#chart-diff-ratio canvas.gs-heatmap")
+        page.screenshot(path=str(OUT / "diff.png"), full_page=True)
+        browser.close()
+
+
 def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
-    if sys.argv[1:] == ["learn"]:
-        learn_only()
+    if sys.argv[1:] in (["learn"], ["diff"]):
+        (learn_only if sys.argv[1] == "learn" else diff_only)()
         print(f"screenshots in {OUT}")
         return
     with tempfile.TemporaryDirectory() as tmp, serve(Path(tmp), GATESCOPE_MAX_RUNS="3") as server:
