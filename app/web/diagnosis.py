@@ -3,7 +3,8 @@
 What this is: one thin read-only route. It reads the run's stored numbers (claims.run_numbers:
 step metrics, first and last probe frames) and answers diagnosis.diagnose over them: the findings,
 each with its evidence, a sentence and a remedy as a merge patch over the run's RunCreate. A
-running run is diagnosed on what it has stored so far.
+running run is diagnosed on what it has stored so far, against the knobs it trains with now (its
+config with its applied interventions: interventions.configured), so a remedy changes those.
 
 What this is not: the checks or their thresholds (app/services/diagnosis.py), or the applying of
 a remedy (a fork or an intervention).
@@ -11,10 +12,12 @@ a remedy (a fork or an intervention).
 
 from __future__ import annotations
 
+import dataclasses
+
 from fastapi import APIRouter, Depends, HTTPException
 from pydantic import BaseModel
 
-from app.services import claims, diagnosis
+from app.services import claims, diagnosis, interventions
 from app.services.schemas import RunStatus
 from app.web.deps import NOT_FOUND, RunDep, StorageDep, require_token
 
@@ -44,6 +47,8 @@ def run_diagnosis(run: RunDep, storage: StorageDep) -> Diagnosis:
         numbers = claims.run_numbers(storage, run, run.name or run.id)
     except ValueError as exc:
         raise HTTPException(409, f"{exc}: its diagnosis comes with its first probe") from exc
+    now = interventions.configured(numbers.config, storage.interventions(run.id))
+    numbers = dataclasses.replace(numbers, config=now)
     return Diagnosis(
         run_id=run.id,
         status=numbers.status,

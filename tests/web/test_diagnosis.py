@@ -3,9 +3,12 @@ none, and the sentences for a run that is not there, has no probe frame yet or i
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from starlette.testclient import TestClient
 
 from app.services.diagnosis import patched
+from app.services.interventions import Intervention
 from app.services.lessons import Lesson
 from app.services.records import RunRecord
 from app.services.schemas import RunCreate
@@ -46,6 +49,21 @@ def test_a_diverged_run_s_findings_and_a_healthy_run_s_none(client: TestClient) 
     assert config.clip.mode == "norm" and RunCreate.model_validate(remedy["config"]) == config
     answer = client.get(f"/api/runs/{healthy.id}/diagnosis")
     assert answer.status_code == 200 and answer.json()["findings"] == []
+
+
+def test_remedies_change_the_knobs_the_run_trains_with_now(client: TestClient) -> None:
+    storage: Storage = client.app.state.storage  # type: ignore[attr-defined]
+    sick = _trained(storage, "exploding, not clipped")
+    clipped = Intervention(
+        id="i1", step=10, changes={"clip": {"mode": "norm", "threshold": 5.0}}, applied_at=datetime.now(UTC)
+    )
+    storage.add_intervention(sick.id, clipped)
+    diverged = client.get(f"/api/runs/{sick.id}/diagnosis").json()["findings"][0]
+    assert diverged["kind"] == "diverged"
+    lr = float(f"{0.1 * sick.config['optimizer']['lr']:.1g}")  # clipped now: the remedy is a tenth the lr
+    assert diverged["remedy"]["changes"] == {"lr": lr}
+    config = diverged["remedy"]["config"]
+    assert config["clip"] == {"mode": "norm", "threshold": 5.0} and config["optimizer"]["lr"] == lr
 
 
 def test_no_diagnosis_without_a_run_a_frame_or_a_config(client: TestClient) -> None:
