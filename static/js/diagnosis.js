@@ -4,6 +4,7 @@
 // with them at its latest stored snapshot, "new run with this" starts the remedy's `config` (the
 // run's config with the remedy's merge patch). A button that cannot act says why (its title and
 // a hint); a refusal from the server is shown under the finding. A new run or fork opens its page.
+// A run that trains on gets "read again": the diagnosis of its numbers as they are then.
 // What this is not: the checks or the remedies themselves (app/services/diagnosis.py).
 
 import { api, catalog, el, post, runLabel } from "./api.js";
@@ -101,8 +102,14 @@ export async function showDiagnosis(runId, probed) {
   }
   const cat = await catalog();
   panel.hidden = false;
-  $("diagnosis-note").textContent = body.findings.length
-    ? `At step ${body.step} (probe ${body.probe_step}):`
-    : `Nothing found at step ${body.step} (probe ${body.probe_step}).`;
+  const note = $("diagnosis-note");
+  note.textContent = body.findings.length
+    ? `At step ${body.step} (probe ${body.probe_step}): `
+    : `Nothing found at step ${body.step} (probe ${body.probe_step}). `;
+  if (!new Set(cat.statuses.finished).has(body.status)) { // it trains on: its numbers will change
+    const again = el("button", { type: "button", id: "diagnosis-again", title: "read the run's numbers as they are now" }, "read again");
+    again.addEventListener("click", () => showDiagnosis(runId, true).catch((err) => Object.assign(note, { textContent: err.message })));
+    note.append(again);
+  }
   $("diagnosis-list").replaceChildren(...body.findings.map((f) => finding(runId, f, body.status, cat)));
 }

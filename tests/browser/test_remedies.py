@@ -58,6 +58,10 @@ def test_apply_now_intervenes_and_new_run_starts_the_remedy(
         assert (
             remedy["changes"] == {"lr": remedy["patch"]["optimizer"]["lr"]} and remedy["changes"]["lr"] > 1e-5
         )
+        before = page.locator("#diagnosis-note").inner_text()
+        page.click("#diagnosis-again")  # the diagnosis of the numbers as they are now
+        poll(page, f"() => document.getElementById('diagnosis-note').textContent !== {before!r}")
+        assert page.locator("#diagnosis-note").inner_text().startswith("At step ")
         low.get_by_role("button", name="apply now").click()
         expect(low.locator(".remedy-out")).to_contain_text("Queued (intervention ")
         deadline = time.monotonic() + 30
