@@ -30,7 +30,9 @@ class Preset(BaseModel):
     variants: list[RunCreate] = []  # or start these runs beside `config`, each differing in one setting
 
 
-LessonView = Literal["loss", "hidden", "itemized", "gradflow", "gradnorm", "gate-f", "gate-i", "gate-o", "c"]
+LessonView = Literal[
+    "loss", "hidden", "itemized", "gradflow", "gradnorm", "gate-f", "gate-i", "gate-o", "c", "why"
+]  # "why": static/js/why.js, the bound of the product of Jacobians over the measured gradient
 
 
 class LessonRun(BaseModel):
@@ -254,7 +256,7 @@ LESSONS: tuple[dict[str, Any], ...] = (
     },
     {
         "name": "bptt",
-        "views": ["itemized"],
+        "views": ["itemized", "why"],
         "runs": [
             {
                 "title": "tanh RNN on Hamlet, T = 30",
@@ -272,7 +274,7 @@ LESSONS: tuple[dict[str, Any], ...] = (
     },
     {
         "name": "vanishing",
-        "views": ["gradflow", "loss"],
+        "views": ["gradflow", "loss", "why"],
         "runs": [
             {"title": "tanh RNN", "config": {**_VANISHING, "cell": "rnn_tanh"}},
             {

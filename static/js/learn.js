@@ -4,8 +4,9 @@
 // bar, with a link to the full run page. Runs within one lesson share their gradient-flow colour
 // scale and their curves' axes. A queued run's panel says so ("queued (2 ahead)") instead of
 // drawing empty axes. When every run has ended, the page prints what they showed against the
-// lesson's claim (GET /api/lessons/{name}/findings). One state object per lesson; feed messages
-// -> render (coalesced) -> charts.
+// lesson's claim (GET /api/lessons/{name}/findings). The "why" view is the run page's Why section
+// (why.js: the product of step Jacobians over the measured gradient, in the top layer). One state
+// object per lesson; feed messages -> render (coalesced) -> charts.
 
 import { api, ApiError, catalog, describeRun, el, post, setStatus } from "./api.js";
 import { Feed } from "./feed.js";
@@ -14,11 +15,13 @@ import { VIRIDIS } from "./heatmap.js";
 import { Chart, legend, mergeRanges } from "./plots.js";
 import { gradNormFigure, lossFigure } from "./curves.js";
 import { flowRange, gradflowFigure, itemizedFigure, stateFigure } from "./views.js";
+import { WhyPanel } from "./why.js";
 
 const TITLES = {
   loss: "loss (dashed: baseline)", hidden: "hidden state h", itemized: "itemized ‖∂ℓ_s/∂h_t‖",
   gradflow: "gradient flow ‖∂ℓ_T/∂h_t‖", gradnorm: "gradient norm (log)", "gate-f": "forget gate f",
   "gate-i": "input gate i", "gate-o": "output gate o", c: "cell state c",
+  why: "why: the bound Π‖∂h_t/∂h_{t−1}‖ over the measured gradient",
 };
 const FIGURES = { loss: lossFigure, gradnorm: gradNormFigure, gradflow: gradflowFigure, itemized: itemizedFigure };
 
@@ -39,6 +42,16 @@ function figureFor(view, p, shared, cat) {
   }
   if (view === "c") return { ...common, name: "c" };
   return { ...common, name: `gates.${view.slice(5)}`, gateKinds: cat.display.gate_kinds };
+}
+
+// the Why view's input: the panel's latest frame, its top layer (where the product bounds the gradient)
+function whyInput(p, cat) {
+  const cfg = p.feed.run.config;
+  const finished = new Set(cat.statuses.finished).has(p.feed.run.status);
+  return {
+    frame: p.feed.frame, layer: cfg.num_layers - 1, numLayers: cfg.num_layers, cell: cfg.cell,
+    floor: cat.display.floor, task: p.task, run: p.feed.run, finished,
+  };
 }
 
 // the ranges every panel of a lesson shares
@@ -69,6 +82,12 @@ function panel(demo, run) {
     el("p", { class: "desc", text: describeRun(run) }));
   const p = { run, node, status, charts: {}, task: null, feed: null };
   for (const view of demo.lesson.views) {
+    if (view === "why") {
+      const box = el("div", { class: "why" });
+      node.append(el("p", { class: "row-title", text: TITLES[view] }), box);
+      p.why = new WhyPanel(box, run.id, { name: `${demo.lesson.name}-why`, captions: false });
+      continue;
+    }
     const chart = el("div", { class: `chart ${view === "gradflow" || view === "itemized" ? "" : "short"}` });
     chart.dataset.empty = WAITING;
     const bar = HEATMAPS.has(view) ? el("div", { class: "legend" }) : null;
@@ -126,6 +145,7 @@ function render(demo) {
       chart.node.dataset.empty = WAITING;
       chart.update(figureFor(view, p, shared, cat));
     }
+    if (p.why) p.why.update(whyInput(p, cat));
   }
   if (shared.flow && demo.legend) {
     legend(demo.legend, { colors: VIRIDIS, min: shared.flow[0], max: shared.flow[1], log: true, floor: cat.display.floor, label: "shared scale" });

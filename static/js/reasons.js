@@ -47,3 +47,14 @@ export const NO_CELL_STATE = "Only an LSTM has a cell state c: this cell carries
 /** A probe frame whose loss was not finite has no gradient to draw (its norms all came out 0). */
 export const NO_FINITE_GRADIENT =
   "No gradient to draw at this step: the probe's loss was not finite (NaN or ∞), so its gradients are not numbers. They are not a vanished gradient.";
+
+/** A frame without the step Jacobian norms: its own note says why (the stack's size), else it predates them. */
+export function noTheory(frame) {
+  const told = (frame.notes || []).find((n) => n.includes("Jacobian"));
+  return told || "This frame carries no step Jacobian norms: it was recorded before probe frames carried them.";
+}
+
+/** No W_hh spectra to draw over training (yet: the run has not `finished`). */
+export function noSpectra(finished) {
+  return finished ? "No probe frame of this run carries the spectra of W_hh." : "The spectra of W_hh come with the probe frames…";
+}

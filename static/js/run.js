@@ -22,6 +22,7 @@ import { FrameStore } from "./scrubber.js";
 import { applyKind, showFrameInfo, showHead, showLabel, SOURCES } from "./runhead.js";
 import { setupTools } from "./tools.js";
 import { connectivityFigure, gradflowFigure, gradLinesFigure, itemizedFigure, stateFigure } from "./views.js";
+import { WhyPanel } from "./why.js";
 
 const $ = (id) => document.getElementById(id);
 const runId = document.body.dataset.runId;
@@ -76,6 +77,7 @@ const charts = {
   hidden: new Chart($("chart-hidden"), stateFigure, { onClick: pickT, name: "hidden", legend: $("legend-hidden") }),
 };
 const gateCharts = {};
+const why = new WhyPanel($("why"), runId, { onClick: pickT });
 
 // one section per gate of the cell (catalog order), and the LSTM's cell state
 function buildGates(cell) {
@@ -139,6 +141,7 @@ function renderFrame() {
   charts.connectivity.update({ ...common, kind: state.conn });
   charts.hidden.update({ ...common, name: "h", units, relu: cfg.cell === "rnn_relu" });
   for (const [g, chart] of Object.entries(gateCharts)) chart.update({ ...common, name: g === "c" ? "c" : `gates.${g}`, units, gateKinds });
+  why.update({ ...common, numLayers: cfg.num_layers, cell: cfg.cell, finished: !live() });
   renderFlow(); // the shown step's row marker
 }
 
