@@ -18,6 +18,16 @@ from tests.web.test_ingest import attach
 DEFAULT_CLIP = {"mode": "norm", "threshold": 1.0}  # RunCreate's default: SLOW and HELLO leave it
 
 
+def training(http: TestClient, run_id: str, timeout: float = 60.0) -> None:
+    """Wait until the run has trained a step: 'running' comes when its worker is started, and a
+    busy machine may take seconds to import torch in it (pausing is timed from here)."""
+    wait_for(http, run_id, statuses=frozenset({"running"}))
+    deadline = time.monotonic() + timeout
+    while http.get(f"/api/runs/{run_id}").json()["step"] < 1:
+        assert time.monotonic() < deadline, f"run {run_id} trained no step in {timeout} s"
+        time.sleep(0.05)
+
+
 def test_pause_inspect_resume_and_stop(tmp_path: Path) -> None:
     with TestClient(make_app(tmp_path, max_runs=1)) as http:
         run_id = http.post("/api/runs", json=SLOW).json()["id"]
@@ -25,7 +35,7 @@ def test_pause_inspect_resume_and_stop(tmp_path: Path) -> None:
         refused = http.post(f"/api/runs/{queued}/pause")
         assert refused.status_code == 409
         assert refused.json()["detail"] == f"only a running or paused run can pause: run {queued} is queued"
-        wait_for(http, run_id, statuses=frozenset({"running"}))
+        training(http, run_id)
         assert http.post(f"/api/runs/{run_id}/pause").status_code == 200
         paused = wait_for(http, run_id, timeout=5, statuses=frozenset({"paused"}))
         time.sleep(0.3)
@@ -50,7 +60,7 @@ def test_a_finished_unknown_or_attached_run_cannot_pause(served: Served) -> None
 def test_an_intervention_is_applied_recorded_with_its_step_and_listed(tmp_path: Path) -> None:
     with TestClient(make_app(tmp_path, max_runs=1)) as http:
         run_id = http.post("/api/runs", json=SLOW).json()["id"]
-        wait_for(http, run_id, statuses=frozenset({"running"}))
+        training(http, run_id)
         http.post(f"/api/runs/{run_id}/pause")
         paused = wait_for(http, run_id, timeout=5, statuses=frozenset({"paused"}))
         answer = http.post(f"/api/runs/{run_id}/interventions", json={"lr": 0.01, "tbptt": 3})
