@@ -32,6 +32,31 @@ def _runs(http: httpx.Client, *configs: dict[str, Any]) -> list[str]:
     return ids
 
 
+DRAWN = "(id) => document.getElementById(id).__chart.layer?.drawn"
+
+
+def _ratio(http: httpx.Client, a: str, b: str, kind: str) -> list[list[float]]:
+    """log10(b/a) of the two runs' gradient-flow rows from the API, each norm at least the floor."""
+    low = 10.0 ** http.get("/api/catalog").json()["display"]["floor"]
+    fa, fb = (http.get(f"/api/runs/{r}/gradflow", params={"kind": kind}).json() for r in (a, b))
+    assert fa["steps"] == fb["steps"] == [0, 10, 20, 30, 40, 50, 60]
+    return [
+        [math.log10(max(y, low)) - math.log10(max(x, low)) for x, y in zip(ra, rb, strict=True)]
+        for ra, rb in zip(fa["z"], fb["z"], strict=True)
+    ]
+
+
+def _drawn_ratio(page: Page) -> dict[str, Any]:
+    spec: dict[str, Any] = page.evaluate(
+        """() => {
+             const s = document.getElementById('chart-diff-ratio').__chart.layer.spec;
+             return { min: s.min, max: s.max, colors: s.colors,
+                      rows: Array.from({ length: s.rows }, (_, i) => Array.from(s.row(i))) };
+           }"""
+    )
+    return spec
+
+
 def _ended(page: Page) -> None:
     poll(
         page,
@@ -45,30 +70,17 @@ def test_the_diff_of_two_runs_is_their_log_ratio_and_difference(
     gs_page: Page, url: Callable[[str], str], http: httpx.Client
 ) -> None:
     page = gs_page
-    a, b = _runs(http, {**BASE, "cell": "rnn_tanh"}, {**BASE, "cell": "gru", "name": "the gru"})
+    tagging = {**BASE, "task": {"name": "tagging", "seq_len": 30}}  # a loss at every t: total != last
+    a, b = _runs(http, {**tagging, "cell": "rnn_tanh"}, {**tagging, "cell": "gru", "name": "the gru"})
     page.goto(url(f"/compare?runs={a},{b}&diff=1"))
     _ended(page)
     for chart in ("chart-diff-flow-a", "chart-diff-flow-b", "chart-diff-ratio", "chart-diff-h"):
         expect(page.locator(heatmap(chart))).to_have_count(1)
-    drawn = "(id) => document.getElementById(id).__chart.layer?.drawn"
-    poll(page, f"() => ({drawn})('chart-diff-ratio') === {FRAMES}")
+    poll(page, f"() => ({DRAWN})('chart-diff-ratio') === {FRAMES}")
 
     # the drawn log-ratio, cell by cell, against the two runs' gradient flows from the API
-    spec = page.evaluate(
-        """() => {
-             const s = document.getElementById('chart-diff-ratio').__chart.layer.spec;
-             return { min: s.min, max: s.max, colors: s.colors,
-                      rows: Array.from({ length: s.rows }, (_, i) => Array.from(s.row(i))) };
-           }"""
-    )
-    floor = http.get("/api/catalog").json()["display"]["floor"]
-    fa, fb = (http.get(f"/api/runs/{r}/gradflow", params={"kind": "last"}).json() for r in (a, b))
-    assert fa["steps"] == fb["steps"] == [0, 10, 20, 30, 40, 50, 60]
-    low = 10.0**floor
-    want = [
-        [math.log10(max(y, low)) - math.log10(max(x, low)) for x, y in zip(ra, rb, strict=True)]
-        for ra, rb in zip(fa["z"], fb["z"], strict=True)
-    ]
+    want = _ratio(http, a, b, "last")
+    spec = _drawn_ratio(page)
     assert len(spec["rows"]) == FRAMES
     for got_row, want_row in zip(spec["rows"], want, strict=True):
         assert got_row == pytest.approx(want_row, abs=1e-4), "the drawn log10(b/a) of the API's norms"
@@ -91,11 +103,24 @@ def test_the_diff_of_two_runs_is_their_log_ratio_and_difference(
 
     # both loss curves on one axis, no fork point for two independent runs
     traces = page.evaluate("() => document.getElementById('chart-diff-loss').data.map((d) => d.name)")
-    assert traces == ["a: rnn_tanh H=16 · adding (T=30)", "b: the gru"]
+    assert traces == ["a: rnn_tanh H=16 · tagging (T=30)", "b: the gru"]
     expect(page.locator("#chart-diff-loss")).not_to_contain_text("fork @")
     expect(page.locator("#diff-head-b")).to_contain_text("the gru")
     reveal_all(page)
     screenshot(page, "diff-two-runs", full_page=True)
+
+    # the total gradient's ratio once the switch says total
+    page.check('input[name="kind"][value="total"]')
+    total = _ratio(http, a, b, "total")
+    assert total != want
+    poll(
+        page,
+        f"() => window.__gatescopeCompare.diff.state.diff?.steps.length === {FRAMES}"
+        " && window.__gatescopeCompare.diff.state.diff.a.kind === 'total'",
+    )
+    poll(page, f"() => ({DRAWN})('chart-diff-ratio') === {FRAMES}")
+    for got_row, want_row in zip(_drawn_ratio(page)["rows"], total, strict=True):
+        assert got_row == pytest.approx(want_row, abs=1e-4)
 
 
 def test_a_diff_of_different_tasks_or_counts_says_why(
