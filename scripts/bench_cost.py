@@ -13,7 +13,7 @@ machine shared with other work the wall time, shown too, is longer) and its peak
 with this process's calibration. It prints a table of both and their ratio (estimate /
 measured), and exits 1 if a ratio falls outside [1/FACTOR, FACTOR].
 
---fit times training steps and probes (with the frame encoding and checkpoint a worker adds) of
+--fit times training steps and probes (with the frame encoding, checkpoint and snapshot a worker adds) of
 FIT configs in this process, and solves the non-negative least squares of the relative error
 for each coefficient set; paste its output into app/core/cost.py.
 """
@@ -198,15 +198,18 @@ def validate(spread: list[tuple[Config, int]]) -> int:
 
 
 def _time(fn: Any, repeats: int) -> float:
+    """The median CPU seconds of fn() over `repeats` calls (after one to warm up): what a worker's
+    steps average, as `validate` measures them, rather than the best case."""
     fn()
-    return min(_one(fn) for _ in range(repeats))
+    return statistics.median(_one(fn) for _ in range(repeats))
 
 
 def _one(fn: Any) -> float:
-    """CPU seconds of fn() in this thread: other helpers' load on the machine does not count."""
-    started = time.thread_time()
+    """CPU seconds of fn() in this process, its threads all counted (as `validate` counts the
+    worker's): other work on the machine does not count."""
+    started = time.process_time()
     fn()
-    return time.thread_time() - started
+    return time.process_time() - started
 
 
 def nnls(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -235,8 +238,9 @@ def fit() -> None:
         def probe(trainer: Trainer = trainer, checkpoints: worker._Checkpoints = checkpoints) -> None:
             worker.frame_bytes("fit", trainer.probe())
             checkpoints.due(trainer.step)
+            worker.snapshot_bytes(trainer)
 
-        t = _time(trainer.train_step, 5)
+        t = _time(trainer.train_step, 7)
         p = _time(probe, 5)
         rows_t.append(cost.train_terms(shape))
         rows_p.append(cost.probe_terms(shape))

@@ -87,30 +87,33 @@ Terms = dict[str, float]  # a term's name -> its amount in one step or probe
 
 
 # seconds per unit of each term on the reference machine, fitted by `python -m scripts.bench_cost
-# --fit` (2 cores, one torch thread); a term missing here costs nothing
+# --fit` (2 cores, one torch thread; the median process CPU time of each step and probe, worker's
+# frame, checkpoint and fork snapshot included; refitted 2026-12-01 at load average 7, the machine
+# shared): a term missing here costs nothing
 TRAIN: Terms = {
-    "flop": 7.64e-12,
-    "element": 7.03e-09,
-    "timestep": 2.12e-06,
-    "gru_timestep": 7.72e-05,
-    "window": 0.000876,
-    "weight": 3.05e-08,
+    "flop": 1.18e-11,
+    "element": 5.12e-09,
+    "gru_timestep": 0.000118,
+    "window": 0.000939,
+    "constant": 0.0023,
 }
 PROBE: Terms = {
-    "flop": 3.26e-11,
-    "row_unit": 1.13e-08,
-    "row_gate": 2.6e-10,
-    "frame": 1.71e-08,
-    "timestep": 1.81e-05,
-    "gru_timestep": 2.11e-05,
-    "weight": 4.86e-09,
-    "constant": 0.00266,
-    "jacobian": 1.43e-10,  # fitted apart, on app.core.jacobians.theory alone (one core, a busy machine)
-    "spectra": 2.54e-09,
+    "flop": 3.45e-11,
+    "row_unit": 1.33e-08,
+    "row_gate": 3.04e-09,
+    "frame": 5.84e-08,
+    "timestep": 6.79e-06,
+    "gru_timestep": 5e-05,
+    "weight": 1.56e-10,
+    "checkpoint": 1.75e-07,
+    "snapshot": 4.69e-10,
+    "constant": 0.0116,
+    "jacobian": 1.17e-10,
+    "spectra": 6.72e-10,
 }
 ACTIVATION_FLOATS: dict[CellName, float] = {"rnn_tanh": 5.0, "rnn_relu": 5.0, "lstm": 18.0, "gru": 13.0}
 PROBE_FLOATS = 11.0  # floats held per (t, row, unit, direction) of one layer's backward walk
-REFERENCE_SECONDS = 9.38e-4  # calibrate()'s tiny step on the reference machine
+REFERENCE_SECONDS = 1.017e-3  # calibrate()'s tiny step on the reference machine
 
 
 def train_terms(s: Shape) -> Terms:
@@ -136,7 +139,8 @@ def train_terms(s: Shape) -> Terms:
 
 def probe_terms(s: Shape) -> Terms:
     """What one probe does: FLOPs of the forward pass and the backward walk's rows, pointwise
-    elements (walk and frame), walk timesteps, weights read, weights checkpointed with it."""
+    elements (walk and frame), walk timesteps, weights read, weights checkpointed with it, and the
+    state a fork can start from (weights and optimizer buffers) sent with it."""
     G, H, D, T, L = GATES[s.cell], s.hidden_size, s.directions, s.seq_len, s.num_layers
     R = s.probe_rows
     flops = row_units = 0.0
@@ -158,6 +162,7 @@ def probe_terms(s: Shape) -> Terms:
         "gru_timestep": timesteps if s.cell == "gru" else 0.0,
         "weight": float(s.parameters),
         "checkpoint": float(s.parameters if s.parameters * FLOAT <= SMALL_CHECKPOINT_BYTES else 0),
+        "snapshot": float(s.parameters * (1 + OPTIMIZER_STATES[s.optimizer])),  # the fork state it sends
         "constant": 1.0,
         "jacobian": float(jacobian if jacobian <= MAX_JACOBIAN_WORK else 0),
         "spectra": float(spectra if spectra <= MAX_SPECTRA_WORK else 0),
