@@ -131,6 +131,17 @@ def test_pause_read_the_knobs_intervene_see_the_marks_and_resume(
     screenshot(page, "bench")  # docs/screenshots/bench.png is a copy of one
     page.set_viewport_size(VIEWPORT)
 
+    # the dashboard says paused too, and its status filter finds the run by it
+    dashboard = page.context.new_page()
+    dashboard.goto(url("/"))
+    dashboard.select_option("#runs-status", "paused")
+    listed = dashboard.locator(f'#runs tr[data-run="{run_id}"] .status')
+    expect(listed).to_have_text("paused")
+    expect(listed).to_have_class("status status-paused")
+    statuses = dashboard.locator("#runs tbody tr .status").all_inner_texts()
+    assert set(statuses) == {"paused"}  # only paused runs listed
+    dashboard.close()
+
     http.post(f"/api/runs/{run_id}/stop")
     poll(page, "() => document.getElementById('run-status').textContent === 'stopped'")
     expect(page.locator("#bench-note")).to_contain_text("This run has ended (stopped)")
