@@ -15,7 +15,7 @@ import { gradNormFigure, lossFigure, paramNormsFigure, saturationFigure, updateF
 import { Feed } from "./feed.js";
 import { Pacer } from "./pace.js";
 import { Chart } from "./plots.js";
-import { mountBench } from "./bench.js";
+import { Bench } from "./bench.js";
 import { showDiagnosis } from "./diagnosis.js";
 import { mountLineage } from "./lineage.js";
 import { FrameStore } from "./scrubber.js";
@@ -141,7 +141,7 @@ function renderFrame() {
   charts.connectivity.update({ ...common, kind: state.conn });
   charts.hidden.update({ ...common, name: "h", units, relu: cfg.cell === "rnn_relu" });
   for (const [g, chart] of Object.entries(gateCharts)) chart.update({ ...common, name: g === "c" ? "c" : `gates.${g}`, units, gateKinds });
-  why.update({ ...common, numLayers: cfg.num_layers, cell: cfg.cell, finished: !live() });
+  why.update({ ...common, numLayers: cfg.num_layers, cell: cfg.cell, finished: !live(), interventions: feed.interventions });
   renderFlow(); // the shown step's row marker
 }
 
@@ -333,7 +333,7 @@ async function start() {
   if (run.group) await showGroup(run);
   if (task) setupTools({ run, task, frame: feed.frame, display: state.cat.display, limits: state.cat.limits });
   if (task) showDiagnosis(runId, !!feed.frame).catch(showError); // not awaited: the views never wait for it
-  bench = mountBench({ runId, run, cat: state.cat, finished: state.finished, onError: showError });
+  bench = new Bench({ runId, run, cat: state.cat, finished: state.finished, onError: showError });
   bench.show(run, feed.interventions);
   mountLineage(run, () => (state.frame ? state.frame.step : null)); // its parent, its forks, "Fork from step k"
   state.task = task;

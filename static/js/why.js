@@ -18,6 +18,7 @@
 
 import { api, el, fmt } from "./api.js";
 import { frameColumns, inputsAt, inputText, overlay, timeAxis } from "./axes.js";
+import { marked } from "./curves.js";
 import { layerRow } from "./frame.js";
 import { Chart, line, LINES, logAxis, stepAxis } from "./plots.js";
 import { NO_FINITE_GRADIENT, noFrame, noSpectra, noTheory } from "./reasons.js";
@@ -140,8 +141,11 @@ export function factorsFigure({ frame, layer = 0, cell, t, task, run, probes }) 
   };
 }
 
-/** W_hh's spectral radius (solid) and singular values (σ_1 dotted, the rest faint) over training. */
-export function spectraFigure({ spectra, layer = 0, step, finished }) {
+/**
+ * W_hh's spectral radius (solid) and singular values (σ_1 dotted, the rest faint) over training,
+ * the run's interventions marked (curves.js `marked`: a rescale of W_hh shows as a jump after it).
+ */
+export function spectraFigure({ spectra, layer = 0, step, finished, interventions }) {
   if (!spectra || !spectra.steps.length) {
     return { empty: spectra && spectra.notes.length ? spectra.notes.join(" ") : noSpectra(finished && !!spectra) };
   }
@@ -164,7 +168,7 @@ export function spectraFigure({ spectra, layer = 0, step, finished }) {
     });
   }
   const mark = (x, y, dash) => ({ type: "line", line: { color: "#000", width: 1, dash }, ...(x === null ? { xref: "paper", x0: 0, x1: 1, y0: y, y1: y } : { yref: "paper", y0: 0, y1: 1, x0: x, x1: x }) });
-  return {
+  return marked({
     key: `${xs.length}|${xs.at(-1)}|${l}|${step}`,
     data,
     layout: {
@@ -173,7 +177,7 @@ export function spectraFigure({ spectra, layer = 0, step, finished }) {
       showlegend: true, legend: { orientation: "h", x: 0, y: 1.02, yanchor: "bottom", font: { size: 10 } },
       margin: { l: 48, r: 12, t: 22, b: 36 },
     },
-  };
+  }, interventions);
 }
 
 // the median of some numbers
@@ -254,7 +258,7 @@ export class WhyPanel {
     };
   }
 
-  /** {frame, layer, numLayers, cell, t, floor, task, run, probes, finished}: redraw (charts on screen only). */
+  /** {frame, layer, numLayers, cell, t, floor, task, run, probes, finished, interventions}: redraw (on screen only). */
   update(input) {
     this.input = input;
     this.caption.textContent = whyCaption(input);
@@ -266,8 +270,8 @@ export class WhyPanel {
   }
 
   drawSpectra() {
-    const { layer, frame, finished } = this.input;
-    this.charts.spectra.update({ spectra: this.spectra, layer, step: frame ? frame.step : null, finished });
+    const { layer, frame, finished, interventions } = this.input;
+    this.charts.spectra.update({ spectra: this.spectra, layer, step: frame ? frame.step : null, finished, interventions });
   }
 
   // ask for the spectra now, or once REFRESH_MS have passed since the last time (one request at a time)

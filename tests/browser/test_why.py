@@ -53,6 +53,16 @@ NO_NORMS: dict[str, Any] = {  # L*D*T*n^3 = 200 * 256^3 > 2^31: the frame leaves
     "probe_every": 1,
 }
 
+LIVE: dict[str, Any] = {  # trains until stopped, slowly enough (plain SGD, tiny lr) to keep W_hh's spectra
+    "cell": "rnn_tanh",
+    "hidden_size": 8,
+    "task": {"name": "adding", "seq_len": 10},
+    "batch_size": 4,
+    "optimizer": {"name": "sgd", "lr": 1e-5},
+    "steps": 100_000,
+    "probe_every": 10,
+}
+
 TRACES = """([root, which]) => {
   const node = document.querySelector(`${root} [data-why="${which}"]`);
   const trace = (t) => ({ name: t.name, x: t.x, y: t.y, dash: t.line.dash });
@@ -94,6 +104,15 @@ def _traces(
             return [{**t, "y": [math.nan if v is None else float(v) for v in t["y"]]} for t in traces]
         assert time.monotonic() < deadline, f"the {which} chart under {root} never drew"
         time.sleep(0.05)
+
+
+def _wait(check: Callable[[], Any], timeout: float = 60.0) -> Any:
+    """`check()` once it is truthy (polled every 50 ms), failing after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not (value := check()):
+        assert time.monotonic() < deadline, "still waiting"
+        time.sleep(0.05)
+    return value
 
 
 def _lowest(http: httpx.Client) -> float:
@@ -225,6 +244,39 @@ def test_a_frame_without_the_norms_says_why(
     assert shown == note and gs_page.locator("#why [data-why=caption]").inner_text() == ""
     factors = gs_page.locator("#why [data-why=factors]").inner_text()  # the LSTM's cell path is still there
     assert factors != note
+
+
+def test_a_rescale_of_w_hh_is_marked_and_shows_in_the_spectra(
+    gs_page: Page, url: Callable[[str], str], http: httpx.Client
+) -> None:
+    """The bench's weight surgery, seen where it acts: W_hh rescaled to spectral radius 0.5 while
+    the run trains (plain SGD at 1e-5: the next probes still read 0.5), marked on the chart."""
+    run_id = http.post("/api/runs", json=LIVE).json()["id"]
+    try:
+        _wait(lambda: http.get(f"/api/runs/{run_id}").json()["step"] >= 30)
+        assert (
+            http.post(
+                f"/api/runs/{run_id}/interventions", json={"rescale": {"layer": 0, "radius": 0.5}}
+            ).status_code
+            == 202
+        )
+        (applied,) = _wait(lambda: http.get(f"/api/runs/{run_id}/interventions").json())
+        after = applied["step"]
+        _wait(lambda: any(s > after for s in http.get(f"/api/runs/{run_id}/spectra").json()["steps"]))
+        gs_page.goto(url(f"/runs/{run_id}?view=why"))
+        gs_page.locator("#why [data-why=spectra]").scroll_into_view_if_needed()
+        radius, *_ = _traces(gs_page, "spectra", until=lambda t: any(x > after for x in t[0]["x"]))
+        later = [y for x, y in zip(radius["x"], radius["y"], strict=True) if x > after]
+        earlier = [y for x, y in zip(radius["x"], radius["y"], strict=True) if x <= after]
+        np.testing.assert_allclose(later[0], 0.5, rtol=1e-3)
+        assert all(abs(y - 0.5) > 0.05 for y in earlier)
+        marks = gs_page.evaluate(
+            "() => document.querySelector('#why [data-why=spectra]').layout.shapes"
+            ".filter((s) => s.name === 'intervention').map((s) => s.x0)"
+        )
+        assert marks == [after + 0.5]
+    finally:
+        http.post(f"/api/runs/{run_id}/stop")
 
 
 def test_the_bptt_lesson_shows_the_why_view(
