@@ -129,101 +129,109 @@ function note(run, finished, pending) {
   return "Changes apply between two steps, while it trains. Pause first to change it at the step you choose.";
 }
 
-/** Mount the bench on the run page for `run` (its form fits the run's cell and layers); call
- * `show(run, interventions)` whenever either changes. `finished`: the catalog's finished statuses. */
-export function mountBench({ runId, run, cat, finished, onError }) {
-  const form = $("bench-form");
-  const bench = { run, items: [], knobs: null, knobsFor: null, pending: null, sent: null };
+const PAUSE_TITLE = "pause training after the step in progress (POST /api/runs/{id}/pause)";
 
-  async function loadKnobs(run, count) {
+/** The bench on the run page for `run` (its form fits the run's cell and layers); call
+ * `show(run, interventions)` whenever either changes. `finished`: the catalog's finished statuses. */
+export class Bench {
+  constructor({ runId, run, cat, finished, onError }) {
+    Object.assign(this, { runId, run, finished, onError });
+    this.items = [];
+    this.knobs = null; // GET .../knobs, the latest
+    this.knobsFor = null; // the status and intervention count they were asked for
+    this.pending = null; // "Pausing" | "Resuming", until the status says so
+    this.sent = null; // the id of the intervention this page sent, until it is applied
+    this.form = $("bench-form");
+    buildForm(this.form, run, cat);
+    this.form.addEventListener("submit", (ev) => this.apply(ev));
+    $("pause-run").addEventListener("click", () => this.control("pause", "Pausing"));
+    $("resume-run").addEventListener("click", () => this.control("resume", "Resuming"));
+  }
+
+  show(run, interventions) {
+    Object.assign(this, { run, items: interventions });
+    const done = this.finished.has(run.status);
+    if (done || (this.pending === "Pausing" && run.status === "paused") || (this.pending === "Resuming" && run.status !== "paused")) this.pending = null;
+    $("bench").hidden = false;
+    $("bench-note").textContent = note(run, done, this.pending);
+    const trains = !isAttached(run) && (run.status === "running" || run.status === "paused");
+    $("bench-fields").disabled = !trains;
+    $("bench-fields").title = trains ? "" : $("bench-note").textContent;
+    this.showButtons(run, done);
+    this.reportApplied();
+    $("bench-list").replaceChildren(...interventions.map(interventionItem));
+    $("bench-none").hidden = interventions.length > 0;
+    if (!isAttached(run) && run.status !== "queued") this.loadKnobs(run, interventions.length);
+  }
+
+  // pause while it runs, resume while it is paused; each disabled while one is on its way
+  showButtons(run, done) {
+    const pause = $("pause-run");
+    const resume = $("resume-run");
+    pause.hidden = run.status === "paused";
+    resume.hidden = !pause.hidden;
+    pause.disabled = run.status !== "running" || !!this.pending || isAttached(run);
+    resume.disabled = !!this.pending;
+    pause.title = isAttached(run) ? "an attached run trains in your script" : done ? `the run has ended (${run.status})` : PAUSE_TITLE;
+  }
+
+  async loadKnobs(run, count) {
     const key = `${run.status}|${count}`;
-    if (bench.knobsFor === key) return;
-    bench.knobsFor = key;
+    if (this.knobsFor === key) return;
+    this.knobsFor = key;
     try {
-      const knobs = await api(`/api/runs/${runId}/knobs`);
-      if (bench.knobsFor !== key) return; // a newer request is on its way
-      bench.knobs = knobs;
+      const knobs = await api(`/api/runs/${this.runId}/knobs`);
+      if (this.knobsFor !== key) return; // a newer request is on its way
+      this.knobs = knobs;
       $("bench-knobs").replaceChildren(
         el("h4", { text: run.status === "paused" ? "Knobs now (paused)" : "Knobs now" }),
         el("ul", { class: "knob-list" }, knobList(knobs, run.config.cell)),
       );
       $("bench-knobs").hidden = false;
-      fill(form, knobs);
+      fill(this.form, knobs);
     } catch (err) {
-      onError(err);
+      this.onError(err);
     }
   }
 
-  async function control(verb, pending) {
-    bench.pending = pending;
-    show(bench.run, bench.items);
+  async control(verb, pending) {
+    this.pending = pending;
+    this.show(this.run, this.items);
     try {
-      await post(`/api/runs/${runId}/${verb}`); // the status comes over the websocket once it is so
+      await post(`/api/runs/${this.runId}/${verb}`); // the status comes over the websocket once it is so
     } catch (err) {
-      bench.pending = null;
-      show(bench.run, bench.items);
-      onError(err);
+      this.pending = null;
+      this.show(this.run, this.items);
+      this.onError(err);
     }
   }
 
-  async function apply(ev) {
+  async apply(ev) {
     ev.preventDefault();
-    if (!bench.knobs) return;
-    const { changes, problems } = readChanges(form, bench.knobs);
-    if (problems.length) return mark(form, problems);
+    if (!this.knobs) return;
+    const { changes, problems } = readChanges(this.form, this.knobs);
+    if (problems.length) return mark(this.form, problems);
     if (!Object.keys(changes).length) {
-      return mark(form, [{ name: null, text: "Nothing to apply: every field shows what the run trains with now. Change one first." }]);
+      return mark(this.form, [{ name: null, text: "Nothing to apply: every field shows what the run trains with now. Change one first." }]);
     }
     try {
-      const { id } = await post(`/api/runs/${runId}/interventions`, changes);
-      mark(form, []);
-      bench.sent = id;
+      const { id } = await post(`/api/runs/${this.runId}/interventions`, changes);
+      mark(this.form, []);
+      this.sent = id;
       $("bench-sent").textContent = `Sent: ${describeChanges(changes)}. It applies after the step in progress.`;
-      reportApplied(); // its websocket message may have come before this answer
+      this.reportApplied(); // its websocket message may have come before this answer
     } catch (err) {
       if (err instanceof ApiError && err.status === 422 && typeof err.detail === "string") {
-        mark(form, fieldErrors(form, [{ msg: err.detail, loc: [] }])); // "rescale.layer must be ...": by its field
-      } else showFailure(form, err);
+        mark(this.form, fieldErrors(this.form, [{ msg: err.detail, loc: [] }])); // "rescale.layer must be ...": by its field
+      } else showFailure(this.form, err);
     }
   }
 
   // the intervention sent from this page, once the worker applied it
-  function reportApplied() {
-    const applied = bench.items.find((i) => i.id === bench.sent);
+  reportApplied() {
+    const applied = this.items.find((i) => i.id === this.sent);
     if (!applied) return;
     $("bench-sent").textContent = `Applied after step ${applied.step}: ${describeChanges(applied.changes)}.`;
-    bench.sent = null;
+    this.sent = null;
   }
-
-  function show(run, interventions) {
-    bench.run = run;
-    bench.items = interventions;
-    const attached = isAttached(run);
-    const done = finished.has(run.status);
-    if (run.status === "paused" && bench.pending === "Pausing") bench.pending = null;
-    if (run.status !== "paused" && bench.pending === "Resuming") bench.pending = null;
-    if (done) bench.pending = null;
-    $("bench").hidden = false;
-    $("bench-note").textContent = note(run, done, bench.pending);
-    const trains = !attached && (run.status === "running" || run.status === "paused");
-    $("bench-fields").disabled = !trains;
-    $("bench-fields").title = trains ? "" : $("bench-note").textContent;
-    const pause = $("pause-run");
-    const resume = $("resume-run");
-    pause.hidden = run.status === "paused";
-    resume.hidden = !pause.hidden;
-    pause.disabled = run.status !== "running" || !!bench.pending || attached;
-    resume.disabled = !!bench.pending;
-    pause.title = attached ? "an attached run trains in your script" : done ? `the run has ended (${run.status})` : "pause training after the step in progress (POST /api/runs/{id}/pause)";
-    reportApplied();
-    $("bench-list").replaceChildren(...interventions.map(interventionItem));
-    $("bench-none").hidden = interventions.length > 0;
-    if (!attached && run.status !== "queued") loadKnobs(run, interventions.length);
-  }
-
-  buildForm(form, run, cat);
-  form.addEventListener("submit", apply);
-  $("pause-run").addEventListener("click", () => control("pause", "Pausing"));
-  $("resume-run").addEventListener("click", () => control("resume", "Resuming"));
-  return { show };
 }
