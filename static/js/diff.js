@@ -3,7 +3,8 @@
 // step both have, one shared colour scale) and the log-ratio log10(‖b‖/‖a‖) cell by cell on a
 // diverging scale centred at 0; their hidden states h at one probe step both have and the
 // difference b − a, on a diverging scale centred at 0; both loss curves on one axis, with the
-// fork point marked when one run is the other's fork. Two Feeds keep the runs live.
+// fork points marked (one run the other's fork, or both forks of one run). Two Feeds keep the
+// runs live.
 // What this is not: the side-by-side comparison of up to eight runs (compare.js), a decoder or a
 // pooler (the server's display frames; frame.js), or a renderer (plots.js, heatmap.js).
 
@@ -121,8 +122,8 @@ export function stateDiffFigure({ frames, layer = 0, t, task }) {
   };
 }
 
-// both loss curves on one axis; the task's baseline dashed; the fork point dotted
-export function lossPairFigure({ metrics, names, baseline, fork }) {
+// both loss curves on one axis; the task's baseline dashed; each fork point dotted
+export function lossPairFigure({ metrics, names, baseline, forks }) {
   if (!metrics.some((m) => m.loss.some((v) => v !== null))) return { empty: "Neither run has a loss yet." };
   const data = metrics.map((m, i) => line(...thin(m.step, m.loss), names[i], LINES[i]));
   const shapes = [];
@@ -130,12 +131,12 @@ export function lossPairFigure({ metrics, names, baseline, fork }) {
   if (baseline !== null) {
     shapes.push({ type: "line", xref: "paper", x0: 0, x1: 1, yref: "y", y0: baseline, y1: baseline, line: { color: "#555", width: 1.5, dash: "dash" } });
   }
-  if (fork) {
+  for (const fork of forks) {
     shapes.push({ type: "line", xref: "x", x0: fork.step, x1: fork.step, yref: "paper", y0: 0, y1: 1, line: { color: "#000", width: 1.5, dash: "dot" } });
-    annotations.push({ xref: "x", x: fork.step, yref: "paper", y: 1, yanchor: "bottom", text: `fork @${fork.step}`, showarrow: false, font: { size: 10 } });
+    annotations.push({ xref: "x", x: fork.step, yref: "paper", y: 1, yanchor: "bottom", text: fork.label, showarrow: false, font: { size: 10 } });
   }
   return {
-    key: `${metrics.map((m) => m.version).join("|")}|${baseline}|${fork ? fork.step : null}|${names}`,
+    key: `${metrics.map((m) => m.version).join("|")}|${baseline}|${forks.map((f) => f.label)}|${names}`,
     data,
     layout: {
       xaxis: stepAxis(), yaxis: { title: { text: "loss", standoff: 4 } }, shapes, annotations, showlegend: true,
@@ -159,11 +160,15 @@ function mismatch(ra, rb, fa, fb) {
   return null;
 }
 
-/** The fork point when one of the runs is the other's fork: {step, child: "a" | "b"}, or null. */
-export function forkPoint(ra, rb) {
-  if (rb.fork && rb.fork.parent === ra.id) return { step: rb.fork.step, child: "b" };
-  if (ra.fork && ra.fork.parent === rb.id) return { step: ra.fork.step, child: "a" };
-  return null;
+/** The fork points to mark, [{step, label}]: where one run forked from the other, or where
+ * each forked from the run both came from; [] for two runs of no common family. */
+export function forkPoints(ra, rb) {
+  if (rb.fork && rb.fork.parent === ra.id) return [{ step: rb.fork.step, label: `fork @${rb.fork.step}` }];
+  if (ra.fork && ra.fork.parent === rb.id) return [{ step: ra.fork.step, label: `fork @${ra.fork.step}` }];
+  if (ra.fork && rb.fork && ra.fork.parent === rb.fork.parent) {
+    return [{ step: ra.fork.step, label: `a: fork @${ra.fork.step}` }, { step: rb.fork.step, label: `b: fork @${rb.fork.step}` }];
+  }
+  return [];
 }
 
 function sideOf(runId, onChange, kind) {
@@ -315,7 +320,7 @@ export class DiffView {
     this.drawStates(ra, rb, task);
     this.charts.loss.update({
       metrics: this.sides.map((x) => x.feed.metrics), names: ["a", "b"].map((n, i) => `${n}: ${runLabel([ra, rb][i])}`),
-      baseline: task ? task.baseline_loss : null, fork: forkPoint(ra, rb),
+      baseline: task ? task.baseline_loss : null, forks: forkPoints(ra, rb),
     });
   }
 

@@ -175,7 +175,15 @@ def test_a_fork_from_the_run_page_and_its_diff_with_the_parent(
     reveal_all(page)
     screenshot(page, "diff-fork-no-changes", full_page=True)
 
-    # the parent lists its fork, with a diff
+    # two forks of one run: each one's fork point
+    other = http.post(f"/api/runs/{parent}/fork", json={"step": 40, "changes": {"lr": 0.01}}).json()
+    wait_for_run(http, other["id"])
+    page.goto(url(f"/compare?runs={fork['id']},{other['id']}&diff=1"))
+    expect(page.locator("#chart-diff-loss")).to_contain_text("a: fork @30")
+    expect(page.locator("#chart-diff-loss")).to_contain_text("b: fork @40")
+
+    # the parent lists its forks, each with a diff
     page.goto(url(f"/runs/{parent}"))
     expect(page.locator("#lineage-forks")).to_contain_text(f"{fork['id']} @30")
+    expect(page.locator("#lineage-forks")).to_contain_text(f"{other['id']} @40")
     screenshot(page, "lineage-parent")
