@@ -93,7 +93,21 @@ export function lossFigure({ metrics: m, baseline, yRange, xRange, field = "loss
   }, interventions);
 }
 
-// global gradient norm before and after clipping, log axis; clip events marked
+// the clipping threshold as it was at each step (an intervention may change it after step s): a
+// dashed line for each stretch of steps clipped by norm, from `first` to `last` step
+function thresholds(clip, interventions, first, last) {
+  if (!clip) return [];
+  const stretches = [{ from: first, clip }];
+  for (const i of interventions || []) if (i.changes.clip) stretches.push({ from: i.step + 0.5, clip: i.changes.clip });
+  return stretches.flatMap(({ from, clip: c }, k) => {
+    const to = k + 1 < stretches.length ? stretches[k + 1].from : last;
+    if (c.mode !== "norm" || !(to > from)) return [];
+    return [{ type: "line", xref: "x", x0: from, x1: to, yref: "y", y0: c.threshold, y1: c.threshold, line: { color: "#555", width: 1, dash: "dash" } }];
+  });
+}
+
+// global gradient norm before and after clipping, log axis; clip events marked; the threshold as
+// it was at each step (the run's config, then its interventions')
 export function gradNormFigure({ metrics: m, clip, yRange, run, interventions }) {
   if (!some(m.gradNorm)) return { empty: noSteps(run, "gradient norm") };
   const [x, before] = thin(m.step, m.gradNorm);
@@ -107,13 +121,7 @@ export function gradNormFigure({ metrics: m, clip, yRange, run, interventions })
     }
   }
   const [ex, ey] = thin(cx, cy, 600);
-  const shapes = [];
-  if (clip && clip.mode === "norm") {
-    shapes.push({
-      type: "line", xref: "paper", x0: 0, x1: 1, yref: "y", y0: clip.threshold, y1: clip.threshold,
-      line: { color: "#555", width: 1, dash: "dash" },
-    });
-  }
+  const shapes = thresholds(clip, interventions, x[0], x.at(-1));
   return marked({
     key: `${m.version}|${yRange}|${clip ? `${clip.mode}|${clip.threshold}` : ""}`,
     data: [

@@ -141,12 +141,28 @@ def test_pause_read_the_knobs_intervene_see_the_marks_and_resume(
     expect(dashboard.locator("#runs tbody tr .status:not(.status-paused)")).to_have_count(0)  # only paused
     dashboard.close()
 
+    # a clip threshold changed: the gradient norm's dashed threshold follows it from that step on
+    again = http.get(f"/api/runs/{run_id}").json()["step"]
+    page.fill('#bench-form [name="clip.threshold"]', "0.5")
+    page.click("#bench-apply")
+    expect(page.locator("#bench-sent")).to_have_text(f"Applied after step {again}: clip by norm at 0.5.")
+    page.click("#resume-run")
+    poll(page, f"() => window.__gatescopeRun.feed.metrics.step.at(-1) > {again + 5}")
+    page.locator("#chart-gradnorm").scroll_into_view_if_needed()
+    dashed = f"""() => {{
+      const shapes = document.getElementById('chart-gradnorm').layout.shapes || [];
+      const lines = shapes.filter((s) => s.line.dash === 'dash').map((s) => [s.x0, s.x1, s.y0]);
+      return lines.length === 2 && lines[1][1] > {again + 5} && lines;
+    }}"""
+    (before, after) = poll(page, dashed)
+    assert (before[0], before[1:]) == (1, [again + 0.5, 1]) and (after[0], after[2]) == (again + 0.5, 0.5)
+
     http.post(f"/api/runs/{run_id}/stop")
     poll(page, "() => document.getElementById('run-status').textContent === 'stopped'")
     expect(page.locator("#bench-note")).to_contain_text("This run has ended (stopped)")
     assert page.evaluate("() => document.getElementById('bench-fields').disabled")
     expect(page.locator("#pause-run")).to_be_disabled()
-    expect(page.locator("#bench-list li")).to_have_count(1)  # still listed
+    expect(page.locator("#bench-list li")).to_have_count(2)  # still listed
 
 
 def test_an_attached_run_s_bench_says_why_it_has_no_controls(
