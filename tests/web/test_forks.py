@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import io
 import json
+import time
 import zipfile
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -14,7 +16,7 @@ from starlette.testclient import TestClient
 
 from app.core.frames import Frame
 from tests.services.test_attached import module
-from tests.web.conftest import wait_for
+from tests.web.conftest import SLOW, make_app, wait_for
 from tests.web.test_ingest import attach
 
 PARENT: dict[str, Any] = {
@@ -139,3 +141,20 @@ def test_refused_forks_say_why_and_create_nothing(client: TestClient) -> None:
     assert client.get("/api/runs").json()["total"] == before
     assert client.get(f"/api/runs/{parent}").json()["forks"] == []
     assert client.get(f"/api/runs/{attached}/snapshots").json() == {"steps": []}
+
+
+def test_a_running_run_forks_from_a_step_it_has_stored(tmp_path: Path) -> None:
+    with TestClient(make_app(tmp_path, max_runs=2)) as http:
+        parent = http.post("/api/runs", json=SLOW).json()["id"]
+        deadline = time.monotonic() + 120
+        while not (steps := http.get(f"/api/runs/{parent}/snapshots").json()["steps"]):
+            assert time.monotonic() < deadline, "no snapshot yet"
+            time.sleep(0.1)
+        answer = http.post(f"/api/runs/{parent}/fork", json={"step": steps[-1]})
+        assert answer.status_code == 201, answer.text
+        fork = answer.json()
+        assert fork["status"] in ("queued", "running") and fork["step"] == steps[-1]
+        assert http.get(f"/api/runs/{parent}").json()["status"] == "running"  # the parent trains on
+        for run_id in (fork["id"], parent):
+            http.post(f"/api/runs/{run_id}/stop")
+            assert wait_for(http, run_id)["status"] == "stopped"
