@@ -23,7 +23,8 @@ import { layerRow } from "./frame.js";
 import { Chart, line, LINES, logAxis, stepAxis } from "./plots.js";
 import { NO_FINITE_GRADIENT, noFrame, noSpectra, noTheory } from "./reasons.js";
 
-const REFRESH_MS = 3000; // a live run's spectra are asked for at most this often
+const REFRESH_MS = 3000; // a live run's spectra are asked for at most this often ...
+const SPECTRA_ROWS = 400; // ... at most this many probe steps of them (thinned evenly by the server)
 const MEASURED = "measured ‖∂ℓ_T/∂h_t‖";
 const sci = (v) => (v === 0 ? "0" : v >= 1e-3 && v < 1e3 ? fmt(v, 2) : v.toExponential(0).replace("e+", "e"));
 const stateJacobian = (cell) => (cell === "lstm" ? "‖∂(h,c)_t/∂(h,c)_{t−1}‖" : "‖∂h_t/∂h_{t−1}‖");
@@ -286,7 +287,7 @@ export class WhyPanel {
     this.last = performance.now();
     this.asked = this.input.frame ? this.input.frame.step : this.asked;
     if (finished) this.final = true;
-    api(`/api/runs/${this.runId}/spectra`)
+    api(`/api/runs/${this.runId}/spectra?max_rows=${SPECTRA_ROWS}`)
       .then((body) => {
         this.spectra = body;
         this.drawSpectra();
