@@ -43,14 +43,8 @@ OPTIMIZERS: tuple[OptimizerName, ...] = ("sgd", "rmsprop", "adam", "adagrad")
 ClipMode = Literal["off", "norm", "value"]
 Status = Literal["running", "completed", "stopped", "diverged"]
 KNOBS = frozenset({"lr", "clip", "tbptt", "optimizer", "rescale", "reinit", "forget_bias"})
-STATE_KNOBS = (
-    "lr",
-    "clip",
-    "clip_threshold",
-    "tbptt",
-    "optimizer",
-    "momentum",
-)  # TrainConfig fields in state()
+# the TrainConfig fields state() keeps: those apply() may change, and the optimizer's momentum
+STATE_KNOBS = ("lr", "clip", "clip_threshold", "tbptt", "optimizer", "momentum")
 PROBE_SEED_OFFSET = 0x5EED  # the probe sample comes from its own stream, not the training batches
 
 
