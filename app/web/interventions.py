@@ -20,7 +20,8 @@ from typing import Any
 from fastapi import APIRouter, Depends, HTTPException
 from pydantic import BaseModel
 
-from app.services.interventions import Intervention, InterventionCreate, Knobs, current_knobs
+from app.services.forks import BadFork, check_changes
+from app.services.interventions import Intervention, InterventionCreate, Knobs, configured, current_knobs
 from app.services.schemas import RunPublic
 from app.web.deps import NOT_FOUND, BuiltInRunDep, ManagerDep, RunDep, StorageDep, require_token
 
@@ -53,16 +54,18 @@ class InterventionQueued(BaseModel):
     status_code=202,
     responses={**NOT_FOUND, **NOT_RUNNING, 422: {"description": "a value out of range (named)"}},
 )
-def intervene(run: BuiltInRunDep, body: InterventionCreate, manager: ManagerDep) -> InterventionQueued:
+def intervene(
+    run: BuiltInRunDep, body: InterventionCreate, manager: ManagerDep, storage: StorageDep
+) -> InterventionQueued:
     """Change a running or paused run between two steps, whole or not at all: lr, clip, tbptt, the
     optimizer; W_hh of a layer rescaled to a spectral radius; a layer re-initialised; the LSTM
-    forget-gate bias."""
-    for name, change in (("rescale", body.rescale), ("reinit", body.reinit)):
-        if change is not None and change.layer >= run.config.num_layers:
-            last = run.config.num_layers - 1
-            raise HTTPException(422, f"{name}.layer must be at most {last}: the net's last layer")
-    if body.forget_bias is not None and run.config.cell != "lstm":
-        raise HTTPException(422, f"forget_bias applies to LSTM only, and this run is {run.config.cell}")
+    forget-gate bias. What the bounds cannot know is checked against the knobs the run trains
+    with now (a layer past the net, forget_bias on another cell, an optimizer switch that keeps
+    state): 422, so the worker never refuses one unseen."""
+    try:
+        check_changes(configured(run.config, storage.interventions(run.id)), body.changes())
+    except BadFork as exc:
+        raise HTTPException(422, str(exc)) from exc
     return InterventionQueued(id=manager.intervene(run.id, body.changes()))
 
 

@@ -144,6 +144,10 @@ export class Bench {
     this.form = $("bench-form");
     buildForm(this.form, run, cat);
     this.form.addEventListener("submit", (ev) => this.apply(ev));
+    const switched = this.form.elements.namedItem("optimizer.name");
+    switched.addEventListener("change", () => { // another optimizer starts afresh: the server asks for it
+      if (this.knobs && switched.value !== this.knobs.optimizer.name) this.form.elements.namedItem("optimizer.reset_state").checked = true;
+    });
     $("pause-run").addEventListener("click", () => this.control("pause", "Pausing"));
     $("resume-run").addEventListener("click", () => this.control("resume", "Resuming"));
   }

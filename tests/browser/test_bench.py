@@ -143,6 +143,10 @@ def test_pause_read_the_knobs_intervene_see_the_marks_and_resume(
 
     # a clip threshold changed: the gradient norm's dashed threshold follows it from that step on
     again = http.get(f"/api/runs/{run_id}").json()["step"]
+    page.select_option('#bench-form [name="optimizer.name"]', "sgd")  # a switch starts afresh
+    expect(page.locator('#bench-form [name="optimizer.reset_state"]')).to_be_checked()
+    page.select_option('#bench-form [name="optimizer.name"]', "adam")
+    page.uncheck('#bench-form [name="optimizer.reset_state"]')
     page.fill('#bench-form [name="clip.threshold"]', "0.5")
     page.click("#bench-apply")
     expect(page.locator("#bench-sent")).to_have_text(f"Applied after step {again}: clip by norm at 0.5.")

@@ -116,6 +116,12 @@ def test_weight_surgery_out_of_the_net_is_422_with_a_sentence(served: Served) ->
     assert gru.json()["detail"] == "forget_bias applies to LSTM only, and this run is gru"
     radius = served.client.post(hello, json={"rescale": {"layer": 0, "radius": 0}})
     assert radius.status_code == 422 and "radius" in str(radius.json()["detail"])
+    switch = served.client.post(hello, json={"optimizer": {"name": "sgd"}})  # the worker would refuse it
+    assert (switch.status_code, switch.json()["detail"]) == (
+        422,
+        "optimizer.reset_state must be true to switch from adam to sgd:"
+        " one's state means nothing to the other",
+    )
 
 
 def test_the_knobs_of_a_run_without_interventions_are_its_config_and_attached_runs_have_none(
