@@ -213,7 +213,10 @@ export function whyCaption({ frame, layer = 0, numLayers = 1, cell, run }) {
   const ratio = measured[0] / measured[last];
   const back = `After ${T} steps, at t = 0,`;
   if (ratio > 0) parts.push(`${back} it is ${sci(ratio)} of its size at t = ${T} (${fmt(ratio ** (1 / T), 3)} a step on average)`);
-  else parts.push(`${back} it is exactly 0: ${run && run.config && run.config.tbptt ? `truncated BPTT (k = ${run.config.tbptt}) cuts it off, or it ` : "it "}underflowed below float32's smallest number`);
+  else {
+    const k = run && run.config ? run.config.tbptt : null;
+    parts.push(`${back} it is exactly 0: ${k && k < T ? `truncated BPTT (k = ${k}) stops it ${k} steps back` : "it underflowed below float32's smallest number"}`);
+  }
   const top = layer >= numLayers - 1;
   if (top && ratio > 0) {
     const allowed = 10 ** (log10[0] - log10[last]);
