@@ -290,8 +290,12 @@ export class DiffView {
     const s = this.state;
     this.heads();
     const [ra, rb] = this.sides.map((x) => x.feed.run);
-    if (!ra || !rb) return;
-    s.problem = mismatch(ra, rb, this.sides[0].feed.gradflow, this.sides[1].feed.gradflow);
+    const refused = this.sides.find((x) => x.feed.refused);
+    if (refused) {
+      const { code, reason } = refused.feed.refused;
+      s.problem = `${refused.runId}: the server refused to stream this run (${code}): ${reason}`;
+    } else if (!ra || !rb) return;
+    else s.problem = mismatch(ra, rb, this.sides[0].feed.gradflow, this.sides[1].feed.gradflow);
     $("diff-problem").hidden = !s.problem;
     $("diff-problem").textContent = s.problem || "";
     $("diff-body").hidden = !!s.problem;

@@ -138,6 +138,10 @@ def test_a_diff_of_different_tasks_or_counts_says_why(
     expect(page.locator("#diff-problem")).to_contain_text("same task and sequence length")
     expect(page.locator("#diff-problem")).to_contain_text("T=20")
     expect(page.locator("#diff-body")).to_be_hidden()
+    page.goto(url(f"/compare?runs={a},nosuchrun&diff=1"))
+    expect(page.locator("#diff-problem")).to_have_text(
+        "nosuchrun: the server refused to stream this run (4404): there is no run with id 'nosuchrun'"
+    )
     page.goto(url(f"/compare?runs={a}&diff=1"))
     expect(page.locator("#compare .error")).to_have_text(
         "A diff is of exactly two runs (?runs=a,b&diff=1); this address names 1."
