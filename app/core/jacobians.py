@@ -149,8 +149,8 @@ def step_grams(
 ) -> Tensor:
     """J_t J_t^T (t, n, n) of `step_jacobians`, formed from its factors where that is cheaper: a
     vanilla J = diag(d_t) W gives diag(d_t) W W^T diag(d_t) (W W^T once, no multiply a step); an
-    LSTM's J = [C, E], C (2H x H) dense and E two stacked diagonals, gives C C^T + E E^T (a
-    quarter of J J^T's multiply, and no 2H x 2H Jacobian assembled)."""
+    LSTM's J = [C, E], C (2H x H) dense and E two stacked diagonals, gives C C^T + E E^T (half
+    J J^T's multiply, and no 2H x 2H Jacobian assembled)."""
     if cell in ("rnn_tanh", "rnn_relu"):  # J = diag(d) W: J J^T = diag(d) W W^T diag(d)
         d = _rnn_slope(cell, seq["h"][steps if steps is not None else slice(None)])
         return d[:, :, None] * (w.w_hh @ w.w_hh.T) * d[:, None, :]
