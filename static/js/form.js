@@ -257,7 +257,8 @@ function emptyFields(f) {
 export function buildForm(node, catalog, onChange) {
   const f = { node, tasks: Object.fromEntries(catalog.tasks.map((t) => [t.name, t])), defaults: catalog.defaults, taskParams: {} };
   node.replaceChildren(runFields(catalog), networkFields(catalog), taskFields(catalog), trainingFields(catalog), probeFields(catalog), ...actions());
-  const estimate = estimator(node, () => ({ config: readConfig(f), empty: emptyFields(f) }));
+  const line = node.querySelector("#form-estimate");
+  const estimate = estimator(node, line, () => ({ config: readConfig(f), empty: emptyFields(f) }));
   node.addEventListener("change", (ev) => {
     const task = control(f, "task.name").value;
     if (ev.target.name === "task.name") renderTaskParams(f, task);

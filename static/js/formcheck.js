@@ -87,8 +87,7 @@ export function showFailure(node, err) {
 export const seconds = (s) => (s < 1 ? `${fmt(s * 1000, 2)} ms` : s < 120 ? `${fmt(s, 2)} s` : s < 7200 ? `${fmt(s / 60, 2)} min` : `${fmt(s / 3600, 2)} h`);
 const megabytes = (b) => (b < 2 ** 30 ? `${fmt(b / 2 ** 20, 3)} MB` : `${fmt(b / 2 ** 30, 3)} GB`);
 
-function renderEstimate(est) {
-  const line = $("form-estimate");
+function renderEstimate(line, est) {
   const within = `estimates within ×${est.factor} of measured; limits: ${seconds(est.limits.seconds_per_step)} per step, ${megabytes(est.limits.memory_bytes)}`;
   line.replaceChildren(
     el("span", { title: within }, `≈ ${seconds(est.seconds_per_step)} per step · ${megabytes(est.memory_bytes)} · ETA ${seconds(est.eta_seconds)}`),
@@ -97,8 +96,8 @@ function renderEstimate(est) {
   line.classList.toggle("beyond", est.problems.length > 0);
 }
 
-/** A debounced estimator: call it with the form's state after every edit. */
-export function estimator(node, read, { delay = 300 } = {}) {
+/** A debounced estimator writing to `line`: call it with the form's state after every edit. */
+export function estimator(node, line, read, { delay = 300 } = {}) {
   let timer = null;
   let controller = null;
   return () => {
@@ -109,16 +108,16 @@ export function estimator(node, read, { delay = 300 } = {}) {
       const { config, empty } = read();
       if (empty.length) {
         mark(node, empty);
-        $("form-estimate").replaceChildren("fill in the marked fields to see the run's cost");
+        line.replaceChildren("fill in the marked fields to see the run's cost");
         return;
       }
       try {
         const est = await api("/api/runs/estimate", { method: "POST", body: config, signal: controller.signal });
         clearMarks(node);
-        renderEstimate(est);
+        renderEstimate(line, est);
       } catch (err) {
         if (err.name === "AbortError") return; // a newer edit took over
-        $("form-estimate").replaceChildren("no estimate: see the marked fields");
+        line.replaceChildren("no estimate: see the marked fields");
         showFailure(node, err);
       }
     }, delay);

@@ -3,9 +3,9 @@
 // those on screen). Live updates are coalesced so the main thread stays free; "freeze view" stops
 // drawing while the feed keeps buffering (the view's own state, `frozen`: the run trains on).
 // Pausing the run itself (status 'paused'), its knobs and interventions are the lab bench's
-// (bench.js); every chart over training marks the interventions (feed.interventions). The scrubber shows any recorded step: display-resolution
-// frame bytes from GET .../probes/{step}?resolution=display, decoded once, kept in an LRU, with the
-// neighbours prefetched. The URL carries ?step= ?t= ?view= ?kind= ?conn= ?layer= ?floor=.
+// (bench.js); every chart over training marks the interventions (feed.interventions). The
+// scrubber shows any recorded step: display-resolution frame bytes from GET
+// .../probes/{step}?resolution=display, decoded once, kept in an LRU, with the neighbours prefetched. The URL carries ?step= ?t= ?view= ?kind= ?conn= ?layer= ?floor=.
 // Constants (finished statuses, the floor, gate kinds and captions) come from /api/catalog.
 // An attached run (gatescope.watch) is drawn by the same code: runhead.js says what differs
 // (no task: no baseline, metric or tools; Stop asks the script; the frame's source and notes).
@@ -18,6 +18,7 @@ import { Chart } from "./plots.js";
 import { Bench } from "./bench.js";
 import { showDiagnosis } from "./diagnosis.js";
 import { mountLineage } from "./lineage.js";
+import { buildGates } from "./gates.js";
 import { FrameStore } from "./scrubber.js";
 import { applyKind, showFrameInfo, showHead, showLabel, SOURCES } from "./runhead.js";
 import { setupTools } from "./tools.js";
@@ -76,34 +77,8 @@ const charts = {
   connectivity: new Chart($("chart-connectivity"), connectivityFigure, { onClick: pickT, legend: $("legend-connectivity") }),
   hidden: new Chart($("chart-hidden"), stateFigure, { onClick: pickT, name: "hidden", legend: $("legend-hidden") }),
 };
-const gateCharts = {};
+let gateCharts = {}; // gates.js, once the cell is known
 const why = new WhyPanel($("why"), runId, { onClick: pickT });
-
-// one section per gate of the cell (catalog order), and the LSTM's cell state
-function buildGates(cell) {
-  const names = cell.name === "lstm" ? [...cell.gates, "c"] : cell.gates;
-  const box = $("gates");
-  if (!names.length) {
-    box.append(Object.assign(document.createElement("p"), {
-      className: "caption view",
-      textContent: "This cell has no gates: its only path through time is W_hh, multiplied in at every step, which is why its gradient vanishes or explodes.",
-    }));
-    return;
-  }
-  for (const g of names) {
-    const section = document.createElement("section");
-    section.className = "view";
-    section.id = `view-gate-${g}`;
-    section.dataset.view = `gate-${g}`;
-    const title = g === "c" ? "Cell state c" : `Gate ${g}`;
-    section.innerHTML = `<h3>${title} <a class="anchor" href="?view=gate-${g}" data-view-link="gate-${g}">#</a></h3>
-      <div class="chart" id="chart-gate-${g}"></div><div class="legend" id="legend-gate-${g}"></div>
-      <p class="caption"></p>`;
-    section.querySelector(".caption").textContent = state.cat.gate_captions[g] ?? "";
-    box.append(section);
-    gateCharts[g] = new Chart($(`chart-gate-${g}`), stateFigure, { onClick: pickT, name: `gate-${g}`, legend: $(`legend-gate-${g}`) });
-  }
-}
 
 // -- render: state -> chart inputs --------------------------------------------------------
 
@@ -294,12 +269,24 @@ function onFeed(what) {
   }
   if (!state.ready) return; // start() draws everything once the page is set up
   if (bench && (what === "run" || what === "end" || what === "interventions")) bench.show(state.run, feed.interventions);
+  diagnose(what);
   if (state.frozen) return renderScrubber();
   if (what === "end") {
     if (state.follow && !state.replay) state.frame = feed.frame;
     renderAll();
-    if (!isAttached(state.run)) showDiagnosis(runId, !!feed.frame).catch(showError);
   } else pace.add(what); // "run" too: the scrubber's steps
+}
+
+// the diagnosis is read again at the first probe frame, a pause and the end (else: "read again")
+const diagnosed = { probed: false, status: null };
+function diagnose(what) {
+  if (!state.task) return; // an attached run has no panel
+  const { status } = state.run, firstFrame = !!feed.frame && !diagnosed.probed;
+  const stopped = (what === "run" || what === "end") && status !== diagnosed.status && (status === "paused" || !live());
+  diagnosed.status = status;
+  if (!firstFrame && !stopped) return;
+  diagnosed.probed = !!feed.frame;
+  showDiagnosis(runId, diagnosed.probed).catch(showError);
 }
 
 // 4401, 4403, 4404: the server will not show this run to this page; say why and stay quiet
@@ -328,11 +315,12 @@ async function start() {
   const layers = $("layer");
   for (let l = 0; l < run.config.num_layers; l++) layers.append(new Option(`${l}`, `${l}`, false, l === state.layer));
   applyKind(run, task);
-  buildGates(state.cat.cells.find((c) => c.name === run.config.cell));
+  gateCharts = buildGates($("gates"), state.cat.cells.find((c) => c.name === run.config.cell), state.cat.gate_captions, pickT);
   $("export").href = `/api/runs/${runId}/export`;
   if (run.group) await showGroup(run);
   if (task) setupTools({ run, task, frame: feed.frame, display: state.cat.display, limits: state.cat.limits });
-  if (task) showDiagnosis(runId, !!feed.frame).catch(showError); // not awaited: the views never wait for it
+  Object.assign(diagnosed, { probed: !!feed.frame, status: run.status });
+  if (task) showDiagnosis(runId, diagnosed.probed).catch(showError); // not awaited
   bench = new Bench({ runId, run, cat: state.cat, finished: state.finished, onError: showError });
   bench.show(run, feed.interventions);
   mountLineage(run, () => (state.frame ? state.frame.step : null)); // its parent, its forks, "Fork from step k"

@@ -1,14 +1,17 @@
 """The run page's diagnosis panel in Chromium: a diverged run lists its findings with their
-remedies, a healthy one says nothing was found."""
+remedies, a healthy one says nothing was found, and a page opened before the run's first probe
+reads the diagnosis once that frame arrives."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import httpx
 from playwright.sync_api import Page
 
 from tests.browser.conftest import poll, screenshot, wait_for_run
+from tests.live_server import serve
 from tests.services.test_diagnosis import CONFIGS
 
 
@@ -50,3 +53,20 @@ def test_a_healthy_run_has_nothing_found(
     assert gs_page.locator("#diagnosis-note").inner_text().startswith("Nothing found at step 300")
     assert gs_page.locator("#diagnosis-list .finding").count() == 0
     screenshot(gs_page, "diagnosis-healthy")
+
+
+def test_a_page_opened_before_the_first_probe_reads_the_diagnosis_when_it_comes(
+    gs_page: Page, tmp_path: Path
+) -> None:
+    with (
+        serve(tmp_path / "one-slot", GATESCOPE_MAX_RUNS="1") as live,
+        httpx.Client(base_url=live.url) as http,
+    ):
+        blocker = http.post("/api/runs", json={**CONFIGS["hello"], "steps": 100_000}).json()["id"]
+        run = http.post("/api/runs", json=CONFIGS["exploding, not clipped"]).json()["id"]
+        gs_page.goto(f"{live.url}/runs/{run}")  # queued behind the blocker: no frame yet
+        note = "() => document.getElementById('diagnosis-note').textContent"
+        assert poll(gs_page, note) == "The diagnosis comes with the run's first probe frame."
+        http.post(f"/api/runs/{blocker}/stop")
+        kinds = "() => [...document.querySelectorAll('#diagnosis-list .finding')].map((n) => n.dataset.kind)"
+        assert "exploding" in poll(gs_page, f"() => ({kinds})().length && ({kinds})()")  # no click
