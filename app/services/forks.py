@@ -2,10 +2,9 @@
 
 What this is: `ForkCreate` (POST /api/runs/{id}/fork: a stored step and the changes, in
 InterventionCreate's shape but possibly none), `fork_config(parent, interventions, step, changes,
-name)` (the parent's RunCreate with the knobs as they were at that step, then the changes: the
-fork's config reads what it trains with), `check_changes` (what the bounds of InterventionCreate
-cannot know: the parent's layers and cell, an optimizer switch without reset_state) and
-`no_snapshot` (the 422 sentence for a step with no stored state, naming the nearest ones).
+name)` (the parent's RunCreate with the knobs as they were at that step, then the changes, checked
+by interventions.check_changes: the fork's config reads what it trains with) and `no_snapshot`
+(the 422 sentence for a step with no stored state, naming the nearest ones).
 
 A fork starts from the parent's snapshot at that step (taken with the step's probe, before any
 intervention applied after that step): the parent's interventions before the step are in its
@@ -21,13 +20,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from app.services.interventions import Intervention, InterventionCreate, configured
+from app.services.interventions import Intervention, InterventionCreate, Refused, check_changes, configured
 from app.services.records import utcnow
 from app.services.schemas import LIMITS, RunCreate, RunName
-
-
-class BadFork(Exception):  # noqa: N818  (like the manager's WrongState)
-    """The fork cannot start as asked (HTTP 422); the message is a sentence."""
 
 
 class ForkChanges(InterventionCreate):
@@ -50,22 +45,6 @@ class ForkCreate(BaseModel):
     name: RunName = None  # else "<parent's name or id> · fork @<step>"
 
 
-def check_changes(config: RunCreate, changes: dict[str, Any]) -> None:
-    """BadFork, with a sentence, for changes a run of `config` cannot take (nothing is applied)."""
-    for name in ("rescale", "reinit"):
-        if name in changes and changes[name]["layer"] >= config.num_layers:
-            raise BadFork(f"{name}.layer must be at most {config.num_layers - 1}: the net's last layer")
-    if "forget_bias" in changes and config.cell != "lstm":
-        raise BadFork(f"forget_bias applies to LSTM only, and this run is {config.cell}")
-    optimizer = changes.get("optimizer")
-    now = config.optimizer.name
-    if optimizer is not None and optimizer["name"] != now and not optimizer["reset_state"]:
-        raise BadFork(
-            f"optimizer.reset_state must be true to switch from {now} to {optimizer['name']}: "
-            "one's state means nothing to the other"
-        )
-
-
 def fork_config(
     parent: RunCreate,
     label: str,
@@ -75,7 +54,7 @@ def fork_config(
     name: str | None = None,
 ) -> RunCreate:
     """The fork's config: the parent's, with its interventions before `step`, then `changes`
-    (BadFork if the run cannot take them). Named `name`, else "<label> · fork @<step>" (cut to
+    (Refused if the run cannot take them). Named `name`, else "<label> · fork @<step>" (cut to
     fit a run's name)."""
     before = configured(parent, [item for item in interventions if item.step < step])
     check_changes(before, changes)
@@ -85,14 +64,14 @@ def fork_config(
     return configured(before, [fork]).model_copy(update={"name": name if name is not None else default})
 
 
-def no_snapshot(run_id: str, step: int, steps: list[int]) -> BadFork:
+def no_snapshot(run_id: str, step: int, steps: list[int]) -> Refused:
     """The 422 for a step with no stored state: the nearest stored steps, or that there are none."""
     if not steps:
-        return BadFork(f"run {run_id} has no stored state yet: a fork starts from a probe step")
+        return Refused(f"run {run_id} has no stored state yet: a fork starts from a probe step")
     i = bisect.bisect_left(steps, step)
     nearest = sorted({s for s in steps[max(0, i - 1) : i + 1]})
     listed = " and ".join(str(s) for s in nearest)
-    return BadFork(
+    return Refused(
         f"run {run_id} has no stored state at step {step}: the nearest stored steps are {listed}"
         if len(nearest) > 1
         else f"run {run_id} has no stored state at step {step}: the nearest stored step is {listed}"

@@ -2,7 +2,8 @@
 validated with their bounds) and Intervention (one as the worker applied it, with its step); and
 what the applied ones add up to: `configured(config, interventions)`, the RunCreate a run trains
 with after them, and `current_knobs(config, interventions)`, its knob values (Knobs, GET
-/api/runs/{id}/knobs).
+/api/runs/{id}/knobs); and `check_changes(config, changes)`, what InterventionCreate's bounds
+cannot know (the run's layers and cell, an optimizer switch without reset_state: Refused).
 
 What this is not: the applying (app.core.engine.Trainer.apply, app.core.surgery) or the routes
 (app/web/interventions.py).
@@ -125,3 +126,23 @@ def current_knobs(config: RunCreate, interventions: Iterable[Intervention]) -> K
         set_at=set_at,
         interventions=len(applied),
     )
+
+
+class Refused(Exception):  # noqa: N818  (like the manager's WrongState)
+    """The run cannot take these changes, or cannot fork as asked (HTTP 422); the message is a sentence."""
+
+
+def check_changes(config: RunCreate, changes: dict[str, Any]) -> None:
+    """Refused, with a sentence, for changes a run of `config` cannot take (nothing is applied)."""
+    for name in ("rescale", "reinit"):
+        if name in changes and changes[name]["layer"] >= config.num_layers:
+            raise Refused(f"{name}.layer must be at most {config.num_layers - 1}: the net's last layer")
+    if "forget_bias" in changes and config.cell != "lstm":
+        raise Refused(f"forget_bias applies to LSTM only, and this run is {config.cell}")
+    optimizer = changes.get("optimizer")
+    now = config.optimizer.name
+    if optimizer is not None and optimizer["name"] != now and not optimizer["reset_state"]:
+        raise Refused(
+            f"optimizer.reset_state must be true to switch from {now} to {optimizer['name']}: "
+            "one's state means nothing to the other"
+        )

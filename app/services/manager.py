@@ -147,7 +147,7 @@ class RunManager:
     def fork(self, parent_id: str, step: int, changes: dict[str, Any], name: str | None = None) -> RunRecord:
         """Store a fork of a built-in run from its snapshot at `step`, with `changes` (InterventionCreate's
         shape, maybe {}), and start it if a slot is free. RunNotFound; WrongState for an attached run;
-        forks.BadFork (a sentence) for a step with no snapshot or changes the run cannot take;
+        interventions.Refused (a sentence) for a step with no snapshot or changes the run cannot take;
         QueueFull. Nothing is stored when it refuses."""
         parent = self.storage.get_run(parent_id)
         if parent is None:

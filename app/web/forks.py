@@ -17,7 +17,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, HTTPException
 from pydantic import BaseModel
 
-from app.services.forks import BadFork, ForkCreate
+from app.services.forks import ForkCreate
+from app.services.interventions import Refused
 from app.services.schemas import RunPublic
 from app.web.deps import NOT_FOUND, ManagerDep, RunDep, StorageDep, require_token
 
@@ -45,7 +46,7 @@ def fork_run(run: RunDep, body: ForkCreate, manager: ManagerDep) -> RunPublic:
     stored step, with the changes applied (none: it goes on as the parent did, bit for bit on CPU)."""
     try:
         record = manager.fork(run.id, body.step, body.changes.changes(), body.name)
-    except BadFork as exc:
+    except Refused as exc:
         raise HTTPException(422, str(exc)) from exc
     return manager.public(record)
 

@@ -20,8 +20,15 @@ from typing import Any
 from fastapi import APIRouter, Depends, HTTPException
 from pydantic import BaseModel
 
-from app.services.forks import BadFork, check_changes
-from app.services.interventions import Intervention, InterventionCreate, Knobs, configured, current_knobs
+from app.services.interventions import (
+    Intervention,
+    InterventionCreate,
+    Knobs,
+    Refused,
+    check_changes,
+    configured,
+    current_knobs,
+)
 from app.services.schemas import RunPublic
 from app.web.deps import NOT_FOUND, BuiltInRunDep, ManagerDep, RunDep, StorageDep, require_token
 
@@ -64,7 +71,7 @@ def intervene(
     state): 422, so the worker never refuses one unseen."""
     try:
         check_changes(configured(run.config, storage.interventions(run.id)), body.changes())
-    except BadFork as exc:
+    except Refused as exc:
         raise HTTPException(422, str(exc)) from exc
     return InterventionQueued(id=manager.intervene(run.id, body.changes()))
 

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from app.services.forks import BadFork, ForkCreate, fork_config, no_snapshot
-from app.services.interventions import Intervention
+from app.services.forks import ForkCreate, fork_config, no_snapshot
+from app.services.interventions import Intervention, Refused
 from app.services.schemas import LIMITS, RunCreate
 
 PARENT = RunCreate.model_validate(
@@ -46,10 +46,10 @@ def test_changes_the_parent_cannot_take_are_refused_with_a_sentence() -> None:
         (PARENT, {"optimizer": {"name": "sgd", "reset_state": False}}, "switch from adam to sgd"),
     ]
     for parent, changes, words in cases:
-        with pytest.raises(BadFork, match=words):
+        with pytest.raises(Refused, match=words):
             fork_config(parent, "base", [], 10, changes)
     switched = [_applied(3, {"optimizer": {"name": "sgd", "reset_state": True}})]
-    with pytest.raises(BadFork, match="switch from sgd to adam"):  # the optimizer as it was at that step
+    with pytest.raises(Refused, match="switch from sgd to adam"):  # the optimizer as it was at that step
         fork_config(PARENT, "base", switched, 10, {"optimizer": {"name": "adam", "reset_state": False}})
 
 

@@ -24,7 +24,7 @@ import torch
 from app.core.engine import Trainer
 from app.core.frames import Frame
 from app.services import manager as manager_module
-from app.services.forks import BadFork
+from app.services.interventions import Refused
 from app.services.manager import DELETED_ERROR, SHUTDOWN_ERROR, QueueFull, RunManager, RunNotFound, WrongState
 from app.services.messages import EndMessage, Message, ProbeMessage, StatusMessage, StepMessage
 from app.services.records import RunRecord
@@ -421,7 +421,7 @@ def test_a_queued_fork_outlives_its_parent_and_a_restart_and_trains_on_from_its_
     assert wait_finished(s1, parent.id).status == "completed"
     assert s1.snapshot_steps(parent.id) == [0, 10, 20, 30]
     with pytest.raises(
-        BadFork, match=f"run {parent.id} has no stored state at step 5: the nearest stored steps are 0 and 10"
+        Refused, match=f"run {parent.id} has no stored state at step 5: the nearest stored steps are 0 and 10"
     ):
         m1.fork(parent.id, 5, {})
     with pytest.raises(RunNotFound):
