@@ -47,7 +47,7 @@ from app.core.cells import CHUNKS, CellName, Weights, layer_weights
 TOP_SINGULAR = 8  # singular values of each W_hh block in a frame
 CHUNK_FLOATS = 2**23  # Jacobian entries formed at once (32 MB of float32)
 MAX_JACOBIAN_WORK = 2**31  # L * D * T * n^3 at most (about 0.3 s on one core; LSTM H=128: T <= 128)
-MAX_SPECTRA_WORK = 2**28  # L * D * G * H^3 at most (about 0.7 s on one core; one LSTM layer: H <= 406)
+MAX_SPECTRA_WORK = 2**28  # L * D * G * H^3 at most (about 0.25 s on one core; one LSTM layer: H <= 406)
 
 Array = NDArray[np.float32]
 Seqs = list[list[dict[str, Tensor]]]  # as app.core.probes: [layer][direction] name -> (T, H)
