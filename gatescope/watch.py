@@ -43,7 +43,8 @@ from torch.nn.utils.rnn import PackedSequence
 
 import app
 from app.core.attach import MAX_FRAME_T, Layout, layout_of, packed_rows, probe_call
-from app.core.budget import ProbeBudget
+from app.core.budget import Plan, ProbeBudget
+from app.core.jacobians import spectra_every
 from app.core.probes import WatchSource
 from gatescope._capture import ModuleCapture
 from gatescope._metrics import StepMeter
@@ -99,7 +100,12 @@ def watch(
         raise ValueError("probe_loss= is for a fixed probe: pass probe=(inputs...) with it")
     found = _modules(model, modules)
     layouts = [layout_of(m) for _, m in found]  # refuses what a frame cannot show, with a sentence
-    budget = ProbeBudget(every=every, fraction=probe_budget, itemize=itemize, first=1)
+    costliest = max(
+        spectra_every(lay.cell, lay.num_layers, lay.directions, lay.hidden_size) for lay in layouts
+    )
+    budget = ProbeBudget(
+        every=every, fraction=probe_budget, itemize=itemize, first=1, spectra_every=costliest
+    )
     if sink is None:
         sink = _sink(server, token, path, name)
     elif path is not None:
@@ -173,7 +179,7 @@ class Watch:
         self.budget.spent_training(seconds - captured)
         if self._plan is not None:
             probing = time.perf_counter()
-            self._probe(k, self._plan.itemize, value)
+            self._probe(k, self._plan, value)
             self.budget.spent_probing(time.perf_counter() - probing + captured, self._plan.itemize)
         self._plan = self.budget.plan(k + 1)
         self._arm()
@@ -231,7 +237,7 @@ class Watch:
             capture.arm("live" if live else None)
         self._model_input = None
 
-    def _probe(self, step: int, itemize: bool, loss: float | None) -> None:
+    def _probe(self, step: int, plan: Plan, loss: float | None) -> None:
         """The frames of this step, one per module that ran, to the sink."""
         source: WatchSource = "live"
         model_input = self._model_input
@@ -260,7 +266,8 @@ class Watch:
             frame = probe_call(
                 capture.layout, call.params, call.x, call.h0, call.c0,
                 call.grad_out, call.grad_hn, call.grad_cn,
-                step=step, tokens=frame_tokens, itemize=itemize, notes=notes, source=source, loss=loss,
+                step=step, tokens=frame_tokens, itemize=plan.itemize, notes=notes, source=source,
+                loss=loss, spectra=plan.spectra,
             )  # fmt: skip
             self.sink.frame(i, frame)
         for capture in self.captures:

@@ -112,8 +112,10 @@ def probe_call(
     notes: list[str],
     source: Source,
     loss: float | None = None,
+    spectra: bool = True,
 ) -> ProbeFrame:
-    """The frame of one sample of one call of a module of `layout`.
+    """The frame of one sample of one call of a module of `layout` (with the W_hh spectra if
+    `spectra`: app.core.jacobians.spectra_every).
 
     x (T, I) the sample's input; h0, c0 (L*D, H) its initial state (None: zeros); `params` the
     module's weights in torch.nn names (detached; biases absent if bias=False); grad_out
@@ -145,6 +147,7 @@ def probe_call(
         notes=notes,
         source=source,
         params=full,
+        spectra=spectra,
     )
 
 

@@ -16,6 +16,11 @@ itemized or not) or None. The caller reports what training and each probe really
   ITEMIZE_SHARE and half the fraction, and the plain probes the rest: the two together stay
   within the fraction, and a costly itemized probe never holds back the plain ones.
 
+With `spectra_every=k` (app.core.jacobians.spectra_every: how costly a net's W_hh spectra are),
+a Plan's `spectra` is true in every k-th probe: with the fixed rule at the steps whose
+(step // every) is a multiple of k, so a run and its fork agree; else every k-th probe planned;
+always at `first` and a forced probe (the run's endpoints).
+
 The expected cost of a probe is the median of the last COST_WINDOW measured probes of its kind
 (itemized or plain). A kind not measured yet is expected to cost nothing, so it is probed as
 soon as it may be, once, to learn its cost: with itemize="auto" the first probe is itemized, and
@@ -41,9 +46,11 @@ MAX_FRACTION = 0.5
 
 @dataclass(frozen=True)
 class Plan:
-    """Probe at this step; `itemize`: include the itemized matrix (dl_s/dh_t for every s)."""
+    """Probe at this step; `itemize`: include the itemized matrix (dl_s/dh_t for every s);
+    `spectra`: include the W_hh spectra."""
 
     itemize: bool
+    spectra: bool = True
 
 
 class ProbeBudget:
@@ -56,6 +63,7 @@ class ProbeBudget:
         fraction: float | None,
         itemize: bool | Literal["auto"],
         first: int,
+        spectra_every: int = 1,
     ) -> None:
         if every is not None and every < 0:
             raise ValueError(f"every must be a whole number >= 0 (0 or None: no fixed interval), not {every}")
@@ -69,6 +77,8 @@ class ProbeBudget:
         self.fraction = fraction
         self.itemize = itemize
         self.first = first
+        self.spectra_every = max(1, spectra_every)
+        self._planned_count = 0
         self._training = 0.0
         self._probing = 0.0
         self._itemizing = 0.0
@@ -86,17 +96,17 @@ class ProbeBudget:
         still decided by the budget.
         """
         if step == self.first or self._last is None:
-            return self._planned(step, self.itemize is not False)
+            return self._planned(step, self.itemize is not False, force=True)
         if self.fraction is None:
             due = force or (self.every is not None and step % self.every == 0)
-            return self._planned(step, self._fits(True)) if due else None
+            return self._planned(step, self._fits(True), force) if due else None
         if not force and self.every is not None and step - self._last < self.every:
             return None
         if self.itemize != "auto":
-            return self._planned(step, self.itemize) if force or self._fits(self.itemize) else None
+            return self._planned(step, self.itemize, force) if force or self._fits(self.itemize) else None
         if self._fits(True):
-            return self._planned(step, True)
-        return self._planned(step, False) if force or self._fits(False) else None
+            return self._planned(step, True, force)
+        return self._planned(step, False, force) if force or self._fits(False) else None
 
     def spent_training(self, seconds: float) -> None:
         """Training took `seconds` more (a step's wall time, probes excluded)."""
@@ -117,12 +127,18 @@ class ProbeBudget:
 
     # -- the rules --------------------------------------------------------------------------
 
-    def _planned(self, step: int, itemize: bool) -> Plan:
+    def _planned(self, step: int, itemize: bool, force: bool = False) -> Plan:
         self._last = step
         self._mark[False] = self._training  # training time at the last probe (of any kind) ...
         if itemize:
             self._mark[True] = self._training  # ... and at the last itemized one
-        return Plan(itemize=itemize)
+        k, count = self.spectra_every, self._planned_count
+        self._planned_count += 1
+        if self.fraction is None and self.every is not None:
+            spectra = (step // self.every) % k == 0
+        else:
+            spectra = count % k == 0
+        return Plan(itemize=itemize, spectra=force or spectra)
 
     def _fits(self, itemized: bool) -> bool:
         """The next probe of this kind fits its share of the training time, so far and since the last.

@@ -28,7 +28,7 @@ from typing import Literal
 import torch
 
 from app.core.cells import CellName
-from app.core.jacobians import MAX_JACOBIAN_WORK, MAX_SPECTRA_WORK
+from app.core.jacobians import MAX_JACOBIAN_WORK, MAX_SPECTRA_WORK, spectra_every
 from app.core.probes import ITEMIZE_MAX_STEPS
 
 FACTOR = 2.0  # the estimates are within this factor of measured times and peaks (bench_cost)
@@ -153,6 +153,7 @@ def probe_terms(s: Shape) -> Terms:
     timesteps = float(T * L * D)
     n = 2 * H if s.cell == "lstm" else H
     jacobian, spectra = L * D * T * n**3, L * D * G * H**3  # the theory: step Jacobians, W_hh spectra
+    every = spectra_every(s.cell, L, D, H)  # one probe in `every` carries the spectra
     return {
         "flop": flops,
         "row_unit": row_units,  # what the walk does per row and unit whatever the cell: norms, copies
@@ -165,7 +166,7 @@ def probe_terms(s: Shape) -> Terms:
         "snapshot": float(s.parameters * (1 + OPTIMIZER_STATES[s.optimizer])),  # the fork state it sends
         "constant": 1.0,
         "jacobian": float(jacobian if jacobian <= MAX_JACOBIAN_WORK else 0),
-        "spectra": float(spectra if spectra <= MAX_SPECTRA_WORK else 0),
+        "spectra": float(spectra / every if spectra <= MAX_SPECTRA_WORK else 0),  # a probe's average
     }
 
 

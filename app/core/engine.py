@@ -33,6 +33,7 @@ from torch import Tensor
 
 from app.core.budget import Plan, ProbeBudget
 from app.core.cells import CellName
+from app.core.jacobians import spectra_every
 from app.core.model import InitScheme, ModelSpec, RecurrentNet, State, initialize
 from app.core.probes import ProbeFrame, probe
 from app.core.surgery import reinit_layer, rescale_recurrent, set_forget_bias
@@ -108,6 +109,9 @@ class Trainer:
             fraction=config.probe_budget,
             itemize="auto" if config.itemize and config.probe_budget is not None else config.itemize,
             first=0,
+            spectra_every=spectra_every(
+                config.cell, config.num_layers, 2 if config.bidirectional else 1, config.hidden_size
+            ),
         )
         if config.threads > 0:
             torch.set_num_threads(config.threads)
@@ -313,10 +317,12 @@ class Trainer:
 
     # -- probes ----------------------------------------------------------------------------
 
-    def probe(self, sample: Batch | None = None, itemize: bool | None = None) -> ProbeFrame:
+    def probe(
+        self, sample: Batch | None = None, itemize: bool | None = None, spectra: bool = True
+    ) -> ProbeFrame:
         """A probe frame of the current weights, on the run's probe sample unless one is given.
 
-        `itemize` None: as the config says.
+        `itemize` None: as the config says; `spectra`: with the W_hh spectra.
         """
         return probe(
             self.net,
@@ -325,13 +331,14 @@ class Trainer:
             step=self.step,
             window=self.config.tbptt,
             itemize=self.config.itemize if itemize is None else itemize,
+            spectra=spectra,
         )
 
     def _timed_probe(self, plan: Plan | None) -> ProbeFrame:
         """The planned probe, its cost reported to the budget."""
         assert plan is not None  # forced plans always probe
         started = self.clock()
-        frame = self.probe(itemize=plan.itemize)
+        frame = self.probe(itemize=plan.itemize, spectra=plan.spectra)
         self.budget.spent_probing(self.clock() - started, plan.itemize)
         return frame
 

@@ -26,7 +26,12 @@ layer and direction (n the state size): when the stack's L D T n^3 exceeds MAX_J
 the norms are left out (None) and `Theory.notes` says so, rather than a probe taking minutes or
 reporting an inexact number; so are the W_hh spectra (float64: all eigenvalues of each block,
 about 10 H^3, most of it, and the top singular values from the eigenvalues of W W^T) when the
-stack's L D G H^3 exceeds MAX_SPECTRA_WORK.
+stack's L D G H^3 exceeds MAX_SPECTRA_WORK. Below that bound the spectra still cost more than the
+rest of a probe for a large net (a 2-layer LSTM of H=256: 0.22 s against 0.02 s), and they only
+change as the weights do, so `spectra_every(...)` spaces them out: a frame carries them in every
+k-th probe, k = ceil(L D G H^3 / SPECTRA_WORK_PER_PROBE) (1 up to one LSTM layer of H=101, 32 for
+that 2-layer LSTM of H=256), and `theory(..., spectra=False)` leaves them out of the others with
+a note saying how often they come.
 
 What this is not: part of training or of the gradient norms (app.core.probes); it reads the
 weights and the traces and writes nothing.
@@ -48,6 +53,7 @@ TOP_SINGULAR = 8  # singular values of each W_hh block in a frame
 CHUNK_FLOATS = 2**23  # Jacobian entries formed at once (32 MB of float32)
 MAX_JACOBIAN_WORK = 2**31  # L * D * T * n^3 at most (about 0.3 s on one core; LSTM H=128: T <= 128)
 MAX_SPECTRA_WORK = 2**28  # L * D * G * H^3 at most (about 0.25 s on one core; one LSTM layer: H <= 406)
+SPECTRA_WORK_PER_PROBE = 2**22  # L * D * G * H^3 spent per probe on average (about 7 ms on one core)
 
 Array = NDArray[np.float32]
 Seqs = list[list[dict[str, Tensor]]]  # as app.core.probes: [layer][direction] name -> (T, H)
@@ -65,24 +71,31 @@ class Theory:
     notes: tuple[str, ...] = ()  # the sentences a frame carries for what is left out
 
 
+def spectra_every(cell: CellName, num_layers: int, directions: int, hidden_size: int) -> int:
+    """In every how many probes a frame of this stack carries the W_hh spectra (1: all)."""
+    work = num_layers * directions * CHUNKS[cell] * hidden_size**3
+    return max(1, -(-work // SPECTRA_WORK_PER_PROBE))
+
+
 @torch.no_grad()
-def theory(cell: CellName, params: Mapping[str, Tensor], seqs: Seqs) -> Theory:
-    """The `Theory` of one sample from its traces (`seqs`) and the stack's weights (`params`)."""
+def theory(cell: CellName, params: Mapping[str, Tensor], seqs: Seqs, spectra: bool = True) -> Theory:
+    """The `Theory` of one sample from its traces (`seqs`) and the stack's weights (`params`);
+    `spectra` False: without the W_hh spectra (a probe between two that carry them)."""
     T, H = seqs[0][0]["h"].shape
     n = 2 * H if cell == "lstm" else H
     work = len(seqs) * len(seqs[0]) * T * n**3
     exact = work <= MAX_JACOBIAN_WORK
     spectra_work = len(seqs) * len(seqs[0]) * CHUNKS[cell] * H**3
-    spectral = spectra_work <= MAX_SPECTRA_WORK
+    spectral = spectra and spectra_work <= MAX_SPECTRA_WORK
     norms, radius, singular, f_mean, f_max = [], [], [], [], []
     for layer, dirs in enumerate(seqs):
         ws = [layer_weights(params, layer, reverse=d == 1) for d in range(len(dirs))]
         if exact:
             norms.append([step_norms(cell, ws[d], seq, d == 1) for d, seq in enumerate(dirs)])
         if spectral:
-            spectra = [w_hh_spectra(cell, w.w_hh) for w in ws]
-            radius.append([r for r, _ in spectra])
-            singular.append([s for _, s in spectra])
+            blocks = [w_hh_spectra(cell, w.w_hh) for w in ws]
+            radius.append([r for r, _ in blocks])
+            singular.append([s for _, s in blocks])
         if cell == "lstm":
             f_mean.append([seq["f"].mean(dim=-1) for seq in dirs])
             f_max.append([seq["f"].amax(dim=-1) for seq in dirs])
@@ -95,7 +108,7 @@ def theory(cell: CellName, params: Mapping[str, Tensor], seqs: Seqs) -> Theory:
         w_hh_singular=_stacked(singular) if spectral else None,
         notes=(
             *([] if exact else [_norms_left_out(T, n, work)]),
-            *([] if spectral else [_spectra_left_out(H, spectra_work)]),
+            *([] if spectral else [_spectra_left_out(H, spectra_work, spectra)]),
         ),
     )
 
@@ -108,7 +121,14 @@ def _norms_left_out(T: int, n: int, work: int) -> str:
     )
 
 
-def _spectra_left_out(H: int, work: int) -> str:
+def _spectra_left_out(H: int, work: int, asked: bool) -> str:
+    if not asked:
+        k = max(1, -(-work // SPECTRA_WORK_PER_PROBE))
+        return (
+            f"The spectra of W_hh come with one probe in {k} of this net, not this one: its {H} x {H} "
+            f"blocks cost {work:.2g} (L x D x G x H^3), and a probe spends {SPECTRA_WORK_PER_PROBE:.2g} "
+            "on them on average."
+        )
     return (
         f"The spectra of W_hh are left out of this frame: its {H} x {H} blocks cost {work:.2g} "
         f"(L x D x G x H^3), more than the {MAX_SPECTRA_WORK:.2g} a probe spends on them."

@@ -92,8 +92,10 @@ def probe(
     step: int = 0,
     window: int | None = None,
     itemize: bool = True,
+    spectra: bool = True,
 ) -> ProbeFrame:
-    """Probe `net` on `sample` (a batch of one). `window` mirrors truncated BPTT in training."""
+    """Probe `net` on `sample` (a batch of one). `window` mirrors truncated BPTT in training;
+    `spectra` False leaves the W_hh spectra out (app.core.jacobians.spectra_every)."""
     spec = net.spec
     params = {k: v.detach() for k, v in net.recurrent_params().items()}
     seqs = forward_traces(spec.cell, params, sample.inputs[0], spec.num_layers, spec.bidirectional)
@@ -122,6 +124,7 @@ def probe(
         marks=list(sample.marks[0]) if sample.marks is not None else [],
         mark_label=task.mark_label,
         params=params,
+        spectra=spectra,
     )
 
 
@@ -363,11 +366,13 @@ def make_frame(
     notes: list[str] | None = None,
     source: Source = "built-in",
     params: Mapping[str, Tensor] | None = None,
+    spectra: bool = True,
 ) -> ProbeFrame:
     """The `ProbeFrame` of one sample: its states and gates (`seqs`), gradients and context;
-    with the stack's weights `params` (torch.nn names, biases included), its theory too."""
+    with the stack's weights `params` (torch.nn names, biases included), its theory too (the
+    W_hh spectra only with `spectra`)."""
     gates = {name: _layers(seqs, name) for name in GATES[cell]}
-    theory_ = theory(cell, params, seqs) if params is not None else None
+    theory_ = theory(cell, params, seqs, spectra) if params is not None else None
     notes = [*(notes or []), *(theory_.notes if theory_ is not None else ())]
     return ProbeFrame(
         step=step,

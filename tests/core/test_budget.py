@@ -170,3 +170,36 @@ def test_a_kind_not_measured_yet_is_probed_once_to_learn_its_cost() -> None:
     trace = run(budget, range(0, 200), Costs(train=1.0, plain=0.2, itemized=20.0))
     assert list(trace.probes.items())[:2] == [(0, True), (1, False)]
     assert sorted(trace.gaps()[2:])[len(trace.gaps()) // 2] == 5  # then 0.2 s on 4 % of 1 s steps
+
+
+def spectra_steps(budget: ProbeBudget, steps: range, plain: float = 0.1) -> tuple[list[int], list[int]]:
+    """The probe steps, and those whose Plan carries the W_hh spectra (the last step forced)."""
+    probes, carrying = [], []
+    for step in steps:
+        plan = budget.plan(step, force=step == steps[-1])
+        if plan is not None:
+            budget.spent_probing(plain, plan.itemize)
+            probes.append(step)
+            if plan.spectra:
+                carrying.append(step)
+        budget.spent_training(1.0)
+    return probes, carrying
+
+
+def test_spectra_come_with_every_kth_probe_by_step_and_at_the_ends() -> None:
+    every_probe = ProbeBudget(every=10, fraction=None, itemize=False, first=0)
+    assert spectra_steps(every_probe, range(0, 101))[1] == list(range(0, 101, 10))
+    engine = ProbeBudget(every=10, fraction=None, itemize=False, first=0, spectra_every=4)
+    assert spectra_steps(engine, range(0, 101))[1] == [0, 40, 80, 100]  # 100: the forced last probe
+    # a fork's budget starting at step 30 agrees with its parent's from there on (by step, not count)
+    fork = ProbeBudget(every=10, fraction=None, itemize=False, first=30, spectra_every=4)
+    assert spectra_steps(fork, range(30, 101))[1] == [30, 40, 80, 100]
+    watch = ProbeBudget(every=10, fraction=None, itemize=False, first=1, spectra_every=3)
+    assert spectra_steps(watch, range(1, 62))[1] == [1, 30, 60, 61]
+
+
+def test_with_a_fraction_spectra_come_with_every_kth_probe_planned() -> None:
+    budget = ProbeBudget(every=None, fraction=0.5, itemize=False, first=0, spectra_every=2)
+    probes, carrying = spectra_steps(budget, range(0, 40), plain=1.0)
+    assert len(probes) > 4 and probes[-1] == 39  # the last one forced
+    assert carrying == [p for i, p in enumerate(probes) if i % 2 == 0 or p == 39]

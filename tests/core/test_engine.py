@@ -159,8 +159,10 @@ class _TimedTrainer(Trainer):
         self.now += self.costs[0]
         return super()._forward_backward(batch)
 
-    def probe(self, sample: Batch | None = None, itemize: bool | None = None) -> ProbeFrame:
-        frame = super().probe(sample, itemize)
+    def probe(
+        self, sample: Batch | None = None, itemize: bool | None = None, spectra: bool = True
+    ) -> ProbeFrame:
+        frame = super().probe(sample, itemize, spectra)
         self.now += self.costs[2] if frame.itemized is not None else self.costs[1]
         return frame
 

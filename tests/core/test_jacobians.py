@@ -7,7 +7,15 @@ import torch
 from torch import Tensor
 
 from app.core.cells import CELLS, CellName, Weights, layer_weights, step
-from app.core.jacobians import TOP_SINGULAR, step_grams, step_jacobians, step_norms, theory, w_hh_spectra
+from app.core.jacobians import (
+    TOP_SINGULAR,
+    spectra_every,
+    step_grams,
+    step_jacobians,
+    step_norms,
+    theory,
+    w_hh_spectra,
+)
 from app.core.probes import forward_traces
 
 T, H, N_IN = 6, 5, 3
@@ -125,3 +133,20 @@ def test_w_hh_top_singular_values_match_an_svd() -> None:
     _, singular = w_hh_spectra("lstm", w_hh)
     expected = torch.linalg.svdvals(torch.stack(w_hh.chunk(4)).double())[:, :TOP_SINGULAR].float()
     torch.testing.assert_close(singular, expected, rtol=1e-6, atol=1e-6)
+
+
+def test_spectra_every_spaces_out_costly_spectra_and_the_frame_says_when_they_come() -> None:
+    assert spectra_every("lstm", 1, 1, 101) == 1  # 4 x 101^3 < 2^22: every probe
+    assert spectra_every("lstm", 1, 1, 128) == 2  # 4 x 128^3 = 2^23
+    assert spectra_every("lstm", 2, 1, 256) == 32  # the watch issue's 2-layer LSTM
+    assert spectra_every("rnn_tanh", 1, 2, 64) == 1
+    torch.manual_seed(3)
+    params = _stack("gru")
+    seqs = forward_traces("gru", params, torch.randn(T, N_IN, dtype=torch.float64), 2, True)
+    without = theory("gru", params, seqs, spectra=False)
+    assert without.w_hh_radius is None and without.w_hh_singular is None
+    assert without.jacobian_norm is not None  # the rest of the theory stays in every frame
+    (note,) = without.notes
+    assert (
+        note.startswith("The spectra of W_hh come with one probe in 1 of this net") and f"{H} x {H}" in note
+    )
