@@ -20,7 +20,7 @@ import { showDiagnosis } from "./diagnosis.js";
 import { mountLineage } from "./lineage.js";
 import { buildGates } from "./gates.js";
 import { FrameStore } from "./scrubber.js";
-import { applyKind, showFrameInfo, showHead, showLabel, SOURCES } from "./runhead.js";
+import { applyKind, showFrameInfo, showGroup, showHead, showLabel, SOURCES } from "./runhead.js";
 import { setupTools } from "./tools.js";
 import { connectivityFigure, gradflowFigure, gradLinesFigure, itemizedFigure, stateFigure } from "./views.js";
 import { WhyPanel } from "./why.js";
@@ -302,12 +302,6 @@ function showRun() {
   if (run.error) showError(new Error(run.error));
 }
 
-async function showGroup(run) {
-  const group = await api(`/api/runs?group=${encodeURIComponent(run.group)}&limit=${state.cat.limits.runs_page}`);
-  const ids = group.items.map((r) => r.id).reverse();
-  Object.assign($("group"), { hidden: false, href: `/compare?runs=${ids.join(",")}` });
-}
-
 // once the first snapshot is in: the run's task, the layer list, the gates; then draw
 async function start() {
   const run = state.run;
@@ -317,7 +311,7 @@ async function start() {
   applyKind(run, task);
   gateCharts = buildGates($("gates"), state.cat.cells.find((c) => c.name === run.config.cell), state.cat.gate_captions, pickT);
   $("export").href = `/api/runs/${runId}/export`;
-  if (run.group) await showGroup(run);
+  if (run.group) await showGroup(run, state.cat.limits);
   if (task) setupTools({ run, task, frame: feed.frame, display: state.cat.display, limits: state.cat.limits });
   Object.assign(diagnosed, { probed: !!feed.frame, status: run.status });
   if (task) showDiagnosis(runId, diagnosed.probed).catch(showError); // not awaited

@@ -5,10 +5,11 @@
 // is the script's, its weights live in the script, and Stop asks the script to stop. Its frames
 // say where they come from ("live": the training batch's sample 0; "fixed": watch's probe input)
 // and carry notes (e.g. dropout between layers) that must be read with the frame.
-// The run's name and tags are shown with their editor (runedit.js), and name the tab.
+// The run's name and tags are shown with their editor (runedit.js), and name the tab; a run made
+// with others links to its group's compare page.
 // What this is not: a chart or the page's state; run.js calls these with its state.
 
-import { describeModule, describeRun, el, isAttached, runLabel, setStatus, statusLabel } from "./api.js";
+import { api, describeModule, describeRun, el, isAttached, runLabel, setStatus, statusLabel } from "./api.js";
 import { runEditor } from "./runedit.js";
 
 const $ = (id) => document.getElementById(id);
@@ -103,4 +104,11 @@ export function showFrameInfo(frame) {
   const head = el("p", { class: "frame-source" }, el("strong", { text: `Step ${frame.step}, ${SOURCES[frame.source]}: ` }), source);
   const list = el("ul", { class: "frame-notes" }, notes.map((n) => el("li", { text: n })));
   box.replaceChildren(...(source ? [head] : []), ...(notes.length ? [list] : []));
+}
+
+// the "compare group" link of a run made with others (its group's runs, oldest first)
+export async function showGroup(run, limits) {
+  const group = await api(`/api/runs?group=${encodeURIComponent(run.group)}&limit=${limits.runs_page}`);
+  const ids = group.items.map((r) => r.id).reverse();
+  Object.assign(document.getElementById("group"), { hidden: false, href: `/compare?runs=${ids.join(",")}` });
 }
