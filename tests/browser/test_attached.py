@@ -266,6 +266,7 @@ def test_a_watch_of_two_modules_on_a_fixed_probe_stops_from_the_dashboard_and_co
     expect(page.locator("#chart-loss")).to_have_attribute(
         "data-empty", re.compile("watch.step\\(loss=loss\\)")
     )
+    page.locator("#chart-gradflow").scroll_into_view_if_needed()  # charts draw once on screen
     expect(page.locator(heatmap("chart-gradflow"))).to_be_visible()
     expect(page.locator("#scrub-label")).to_have_text("6 · fixed probe")  # watch(probe=...)
     expect(page.locator("#run-desc")).to_contain_text("a probe every 2 steps (fixed probe)")

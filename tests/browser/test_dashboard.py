@@ -177,6 +177,7 @@ def test_stop_button_stops_a_running_run(
     run = http.post("/api/runs", json={**STREAMED, "steps": 100_000, "probe_every": 50}).json()
     gs_page.goto(url(f"/runs/{run['id']}"))
     expect(gs_page.locator("#run-status")).to_have_text(re.compile("queued|running"))
+    gs_page.locator("#chart-gradflow").scroll_into_view_if_needed()  # charts draw once on screen
     expect(gs_page.locator(heatmap("chart-gradflow"))).to_have_count(1)
     gs_page.click("#stop")
     expect(gs_page.locator("#run-status")).to_have_text("stopped", timeout=15_000)

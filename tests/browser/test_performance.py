@@ -124,6 +124,7 @@ def test_the_run_page_appends_the_flow_and_stays_responsive_with_a_probe_every_s
     run = http.post("/api/runs", json=config).json()
     page = gs_page
     page.goto(url(f"/runs/{run['id']}"))
+    page.locator("#chart-gradflow").scroll_into_view_if_needed()  # charts draw once on screen
     expect(page.locator(heatmap("chart-gradflow"))).to_have_count(1)
     page.evaluate(LAG_MONITOR)
     rows0 = page.evaluate("() => window.__gatescopeRun.feed.gradflow.rows.length")
@@ -196,6 +197,7 @@ def test_a_long_wide_run_reaches_the_page_as_display_frames_only(
     page.on("websocket", on_socket)
     page.on("request", on_request)
     page.goto(url(f"/runs/{run['id']}"))
+    page.locator("#chart-gradflow").scroll_into_view_if_needed()  # charts draw once on screen
     expect(page.locator(heatmap("chart-gradflow"))).to_have_count(1)
     page.locator("#chart-hidden").scroll_into_view_if_needed()
     expect(page.locator(heatmap("chart-hidden"))).to_have_count(1)
