@@ -83,25 +83,18 @@ function finding(runId, f, status, cat) {
   );
 }
 
-// draw the run's findings (a built-in run's; an attached run has no panel); `probed`: it has a probe frame
+// draw the run's findings (a built-in run's; an attached run has no panel); `probed`: the page has
+// seen a probe frame. True once drawn; false while the run has no stored frame (a frame reaches
+// viewers before it is stored), so no 409 is asked for and the caller asks again later.
 export async function showDiagnosis(runId, probed) {
   const panel = $("diagnosis");
-  if (!probed) { // nothing to read yet: not asked, so no 409 in the console
-    panel.hidden = false;
-    $("diagnosis-note").textContent = "The diagnosis comes with the run's first probe frame.";
-    return;
-  }
-  let body;
-  try {
-    body = await api(path(runId, "/diagnosis"));
-  } catch (err) {
-    if (err.status !== 409) throw err;
-    panel.hidden = false;
-    $("diagnosis-note").textContent = err.message; // no probe frame yet
-    return;
-  }
-  const cat = await catalog();
   panel.hidden = false;
+  if (!probed || !(await api(path(runId, "/probes"))).length) {
+    $("diagnosis-note").textContent = "The diagnosis comes with the run's first probe frame.";
+    return false;
+  }
+  const body = await api(path(runId, "/diagnosis"));
+  const cat = await catalog();
   const note = $("diagnosis-note");
   note.textContent = body.findings.length
     ? `At step ${body.step} (probe ${body.probe_step}): `
@@ -112,4 +105,5 @@ export async function showDiagnosis(runId, probed) {
     note.append(again);
   }
   $("diagnosis-list").replaceChildren(...body.findings.map((f) => finding(runId, f, body.status, cat)));
+  return true;
 }

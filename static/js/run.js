@@ -269,7 +269,7 @@ function onFeed(what) {
   }
   if (!state.ready) return; // start() draws everything once the page is set up
   if (bench && (what === "run" || what === "end" || what === "interventions")) bench.show(state.run, feed.interventions);
-  diagnose(what);
+  diagnose(what).catch(showError);
   if (state.frozen) return renderScrubber();
   if (what === "end") {
     if (state.follow && !state.replay) state.frame = feed.frame;
@@ -277,16 +277,21 @@ function onFeed(what) {
   } else pace.add(what); // "run" too: the scrubber's steps
 }
 
-// the diagnosis is read again at the first probe frame, a pause and the end (else: "read again")
-const diagnosed = { probed: false, status: null };
-function diagnose(what) {
-  if (!state.task) return; // an attached run has no panel
-  const { status } = state.run, firstFrame = !!feed.frame && !diagnosed.probed;
+// the diagnosis is read at the first stored probe frame, a pause and the end (else: "read again")
+const diagnosed = { read: false, status: null, asking: false };
+async function diagnose(what) {
+  if (!state.task || diagnosed.asking) return; // an attached run has no panel
+  const { status } = state.run;
   const stopped = (what === "run" || what === "end") && status !== diagnosed.status && (status === "paused" || !live());
   diagnosed.status = status;
-  if (!firstFrame && !stopped) return;
-  diagnosed.probed = !!feed.frame;
-  showDiagnosis(runId, diagnosed.probed).catch(showError);
+  const fresh = what === "start" || (what === "frame" && !diagnosed.read); // a frame: the one before is stored
+  if (!stopped && !fresh) return;
+  diagnosed.asking = true;
+  try {
+    diagnosed.read = (await showDiagnosis(runId, !!feed.frame)) || diagnosed.read;
+  } finally {
+    diagnosed.asking = false;
+  }
 }
 
 // 4401, 4403, 4404: the server will not show this run to this page; say why and stay quiet
@@ -313,12 +318,12 @@ async function start() {
   $("export").href = `/api/runs/${runId}/export`;
   if (run.group) await showGroup(run, state.cat.limits);
   if (task) setupTools({ run, task, frame: feed.frame, display: state.cat.display, limits: state.cat.limits });
-  Object.assign(diagnosed, { probed: !!feed.frame, status: run.status });
-  if (task) showDiagnosis(runId, diagnosed.probed).catch(showError); // not awaited
+  state.task = task;
+  diagnosed.status = run.status;
+  diagnose("start").catch(showError); // not awaited: the views never wait for it
   bench = new Bench({ runId, run, cat: state.cat, finished: state.finished, onError: showError });
   bench.show(run, feed.interventions);
   mountLineage(run, () => (state.frame ? state.frame.step : null)); // its parent, its forks, "Fork from step k"
-  state.task = task;
   state.ready = true;
   if (state.step !== null) await scrubTo(state.step);
   else state.frame = feed.frame;
