@@ -27,6 +27,7 @@ from fastapi.staticfiles import StaticFiles
 
 from app import __version__
 from app.services.attached import AttachedRuns
+from app.services.disk import DiskGuard
 from app.services.hub import Hub
 from app.services.manager import RunManager
 from app.services.messages import Message, ProbeMessage
@@ -74,7 +75,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if isinstance(message, ProbeMessage):
             views.remember(run_id, message.step, message.display)
 
-    manager = RunManager(storage, settings.max_runs, publish)
+    disk = DiskGuard(settings.data_dir, settings.min_free_mb)
+    manager = RunManager(storage, settings.max_runs, publish, settings.run_storage_mb, disk)
     attached = AttachedRuns(storage, publish)
     app.state.storage, app.state.hub, app.state.views, app.state.manager = storage, hub, views, manager
     app.state.attached = attached

@@ -7,6 +7,9 @@ from pathlib import Path
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from app.services.disk import MIN_FREE_MB, RUN_STORAGE_MB
+from app.services.schemas import LIMITS
+
 
 def _default_max_runs() -> int:
     return os.cpu_count() or 1
@@ -33,6 +36,10 @@ class Settings(BaseSettings):
     # training step (probes included) and the worker's peak memory; beyond either, a 422
     max_step_seconds: float = Field(default=10.0, gt=0)
     max_run_memory_mb: int = Field(default=4096, ge=1)
+    # a run's storage budget unless it asks for another, in MB (docs/api.md "Storage budget"), and
+    # the free space below which no new run starts and running runs stop recording frames
+    run_storage_mb: int = Field(default=RUN_STORAGE_MB, ge=1, le=LIMITS.storage_mb)
+    min_free_mb: int = Field(default=MIN_FREE_MB, ge=0)
 
     @field_validator("token")
     @classmethod

@@ -25,6 +25,10 @@ lock: a subscriber on an event loop must hop to it itself (loop.call_soon_thread
 its answer sets the status ('paused', 'running'). A paused worker waits without CPU, its state
 kept; `stop` and `delete` still work on it.
 
+Below the free-space floor (`disk`, app.services.disk) new runs are refused with DiskFull and
+running runs stop recording frames and snapshots (app.services.reader). Each run gets a storage
+budget (its config's storage_mb, else `storage_mb`) that storage thins its frames to.
+
 `fork` stores a new 'queued' run that goes on from a built-in run's snapshot at a probe step
 (app.services.forks: its config, the checks); its worker restores the snapshot, applies the
 changes and trains on from there.
@@ -50,6 +54,7 @@ from typing import Any
 import orjson
 
 from app.services import worker
+from app.services.disk import RUN_STORAGE_MB, DiskGuard
 from app.services.forks import fork_config, no_snapshot
 from app.services.handles import Handle, Outcome
 from app.services.lineage import ForkOf
@@ -89,10 +94,20 @@ class RunNotFound(Exception):  # noqa: N818  (the contract's name)
 class RunManager:
     """Schedules runs onto worker processes; see the module docstring."""
 
-    def __init__(self, storage: Storage, max_runs: int, publish: Publish | None = None) -> None:
+    def __init__(
+        self,
+        storage: Storage,
+        max_runs: int,
+        publish: Publish | None = None,
+        storage_mb: int = RUN_STORAGE_MB,
+        disk: DiskGuard | None = None,
+    ) -> None:
+        """`storage_mb`: the budget of runs that ask for none; `disk`: the free-space floor."""
         if max_runs < 1:
             raise ValueError("max_runs must be at least 1")
         self.storage = storage
+        self.storage_mb = storage_mb
+        self.disk = disk if disk is not None else DiskGuard(storage.path.parent)
         self.max_runs = max_runs
         self._publish = publish
         self._mp = multiprocessing.get_context("spawn")
@@ -170,7 +185,11 @@ class RunManager:
         return self._enqueue([record])[0]
 
     def _enqueue(self, records: list[RunRecord]) -> list[RunRecord]:
-        """Store 'queued' runs, all or none (QueueFull, StorageError), and start what fits."""
+        """Store 'queued' runs, all or none (QueueFull, DiskFull, StorageError), and start what fits.
+        Each gets its config's storage budget, or the server's."""
+        self.disk.check()
+        for record in records:
+            record.storage_mb = record.config.get("storage_mb") or self.storage_mb
         with self._lock:
             if len(self._queue) + len(records) > MAX_QUEUED:
                 n = len(records)
@@ -372,7 +391,7 @@ class RunManager:
                 finally:
                     h.child_conn.close()  # so that the worker's death reads as EOF here
                     h.child_control.close()
-                Reader(h, self.storage, self._emit, self._lock).read(outcome)
+                Reader(h, self.storage, self._emit, self._lock, self.disk).read(outcome)
         except StorageError as exc:
             log.error("run %s: %s", h.run_id, exc)
             outcome.error = f"the server could not record this run: {exc}"

@@ -13,7 +13,11 @@ current file is left as it is:
 - version 5 -> 6: the interventions table (a run's applied interventions), made so too;
 - version 6 -> 7: the snapshots table (Trainer.state() at each probe step, what a fork starts
   from), made so too, and runs gain `parent`, `fork_step` and `fork_changes` (NULL: not a fork)
-  with an index on `parent` (a run's forks).
+  with an index on `parent` (a run's forks);
+- version 7 -> 8: runs gain `storage_mb` (the run's storage budget; NULL: none, as for every run
+  so far) and `notes` (sentences about the run that are not errors, '[]'), and the history table
+  (per probe step the arrays the gradient-flow and spectra views read: thinning.history_row),
+  filled from the stored display frames.
 
 Files made before version 4 have no auto-vacuum: the first open switches it to incremental and
 rewrites the file once with VACUUM (it needs free disk space about the file's size), so that
@@ -31,8 +35,9 @@ import orjson
 
 from app.core.frames import MAX_T, MAX_UNITS, Frame
 from app.services.records import brief
+from app.services.thinning import history_row
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 INCREMENTAL = 2  # PRAGMA auto_vacuum's value for INCREMENTAL
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -52,7 +57,9 @@ CREATE TABLE IF NOT EXISTS runs (
     brief TEXT NOT NULL DEFAULT '{}',
     parent TEXT,
     fork_step INTEGER,
-    fork_changes TEXT
+    fork_changes TEXT,
+    storage_mb INTEGER,
+    notes TEXT NOT NULL DEFAULT '[]'
 );
 CREATE INDEX IF NOT EXISTS runs_by_created ON runs (created_at);
 CREATE INDEX IF NOT EXISTS runs_by_status ON runs (status, created_at);
@@ -101,6 +108,12 @@ CREATE TABLE IF NOT EXISTS texts (
     text TEXT NOT NULL,
     created_at TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS history (
+    run_id TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+    step INTEGER NOT NULL,
+    data BLOB NOT NULL,
+    PRIMARY KEY (run_id, step)
+);
 """
 
 
@@ -135,6 +148,7 @@ def migrate(conn: sqlite3.Connection) -> None:
         for column in ("parent TEXT", "fork_step INTEGER", "fork_changes TEXT"):
             conn.execute(f"ALTER TABLE runs ADD COLUMN {column}")
     conn.execute("CREATE INDEX IF NOT EXISTS runs_by_parent ON runs (parent)")
+    _add_budgets_and_history(conn)
 
 
 def _columns(conn: sqlite3.Connection, table: str) -> set[str]:
@@ -183,3 +197,19 @@ def _add_names_and_tags(conn: sqlite3.Connection) -> None:
                 run_id,
             ),
         )
+
+
+def _add_budgets_and_history(conn: sqlite3.Connection) -> None:
+    """Version 7 -> 8: runs.storage_mb and runs.notes, and a history row of every stored frame."""
+    if "notes" in _columns(conn, "runs"):
+        return
+    conn.execute("ALTER TABLE runs ADD COLUMN storage_mb INTEGER")
+    conn.execute("ALTER TABLE runs ADD COLUMN notes TEXT NOT NULL DEFAULT '[]'")
+    keys = conn.execute("SELECT run_id, step FROM probes").fetchall()
+    for run_id, step in keys:  # one frame at a time: a frame may be several MB
+        (data,) = conn.execute(
+            "SELECT coalesce(display, data) FROM probes WHERE run_id = ? AND step = ?", (run_id, step)
+        ).fetchone()
+        row = history_row(data)
+        if row is not None:  # else unreadable as stored: the views had no row of it before either
+            conn.execute("INSERT OR REPLACE INTO history VALUES (?, ?, ?)", (run_id, step, row))

@@ -1,13 +1,14 @@
 """A run's reader thread's work: receive its worker's messages, store them and publish them.
 
-What this is: `Reader(h, storage, emit, lock).read(outcome)`, which the manager's reader thread
-runs for one worker (app.services.worker's messages, its docstring): step metrics are buffered and
-stored in batches (at most FLUSH_ROWS, or every FLUSH_SECONDS), each published at once; a probe's
-display bytes are published before its frame and snapshot are stored; checkpoints and
-interventions are stored; "paused" / "resumed" set the run's status. It terminates the worker once the stop
-deadline the manager set has passed, and returns when the worker ends, fails or its pipe closes,
-with how it ended in `outcome`. A storage write that fails raises StorageError (which ends the
-run), unless the run was deleted meanwhile.
+What this is: `Reader(h, storage, emit, lock, disk).read(outcome)`, which the manager's reader
+thread runs for one worker (app.services.worker's messages, its docstring): step metrics are
+buffered and stored in batches (at most FLUSH_ROWS, or every FLUSH_SECONDS), each published at
+once; a probe's display bytes are published before its frame and snapshot are stored; checkpoints
+and interventions are stored; once the disk is below its free-space floor (app.services.disk) no
+more frames or snapshots are stored, and the run's notes say so; "paused" / "resumed" set the
+run's status. It terminates the worker once the stop deadline the manager set has passed, and
+returns when the worker ends, fails or its pipe closes, with how it ended in `outcome`. A storage
+write that fails raises StorageError (which ends the run), unless the run was deleted meanwhile.
 
 What this is not: the scheduling or the final status (app.services.manager).
 """
@@ -20,6 +21,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from app.services.disk import DiskGuard
 from app.services.handles import Handle, Outcome
 from app.services.interventions import Intervention
 from app.services.messages import InterventionMessage, Message, ProbeMessage, StatusMessage, StepMessage
@@ -37,10 +39,16 @@ class Reader:
     """The messages of one worker (see the module docstring)."""
 
     def __init__(
-        self, h: Handle, storage: Storage, emit: Callable[[str, Message], None], lock: threading.Lock
+        self,
+        h: Handle,
+        storage: Storage,
+        emit: Callable[[str, Message], None],
+        lock: threading.Lock,
+        disk: DiskGuard,
     ) -> None:
-        self.h, self.storage, self.lock = h, storage, lock
+        self.h, self.storage, self.lock, self.disk = h, storage, lock, disk
         self._emit = emit
+        self.recording = True  # frames and snapshots are stored (until the disk is below its floor)
         self.rows: list[dict[str, Any]] = []
         self.flushed_at = time.monotonic()
 
@@ -88,8 +96,8 @@ class Reader:
             _, step, full, display, ckpt, snapshot = message
             self.emit(ProbeMessage(step, display if display is not None else full))  # before the slow write
             self.flush()
-            self._store(self.storage.add_probe, h.run_id, step, full, display)
-            self._store(self.storage.add_snapshot, h.run_id, step, snapshot)
+            if self._recording(step):
+                self._store(self.storage.add_probe, h.run_id, step, full, display, snapshot)
             if ckpt is not None:
                 self._keep_checkpoint(step, ckpt)
         elif kind in ("paused", "resumed"):
@@ -118,6 +126,19 @@ class Reader:
         else:  # pragma: no cover - worker and manager ship together
             log.warning("run %s: unknown worker message %r", h.run_id, kind)
         return False
+
+    def _recording(self, step: int) -> bool:
+        """Whether frames are still recorded; the first probe below the disk's floor ends that for
+        the rest of the run, with a note on the run (its viewers get it)."""
+        shortage = self.disk.shortage() if self.recording else None
+        if shortage is not None:
+            self.recording = False
+            note = f"Frames and snapshots stopped being recorded at step {step}: {shortage}."
+            note += " Metrics still are."
+            record = self.storage.add_note(self.h.run_id, note)
+            if record is not None:
+                self.emit(StatusMessage(record.to_public()))
+        return self.recording
 
     def emit(self, message: Message) -> None:
         """Publish to the run's viewers, unless the run was deleted."""

@@ -49,6 +49,9 @@ class RunRecord:
     tags: list[str] = field(default_factory=list)
     fork: ForkOf | None = None  # where this run was forked from
     forks: list[ForkRef] = field(default_factory=list)  # its own forks, oldest first
+    storage_mb: int | None = None  # its storage budget (Storage.add_probe thins to it); None: none
+    storage_bytes: int = 0  # what it takes (Storage.run_bytes), as storage last read it
+    notes: list[str] = field(default_factory=list)  # sentences about it that are not errors
 
     @classmethod
     def new(cls, run_id: str, config: RunCreate, group: str | None = None) -> RunRecord:
@@ -89,7 +92,14 @@ class RunRecord:
         else:
             config = _run_create(config_json).model_copy(update={"name": self.name, "tags": self.tags})
         return RunPublic(
-            config=config, queue_position=queue_position, fork=self.fork, forks=self.forks, **self._shown()
+            config=config,
+            queue_position=queue_position,
+            fork=self.fork,
+            forks=self.forks,
+            storage_mb=self.storage_mb,
+            storage_bytes=self.storage_bytes,
+            notes=self.notes,
+            **self._shown(),
         )
 
     def _shown(self) -> dict[str, Any]:

@@ -50,6 +50,7 @@ class Limits(BaseModel):
     tags: int = 20  # tags on one run
     tag_chars: int = 40  # one tag, after trimming spaces
     runs_page: int = 500  # runs in one page of GET /api/runs, or in one POST /api/runs/delete
+    storage_mb: int = 100_000  # a run's storage budget (RunCreate.storage_mb, GATESCOPE_RUN_STORAGE_MB)
 
 
 LIMITS = Limits()
@@ -166,6 +167,9 @@ class RunCreate(BaseModel):
     ] = None
     probe_text: Annotated[
         str | None, Field(min_length=2, max_length=1000, description="your own probe input (char_lm)")
+    ] = None
+    storage_mb: Annotated[
+        int | None, Field(ge=1, le=LIMITS.storage_mb, description="frames kept within; None: the server's")
     ] = None
 
     @model_validator(mode="after")
@@ -310,6 +314,9 @@ class RunPublic(BaseModel):
     queue_position: int | None = None  # queued runs ahead of it (0: it starts next); None unless queued
     fork: ForkOf | None = None  # where this run was forked from; None unless it is a fork
     forks: list[ForkRef] = []  # the run's own forks, oldest first
+    storage_mb: int | None = None  # its storage budget (docs/api.md "Storage budget"); None: none
+    storage_bytes: int = 0  # what its frames, snapshots, history rows and checkpoint take now
+    notes: list[str] = []  # sentences about the run that are not errors (frames no longer recorded)
 
     @model_validator(mode="after")
     def _kind_matches(self) -> RunPublic:
@@ -347,11 +354,7 @@ class CompareCreate(BaseModel):
     config: RunCreate
     cells: Annotated[
         list[Literal["rnn_tanh", "rnn_relu", "lstm", "gru"]], Field(min_length=1, max_length=4)
-    ] = [
-        "rnn_tanh",
-        "lstm",
-        "gru",
-    ]
+    ] = ["rnn_tanh", "lstm", "gru"]
 
 
 class CompareGroup(BaseModel):

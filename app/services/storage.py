@@ -1,19 +1,25 @@
 """Durable state of every run: one SQLite file, data_dir/"gatescope.db".
 
 What this is: `Storage`, the only code that speaks SQL (over app.services.database's two
-connections: any thread may call any method, every write is one transaction, every sqlite3 error
-a StorageError with a sentence). Tables: runs (one row per run: its kind, "built-in" or
-"attached", its config as JSON and, for the run list, its config brief, its current name and
-tags, and for a fork its parent, step and changes), metrics (one row per training step), probes
-(per probe step the frame bytes of app.core.frames at full resolution, `data`, and the display
-frame, `display`, NULL when it equals the full frame), snapshots (per probe step the torch.save
-bytes of Trainer.state(): what a fork starts from), checkpoints (the latest weights of each run)
-and interventions, all deleted with their run (ON DELETE CASCADE); and texts (custom texts by
-content hash, which the dashboard's links name: app/web/texts.py). `run_bytes` is what a run's
-frames, snapshots and checkpoint take. `RunRecord` (app.services.records) is a run's row in
-Python. An older database is migrated when opened (app.services.migrations). Runs are listed a
-page at a time, newest first, filtered by a RunQuery (app.services.run_query), with the total
-that matches.
+connections: any thread may call any method, every write is one transaction, every sqlite3 error a
+StorageError with a sentence). Tables: runs (one row per run: its kind, "built-in" or "attached",
+its config as JSON and, for the run list, its config brief, its current name and tags, and for a
+fork its parent, step and changes), metrics (one row per training step), probes (per probe step
+the frame bytes of app.core.frames at full resolution, `data`, and the display frame, `display`,
+NULL when it equals the full frame), snapshots (per probe step the torch.save bytes of
+Trainer.state(): what a fork starts from), history (per probe step the arrays the gradient-flow
+and spectra views read, app.services.thinning.history_row: never thinned), checkpoints (the latest
+weights of each run) and interventions, all deleted with their run (ON DELETE CASCADE); and texts
+(custom texts by content hash, which the dashboard's links name: app/web/texts.py). `run_bytes` is
+what a run's frames, snapshots, history rows and checkpoint take. `RunRecord`
+(app.services.records) is a run's row in Python. An older database is migrated when opened
+(app.services.migrations). Runs are listed a page at a time, newest first, filtered by a RunQuery
+(app.services.run_query), with the total that matches.
+
+Storage budget: a run with a `storage_mb` keeps its frames and snapshots within it; `add_probe`,
+in the transaction that stores a frame, thins the run's older frames and snapshots together
+(app.services.thinning.kept_steps: the first, the latest and every fork point stay). Metrics and
+history rows are never thinned. `add_note` appends a sentence to a run's notes.
 
 Disk: the file uses incremental auto-vacuum; `reclaim()` (the API calls it after deleting runs)
 gives the pages of deleted runs back to the disk (PRAGMA incremental_vacuum, then a checkpoint
@@ -40,6 +46,7 @@ from app.services.lineage import ForkOf, ForkRef
 from app.services.records import RunRecord, brief, utcnow
 from app.services.run_query import RunQuery
 from app.services.schemas import RunKind, RunStatus, RunSummary
+from app.services.thinning import MB, history_row, kept_steps
 
 INTERRUPTED_ERROR = "server restarted during the run"
 TEXTS_KEPT_CHARS = 64 * 2**20  # stored custom texts beyond this, least recently saved first, are dropped
@@ -49,7 +56,7 @@ RESOLUTIONS: tuple[Resolution, ...] = ("full", "display")
 METRIC_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(StepMetrics))
 _RUN_COLUMNS = (
     "id, status, config, created_at, started_at, finished_at, step, steps, error, grp, kind, name, tags, "
-    "parent, fork_step, fork_changes"
+    "parent, fork_step, fork_changes, storage_mb, notes"
 )
 _BRIEF_COLUMNS = _RUN_COLUMNS.replace("config", "brief")  # the run list reads the brief, not the config
 # RunRecord field -> runs column, for update_run
@@ -80,7 +87,7 @@ class Storage(Database):
         try:
             with self._write("creating a run") as conn:
                 conn.execute(
-                    f"INSERT INTO runs ({_RUN_COLUMNS}, brief) VALUES ({', '.join('?' * 17)})",
+                    f"INSERT INTO runs ({_RUN_COLUMNS}, brief) VALUES ({', '.join('?' * 19)})",
                     (
                         record.id,
                         record.status,
@@ -98,6 +105,8 @@ class Storage(Database):
                         fork.parent if fork is not None else None,
                         fork.step if fork is not None else None,
                         orjson.dumps(fork.changes).decode() if fork is not None else None,
+                        record.storage_mb,
+                        _column_value("notes", record.notes),
                         _column_value("brief", record.config),
                     ),
                 )
@@ -231,13 +240,44 @@ class Storage(Database):
 
     # -- probes and checkpoints ------------------------------------------------------------
 
-    def add_probe(self, run_id: str, step: int, data: bytes, display: bytes | None = None) -> None:
-        """Store a frame's bytes at full resolution and its display frame (None: the same bytes)."""
+    def add_probe(
+        self, run_id: str, step: int, data: bytes, display: bytes | None = None, snapshot: bytes | None = None
+    ) -> None:
+        """Store a frame's bytes at full resolution, its display frame (None: the same bytes), its
+        history row and the snapshot taken with it, if any; then, in the same transaction, thin the
+        run's frames and snapshots to its storage budget (the module docstring)."""
+        row = history_row(display if display is not None else data)
         with self._write("storing a probe frame") as conn:
             conn.execute(
                 "INSERT OR REPLACE INTO probes (run_id, step, data, display) VALUES (?, ?, ?, ?)",
                 (run_id, step, data, display),
             )
+            if row is not None:
+                conn.execute("INSERT OR REPLACE INTO history VALUES (?, ?, ?)", (run_id, step, row))
+            if snapshot is not None:
+                conn.execute("INSERT OR REPLACE INTO snapshots VALUES (?, ?, ?)", (run_id, step, snapshot))
+            _thin(conn, run_id)
+
+    def history_steps(self, run_id: str) -> list[int]:
+        """The steps of the run's history rows (every probe step, thinned or not), in order."""
+        with self._read("listing history rows") as conn:
+            rows = conn.execute("SELECT step FROM history WHERE run_id = ? ORDER BY step", (run_id,))
+            return [r[0] for r in rows.fetchall()]
+
+    def history(self, run_id: str, step: int) -> bytes | None:
+        """The history row at `step` (thinning.history_row), or None."""
+        with self._read("reading a history row") as conn:
+            query = "SELECT data FROM history WHERE run_id = ? AND step = ?"
+            row = conn.execute(query, (run_id, step)).fetchone()
+        return bytes(row[0]) if row is not None else None
+
+    def add_note(self, run_id: str, note: str) -> RunRecord | None:
+        """Append a sentence to the run's notes; the run as updated, or None if there is none."""
+        with self._write("adding a note to a run") as conn:
+            query = "UPDATE runs SET notes = json_insert(notes, '$[#]', ?) WHERE id = ?"
+            if conn.execute(query, (note, run_id)).rowcount == 0:
+                return None
+            return _run(conn, run_id)
 
     def probe_steps(self, run_id: str) -> list[int]:
         with self._read("listing probe frames") as conn:
@@ -266,11 +306,6 @@ class Storage(Database):
                 ).fetchone()
         return bytes(row[0]) if row is not None else None
 
-    def add_snapshot(self, run_id: str, step: int, data: bytes) -> None:
-        """Store the torch.save bytes of Trainer.state() at a probe step (replacing one there)."""
-        with self._write("storing a snapshot") as conn:
-            conn.execute("INSERT OR REPLACE INTO snapshots VALUES (?, ?, ?)", (run_id, step, data))
-
     def snapshot_steps(self, run_id: str) -> list[int]:
         """The steps a fork of the run can start from, in order."""
         with self._read("listing snapshots") as conn:
@@ -284,15 +319,10 @@ class Storage(Database):
         return bytes(row[0]) if row is not None else None
 
     def run_bytes(self, run_id: str) -> int:
-        """The bytes the run's probe frames (full and display), snapshots and checkpoint take."""
+        """The bytes the run's probe frames (full and display), snapshots, history rows and
+        checkpoint take."""
         with self._read("measuring a run's storage") as conn:
-            (total,) = conn.execute(
-                "SELECT (SELECT coalesce(sum(length(data) + coalesce(length(display), 0)), 0) FROM probes"
-                " WHERE run_id = :id) + (SELECT coalesce(sum(length(data)), 0) FROM snapshots WHERE run_id"
-                " = :id) + (SELECT coalesce(sum(length(data)), 0) FROM checkpoints WHERE run_id = :id)",
-                {"id": run_id},
-            ).fetchone()
-        return int(total)
+            return _run_bytes(conn, run_id)
 
     def save_checkpoint(self, run_id: str, step: int, data: bytes) -> None:
         """Keep `data` as the run's checkpoint (replacing the one before)."""
@@ -355,7 +385,7 @@ class Storage(Database):
 def _column_value(name: str, value: Any) -> Any:
     if name in ("started_at", "finished_at"):
         return iso(value)
-    if name in ("config", "tags"):
+    if name in ("config", "tags", "notes"):
         return orjson.dumps(value).decode()
     if name == "brief":  # `value` is the whole config
         return orjson.dumps(brief(value)).decode()
@@ -368,14 +398,52 @@ def _copy_snapshot(conn: sqlite3.Connection, run_id: str, step: int, to: str) ->
     return conn.execute(query, (to, run_id, step)).rowcount > 0
 
 
+_BYTES = (
+    "SELECT (SELECT coalesce(sum(length(data) + coalesce(length(display), 0)), 0) FROM probes WHERE run_id"
+    " = :id) + (SELECT coalesce(sum(length(data)), 0) FROM snapshots WHERE run_id = :id) + (SELECT"
+    " coalesce(sum(length(data)), 0) FROM history WHERE run_id = :id) + (SELECT coalesce(sum(length(data)),"
+    " 0) FROM checkpoints WHERE run_id = :id)"
+)
+# per step, what thinning can drop: its frame (full and display) and its snapshot
+_STEP_BYTES = (
+    "SELECT step, sum(n) FROM (SELECT step, length(data) + coalesce(length(display), 0) AS n FROM probes"
+    " WHERE run_id = :id UNION ALL SELECT step, length(data) FROM snapshots WHERE run_id = :id) GROUP BY step"
+)
+_FIXED_BYTES = (
+    "SELECT (SELECT coalesce(sum(length(data)), 0) FROM history WHERE run_id = :id) + (SELECT"
+    " coalesce(sum(length(data)), 0) FROM checkpoints WHERE run_id = :id)"
+)
+
+
+def _run_bytes(conn: sqlite3.Connection, run_id: str) -> int:
+    (total,) = conn.execute(_BYTES, {"id": run_id}).fetchone()
+    return int(total)
+
+
+def _thin(conn: sqlite3.Connection, run_id: str) -> None:
+    """Drop the run's frames and snapshots that thinning.kept_steps leaves out of its budget."""
+    row = conn.execute("SELECT storage_mb, fork_step FROM runs WHERE id = ?", (run_id,)).fetchone()
+    if row is None or row[0] is None:
+        return  # no budget (or the run is gone: its rows go with it)
+    (fixed,) = conn.execute(_FIXED_BYTES, {"id": run_id}).fetchone()
+    sizes = dict(conn.execute(_STEP_BYTES, {"id": run_id}).fetchall())
+    pinned = {s for (s,) in conn.execute("SELECT fork_step FROM runs WHERE parent = ?", (run_id,))}
+    if row[1] is not None:
+        pinned.add(row[1])  # a fork's own start
+    dropped = sorted(set(sizes) - kept_steps(sizes, row[0] * MB - int(fixed), pinned))
+    for table in ("probes", "snapshots") if dropped else ():
+        conn.executemany(f"DELETE FROM {table} WHERE run_id = ? AND step = ?", [(run_id, s) for s in dropped])
+
+
 def _run(conn: sqlite3.Connection, run_id: str) -> RunRecord | None:
-    """The run's record with its forks (oldest first), or None."""
+    """The run's record with its forks (oldest first) and the bytes it takes, or None."""
     row = conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,)).fetchone()
     if row is None:
         return None
     query = "SELECT id, fork_step FROM runs WHERE parent = ? ORDER BY created_at, rowid"
     record = _record(row)
     record.forks = [ForkRef(id=i, step=s) for i, s in conn.execute(query, (run_id,)).fetchall()]
+    record.storage_bytes = _run_bytes(conn, run_id)
     return record
 
 
@@ -397,6 +465,8 @@ def _record(row: tuple[Any, ...]) -> RunRecord:
         parent,
         fork_step,
         fork_changes,
+        storage_mb,
+        notes,
     ) = row
     created = as_datetime(created_at)
     assert created is not None
@@ -415,4 +485,6 @@ def _record(row: tuple[Any, ...]) -> RunRecord:
         name=name,
         tags=orjson.loads(tags),
         fork=ForkOf(parent=parent, step=fork_step, changes=orjson.loads(fork_changes)) if parent else None,
+        storage_mb=storage_mb,
+        notes=orjson.loads(notes),
     )

@@ -4,15 +4,16 @@ What this is: `Views(storage)`, one object per app (the lifespan makes it, app.s
 closes it with the app), holding three caches, each bounded in bytes and dropped oldest first:
 
 - the gradient-flow history (`gradflow`): for a run, a kind ("last": ||dl_T/dh_t||, "total":
-  ||dL/dh_t||) and a layer, one row per probe frame at display width, read from the stored
-  display frames (only their grad_h / grad_h_last arrays) and cached per (run, step): frames
-  never change once stored. `remember` puts a frame's rows in as it is published, so a live
-  run's history is built as it goes, never re-read;
+  ||dL/dh_t||) and a layer, one row per probe frame at display width, read from the stored history
+  rows (app.services.thinning.history_row: a display frame's grad_h / grad_h_last and spectra,
+  kept for every probe step however storage thins the frames to the run's budget) and cached per
+  (run, step): they never change once stored. `remember` puts a frame's rows in as it is
+  published, so a live run's history is built as it goes, never re-read;
 - each run's loss curve for the sparklines (`sparkline`), read incrementally (`since`);
 - each run's task as the pages need it (`run_task`): the baseline at the run's own parameters
   and the text its probe sample reads;
 - W_hh's spectra over training (`spectra`, app/services/spectra.py), one row per probe frame,
-  read from the stored display frames (their w_hh_radius / w_hh_singular only), cached per (run,
+  read from the stored history rows too (their w_hh_radius / w_hh_singular), cached per (run,
   step) like the gradient-flow rows.
 
 What this is not: storage (it only reads), the frame encoding (frames.py) or routes
@@ -42,9 +43,9 @@ from app.core.tasks import CharLMTask, InputValue, Span, make_task
 from app.services.schemas import RunCreate, to_train_config
 from app.services.spectra import SPECTRA_ARRAYS, Spectra, SpectraRow, spectra
 from app.services.storage import Storage
+from app.services.thinning import FLOW_ARRAYS
 
 FlowKind = Literal["last", "total"]
-FLOW_ARRAYS = ("grad_h", "grad_h_last")
 FLOW_BYTES = 256 * 1024 * 1024  # gradient-flow rows kept: 10,000 frames x 2 kinds x 3 layers x 500 t fit
 CURVE_BYTES = 64 * 1024 * 1024  # loss curves kept (16 bytes a step)
 TASK_ENTRIES = 1024  # runs whose task view is kept
@@ -300,7 +301,7 @@ class Views:
     def _rows(self, run_id: str, step: int) -> FlowRows | None:
         rows = self.flows.get((run_id, step))
         if rows is None:
-            data = self.storage.probe(run_id, step, resolution="display")
+            data = self.storage.history(run_id, step)
             if data is None:  # deleted meanwhile
                 return None
             rows = FlowRows.of(Frame.from_bytes(data, names=FLOW_ARRAYS))
@@ -312,7 +313,7 @@ class Views:
     ) -> FlowView:
         """The rows of the run's probe frames (only those after step `since`, when given), thinned
         evenly to `max_rows`, always keeping the first and the last."""
-        all_steps = self.storage.probe_steps(run_id)
+        all_steps = self.storage.history_steps(run_id)
         candidates = all_steps if since is None else all_steps[bisect.bisect_right(all_steps, since) :]
         picked: list[tuple[int, FlowRows]] = []
         for i in keep_rows(len(candidates), max_rows):
@@ -347,14 +348,14 @@ class Views:
     def spectra(self, run_id: str, max_rows: int, since: int | None = None) -> Spectra:
         """The spectra of the run's probe frames (after step `since`, when given), thinned evenly
         to `max_rows`, always keeping the first and the last."""
-        all_steps = self.storage.probe_steps(run_id)
+        all_steps = self.storage.history_steps(run_id)
         candidates = all_steps if since is None else all_steps[bisect.bisect_right(all_steps, since) :]
         rows: list[tuple[int, SpectraRow]] = []
         for i in keep_rows(len(candidates), max_rows):
             step = candidates[i]
             row = self.spectra_rows.get((run_id, step))
             if row is None:
-                data = self.storage.probe(run_id, step, resolution="display")
+                data = self.storage.history(run_id, step)
                 if data is None:  # deleted meanwhile
                     continue
                 row = SpectraRow.of(Frame.from_bytes(data, names=SPECTRA_ARRAYS))

@@ -20,7 +20,7 @@ from pydantic import BaseModel
 from app.services.forks import ForkCreate
 from app.services.interventions import Refused
 from app.services.schemas import RunPublic
-from app.web.deps import NOT_FOUND, ManagerDep, RunDep, StorageDep, require_token
+from app.web.deps import DISK_FULL, NOT_FOUND, ManagerDep, RunDep, StorageDep, require_token
 
 router = APIRouter(prefix="/api", tags=["runs"], dependencies=[Depends(require_token)])
 
@@ -39,6 +39,7 @@ class Snapshots(BaseModel):
         409: {"description": "an attached run: its training state is not on this server"},
         422: {"description": "a step with no stored state, or a change out of range (named)"},
         429: {"description": "the queue is full"},
+        **DISK_FULL,
     },
 )
 def fork_run(run: RunDep, body: ForkCreate, manager: ManagerDep) -> RunPublic:

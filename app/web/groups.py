@@ -18,7 +18,7 @@ from fastapi import APIRouter, Depends, HTTPException
 
 from app.services.estimates import TooCostly, check_cost
 from app.services.schemas import CompareGroup, GroupCreate
-from app.web.deps import ManagerDep, SettingsDep, require_token
+from app.web.deps import DISK_FULL, ManagerDep, SettingsDep, require_token
 
 router = APIRouter(prefix="/api", tags=["runs"], dependencies=[Depends(require_token)])
 
@@ -29,6 +29,7 @@ router = APIRouter(prefix="/api", tags=["runs"], dependencies=[Depends(require_t
     responses={
         422: {"description": "a run is invalid or beyond the server's cost limits: none was started"},
         429: {"description": "too many new runs, or the queue cannot take them all: none was started"},
+        **DISK_FULL,
     },
 )
 def create_group(body: GroupCreate, manager: ManagerDep, settings: SettingsDep) -> CompareGroup:

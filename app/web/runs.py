@@ -40,6 +40,7 @@ from app.services.schemas import (
     TaskName,
 )
 from app.web.deps import (
+    DISK_FULL,
     NOT_FOUND,
     AttachedDep,
     ManagerDep,
@@ -97,7 +98,7 @@ class RunsDeleted(BaseModel):
     "/runs",
     status_code=201,
     tags=["runs"],
-    responses={429: {"description": "the queue is full"}},
+    responses={429: {"description": "the queue is full"}, **DISK_FULL},
 )
 def create_run(body: RunCreate, manager: ManagerDep, settings: SettingsDep) -> RunPublic:
     """Queue a training run; it starts as soon as fewer than GATESCOPE_MAX_RUNS runs are training.
@@ -110,7 +111,7 @@ def create_run(body: RunCreate, manager: ManagerDep, settings: SettingsDep) -> R
     "/compare",
     status_code=201,
     tags=["runs"],
-    responses={429: {"description": "the queue is full"}},
+    responses={429: {"description": "the queue is full"}, **DISK_FULL},
 )
 def compare(body: CompareCreate, manager: ManagerDep, settings: SettingsDep) -> CompareGroup:
     """Queue one run per cell, identical but for the cell (same seed: same data and probe input).

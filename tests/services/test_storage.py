@@ -277,7 +277,12 @@ def test_probes_at_full_and_display_resolution(storage: Storage) -> None:
         storage.probe("r", 10, "thumbnail")  # type: ignore[arg-type]
 
 
-V6_SCHEMA = migrations.SCHEMA.replace(
+V8_RUNS = ["storage_mb", "notes"]  # the columns version 8 gave runs
+V7_SCHEMA = migrations.SCHEMA.replace(
+    "    fork_changes TEXT,\n    storage_mb INTEGER,\n    notes TEXT NOT NULL DEFAULT '[]'\n",
+    "    fork_changes TEXT\n",
+).split("CREATE TABLE IF NOT EXISTS history")[0]
+V6_SCHEMA = V7_SCHEMA.replace(
     "    brief TEXT NOT NULL DEFAULT '{}',\n    parent TEXT,\n    fork_step INTEGER,\n"
     "    fork_changes TEXT\n",
     "    brief TEXT NOT NULL DEFAULT '{}'\n",
@@ -361,7 +366,8 @@ def test_a_version_2_database_gains_the_run_kind(tmp_path: Path) -> None:
         with sqlite3.connect(path) as check:
             assert check.execute("PRAGMA user_version").fetchone() == (migrations.SCHEMA_VERSION,)
             columns = [row[1] for row in check.execute("PRAGMA table_info(runs)")]
-            assert columns[-7:] == ["kind", "name", "tags", "brief", "parent", "fork_step", "fork_changes"]
+            old = ["kind", "name", "tags", "brief", "parent", "fork_step", "fork_changes"]
+            assert columns[-9:] == [*old, *V8_RUNS]
         check.close()
 
 
@@ -545,13 +551,11 @@ def _fork(run_id: str, parent: str, step: int, changes: dict[str, Any] | None = 
 def test_snapshots_forks_and_run_bytes(storage: Storage) -> None:
     storage.create_run(_record("p"))
     for step in (10, 0, 20):
-        storage.add_snapshot("p", step, bytes([step]) * 100)
-    storage.add_probe("p", 0, b"f" * 30, b"d" * 7)
-    storage.add_probe("p", 10, b"f" * 30)
+        storage.add_probe("p", step, b"f" * 30, b"d" * 7 if step == 0 else None, bytes([step]) * 100)
     storage.save_checkpoint("p", 20, b"w" * 5)
     assert storage.snapshot_steps("p") == [0, 10, 20]
     assert storage.snapshot("p", 10) == bytes([10]) * 100 and storage.snapshot("p", 5) is None
-    assert storage.run_bytes("p") == 300 + 30 + 7 + 30 + 5
+    assert storage.run_bytes("p") == 300 + 30 + 7 + 30 + 30 + 5
     storage.create_run(_fork("f1", "p", 10, {"lr": 0.1}))
     storage.create_run(_fork("f2", "p", 0))
     assert (
@@ -591,7 +595,7 @@ def test_a_version_6_database_gains_snapshots_and_fork_links(tmp_path: Path) -> 
         with Storage(tmp_path) as storage:
             old = storage.get_run("v6")
             assert old is not None and old.fork is None and len(old.forks) == _
-            storage.add_snapshot("v6", 0, b"s")
+            storage.add_probe("v6", 0, b"p", None, b"s")
             storage.create_run(_fork(f"f{_}", "v6", 0))
             assert [f.id for f in (storage.get_run("v6") or old).forks] == [f"f{i}" for i in range(_ + 1)]
         with sqlite3.connect(path) as check:

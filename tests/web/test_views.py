@@ -13,7 +13,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from app.core.frames import Frame
-from app.services.storage import Resolution, Storage
+from app.services.storage import Storage
 from app.services.views import LRU, FlowRows, Views, bucket_means, keep_rows
 from tests.web.conftest import Served, make_app, wait_for
 
@@ -133,7 +133,8 @@ def test_gradflow_of_a_run_without_frames_is_empty(tmp_path: Path) -> None:
         run = client.post("/api/runs", json={**LONG, "steps": 1}).json()
         wait_for(client, run["id"])
         with storage._write("test") as conn:
-            conn.execute("DELETE FROM probes WHERE run_id = ?", (run["id"],))
+            for table in ("probes", "history"):  # the view reads the history rows
+                conn.execute(f"DELETE FROM {table} WHERE run_id = ?", (run["id"],))
         client.app.state.views.flows.clear()  # type: ignore[attr-defined]
         flow = client.get(f"/api/runs/{run['id']}/gradflow").json()
         assert flow == {
@@ -185,13 +186,13 @@ def test_remembered_frames_are_never_read_again(
         assert data is not None
         views.remember(run_id, step, data)
     reads: list[int | None] = []
-    real = storage.probe
+    real = storage.history  # what the view reads: the history rows
 
-    def counted(run: str, step: int | None = None, resolution: Resolution = "full") -> bytes | None:
+    def counted(run: str, step: int) -> bytes | None:
         reads.append(step)
-        return real(run, step, resolution)
+        return real(run, step)
 
-    monkeypatch.setattr(storage, "probe", counted)
+    monkeypatch.setattr(storage, "history", counted)
     flow = views.gradflow(run_id, "last", 0, 2000)
     assert flow.steps == steps and reads == []  # every row from the cache
     cold = Views(storage)
