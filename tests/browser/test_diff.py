@@ -14,15 +14,9 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.browser.conftest import heatmap, poll, reveal_all, screenshot, wait_for_run
+from tests.browser.test_compare_learn import FRAMES, TINY
 
-BASE: dict[str, Any] = {
-    "hidden_size": 16,
-    "task": {"name": "adding", "seq_len": 30},
-    "batch_size": 16,
-    "steps": 60,
-    "probe_every": 10,
-}
-FRAMES = 7  # probe frames at steps 0, 10, ..., 60
+BASE = TINY  # each run names its own cell
 
 
 def _runs(http: httpx.Client, *configs: dict[str, Any]) -> list[str]:
