@@ -73,7 +73,11 @@ class Theory:
 
 def spectra_every(cell: CellName, num_layers: int, directions: int, hidden_size: int) -> int:
     """In every how many probes a frame of this stack carries the W_hh spectra (1: all)."""
-    work = num_layers * directions * CHUNKS[cell] * hidden_size**3
+    return _spectra_every(num_layers * directions * CHUNKS[cell] * hidden_size**3)
+
+
+def _spectra_every(work: int) -> int:
+    """`spectra_every` of a stack whose spectra cost `work` (L D G H^3)."""
     return max(1, -(-work // SPECTRA_WORK_PER_PROBE))
 
 
@@ -123,7 +127,7 @@ def _norms_left_out(T: int, n: int, work: int) -> str:
 
 def _spectra_left_out(H: int, work: int, asked: bool) -> str:
     if not asked:
-        k = max(1, -(-work // SPECTRA_WORK_PER_PROBE))
+        k = _spectra_every(work)
         return (
             f"The spectra of W_hh come with one probe in {k} of this net, not this one: its {H} x {H} "
             f"blocks cost {work:.2g} (L x D x G x H^3), and a probe spends {SPECTRA_WORK_PER_PROBE:.2g} "
