@@ -77,7 +77,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
     disk = DiskGuard(settings.data_dir, settings.min_free_mb)
     manager = RunManager(storage, settings.max_runs, publish, settings.run_storage_mb, disk)
-    attached = AttachedRuns(storage, publish)
+    attached = AttachedRuns(storage, publish, storage_mb=settings.run_storage_mb, disk=disk)
     app.state.storage, app.state.hub, app.state.views, app.state.manager = storage, hub, views, manager
     app.state.attached = attached
     app.state.inference_limiter = anyio.CapacityLimiter(api.INFERENCE_THREADS)

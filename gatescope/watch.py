@@ -71,6 +71,7 @@ def watch(
     optimizer: torch.optim.Optimizer | None = None,
     probe_budget: float | None = None,
     itemize: bool | Literal["auto"] = "auto",
+    storage_mb: int | None = None,
     token: str | None = None,
     path: str | os.PathLike[str] | None = None,
     sink: Sink | None = None,
@@ -90,6 +91,8 @@ def watch(
     probe_budget, itemize   a fraction of training time that probing may take (0 < b <= 0.5; the
                budget picks the probe steps, at most one per `every`), and whether probes
                include the itemized matrix (True, False, "auto": as the budget allows).
+    storage_mb the MB the server keeps this run's frames within (default: the server's
+               GATESCOPE_RUN_STORAGE_MB); sent only when set, so older servers still attach.
     token      the server's token ($GATESCOPE_TOKEN if None).
     """
     if not isinstance(every, int) or isinstance(every, bool) or every < 1:
@@ -110,7 +113,8 @@ def watch(
         sink = _sink(server, token, path, name)
     elif path is not None:
         raise ValueError("path= names a run file for server=None; with sink= the sink decides")
-    sink.open(_attach(model, found, layouts, name, every, probe is not None, probe_budget))
+    body = _attach(model, found, layouts, name, every, probe is not None, probe_budget)
+    sink.open(body if storage_mb is None else {**body, "storage_mb": storage_mb})
     fixed = None if probe is None else (tuple(probe) if isinstance(probe, tuple | list) else (probe,))
     return Watch(
         model,

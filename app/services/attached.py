@@ -17,6 +17,12 @@ and its display frame, Frame.pooled(), by storage.add_probe), and it is publishe
 publishes a built-in run's (StepMessage, ProbeMessage, StatusMessage, EndMessage), so storage, the
 websocket, the REST reads and the view service see no difference.
 
+Storage: each run gets a budget, the attach body's storage_mb or the service's (the server's
+GATESCOPE_RUN_STORAGE_MB), that storage.add_probe thins its frames to as it does a built-in run's.
+Below the free-space floor (`disk`, app.services.disk) `attach` and `import_file` raise DiskFull
+and store nothing; a running run's frames are then still published but no longer stored, and its
+notes say so once (disk.frames_stopped), rather than the run failing.
+
 Liveness: every request counts as a heartbeat; `reap` (every REAP_SECONDS, in the reaper thread
 `start` starts) marks a run 'interrupted' with STALE_ERROR once nothing came for STALE_SECONDS.
 `stop` records stop_requested in the run's config; every IngestReply then says stop, and the run
@@ -41,6 +47,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from app.core.frames import Frame
+from app.services.disk import RUN_STORAGE_MB, DiskGuard, frames_stopped
 from app.services.frame_checks import Invalid, check_frame, first_error
 from app.services.manager import DELETED_ERROR, SHUTDOWN_ERROR, RunNotFound, WrongState
 from app.services.messages import EndMessage, Message, ProbeMessage, Publish, StatusMessage, StepMessage
@@ -85,10 +92,11 @@ class _Live:
     record: RunRecord
     config: AttachedConfig
     step: int  # the last stored step
-    frames: set[int]  # the steps of its stored frames
+    frames: set[int]  # the steps of the frames it sent (stored, or not once the disk is full)
     heard: float  # monotonic time of its last request
     lock: threading.Lock = field(default_factory=threading.Lock)
     gone: Exception | None = None  # why it takes no more requests (ended, reaped, deleted): they raise it
+    recording: bool = True  # its frames are stored (until the disk is below its floor)
 
     def reply(self) -> IngestReply:
         return IngestReply(
@@ -100,9 +108,17 @@ class AttachedRuns:
     """The attached runs of one app; see the module docstring."""
 
     def __init__(
-        self, storage: Storage, publish: Publish | None = None, clock: Callable[[], float] = time.monotonic
+        self,
+        storage: Storage,
+        publish: Publish | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        storage_mb: int = RUN_STORAGE_MB,
+        disk: DiskGuard | None = None,
     ) -> None:
+        """`storage_mb`: the budget of runs that ask for none; `disk`: the free-space floor."""
         self.storage = storage
+        self.storage_mb = storage_mb
+        self.disk = disk if disk is not None else DiskGuard(storage.path.parent)
         self._publish = publish
         self._clock = clock
         self._lock = threading.Lock()
@@ -147,10 +163,12 @@ class AttachedRuns:
     # -- attaching -------------------------------------------------------------------------
 
     def attach(self, body: AttachCreate) -> AttachedGroup:
-        """One 'running' run per module of `body`, in module order, sharing a new group."""
+        """One 'running' run per module of `body`, in module order, sharing a new group (DiskFull
+        below the floor)."""
+        self.disk.check()
         group = uuid.uuid4().hex[:12]
         configs = [AttachedConfig.of(body, module) for module in body.modules]
-        records = [RunRecord.attached(uuid.uuid4().hex[:12], config, group) for config in configs]
+        records = [self._record(config, group, body) for config in configs]
         _create_all(self.storage, records)
         now = self._clock()
         with self._lock:
@@ -185,10 +203,23 @@ class AttachedRuns:
             if frame.step in run.frames:
                 raise WrongState(f"run {run_id} already has a probe frame at step {frame.step}")
             full, display = _encoded(frame)
-            self.storage.add_probe(run_id, frame.step, full, display)
+            if self._recording(run, frame.step):
+                self.storage.add_probe(run_id, frame.step, full, display)
             run.frames.add(frame.step)
             self._emit(run_id, ProbeMessage(frame.step, display if display is not None else full))
             return run.reply()
+
+    def _recording(self, run: _Live, step: int) -> bool:
+        """Whether the run's frames are still stored; the first frame below the disk's floor ends
+        that for the rest of the run, with a note (its viewers get it)."""
+        shortage = self.disk.shortage() if run.recording else None
+        if shortage is not None:
+            run.recording = False
+            record = self.storage.add_note(run.record.id, frames_stopped(step, shortage, "Frames"))
+            if record is not None:
+                run.record = record
+                self._emit(record.id, StatusMessage(record.to_public()))
+        return run.recording
 
     def heartbeat(self, run_id: str) -> IngestReply:
         with self._ingest(run_id) as run:
@@ -235,9 +266,11 @@ class AttachedRuns:
     # -- import ----------------------------------------------------------------------------
 
     def import_file(self, data: bytes) -> AttachedGroup:
-        """The runs of a run file (gatescope.runfile), checked whole first: all stored, or none."""
+        """The runs of a run file (gatescope.runfile), checked whole first: all stored, or none
+        (DiskFull below the floor)."""
         from gatescope.runfile import read_runfile  # the one reader of the format
 
+        self.disk.check()
         try:
             runfile = read_runfile(data)
         except ValueError as exc:
@@ -270,8 +303,7 @@ class AttachedRuns:
         status, error = (end.status, end.error) if end is not None else ("interrupted", NO_END_ERROR)
         dropped = end.dropped_frames if end is not None else 0
         records = [
-            RunRecord.attached(uuid.uuid4().hex[:12], c.model_copy(update={"dropped_frames": dropped}), group)
-            for c in configs
+            self._record(c.model_copy(update={"dropped_frames": dropped}), group, body) for c in configs
         ]
         rows = [row.model_dump() for row in steps]
         _create_all(self.storage, records)
@@ -295,6 +327,12 @@ class AttachedRuns:
         )
 
     # -- plumbing --------------------------------------------------------------------------
+
+    def _record(self, config: AttachedConfig, group: str, body: AttachCreate) -> RunRecord:
+        """A new attached run of `config`, with the body's storage budget or the service's."""
+        record = RunRecord.attached(uuid.uuid4().hex[:12], config, group)
+        record.storage_mb = body.storage_mb or self.storage_mb
+        return record
 
     def _ingest(self, run_id: str, heard: bool = True) -> _Held:
         """The live run `run_id`, locked; RunNotFound, WrongState (built-in) or RunEnded if not live."""

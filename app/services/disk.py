@@ -4,8 +4,8 @@ What this is: `DiskGuard(path, min_free_mb, free)`, whose `shortage()` is None w
 holding `path` (the data directory) has at least `min_free_mb` MB free, and otherwise a sentence
 saying how much is free and what the floor is. `free` is the probe (`free_bytes`:
 shutil.disk_usage, one statvfs call), injectable so tests can fill the disk. `DiskFull`: the
-refusal of a new run below the floor (HTTP 507). The defaults of the settings
-GATESCOPE_RUN_STORAGE_MB and GATESCOPE_MIN_FREE_MB live here.
+refusal of a new run below the floor (HTTP 507); `frames_stopped`: the note of a running run
+below it. The defaults of the settings GATESCOPE_RUN_STORAGE_MB and GATESCOPE_MIN_FREE_MB live here.
 
 What this is not: the per-run budget's thinning (app.services.thinning, storage) or a quota.
 """
@@ -53,3 +53,8 @@ class DiskGuard:
         shortage = self.shortage()
         if shortage is not None:
             raise DiskFull(f"no new run can start: {shortage}; delete runs to free space")
+
+
+def frames_stopped(step: int, shortage: str, what: str = "Frames and snapshots") -> str:
+    """The note of a run that stops recording `what` at `step` because of `shortage`."""
+    return f"{what} stopped being recorded at step {step}: {shortage}. Metrics still are."

@@ -244,6 +244,7 @@ class AttachCreate(BaseModel):
     every: Annotated[int | None, Field(ge=1, le=ATTACH_LIMITS.every)] = None
     probe: ProbeSource = "live"
     probe_budget: Annotated[float | None, Field(gt=0, le=0.5)] = None
+    storage_mb: Annotated[int | None, Field(ge=1, le=LIMITS.storage_mb)] = None  # None: the server's
     modules: Annotated[list[AttachedModule], Field(min_length=1, max_length=ATTACH_LIMITS.modules)]
     parameters: ParameterShapes = {}
     client: ClientInfo | None = None

@@ -14,7 +14,8 @@ Binary bodies are read here and handed, with everything else, to the service in 
 (checks and SQLite writes block). Errors are the services' exceptions, mapped by errors.py: 404
 unknown run, 409 a built-in or ended run (ended: the body also says "stop": true) or a step or
 frame already stored, 422 a bad body (naming the field or array and the bound), 413 too large
-(security.BodyLimit).
+(security.BodyLimit), 507 an attach or import below the free-space floor (disk.DiskFull: nothing
+stored).
 
 What this is not: validation or storage (the service's), or the stop button (api.py's /stop).
 """
@@ -29,7 +30,7 @@ from fastapi import APIRouter, Depends, Request
 from app.core.frames import MAX_FRAME_BYTES
 from app.services.attached import MAX_IMPORT_BYTES
 from app.services.schemas import AttachCreate, AttachedGroup, EndCreate, IngestReply, RunPublic, StepsIn
-from app.web.deps import AttachedDep, RunId, require_token
+from app.web.deps import DISK_FULL, AttachedDep, RunId, require_token
 
 router = APIRouter(prefix="/api", tags=["ingest"], dependencies=[Depends(require_token)])
 
@@ -45,7 +46,7 @@ def _binary(description: str) -> dict[str, Any]:
     return {"requestBody": {"required": True, "description": description, "content": content}}
 
 
-@router.post("/attach", status_code=201, responses={429: {"description": "too many new runs"}})
+@router.post("/attach", status_code=201, responses={429: {"description": "too many new runs"}, **DISK_FULL})
 def attach(body: AttachCreate, attached: AttachedDep) -> AttachedGroup:
     """Attach a script's watch: one running run per watched module, in module order, one group."""
     return attached.attach(body)
@@ -86,6 +87,7 @@ def end(run_id: RunId, body: EndCreate, attached: AttachedDep) -> RunPublic:
     responses={
         413: {"description": f"over {MAX_IMPORT_BYTES // 2**20} MiB"},
         429: {"description": "too many new runs"},
+        **DISK_FULL,
     },
     openapi_extra=_binary("a run file's bytes (gatescope.runfile, docs/protocol.md)"),
 )

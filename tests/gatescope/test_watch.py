@@ -27,6 +27,7 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_
 import gatescope
 from app.core.attach import layout_of, packed_rows
 from app.core.cells import CELLS, CellName
+from app.services.schemas import AttachCreate
 from gatescope.sink import MemorySink
 from tests.core.test_attach import Case, check, make_module, reference
 
@@ -511,6 +512,10 @@ def test_attach_json_describes_the_modules_and_parameters() -> None:
     only = MemorySink()
     gatescope.watch(model, sink=only, modules=[model.decoder]).close()
     assert only.attach is not None and [m["path"] for m in only.attach["modules"]] == ["decoder"]
+    assert "storage_mb" not in attach  # unset: not sent, so a server without the field still attaches
+    budgeted = MemorySink()
+    gatescope.watch(model, sink=budgeted, storage_mb=64).close()
+    assert budgeted.attach is not None and AttachCreate.model_validate(budgeted.attach).storage_mb == 64
 
 
 def test_what_watch_refuses_it_refuses_with_a_sentence() -> None:

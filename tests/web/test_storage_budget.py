@@ -1,5 +1,6 @@
 """The storage budget through the API: RunCreate.storage_mb's bounds, RunPublic's budget and bytes,
-and a disk below the free-space floor refusing new runs with a 507 while finished runs stay readable."""
+and a disk below the free-space floor refusing new runs (built-in, attached, imported) with a 507
+while finished runs stay readable: their API, page and export."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from fastapi.testclient import TestClient
 
 from app.services.schemas import LIMITS
 from app.services.storage import Storage
+from tests.services.test_attached import module, write_runfile
 from tests.web.conftest import make_app, seed_run, wait_for
 
 ADDING = {"cell": "gru", "hidden_size": 4, "task": {"name": "adding", "seq_len": 5}, "steps": 3}
@@ -49,3 +51,19 @@ def test_a_full_disk_refuses_new_runs_and_leaves_finished_runs_readable(tmp_path
         assert client.get(f"/api/runs/{finished}/probes/3").status_code == 200
         flow = client.get(f"/api/runs/{finished}/gradflow").json()
         assert flow["steps"] == [0, 1, 2, 3]
+        assert client.get(f"/runs/{finished}").status_code == 200  # its page
+        export = client.get(f"/api/runs/{finished}/export")
+        assert export.status_code == 200 and export.content[:2] == b"PK"
+        assert client.get(f"/api/runs/{finished}/metrics?format=csv").status_code == 200
+
+
+def test_a_full_disk_refuses_attach_and_import_with_the_same_sentence(tmp_path: Path) -> None:
+    data = write_runfile(tmp_path / "run.gsrun", [module()])
+    with TestClient(make_app(tmp_path / "data", min_free_mb=10**12)) as client:
+        attach = client.post("/api/attach", json={"name": "mine", "modules": [module()]})
+        imported = client.post("/api/import", content=data)
+        for answer in (attach, imported):
+            assert answer.status_code == 507, answer.text
+            detail = answer.json()["detail"]
+            assert detail.startswith("no new run can start: the disk holding") and "MB free, below" in detail
+        assert client.get("/api/runs").json()["total"] == 0  # nothing stored
