@@ -64,7 +64,7 @@ from app.services.records import RunRecord, utcnow
 from app.services.schemas import FINISHED, RunCreate, RunPublic
 from app.services.storage import Storage, StorageError
 
-MAX_QUEUED = 100
+MAX_QUEUED = 1000
 STOP_GRACE_SECONDS = 0.5
 JOIN_SECONDS = 5.0
 SHUTDOWN_ERROR = "server shut down during the run"
@@ -114,6 +114,8 @@ class RunManager:
         self._lock = threading.Lock()
         self._queue: deque[str] = deque()
         self._running: dict[str, Handle] = {}
+        self._announce_lock = threading.Lock()
+        self._positions: dict[str, int] = {}  # the queue positions last announced
         self._started = False
         self._closing = False
 
@@ -456,9 +458,15 @@ class RunManager:
             log.exception("run %s: publish failed", run_id)
 
     def _announce_queue(self) -> None:
-        """A StatusMessage to the viewers of every queued run, with its queue position now."""
+        """A StatusMessage to the viewers of every queued run whose queue position changed since the
+        last announcement (stopping a sweep's queued runs last first moves none: 1,000 queued cost
+        0.1 s an announcement, each of them read from storage)."""
         assert self._publish is not None
-        for position, run_id in enumerate(self.queued()):
-            record = self.storage.get_run(run_id)
-            if record is not None and record.status == "queued":
-                self._publish(run_id, StatusMessage(record.to_public(position)))
+        with self._announce_lock:  # announcements in order: none overtakes a later one
+            positions = {run_id: i for i, run_id in enumerate(self.queued())}
+            moved = [(i, run_id) for run_id, i in positions.items() if self._positions.get(run_id) != i]
+            self._positions = positions
+            for position, run_id in moved:
+                record = self.storage.get_run(run_id)
+                if record is not None and record.status == "queued":
+                    self._publish(run_id, StatusMessage(record.to_public(position)))
