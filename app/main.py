@@ -1,10 +1,13 @@
 """The FastAPI application: ``uvicorn app.main:app``, or ``create_app(settings)`` for tests.
 
 What this is: the app factory. Its lifespan opens Storage(settings.data_dir), makes the Hub on the
-running event loop, the view service (Views: the gradient-flow, sparkline and task caches), a
-RunManager and the attached-run service (AttachedRuns), both publishing to the hub and then
-handing each display frame to the views; starts the manager (which requeues the runs the last
-session left queued and interrupts the runs it left running) and then the attached runs' reaper;
+running event loop, the view service (Views: the gradient-flow, sparkline and task caches), the
+executor runs train on (app.services.executors.make_executor: local processes, or Ray when
+GATESCOPE_RAY_ADDRESS is set; an unreachable Ray is logged once and the server serves stored
+runs, refusing new ones with a 503), a RunManager and the attached-run service (AttachedRuns),
+both publishing to the hub and then handing each display frame to the views; starts the manager
+(which requeues the runs the last session left queued, reattaches those still training on Ray and
+interrupts the others it left running) and then the attached runs' reaper;
 and on exit stops the reaper (interrupting the attached runs still running) and the workers,
 closes the hub, the views and the database. Creating the app starts nothing: only the lifespan
 does. Routes live in app/web; static files and JSON are gzipped where it pays (compression.py).
@@ -28,6 +31,7 @@ from fastapi.staticfiles import StaticFiles
 from app import __version__
 from app.services.attached import AttachedRuns
 from app.services.disk import DiskGuard
+from app.services.executors import ExecutorUnavailable, make_executor
 from app.services.hub import Hub
 from app.services.manager import RunManager
 from app.services.messages import Message, ProbeMessage
@@ -76,7 +80,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             views.remember(run_id, message.step, message.display)
 
     disk = DiskGuard(settings.data_dir, settings.min_free_mb)
-    manager = RunManager(storage, settings.max_runs, publish, settings.run_storage_mb, disk)
+    executor = await anyio.to_thread.run_sync(make_executor, settings)
+    try:
+        executor.check()
+    except ExecutorUnavailable as exc:
+        log.error("%s; stored runs are still served", exc)
+    max_runs = await anyio.to_thread.run_sync(executor.capacity)
+    manager = RunManager(storage, max_runs, publish, settings.run_storage_mb, disk, executor)
     attached = AttachedRuns(storage, publish, storage_mb=settings.run_storage_mb, disk=disk)
     app.state.storage, app.state.hub, app.state.views, app.state.manager = storage, hub, views, manager
     app.state.attached = attached

@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     # the free space below which no new run starts and running runs stop recording frames
     run_storage_mb: int = Field(default=RUN_STORAGE_MB, ge=1, le=LIMITS.storage_mb)
     min_free_mb: int = Field(default=MIN_FREE_MB, ge=0)
+    # train runs on a Ray cluster instead of local processes: "auto", "ray://host:port" or the
+    # cluster's "host:port" (README "Run on a Ray cluster"); max_runs, unless set, is then its CPUs
+    ray_address: str | None = None
 
     @field_validator("token")
     @classmethod

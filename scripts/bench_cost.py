@@ -124,7 +124,7 @@ def _worker(config_json: str, conn: Connection, result: Connection) -> None:
     """The body of a worker process; as it ends, its CPU and wall seconds per step and its peak
     resident size go back over `result`."""
     clocked = _Clocked(conn)
-    code = worker.run("bench", config_json, clocked, multiprocessing.Event())  # type: ignore[arg-type]
+    code = worker.run("bench", config_json, clocked, multiprocessing.Event())
     conn.close()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     result.send((code, _per_step(clocked.cpu), _per_step(clocked.wall), peak))

@@ -22,7 +22,12 @@ STARTUP_TIMEOUT_S = 20.0
 async def test_health(client: httpx.AsyncClient) -> None:
     response = await client.get("/api/health")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "version": __version__}
+    assert response.json() == {
+        "status": "ok",
+        "version": __version__,
+        "executor": "local",
+        "executor_error": None,
+    }
 
 
 @pytest.mark.anyio
@@ -91,7 +96,12 @@ def test_python_m_app_serves(tmp_path: Path) -> None:
                 proc.kill()
                 proc.wait()
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "version": __version__}
+    assert response.json() == {
+        "status": "ok",
+        "version": __version__,
+        "executor": "local",
+        "executor_error": None,
+    }
     # uvicorn shuts down gracefully, then re-raises the signal it caught, so the exit status is -SIGTERM.
     log_text = log_path.read_text()
     assert proc.returncode in (0, -signal.SIGTERM), log_text

@@ -1,19 +1,29 @@
-"""The run manager: queues runs, trains each in a worker process, records and publishes what happens.
+"""The run manager: queues runs, trains each on its executor, records and publishes what happens.
 
-What this is: `RunManager(storage, max_runs, publish)`. `submit` stores a 'queued' run and starts
-it as soon as fewer than `max_runs` runs are running (at most MAX_QUEUED wait; more raise
-`QueueFull`). Each running run has a worker process (app.services.worker, multiprocessing
-"spawn") and a reader thread in this process that receives the worker's messages, writes them to
-storage, keeps the run's status and calls `publish(run_id, message)` with a Message
-(app.services.messages: each step, each probe frame's display bytes, every status change, the end).
+What this is: `RunManager(storage, max_runs, publish, ..., executor)`. `submit` stores a 'queued'
+run and starts it as soon as fewer than `max_runs` runs are running (at most MAX_QUEUED wait; more
+raise `QueueFull`). Each running run has a worker (a RunWorker of the executor,
+app.services.executors: a "spawn" process on this machine by default, a detached Ray actor with
+GATESCOPE_RAY_ADDRESS) and a reader thread in this process that receives the worker's messages
+(app.services.reader), writes them to storage, keeps the run's status and calls
+`publish(run_id, message)` with a Message (app.services.messages: each step, each probe frame's
+display bytes, every status change, the end). The run records the executor and node training it.
+The manager never speaks to a process or to Ray itself: only through the RunWorker.
+
+Executors whose workers outlive the server (Ray): `shutdown` leaves their runs training, still
+'running' in storage, and the next `start` reattaches every run whose worker is still there (its
+worker buffered what it sent meanwhile); the others become 'interrupted' with a sentence saying
+why. An executor that cannot start runs (Ray unreachable) refuses new runs with
+ExecutorUnavailable (HTTP 503) and leaves queued runs queued.
 
 A queued run's RunPublic carries its `queue_position` (`public(record)`: how many queued runs are
 ahead of it, 0 for the next); when a run leaves the queue (starts, is stopped or deleted), every
 run still queued gets a StatusMessage with its new position.
 
 Final statuses: the worker's own end (completed, stopped, diverged); 'failed' with the worker's
-"<ExcType>: message", or "worker exited with code N" if the process died without a word (e.g.
-kill -9); 'stopped' after `stop`; 'interrupted' for runs cut short by `shutdown` (and, by
+"<ExcType>: message", or RunWorker.reap's sentence if the worker died without a word ("worker
+exited with code N" after a kill -9; "the Ray actor training this run died: <Ray's cause>" for a
+killed actor or a lost node); 'stopped' after `stop`; 'interrupted' for runs cut short by `shutdown` (and, by
 Storage.recover at the next start, for runs a crash left 'running').
 
 Threads: every public method is quick (a few SQLite writes and signals) and safe from any thread
@@ -43,7 +53,6 @@ What this is not: the web layer (no FastAPI here) nor the fan-out to viewers (ap
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import threading
 import time
 import uuid
@@ -53,8 +62,9 @@ from typing import Any
 
 import orjson
 
-from app.services import worker
 from app.services.disk import RUN_STORAGE_MB, DiskGuard
+from app.services.executors import Executor, ExecutorUnavailable
+from app.services.executors.local import LocalExecutor
 from app.services.forks import fork_config, no_snapshot
 from app.services.handles import Handle, Outcome
 from app.services.lineage import ForkOf
@@ -62,7 +72,7 @@ from app.services.messages import EndMessage, Message, Publish, StatusMessage
 from app.services.reader import Reader
 from app.services.records import RunRecord, utcnow
 from app.services.schemas import FINISHED, RunCreate, RunPublic
-from app.services.storage import Storage, StorageError
+from app.services.storage import INTERRUPTED_ERROR, Storage, StorageError
 
 MAX_QUEUED = 1000
 STOP_GRACE_SECONDS = 0.5
@@ -101,16 +111,18 @@ class RunManager:
         publish: Publish | None = None,
         storage_mb: int = RUN_STORAGE_MB,
         disk: DiskGuard | None = None,
+        executor: Executor | None = None,
     ) -> None:
-        """`storage_mb`: the budget of runs that ask for none; `disk`: the free-space floor."""
+        """`storage_mb`: the budget of runs that ask for none; `disk`: the free-space floor;
+        `executor`: where runs train (default: local processes)."""
         if max_runs < 1:
             raise ValueError("max_runs must be at least 1")
         self.storage = storage
         self.storage_mb = storage_mb
         self.disk = disk if disk is not None else DiskGuard(storage.path.parent)
+        self.executor: Executor = executor if executor is not None else LocalExecutor(max_runs)
         self.max_runs = max_runs
         self._publish = publish
-        self._mp = multiprocessing.get_context("spawn")
         self._lock = threading.Lock()
         self._queue: deque[str] = deque()
         self._running: dict[str, Handle] = {}
@@ -122,17 +134,38 @@ class RunManager:
     # -- lifecycle -------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Recover from the last session (requeue its queued runs) and start dispatching."""
-        queued = self.storage.recover()
+        """Recover from the last session and start dispatching: reattach its runs still training
+        (an executor whose workers outlive the server), interrupt the rest, requeue its queued runs."""
         with self._lock:
             if self._started:
                 return
             self._started, self._closing = True, False
+            reattached = self._reattach() if self.executor.detaches else []
+            queued = self.storage.recover(keep=reattached)
             self._queue.extend(run_id for run_id in queued if run_id not in self._queue)
             self._dispatch()
 
+    def _reattach(self) -> list[str]:
+        """Reattach the runs the last session left training on this executor; those it cannot
+        become 'interrupted' with a sentence. The reattached ids. Call with the lock held."""
+        reattached = []
+        for run_id, executor in self.storage.unfinished():
+            found = self.executor.reattach(run_id) if executor == self.executor.name else None
+            if found is None or isinstance(found, str):
+                why = found or f"it trained on the {executor or 'local'} executor"
+                error = f"{INTERRUPTED_ERROR}, and this run could not be reattached: {why}"
+                self.storage.update_run(run_id, status="interrupted", finished_at=utcnow(), error=error)
+                continue
+            record = self.storage.get_run(run_id)
+            assert record is not None
+            self._serve_in_thread(Handle(run_id, found), record.to_public())
+            reattached.append(run_id)
+        return reattached
+
     def shutdown(self, timeout: float = 10.0) -> None:
-        """Stop every worker and join the reader threads; their runs end 'interrupted'.
+        """Stop every worker and join the reader threads; their runs end 'interrupted'. On an
+        executor whose workers outlive the server (Ray) they are left training instead, still
+        'running' in storage, for the next start() to reattach.
 
         Queued runs stay 'queued' in storage and are requeued by the next start(). Blocks up to
         about STOP_GRACE_SECONDS plus the workers' exit (call it off the event loop).
@@ -143,11 +176,15 @@ class RunManager:
             deadline = time.monotonic() + STOP_GRACE_SECONDS
             for h in handles:
                 h.shutting_down = True
-                h.stop_event.set()
+                if self.executor.detaches:
+                    h.detached = True
+                    continue
+                h.worker.stop()
                 h.stop_deadline = min(h.stop_deadline or deadline, deadline)
         until = time.monotonic() + timeout
         for h in handles:
             h.thread.join(max(0.0, until - time.monotonic()))
+        self.executor.close()
 
     # -- runs ------------------------------------------------------------------------------
 
@@ -188,8 +225,10 @@ class RunManager:
 
     def _enqueue(self, records: list[RunRecord]) -> list[RunRecord]:
         """Store 'queued' runs, all or none (QueueFull, DiskFull, StorageError), and start what fits.
-        Each gets its config's storage budget, or the server's."""
+        Each gets its config's storage budget, or the server's. ExecutorUnavailable if the
+        executor cannot start runs (Ray unreachable)."""
         self.disk.check()
+        self.executor.check()
         for record in records:
             record.storage_mb = record.config.get("storage_mb") or self.storage_mb
         with self._lock:
@@ -271,7 +310,7 @@ class RunManager:
             if h is None or h.stop_requested:
                 raise WrongState(f"only a running or paused run can {verb}: run {run_id} is {record.status}")
             try:
-                h.control.send(message)
+                h.worker.control(message)
             except (OSError, EOFError) as exc:  # the worker is exiting
                 raise WrongState(f"run {run_id} is ending and cannot {verb}") from exc
             return record
@@ -312,10 +351,10 @@ class RunManager:
         return data
 
     def worker_pid(self, run_id: str) -> int | None:
-        """The pid of the run's worker process, while it runs."""
+        """The pid of the run's worker process (on its node), while it runs."""
         with self._lock:
             h = self._running.get(run_id)
-            return h.process.pid if h is not None else None
+            return h.worker.pid if h is not None else None
 
     def running(self) -> list[str]:
         """Ids of the runs with a worker, in start order."""
@@ -335,43 +374,41 @@ class RunManager:
     # -- scheduling (under self._lock) -----------------------------------------------------
 
     def _dispatch(self) -> None:
-        """Start queued runs while there are free slots. Call with the lock held."""
+        """Start queued runs while there are free slots (and the executor can). Call with the lock held."""
+        try:
+            self.executor.check()
+        except ExecutorUnavailable:
+            return  # they stay queued
         while self._started and not self._closing and self._queue and len(self._running) < self.max_runs:
             run_id = self._queue[0]
             record = self.storage.get_run(run_id)
             if record is None or record.status != "queued":  # deleted or stopped meanwhile
                 self._queue.popleft()
                 continue
-            record = self.storage.update_run(run_id, status="running", started_at=utcnow())
-            self._queue.popleft()
-            assert record is not None
-            conn, child_conn = self._mp.Pipe(duplex=False)
-            child_control, control = self._mp.Pipe(duplex=False)
-            stop_event = self._mp.Event()
             start = None
             if record.fork is not None:  # its own copy of the parent's snapshot (Storage.create_run)
                 snapshot = self.storage.snapshot(run_id, record.fork.step) or b""  # b"": fails to load
                 start = (snapshot, record.fork.changes)
-            config_json = orjson.dumps(record.config).decode()
-            process = self._mp.Process(
-                target=worker.main,
-                args=(run_id, config_json, child_conn, stop_event, child_control, start),
-                name=f"gatescope-run-{run_id}",
-                daemon=True,
+            run_worker = self.executor.launch(run_id, orjson.dumps(record.config).decode(), start)
+            executor, node = run_worker.where  # a Ray worker's node is known once it is up (Reader)
+            record = self.storage.update_run(
+                run_id, status="running", started_at=utcnow(), executor=executor, node=node
             )
-            h = Handle(run_id, process, conn, child_conn, stop_event, control, child_control)
-            h.thread = threading.Thread(
-                target=self._serve,
-                args=(h, record.to_public()),
-                name=f"gatescope-reader-{run_id}",
-                daemon=True,
-            )
-            self._running[run_id] = h
-            h.thread.start()
+            self._queue.popleft()
+            assert record is not None
+            self._serve_in_thread(Handle(run_id, run_worker), record.to_public())
+
+    def _serve_in_thread(self, h: Handle, running: RunPublic) -> None:
+        """Hold the run's handle and start its reader thread. Call with the lock held."""
+        h.thread = threading.Thread(
+            target=self._serve, args=(h, running), name=f"gatescope-reader-{h.run_id}", daemon=True
+        )
+        self._running[h.run_id] = h
+        h.thread.start()
 
     def _request_stop(self, h: Handle, grace: float) -> None:
         h.stop_requested = True
-        h.stop_event.set()
+        h.worker.stop()
         deadline = time.monotonic() + grace
         h.stop_deadline = deadline if h.stop_deadline is None else min(h.stop_deadline, deadline)
 
@@ -384,15 +421,8 @@ class RunManager:
         try:
             with self._lock:
                 abandon = h.stop_requested  # stopped or deleted before the worker even started
-            if abandon:
-                h.child_conn.close()
-                h.child_control.close()
-            else:
-                try:
-                    h.process.start()
-                finally:
-                    h.child_conn.close()  # so that the worker's death reads as EOF here
-                    h.child_control.close()
+            if not abandon:
+                h.worker.start()
                 Reader(h, self.storage, self._emit, self._lock, self.disk).read(outcome)
         except StorageError as exc:
             log.error("run %s: %s", h.run_id, exc)
@@ -403,18 +433,18 @@ class RunManager:
             outcome.error = f"the server failed while running this run: {type(exc).__name__}: {exc}"
             h.terminate()
         finally:
-            outcome.exitcode = h.reap(JOIN_SECONDS)
-            h.conn.close()
-            h.control.close()
+            if h.detached:
+                h.worker.detach()
+            else:
+                outcome.death = h.worker.reap(JOIN_SECONDS)
         try:
-            self._finish(h, outcome)
+            if not h.detached:
+                self._finish(h, outcome)
         except Exception:
             log.exception("run %s: could not record how it ended", h.run_id)
         finally:
             with self._lock:
                 del self._running[h.run_id]
-                if h.process.exitcode is not None:
-                    h.process.close()
                 try:
                     self._dispatch()
                 except Exception:
@@ -438,7 +468,7 @@ class RunManager:
         elif h.shutting_down:
             status, error = "interrupted", SHUTDOWN_ERROR
         else:
-            status, error = "failed", f"worker exited with code {outcome.exitcode}"
+            status, error = "failed", outcome.death
         record = self.storage.update_run(h.run_id, status=status, finished_at=utcnow(), error=error)
         if record is None:
             return  # deleted meanwhile

@@ -18,6 +18,9 @@ current file is left as it is:
   so far) and `notes` (sentences about the run that are not errors, '[]'), and the history table
   (per probe step the arrays the gradient-flow and spectra views read: thinning.history_row),
   filled from the stored display frames.
+- version 8 -> 9: runs gain `executor`
+  ("local" or "ray": what trained the run; "local" for every built-in run started so far) and
+  `node` (the machine or Ray node that trained it; NULL: not known).
 
 Files made before version 4 have no auto-vacuum: the first open switches it to incremental and
 rewrites the file once with VACUUM (it needs free disk space about the file's size), so that
@@ -37,7 +40,7 @@ from app.core.frames import MAX_T, MAX_UNITS, Frame
 from app.services.records import brief
 from app.services.thinning import history_row
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 INCREMENTAL = 2  # PRAGMA auto_vacuum's value for INCREMENTAL
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -59,7 +62,9 @@ CREATE TABLE IF NOT EXISTS runs (
     fork_step INTEGER,
     fork_changes TEXT,
     storage_mb INTEGER,
-    notes TEXT NOT NULL DEFAULT '[]'
+    notes TEXT NOT NULL DEFAULT '[]',
+    executor TEXT,
+    node TEXT
 );
 CREATE INDEX IF NOT EXISTS runs_by_created ON runs (created_at);
 CREATE INDEX IF NOT EXISTS runs_by_status ON runs (status, created_at);
@@ -149,6 +154,10 @@ def migrate(conn: sqlite3.Connection) -> None:
             conn.execute(f"ALTER TABLE runs ADD COLUMN {column}")
     conn.execute("CREATE INDEX IF NOT EXISTS runs_by_parent ON runs (parent)")
     _add_budgets_and_history(conn)
+    if "executor" not in _columns(conn, "runs"):  # version 8 -> 9: every run so far trained here
+        conn.execute("ALTER TABLE runs ADD COLUMN executor TEXT")
+        conn.execute("ALTER TABLE runs ADD COLUMN node TEXT")
+        conn.execute("UPDATE runs SET executor = 'local' WHERE kind = 'built-in' AND started_at IS NOT NULL")
 
 
 def _columns(conn: sqlite3.Connection, table: str) -> set[str]:

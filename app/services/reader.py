@@ -6,8 +6,11 @@ buffered and stored in batches (at most FLUSH_ROWS, or every FLUSH_SECONDS), eac
 once; a probe's display bytes are published before its frame and snapshot are stored; checkpoints
 and interventions are stored; once the disk is below its free-space floor (app.services.disk) no
 more frames or snapshots are stored, and the run's notes say so; "paused" / "resumed" set the
-run's status. It terminates the worker once the stop deadline the manager set has passed, and
-returns when the worker ends, fails or its pipe closes, with how it ended in `outcome`. A storage
+run's status. It records the node that trains the run when the worker is first heard from (if not known yet),
+and tells the worker when everything it sent is stored (RunWorker.committed: a Ray actor keeps its
+messages until then). It terminates the worker once the stop deadline the manager set has passed,
+and returns when the worker ends, fails or its channel closes (or the server detaches it), with
+how it ended in `outcome`. A storage
 write that fails raises StorageError (which ends the run), unless the run was deleted meanwhile.
 
 What this is not: the scheduling or the final status (app.services.manager).
@@ -63,12 +66,16 @@ class Reader:
             timeout = POLL_SECONDS
             if self.rows:
                 timeout = min(timeout, max(0.0, self.flushed_at + FLUSH_SECONDS - now))
+            if h.detached:
+                break  # the server shuts down and leaves the worker training
             try:
-                message = h.conn.recv() if h.conn.poll(timeout) else None
-            except (EOFError, OSError):
+                message = h.worker.recv(timeout)
+            except EOFError:
                 break  # the worker is gone
             if message is not None:
-                h.heard = True
+                if not h.heard:
+                    h.heard = True
+                    self._record_where()
                 if self._handle(message, outcome):
                     self.flush()
                     return
@@ -76,7 +83,19 @@ class Reader:
                 self.rows and time.monotonic() - self.flushed_at >= FLUSH_SECONDS
             ):
                 self.flush()
+            if not self.rows:
+                h.worker.committed()  # everything received so far is stored
         self.flush()
+
+    def _record_where(self) -> None:
+        """Record the node training the run if the manager could not when it started it (a Ray
+        actor's is known once it is up); its viewers get it."""
+        executor, node = self.h.worker.where
+        record = self.storage.get_run(self.h.run_id)
+        if record is not None and node is not None and record.node != node:
+            record = self.storage.update_run(self.h.run_id, executor=executor, node=node)
+            if record is not None:
+                self.emit(StatusMessage(record.to_public()))
 
     def flush(self) -> None:
         """Store the buffered step metrics."""

@@ -20,6 +20,7 @@ from typing import Any
 
 import orjson
 
+from app.services.executors import ExecutorName
 from app.services.lineage import ForkOf, ForkRef
 from app.services.schemas import AttachedConfig, RunCreate, RunKind, RunPublic, RunStatus, RunSummary
 
@@ -52,6 +53,8 @@ class RunRecord:
     storage_mb: int | None = None  # its storage budget (Storage.add_probe thins to it); None: none
     storage_bytes: int = 0  # what it takes (Storage.run_bytes), as storage last read it
     notes: list[str] = field(default_factory=list)  # sentences about it that are not errors
+    executor: ExecutorName | None = None  # "local" or "ray": what trained it (None: not started, or attached)
+    node: str | None = None  # the machine or Ray node that trained it, once known
 
     @classmethod
     def new(cls, run_id: str, config: RunCreate, group: str | None = None) -> RunRecord:
@@ -99,6 +102,8 @@ class RunRecord:
             storage_mb=self.storage_mb,
             storage_bytes=self.storage_bytes,
             notes=self.notes,
+            executor=self.executor,
+            node=self.node,
             **self._shown(),
         )
 

@@ -1,7 +1,7 @@
 """The public shapes of a run: what a client sends (RunCreate, AttachCreate) and gets back (RunPublic).
 
 What this is: pydantic models with every bound the API enforces, so a 422 names the field and
-the limit, and `to_train_config`, the one place a RunCreate becomes the core's TrainConfig.
+the limit, and `to_train_config` (app.services.train_config), where a RunCreate becomes a TrainConfig.
 Two kinds of run share RunPublic: "built-in" runs (config: RunCreate), which this server trains,
 and "attached" runs (config: AttachedConfig), one per recurrent module a user's own script
 watches (`gatescope.watch`), whose steps and frames arrive over the ingest endpoints (StepIn,
@@ -19,11 +19,13 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
 from app.core.cells import CELLS, CellName
-from app.core.engine import OPTIMIZERS, TrainConfig
+from app.core.engine import OPTIMIZERS
 from app.core.model import INIT_SCHEMES
 from app.core.probes import WatchSource
 from app.core.tasks import MAX_TEXT_CHARS, TASKS, CharLMTask, make_task
+from app.services.executors import ExecutorName
 from app.services.lineage import ForkOf, ForkRef
+from app.services.train_config import to_train_config as to_train_config
 from gatescope.sink import EndStatus
 
 RunStatus = Literal[
@@ -318,6 +320,8 @@ class RunPublic(BaseModel):
     storage_mb: int | None = None  # its storage budget (docs/api.md "Storage budget"); None: none
     storage_bytes: int = 0  # what its frames, snapshots, history rows and checkpoint take now
     notes: list[str] = []  # sentences about the run that are not errors (frames no longer recorded)
+    executor: ExecutorName | None = None  # what trains it; None until it starts, and attached
+    node: str | None = None  # the machine (local) or "<ip>/<node id>" (Ray) training it, once known
 
     @model_validator(mode="after")
     def _kind_matches(self) -> RunPublic:
@@ -458,37 +462,8 @@ class IngestReply(BaseModel):
 
     run_id: str
     step: int  # the last stored step
-    frames: int  # stored frames
+    frames: int  # frames received (stored, thinned since, or not recorded below the disk's floor)
     stop: bool  # someone pressed Stop on the dashboard (or the run has ended)
-
-
-def to_train_config(run: RunCreate, threads: int = 1) -> TrainConfig:
-    """The core's view of a run."""
-    return TrainConfig(
-        cell=run.cell,
-        task=run.task.name,
-        task_params=run.task.params,
-        hidden_size=run.hidden_size,
-        num_layers=run.num_layers,
-        bidirectional=run.bidirectional,
-        init=run.init.scheme,
-        gain=run.init.gain,
-        forget_bias=run.init.forget_bias,
-        optimizer=run.optimizer.name,
-        lr=run.optimizer.lr,
-        momentum=run.optimizer.momentum,
-        clip=run.clip.mode,
-        clip_threshold=run.clip.threshold,
-        tbptt=run.tbptt,
-        batch_size=run.batch_size,
-        steps=run.steps,
-        seed=run.seed,
-        probe_every=run.probe_every,
-        probe_text=run.probe_text,
-        itemize=run.itemize,
-        probe_budget=run.probe_budget,
-        threads=threads,
-    )
 
 
 # the literal lists above must name exactly what the core offers

@@ -10,7 +10,8 @@ NULL when it equals the full frame), snapshots (per probe step the torch.save by
 Trainer.state(): what a fork starts from), history (per probe step the arrays the gradient-flow
 and spectra views read, app.services.thinning.history_row: never thinned), checkpoints (the latest
 weights of each run) and interventions, all deleted with their run (ON DELETE CASCADE); and texts
-(custom texts by content hash, which the dashboard's links name: app/web/texts.py). `run_bytes` is
+(custom texts by content hash, which the dashboard's links name: app/web/texts.py); a run's row
+is read and written as app.services.run_rows says. `run_bytes` is
 what a run's frames, snapshots, history rows and checkpoint take. `RunRecord`
 (app.services.records) is a run's row in Python. An older database is migrated when opened
 (app.services.migrations). Runs are listed a page at a time, newest first, filtered by a RunQuery
@@ -32,20 +33,23 @@ keeps nothing in memory beyond the two connections.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Collection
 from dataclasses import fields
-from typing import Any, Literal, cast
+from typing import Any, Literal
 
 import orjson
 
 from app.core.engine import StepMetrics
 from app.services.database import DB_NAME as DB_NAME
-from app.services.database import Database, as_datetime, iso
+from app.services.database import Database, iso
 from app.services.database import StorageError as StorageError
 from app.services.interventions import Intervention
-from app.services.lineage import ForkOf, ForkRef
-from app.services.records import RunRecord, brief, utcnow
+from app.services.lineage import ForkRef
+from app.services.records import RunRecord, utcnow
 from app.services.run_query import RunQuery
-from app.services.schemas import RunKind, RunStatus, RunSummary
+from app.services.run_rows import BRIEF_COLUMNS, RUN_COLUMNS, UPDATABLE, column_value
+from app.services.run_rows import record as record_of
+from app.services.schemas import RunSummary
 from app.services.thinning import MB, history_row, kept_steps
 
 INTERRUPTED_ERROR = "server restarted during the run"
@@ -54,24 +58,6 @@ Resolution = Literal["full", "display"]
 RESOLUTIONS: tuple[Resolution, ...] = ("full", "display")
 
 METRIC_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(StepMetrics))
-_RUN_COLUMNS = (
-    "id, status, config, created_at, started_at, finished_at, step, steps, error, grp, kind, name, tags, "
-    "parent, fork_step, fork_changes, storage_mb, notes"
-)
-_BRIEF_COLUMNS = _RUN_COLUMNS.replace("config", "brief")  # the run list reads the brief, not the config
-# RunRecord field -> runs column, for update_run
-_UPDATABLE = {
-    "status": "status",
-    "config": "config",
-    "started_at": "started_at",
-    "finished_at": "finished_at",
-    "step": "step",
-    "steps": "steps",
-    "error": "error",
-    "group": "grp",
-    "name": "name",
-    "tags": "tags",
-}
 
 
 class Storage(Database):
@@ -87,11 +73,11 @@ class Storage(Database):
         try:
             with self._write("creating a run") as conn:
                 conn.execute(
-                    f"INSERT INTO runs ({_RUN_COLUMNS}, brief) VALUES ({', '.join('?' * 19)})",
+                    f"INSERT INTO runs ({RUN_COLUMNS}, brief) VALUES ({', '.join('?' * 21)})",
                     (
                         record.id,
                         record.status,
-                        _column_value("config", record.config),
+                        column_value("config", record.config),
                         iso(record.created_at),
                         iso(record.started_at),
                         iso(record.finished_at),
@@ -101,13 +87,15 @@ class Storage(Database):
                         record.group,
                         record.kind,
                         record.name,
-                        _column_value("tags", record.tags),
+                        column_value("tags", record.tags),
                         fork.parent if fork is not None else None,
                         fork.step if fork is not None else None,
                         orjson.dumps(fork.changes).decode() if fork is not None else None,
                         record.storage_mb,
-                        _column_value("notes", record.notes),
-                        _column_value("brief", record.config),
+                        column_value("notes", record.notes),
+                        record.executor,
+                        record.node,
+                        column_value("brief", record.config),
                     ),
                 )
                 if fork is not None and not _copy_snapshot(conn, fork.parent, fork.step, record.id):
@@ -136,14 +124,14 @@ class Storage(Database):
             conn.execute("BEGIN")  # one snapshot for the page and the count
             try:
                 rows = conn.execute(
-                    f"SELECT {_BRIEF_COLUMNS} FROM runs {where} ORDER BY created_at DESC, rowid DESC "
+                    f"SELECT {BRIEF_COLUMNS} FROM runs {where} ORDER BY created_at DESC, rowid DESC "
                     "LIMIT ? OFFSET ?",
                     (*args, limit, offset),
                 ).fetchall()
                 (total,) = conn.execute(f"SELECT count(*) FROM runs {where}", args).fetchone()
             finally:
                 conn.execute("COMMIT")
-        return [_record(r).to_summary() for r in rows], int(total)
+        return [record_of(r).to_summary() for r in rows], int(total)
 
     def missing(self, run_ids: list[str]) -> list[str]:
         """Those of `run_ids` that no run has, in the order given."""
@@ -161,15 +149,15 @@ class Storage(Database):
 
         Returns the run as updated, or None if there is no such run. TypeError on an unknown field.
         """
-        unknown = set(fields) - set(_UPDATABLE)
+        unknown = set(fields) - set(UPDATABLE)
         if unknown:
             raise TypeError(f"update_run() cannot set {', '.join(sorted(unknown))}")
         if not fields:
             return self.get_run(run_id)
         if "config" in fields:
             fields["brief"] = fields["config"]
-        values = [_column_value(name, value) for name, value in fields.items()]
-        assignments = ", ".join(f"{_UPDATABLE.get(name, name)} = ?" for name in fields)
+        values = [column_value(name, value) for name, value in fields.items()]
+        assignments = ", ".join(f"{UPDATABLE.get(name, name)} = ?" for name in fields)
         with self._write("updating a run") as conn:
             if conn.execute(f"UPDATE runs SET {assignments} WHERE id = ?", (*values, run_id)).rowcount == 0:
                 return None
@@ -182,18 +170,28 @@ class Storage(Database):
         with self._write("deleting a run") as conn:
             return conn.execute("DELETE FROM runs WHERE id = ?", (run_id,)).rowcount > 0
 
-    def recover(self) -> list[str]:
-        """At startup: runs left 'running' or 'paused' become 'interrupted'; 'queued' ids, oldest first."""
+    def recover(self, keep: Collection[str] = ()) -> list[str]:
+        """At startup: runs left 'running' or 'paused' become 'interrupted', but those in `keep`
+        (reattached to workers still training); 'queued' ids, oldest first."""
         with self._write("recovering runs") as conn:
             conn.execute(
                 "UPDATE runs SET status = 'interrupted', finished_at = ?, error = ?"
-                " WHERE status IN ('running', 'paused')",
-                (iso(utcnow()), INTERRUPTED_ERROR),
+                f" WHERE status IN ('running', 'paused') AND id NOT IN ({', '.join('?' * len(keep))})",
+                (iso(utcnow()), INTERRUPTED_ERROR, *keep),
             )
             rows = conn.execute(
                 "SELECT id FROM runs WHERE status = 'queued' ORDER BY created_at, rowid"
             ).fetchall()
         return [r[0] for r in rows]
+
+    def unfinished(self) -> list[tuple[str, str | None]]:
+        """(id, executor) of the runs left 'running' or 'paused', oldest first (before `recover`)."""
+        with self._read("looking for unfinished runs") as conn:
+            rows = conn.execute(
+                "SELECT id, executor FROM runs WHERE status IN ('running', 'paused')"
+                " ORDER BY created_at, rowid"
+            ).fetchall()
+        return [(r[0], r[1]) for r in rows]
 
     # -- metrics ---------------------------------------------------------------------------
 
@@ -339,7 +337,7 @@ class Storage(Database):
     def add_intervention(self, run_id: str, item: Intervention) -> None:
         row = (run_id, item.id, item.step, orjson.dumps(item.changes).decode(), iso(item.applied_at))
         with self._write("storing an intervention") as conn:
-            conn.execute("INSERT INTO interventions VALUES (?, ?, ?, ?, ?)", row)
+            conn.execute("INSERT OR REPLACE INTO interventions VALUES (?, ?, ?, ?, ?)", row)
 
     def interventions(self, run_id: str) -> list[Intervention]:
         """The run's applied interventions, in the order applied."""
@@ -380,16 +378,6 @@ class Storage(Database):
 
 
 # -- conversions ----------------------------------------------------------------------------
-
-
-def _column_value(name: str, value: Any) -> Any:
-    if name in ("started_at", "finished_at"):
-        return iso(value)
-    if name in ("config", "tags", "notes"):
-        return orjson.dumps(value).decode()
-    if name == "brief":  # `value` is the whole config
-        return orjson.dumps(brief(value)).decode()
-    return value
 
 
 def _copy_snapshot(conn: sqlite3.Connection, run_id: str, step: int, to: str) -> bool:
@@ -437,54 +425,11 @@ def _thin(conn: sqlite3.Connection, run_id: str) -> None:
 
 def _run(conn: sqlite3.Connection, run_id: str) -> RunRecord | None:
     """The run's record with its forks (oldest first) and the bytes it takes, or None."""
-    row = conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,)).fetchone()
+    row = conn.execute(f"SELECT {RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,)).fetchone()
     if row is None:
         return None
     query = "SELECT id, fork_step FROM runs WHERE parent = ? ORDER BY created_at, rowid"
-    record = _record(row)
+    record = record_of(row)
     record.forks = [ForkRef(id=i, step=s) for i, s in conn.execute(query, (run_id,)).fetchall()]
     record.storage_bytes = _run_bytes(conn, run_id)
     return record
-
-
-def _record(row: tuple[Any, ...]) -> RunRecord:
-    (
-        run_id,
-        status,
-        config,
-        created_at,
-        started_at,
-        finished_at,
-        step,
-        steps,
-        error,
-        group,
-        kind,
-        name,
-        tags,
-        parent,
-        fork_step,
-        fork_changes,
-        storage_mb,
-        notes,
-    ) = row
-    created = as_datetime(created_at)
-    assert created is not None
-    return RunRecord(
-        id=run_id,
-        status=cast(RunStatus, status),
-        config=orjson.loads(config),
-        created_at=created,
-        started_at=as_datetime(started_at),
-        finished_at=as_datetime(finished_at),
-        step=step,
-        steps=steps,
-        error=error,
-        group=group,
-        kind=cast(RunKind, kind),
-        name=name,
-        tags=orjson.loads(tags),
-        fork=ForkOf(parent=parent, step=fork_step, changes=orjson.loads(fork_changes)) if parent else None,
-        storage_mb=storage_mb,
-        notes=orjson.loads(notes),
-    )

@@ -1,7 +1,8 @@
 """The training worker: the body of one run, in its own process.
 
 What this is: `main(run_id, config_json, conn, stop_event)`, the target of a multiprocessing
-"spawn" Process started by app.services.manager. It builds the run's Trainer (one torch thread),
+"spawn" Process started by the local executor (app.services.executors.local); the Ray executor's
+actor calls `run` in a thread instead. It builds the run's Trainer (one torch thread),
 iterates `Trainer.events()` and sends each event to the parent over `conn` as a tuple:
 
     ("step", metrics: dict)                          every training step (StepMetrics as a dict)
@@ -71,6 +72,20 @@ class StopSignal(Protocol):
     def is_set(self) -> bool: ...
 
 
+class Outbox(Protocol):
+    """Where the worker sends its messages: a Connection, or a Ray actor's buffer."""
+
+    def send(self, obj: Any) -> None: ...
+
+
+class Inbox(Protocol):
+    """Where the worker reads its control messages: a Connection, or a Ray actor's queue."""
+
+    def poll(self, timeout: float = 0.0) -> bool: ...
+
+    def recv(self) -> Any: ...
+
+
 class ParentGoneError(Exception):
     """The parent process died or closed its end of the pipe."""
 
@@ -104,15 +119,17 @@ def main(
 def run(
     run_id: str,
     config_json: str,
-    conn: Connection,
+    conn: Outbox,
     stop_event: StopSignal,
-    control: Connection | None = None,
+    control: Inbox | None = None,
     start: Start | None = None,
 ) -> int:
     """Train one run, sending its events over `conn`; the exit code (0 after "end", 1 on error).
     `start`: a fork's (snapshot bytes, changes) to go on from.
 
-    Callable in-process (e.g. from a thread in tests): it never touches signals or exits.
+    Callable in-process (from a thread: tests, the Ray actor): it never touches signals or exits.
+    `conn` and `control` are Connections in a worker process, an actor's buffer and queue on Ray
+    (app.services.executors.ray_actor).
     """
     parent = os.getppid()
     try:
@@ -187,7 +204,7 @@ class _Bench:
     """The worker's side of the control pipe: pause, resume, intervene (read between two steps)."""
 
     def __init__(
-        self, trainer: Trainer, conn: Connection, stop: StopSignal, control: Connection | None, parent: int
+        self, trainer: Trainer, conn: Outbox, stop: StopSignal, control: Inbox | None, parent: int
     ) -> None:
         self.trainer, self.conn, self.stop_event, self.control = trainer, conn, stop, control
         self.parent = parent
@@ -248,7 +265,7 @@ class _Checkpoints:
         return checkpoint_bytes(self.config, self.trainer)
 
 
-def _send(conn: Connection, message: tuple[Any, ...]) -> None:
+def _send(conn: Outbox, message: tuple[Any, ...]) -> None:
     try:
         conn.send(message)
     except (OSError, EOFError) as exc:  # BrokenPipeError, ConnectionResetError, a closed handle

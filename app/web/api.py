@@ -22,7 +22,7 @@ from typing import Annotated, Any, Literal
 
 import anyio
 import orjson
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
 from fastapi.responses import FileResponse
 from starlette.background import BackgroundTask
 
@@ -30,6 +30,8 @@ from app import __version__
 from app.core.frames import MAX_T, MAX_UNITS, Frame
 from app.services import export, inference
 from app.services.catalog import Catalog, catalog
+from app.services.executors import ExecutorUnavailable
+from app.services.manager import RunManager
 from app.services.storage import Resolution
 from app.web.deps import (
     NOT_FOUND,
@@ -62,9 +64,18 @@ def _json(data: Any, status_code: int = 200) -> Response:
 
 
 @health_router.get("/health")
-def health() -> Health:
-    """Liveness probe (needs no token)."""
-    return Health(status="ok", version=__version__)
+def health(request: Request) -> Health:
+    """Liveness probe (needs no token); says where runs train, and why they cannot start if so."""
+    manager: RunManager | None = getattr(request.app.state, "manager", None)  # None before the lifespan
+    if manager is None:
+        return Health(status="ok", version=__version__)
+    try:
+        manager.executor.check()
+    except ExecutorUnavailable as exc:
+        return Health(
+            status="ok", version=__version__, executor=manager.executor.name, executor_error=str(exc)
+        )
+    return Health(status="ok", version=__version__, executor=manager.executor.name)
 
 
 @router.get("/catalog", tags=["catalog"])

@@ -79,7 +79,8 @@ def get_run(run_id: RunId, storage: StorageDep) -> RunRecord:
 RunDep = Annotated[RunRecord, Depends(get_run)]
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "no run with this id"}}
 DISK_FULL: dict[int | str, dict[str, Any]] = {
-    507: {"description": "the disk is below the server's free-space floor (GATESCOPE_MIN_FREE_MB)"}
+    503: {"description": "storage failed, or the Ray cluster (GATESCOPE_RAY_ADDRESS) is unreachable"},
+    507: {"description": "the disk is below the server's free-space floor (GATESCOPE_MIN_FREE_MB)"},
 }
 
 

@@ -2,12 +2,13 @@
 
 What this is: `install(app)` maps the services' exceptions to status codes (RunNotFound 404,
 WrongState and NotCharLMError 409, frame_checks.Invalid and estimates.TooCostly 422, QueueFull
-429, StorageError 503, disk.DiskFull 507; an exception with `stop = True`, attached.RunEnded, adds
-"stop": true to the body), answers request validation errors as FastAPI does but with non-finite
-inputs (a JSON body may say NaN) written as strings, and adds `CatchAll`, an ASGI middleware that
-turns any other exception into a logged 500 {"detail": "internal error"} (Starlette's own handler
-would re-raise it after answering). What this is not: validation, which pydantic and app.core do;
-their 422 bodies name the field and the limit.
+429, StorageError and executors.ExecutorUnavailable 503, disk.DiskFull 507; an exception with
+`stop = True`, attached.RunEnded, adds "stop": true to the body), answers request validation
+errors as FastAPI does but with non-finite inputs (a JSON body may say NaN) written as strings,
+and adds `CatchAll`, an ASGI middleware that turns any other exception into a logged 500
+{"detail": "internal error"} (Starlette's own handler would re-raise it after answering). What
+this is not: validation, which pydantic and app.core do; their 422 bodies name the field and the
+limit.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.services.disk import DiskFull
 from app.services.estimates import TooCostly
+from app.services.executors import ExecutorUnavailable
 from app.services.frame_checks import Invalid
 from app.services.inference import NotCharLMError
 from app.services.manager import QueueFull, RunNotFound, WrongState
@@ -39,6 +41,7 @@ STATUS: dict[type[Exception], int] = {
     TooCostly: 422,
     QueueFull: 429,
     StorageError: 503,
+    ExecutorUnavailable: 503,
     DiskFull: 507,
 }
 

@@ -137,3 +137,5 @@ class ProbePublic(BaseModel):
 class Health(BaseModel):
     status: str
     version: str
+    executor: str = "local"  # where runs train: "local" or "ray" (GATESCOPE_RAY_ADDRESS)
+    executor_error: str | None = None  # why the executor cannot start runs now (new runs get a 503)

@@ -278,7 +278,12 @@ def test_probes_at_full_and_display_resolution(storage: Storage) -> None:
 
 
 V8_RUNS = ["storage_mb", "notes"]  # the columns version 8 gave runs
-V7_SCHEMA = migrations.SCHEMA.replace(
+V9_RUNS = ["executor", "node"]  # and version 9
+V8_SCHEMA = migrations.SCHEMA.replace(
+    "    notes TEXT NOT NULL DEFAULT '[]',\n    executor TEXT,\n    node TEXT\n",
+    "    notes TEXT NOT NULL DEFAULT '[]'\n",
+)
+V7_SCHEMA = V8_SCHEMA.replace(
     "    fork_changes TEXT,\n    storage_mb INTEGER,\n    notes TEXT NOT NULL DEFAULT '[]'\n",
     "    fork_changes TEXT\n",
 ).split("CREATE TABLE IF NOT EXISTS history")[0]
@@ -367,7 +372,7 @@ def test_a_version_2_database_gains_the_run_kind(tmp_path: Path) -> None:
             assert check.execute("PRAGMA user_version").fetchone() == (migrations.SCHEMA_VERSION,)
             columns = [row[1] for row in check.execute("PRAGMA table_info(runs)")]
             old = ["kind", "name", "tags", "brief", "parent", "fork_step", "fork_changes"]
-            assert columns[-9:] == [*old, *V8_RUNS]
+            assert columns[-11:] == [*old, *V8_RUNS, *V9_RUNS]
         check.close()
 
 
@@ -453,6 +458,29 @@ def test_recover_interrupts_running_and_returns_queued_oldest_first(tmp_path: Pa
         assert done is not None and done.status == "completed" and done.error is None and done.step == 1
         assert len(s.metrics("done")) == 1
         assert s.recover() == ["q1", "q2"]  # idempotent
+
+
+def test_recover_keeps_the_runs_it_is_told_to_and_lists_the_unfinished(tmp_path: Path) -> None:
+    with Storage(tmp_path) as s:
+        for i, run_id in enumerate(["on-ray", "paused", "local"]):
+            s.create_run(_record(run_id, minutes=i, status="paused" if run_id == "paused" else "running"))
+        s.update_run("on-ray", executor="ray", node="10.0.0.2/ab12cd34")
+        s.create_run(_record("done", minutes=3, status="completed"))
+        assert s.unfinished() == [("on-ray", "ray"), ("paused", None), ("local", None)]
+        assert s.recover(keep=["on-ray", "paused"]) == []
+        assert {r: (s.get_run(r) or _record(r)).status for r in ("on-ray", "paused", "local", "done")} == {
+            "on-ray": "running",
+            "paused": "paused",
+            "local": "interrupted",
+            "done": "completed",
+        }
+        kept = s.get_run("on-ray")
+        assert kept is not None and (kept.executor, kept.node, kept.error) == (
+            "ray",
+            "10.0.0.2/ab12cd34",
+            None,
+        )
+        assert s.unfinished() == [("on-ray", "ray"), ("paused", None)]
 
 
 def test_concurrent_writers_and_readers(storage: Storage) -> None:
@@ -579,6 +607,38 @@ def test_snapshots_forks_and_run_bytes(storage: Storage) -> None:
     kept = storage.get_run("f1")
     assert kept is not None and kept.fork is not None and kept.fork.parent == "p"  # the link stays
     assert storage.snapshot_steps("f1") == [10]
+
+
+def test_a_version_8_database_gains_executor_and_node(tmp_path: Path) -> None:
+    """Built-in runs that started so far trained locally; the node is not known."""
+    assert V8_SCHEMA != migrations.SCHEMA
+    path = tmp_path / "gatescope.db"
+    conn = sqlite3.connect(path)
+    conn.executescript(V8_SCHEMA + "; PRAGMA user_version = 8;")
+    conn.commit()
+    conn.close()
+    conn = sqlite3.connect(path)  # rows as version 8 wrote them: its columns, no executor or node
+    with Storage(tmp_path / "scratch") as scratch:
+        scratch.create_run(_record("started", status="completed"))
+        scratch.update_run("started", started_at=datetime(2024, 1, 1, tzinfo=UTC))
+        scratch.create_run(_record("waiting"))
+        scratch.create_run(RunRecord.attached("att", ATTACHED, group="g"))
+        reader = sqlite3.connect(scratch.path)
+        rows = reader.execute("SELECT * FROM runs").fetchall()
+        reader.close()
+    conn.executemany(f"INSERT INTO runs VALUES ({', '.join('?' * 19)})", [r[:19] for r in rows])
+    conn.commit()
+    conn.close()
+    for _ in range(2):  # the second open finds the columns and changes nothing
+        with Storage(tmp_path) as storage:
+            found = {r: storage.get_run(r) for r in ("started", "waiting", "att")}
+            assert {r: (v.executor, v.node) for r, v in found.items() if v} == {
+                "started": ("local", None),
+                "waiting": (None, None),
+                "att": (None, None),
+            }
+            public = storage.get_run("started")
+            assert public is not None and public.to_public().executor == "local"
 
 
 def test_a_version_6_database_gains_snapshots_and_fork_links(tmp_path: Path) -> None:
