@@ -114,6 +114,9 @@ function probeFields(cat) {
     field("probe text", el("input", { type: "text", name: "probe_text", maxlength: cat.limits.text_chars, placeholder: "the task's own sample" }), {
       show: "char_lm",
     }),
+    field("storage budget (MB)", int("storage_mb", cat.limits.storage_mb, { placeholder: "the server's" }), {
+      hint: "the MB this run's probe frames and snapshots are kept within: older ones are thinned evenly (step 0, the latest and fork points stay)",
+    }),
   );
 }
 
@@ -218,6 +221,7 @@ function readConfig(f) {
   if (cfg.clip.mode === "off") delete cfg.clip.threshold; // not shown: not asked
   if (value("tbptt") !== null) cfg.tbptt = value("tbptt");
   if (value("probe_budget") !== null) cfg.probe_budget = value("probe_budget");
+  if (value("storage_mb") !== null) cfg.storage_mb = value("storage_mb");
   if (task === "char_lm" && input("probe_text").value) cfg.probe_text = input("probe_text").value;
   if (input("name").value.trim()) cfg.name = input("name").value;
   if (input("tags").value.trim()) cfg.tags = input("tags").value.split(",").map((t) => t.trim()); // a blank tag is the server's to refuse
@@ -230,7 +234,7 @@ function fillForm(f, config) {
   const { name, ...params } = config.task ?? {};
   if (!f.tasks[name]) throw new Error(`the config's task ${JSON.stringify(name ?? null)} is none of ${Object.keys(f.tasks).join(", ")}`);
   const cfg = withDefaults(f.defaults, config);
-  for (const key of ["cell", "hidden_size", "num_layers", "steps", "batch_size", "seed", "probe_every", "tbptt", "probe_text", "probe_budget"]) {
+  for (const key of ["cell", "hidden_size", "num_layers", "steps", "batch_size", "seed", "probe_every", "tbptt", "probe_text", "probe_budget", "storage_mb"]) {
     input(key).value = cfg[key] ?? "";
   }
   input("name").value = cfg.name ?? "";

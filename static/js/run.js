@@ -20,7 +20,7 @@ import { showDiagnosis } from "./diagnosis.js";
 import { mountLineage } from "./lineage.js";
 import { buildGates } from "./gates.js";
 import { FrameStore } from "./scrubber.js";
-import { applyKind, showFrameInfo, showGroup, showHead, showLabel, SOURCES } from "./runhead.js";
+import { applyKind, frameGap, showFrameInfo, showGroup, showHead, showLabel, showStorage, SOURCES } from "./runhead.js";
 import { setupTools } from "./tools.js";
 import { connectivityFigure, gradflowFigure, gradLinesFigure, itemizedFigure, stateFigure } from "./views.js";
 import { WhyPanel } from "./why.js";
@@ -106,7 +106,7 @@ function renderFlow() {
 function renderFrame() {
   const { frame, run, task } = state;
   if (!run) return;
-  if (frame) showFrameInfo(frame);
+  showFrameInfo(frame, frameGap(run, state.follow ? null : state.step, frame, frames.kept));
   const cfg = run.config;
   const common = { frame, t: state.t, floor: state.floor, layer: state.layer, bidirectional: cfg.bidirectional, task, run, probes: feed.probeSteps.length };
   const units = { directions: cfg.bidirectional ? 2 : 1, hidden: cfg.hidden_size };
@@ -129,6 +129,7 @@ function renderScrubber() {
   if (i >= 0) scrub.value = String(i);
   const source = state.frame && SOURCES[state.frame.source] ? ` · ${SOURCES[state.frame.source]}` : "";
   $("scrub-label").textContent = shown === null ? "–" : `${shown}${source}${state.frame.pool ? " (pooled for display)" : ""}`;
+  showStorage(state.run, steps.length, !live());
   $("live-note").textContent = state.frozen ? "view frozen: updates are kept, not drawn" : state.follow && live() ? "following live" : state.replay ? "replaying" : "";
 }
 
@@ -141,10 +142,8 @@ function renderAll() {
 
 // -- the scrubber -------------------------------------------------------------------------
 
-function frameAt(step) {
-  if (feed.latest && feed.latest.step === step) return Promise.resolve(feed.frame);
-  return frames.get(step);
-}
+// the step's frame, or the nearest kept one's if it is not stored (the newest one is in memory)
+const frameAt = (step) => frames.show(step, feed.latest && { step: feed.latest.step, frame: () => feed.frame });
 
 // the newest target wins: while a frame loads, later moves only retarget, and the loop then
 // loads the newest one (a fast drag costs one request at a time, never a queue)

@@ -6,7 +6,9 @@
 // say where they come from ("live": the training batch's sample 0; "fixed": watch's probe input)
 // and carry notes (e.g. dropout between layers) that must be read with the frame.
 // The run's name and tags are shown with their editor (runedit.js), and name the tab; a run made
-// with others links to its group's compare page.
+// with others links to its group's compare page. Its storage (budget, bytes, frames kept) and its
+// notes (sentences such as "frames stopped being recorded") stand under the description, and a
+// step whose frame is not stored (thinned to the budget, or never recorded) says so above the views.
 // What this is not: a chart or the page's state; run.js calls these with its state.
 
 import { api, describeModule, describeRun, el, isAttached, runLabel, setStatus, statusLabel } from "./api.js";
@@ -53,7 +55,7 @@ export function showLabel(run) {
   $("run-label").replaceChildren(runEditor(run, { onSaved: showLabel }));
 }
 
-/** The head: status, badge, description (`step`: the newest step the page knows), stop button. */
+/** The head: status, badge, description (`step`: the newest step the page knows), stop button, notes. */
 export function showHead(run, step, finished) {
   setStatus($("run-status"), run.status, statusLabel(run));
   const attached = isAttached(run);
@@ -62,6 +64,7 @@ export function showHead(run, step, finished) {
   const stop = $("stop");
   const asked = attached && run.config.stop_requested && !finished;
   stop.disabled = finished || asked;
+  showNotes(run.notes);
   stop.textContent = asked ? "stop requested" : attached ? "■ ask script to stop" : "■ stop";
   stop.title = attached
     ? asked
@@ -90,20 +93,73 @@ export function applyKind(run, task) {
   $("metric-title").firstChild.textContent = `Metric: ${task.metric_name} `;
   $("metric-caption").textContent = METRIC_CAPTIONS[task.metric_name];
 }
+// the storage line: the run as stored now (its bytes) and its stored probe steps, read at most
+// once in STORAGE_EVERY_MS while it runs and once more when it has ended
+const STORAGE_EVERY_MS = 5000;
+const storage = { at: -Infinity, ended: false, busy: false, read: null, probes: 0 };
+const mb = (bytes) => (bytes / 2 ** 20).toFixed(1);
 
-/** The frame's source (attached frames) and its notes, above the views. */
-export function showFrameInfo(frame) {
+/** The run's storage line (`probes`: the probe steps the page knows, stored or not). */
+export function showStorage(run, probes, finished) {
+  storage.probes = probes;
+  renderStorage();
+  if (storage.busy || storage.ended || (!finished && performance.now() - storage.at < STORAGE_EVERY_MS)) return;
+  storage.busy = true;
+  const path = `/api/runs/${encodeURIComponent(run.id)}`;
+  Promise.all([api(path), api(`${path}/probes`)])
+    .then(([now, kept]) => {
+      Object.assign(storage, { at: performance.now(), ended: finished, read: { now, kept: kept.length } });
+      renderStorage();
+      showNotes(now.notes);
+    })
+    .catch((err) => console.warn("storage", err.message)) // read again at the next update
+    .finally(() => (storage.busy = false));
+}
+
+function renderStorage() {
+  if (!storage.read) return;
+  const { now, kept } = storage.read;
+  const used = now.storage_mb === null ? `${mb(now.storage_bytes)} MB (no budget)` : `${mb(now.storage_bytes)} of ${now.storage_mb} MB`;
+  const line = $("run-storage");
+  line.textContent = `storage ${used} · ${kept} of ${Math.max(storage.probes, kept)} probe frames kept`;
+  line.hidden = false;
+}
+
+function showNotes(notes) {
+  const list = $("run-notes");
+  if (list.dataset.key === notes.join("\n")) return;
+  list.dataset.key = notes.join("\n");
+  list.replaceChildren(...notes.map((n) => el("li", { text: n })));
+  list.hidden = !notes.length;
+}
+
+/** The sentence of a step the scrubber asked for whose frame is not stored (null when `shown`,
+ * the frame on screen, is that step's): thinned if a later frame is kept, else not recorded. */
+export function frameGap(run, wanted, shown, kept) {
+  if (wanted === null || (shown && shown.step === wanted)) return null;
+  const why =
+    kept.length && wanted < kept.at(-1)
+      ? `was thinned to keep the run within its ${run.storage_mb} MB storage budget`
+      : `was not recorded${run.notes.length ? " (the run's notes say why)" : ""}`;
+  const nearest = shown ? `the nearest kept is step ${shown.step}, shown here` : "no frame of this run is stored";
+  return `The frame of step ${wanted} ${why}; ${nearest}.`;
+}
+
+
+/** The frame's source (attached frames) and its notes, above the views; `gap`: frameGap's sentence. */
+export function showFrameInfo(frame, gap = null) {
   const box = $("frame-info");
   const source = frame ? SOURCE_TEXT[frame.source] : null;
   const notes = frame ? frame.notes : [];
-  box.hidden = !source && !notes.length;
+  box.hidden = !source && !notes.length && !gap;
   if (box.hidden) return;
-  const key = `${frame.step}|${frame.source}|${notes.join("\n")}`;
+  const key = `${frame?.step}|${frame?.source}|${notes.join("\n")}|${gap}`;
   if (box.dataset.key === key) return;
   box.dataset.key = key;
-  const head = el("p", { class: "frame-source" }, el("strong", { text: `Step ${frame.step}, ${SOURCES[frame.source]}: ` }), source);
+  const missing = el("p", { class: "frame-gap", text: gap });
+  const head = el("p", { class: "frame-source" }, el("strong", { text: `Step ${frame?.step}, ${SOURCES[frame?.source]}: ` }), source);
   const list = el("ul", { class: "frame-notes" }, notes.map((n) => el("li", { text: n })));
-  box.replaceChildren(...(source ? [head] : []), ...(notes.length ? [list] : []));
+  box.replaceChildren(...(gap ? [missing] : []), ...(source ? [head] : []), ...(notes.length ? [list] : []));
 }
 
 // the "compare group" link of a run made with others (its group's runs, oldest first)

@@ -116,7 +116,8 @@ def test_one_rule_for_empty_fields(gs_page: Page, url: Callable[[str], str], htt
         "() => [...document.querySelectorAll('#run-form input[type=number], #run-form input[type=text]')]"
         ".filter((c) => !c.closest('[hidden]')).map((c) => [c.name, c.placeholder])"
     )
-    assert {n for n, p in controls if p} == {"name", "tags", "init.forget_bias", "tbptt", "probe_budget"}
+    with_placeholder = {"name", "tags", "init.forget_bias", "tbptt", "probe_budget", "storage_mb"}
+    assert {n for n, p in controls if p} == with_placeholder
     assert len([n for n, p in controls if not p]) >= 10
     before = total_runs(http)
     posted: list[str] = []
