@@ -58,13 +58,13 @@ export function showLabel(run) {
 /** The head: status, badge, description (`step`: the newest step the page knows), stop button, notes. */
 export function showHead(run, step, finished) {
   setStatus($("run-status"), run.status, statusLabel(run));
+  showNotes(run.notes);
   const attached = isAttached(run);
   $("run-kind").hidden = !attached;
   $("run-desc").textContent = attached ? attachedDesc(run, step) : builtInDesc(run, step);
   const stop = $("stop");
   const asked = attached && run.config.stop_requested && !finished;
   stop.disabled = finished || asked;
-  showNotes(run.notes);
   stop.textContent = asked ? "stop requested" : attached ? "■ ask script to stop" : "■ stop";
   stop.title = attached
     ? asked
@@ -87,12 +87,6 @@ function explainAttached(run) {
   $("export").title = "a zip: config, metrics and probe frames (no checkpoint: the weights live in your script)";
 }
 
-/** Captions, views and tools for the run's kind; `task` is GET .../task (null for an attached run). */
-export function applyKind(run, task) {
-  if (isAttached(run)) return explainAttached(run);
-  $("metric-title").firstChild.textContent = `Metric: ${task.metric_name} `;
-  $("metric-caption").textContent = METRIC_CAPTIONS[task.metric_name];
-}
 // the storage line: the run as stored now (its bytes) and its stored probe steps, read at most
 // once in STORAGE_EVERY_MS while it runs and once more when it has ended
 const STORAGE_EVERY_MS = 5000;
@@ -145,6 +139,12 @@ export function frameGap(run, wanted, shown, kept) {
   return `The frame of step ${wanted} ${why}; ${nearest}.`;
 }
 
+/** Captions, views and tools for the run's kind; `task` is GET .../task (null for an attached run). */
+export function applyKind(run, task) {
+  if (isAttached(run)) return explainAttached(run);
+  $("metric-title").firstChild.textContent = `Metric: ${task.metric_name} `;
+  $("metric-caption").textContent = METRIC_CAPTIONS[task.metric_name];
+}
 
 /** The frame's source (attached frames) and its notes, above the views; `gap`: frameGap's sentence. */
 export function showFrameInfo(frame, gap = null) {
