@@ -46,7 +46,13 @@ function attachedDesc(run, step) {
 
 function builtInDesc(run, step) {
   const c = run.config;
-  return `${describeRun(run)} · ${c.optimizer.name} lr ${c.optimizer.lr} · clip ${c.clip.mode}${c.tbptt ? ` · tbptt ${c.tbptt}` : ""} · step ${step}/${run.steps} · seed ${c.seed}`;
+  return `${describeRun(run)} · ${c.optimizer.name} lr ${c.optimizer.lr} · clip ${c.clip.mode}${c.tbptt ? ` · tbptt ${c.tbptt}` : ""} · step ${step}/${run.steps} · seed ${c.seed}${whereWords(run)}`;
+}
+
+// where it trains (RunPublic executor, node): "on <host>" locally, "on Ray node <ip>/<node id>"
+function whereWords(run) {
+  if (!run.executor) return ""; // not started yet
+  return ` · on ${run.executor === "ray" ? "Ray node " : ""}${run.node ?? "(starting)"}`;
 }
 
 /** The run's name and tags, editable (once per page: a rename answers the run, shown again). */
