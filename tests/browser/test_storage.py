@@ -108,7 +108,8 @@ def test_the_run_head_shows_the_runs_notes(
     screenshot(gs_page, "run-head-storage")
     gs_page.goto(f"{live.url}/runs/{run_id}?step=31")  # a link to a step after the last kept frame
     expect(gs_page.locator("#frame-info .frame-gap")).to_have_text(
-        "The frame of step 31 was not recorded (the run's notes say why); the nearest kept is step 30, shown here."
+        "The frame of step 31 was not recorded (the run's notes say why); "
+        "the nearest kept is step 30, shown here."
     )
 
 
