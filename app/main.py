@@ -53,6 +53,7 @@ from app.web import (
     pages,
     runs,
     security,
+    sweeps,
     texts,
     ws,
 )
@@ -132,6 +133,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(forks.router)
     app.include_router(texts.router)
     app.include_router(groups.router)
+    app.include_router(sweeps.router)
     app.include_router(lessons.router)
     app.include_router(diagnosis.router)
     app.include_router(ingest.router)

@@ -18,7 +18,9 @@ current file is left as it is:
   so far) and `notes` (sentences about the run that are not errors, '[]'), and the history table
   (per probe step the arrays the gradient-flow and spectra views read: thinning.history_row),
   filled from the stored display frames.
-- version 8 -> 9: runs gain `executor`
+- version 8 -> 9: the sweeps table (a sweep's name, base config and grid) and sweep_runs (each
+  run of a sweep: its place in the grid's product, its params, and its final figures once
+  known, app.services.sweep_store), made by their CREATE in SCHEMA; and runs gain `executor`
   ("local" or "ray": what trained the run; "local" for every built-in run started so far) and
   `node` (the machine or Ray node that trained it; NULL: not known).
 
@@ -118,6 +120,24 @@ CREATE TABLE IF NOT EXISTS history (
     step INTEGER NOT NULL,
     data BLOB NOT NULL,
     PRIMARY KEY (run_id, step)
+);
+CREATE TABLE IF NOT EXISTS sweeps (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    base TEXT NOT NULL,
+    grid TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS sweep_runs (
+    sweep_id TEXT NOT NULL REFERENCES sweeps (id) ON DELETE CASCADE,
+    position INTEGER NOT NULL,
+    run_id TEXT NOT NULL UNIQUE REFERENCES runs (id) ON DELETE CASCADE,
+    params TEXT NOT NULL,
+    loss REAL,
+    loss_final INTEGER NOT NULL DEFAULT 0,
+    ratio REAL,
+    ratio_known INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (sweep_id, position)
 );
 """
 

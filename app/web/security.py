@@ -59,6 +59,7 @@ RATE_LIMITED = frozenset(  # a request counts once, however many runs it starts 
         ("POST", "/api/runs"),
         ("POST", "/api/compare"),
         ("POST", "/api/groups"),
+        ("POST", "/api/sweeps"),
         ("POST", "/api/attach"),
         ("POST", "/api/import"),
     }
