@@ -1,4 +1,4 @@
-"""The HTML pages (dashboard, one run, comparison, guided tour) and the plotly.js they draw with.
+"""The HTML pages (dashboard, one run, one sweep, comparison, guided tour) and the plotly.js they draw with.
 
 What this is: page routes that render Jinja2 templates from templates/. A page carries no data
 and no inline script: its module under static/js/ reads data-* attributes and the URL, then
@@ -47,6 +47,12 @@ def dashboard(request: Request) -> HTMLResponse:
 def run_page(request: Request, run_id: Annotated[str, PathParam(max_length=64)]) -> HTMLResponse:
     """One run, live."""
     return _page(request, "run.html", "run", run_id=run_id)
+
+
+@router.get("/sweeps/{sweep_id}", response_class=HTMLResponse)
+def sweep_page(request: Request, sweep_id: Annotated[str, PathParam(max_length=64)]) -> HTMLResponse:
+    """One sweep: its progress and the trainability phase diagram."""
+    return _page(request, "sweep.html", "sweep", sweep_id=sweep_id)
 
 
 @router.get("/compare", response_class=HTMLResponse)

@@ -168,8 +168,10 @@ export function showFrameInfo(frame, gap = null) {
   box.replaceChildren(...(gap ? [missing] : []), ...(source ? [head] : []), ...(notes.length ? [list] : []));
 }
 
-// the "compare group" link of a run made with others (its group's runs, oldest first)
+// the "compare group" link of a run made with others (its group's runs, oldest first), or its sweep's page
 export async function showGroup(run, limits) {
+  const [sweep] = await api(`/api/sweeps?run=${encodeURIComponent(run.id)}`); // a sweep's runs are its group
+  if (sweep) return Object.assign(document.getElementById("group"), { hidden: false, href: `/sweeps/${sweep.id}`, textContent: `sweep: ${sweep.name}` });
   const group = await api(`/api/runs?group=${encodeURIComponent(run.group)}&limit=${limits.runs_page}`);
   const ids = group.items.map((r) => r.id).reverse();
   Object.assign(document.getElementById("group"), { hidden: false, href: `/compare?runs=${ids.join(",")}` });
