@@ -6,6 +6,7 @@ says why, and every page is free of console errors."""
 from __future__ import annotations
 
 import re
+import socket
 from collections.abc import Callable
 from typing import Any
 
@@ -64,6 +65,9 @@ def test_inspect_and_sample_a_char_lm_run(gs_page: Page, url: Callable[[str], st
     page = gs_page
     page.goto(url(f"/runs/{hello_run}"))
     expect(page.locator("#view-sample")).to_be_visible()
+    expect(page.locator("#run-desc")).to_contain_text(
+        f"· seed 0 · on {socket.gethostname()}"
+    )  # where it trained
     expect(page.locator("#inspect-text")).to_have_value("hell")  # the run's probe line, from /task
     inspect(page, "hellohello")
     for chart in ("chart-inspect-hidden", "chart-inspect-gate"):
