@@ -5,7 +5,7 @@ shape, doc, parameters as ParamSpecs, loss kind, metric and the baseline loss at
 parameters), optimizers, init schemes, clip modes, the API's LIMITS, and the constants the pages
 would otherwise restate: `display` (the display frame's sizes, the log floor of gradient views,
 each gate's kind), `statuses` (all and finished), `defaults` (a RunCreate's default values, read
-off the pydantic model), `gate_captions`, and the presets and lessons of app/services/lessons.py.
+off the pydantic model), `gate_captions`, and the presets, lessons and sweeps of app/services/lessons.py.
 Served as GET /api/catalog; tests/test_constants.py keeps static/js from restating any of it.
 
 What this is not: validation (schemas.py and app.core.tasks check every value) or a web route.
@@ -24,8 +24,9 @@ from app.core.frames import MAX_T, MAX_UNITS
 from app.core.model import INIT_SCHEMES
 from app.core.probes import SIGMOID_GATES
 from app.core.tasks import TASKS, ParamSpec, make_task
-from app.services.lessons import Lesson, Preset, lessons, presets
+from app.services.lessons import Lesson, Preset, lessons, presets, sweep_presets
 from app.services.schemas import FINISHED, LIMITS, Limits, RunCreate, RunStatus
+from app.services.sweep_schemas import SweepPreset
 
 LOG_FLOOR = -30  # log10 of the smallest gradient norm the pages tell apart: below it, the floor colour
 
@@ -130,6 +131,7 @@ class Catalog(BaseModel):
     gate_captions: dict[str, str]
     presets: list[Preset]
     lessons: list[Lesson]
+    sweeps: list[SweepPreset]  # ready-made sweeps (POST /api/sweeps)
 
 
 # -- presets ----------------------------------------------------------------------------------
@@ -195,4 +197,5 @@ def catalog() -> Catalog:
         gate_captions=GATE_CAPTIONS,
         presets=presets(),
         lessons=lessons(),
+        sweeps=sweep_presets(),
     )

@@ -14,7 +14,8 @@ whole sweep (BadSweep, naming the path and value), and nothing is stored. The ru
 with RunManager.submit_group, all or none, their group being the sweep's id.
 
 A run's figures: `loss`, the mean loss over the last tenth of its steps so far (claims.FINAL_SHARE;
-final once it has ended; None for a diverged run, whose loss is not finite); `relative`, that
+final once it has ended; None for a diverged run: its last finite losses do not say where it
+went); `relative`, that
 over its task's baseline loss at the run's parameters; `ratio`, ‖∂ℓ_T/∂h_1‖ / ‖∂ℓ_T/∂h_T‖ of the
 top layer at step 0 (claims.reach_ratio of its step-0 history row), None until known.
 

@@ -1,11 +1,12 @@
 // The dashboard (/): the run list (runlist.js), the new-run form with the presets, one-click
-// comparisons, importing a run file. The form lives in the URL (?config=<json>, or
+// comparisons, importing a run file, the sweeps (sweeplist.js). The form lives in the URL (?config=<json>, or
 // ?preset=<name>), so a configuration can be shared as a link. A preset's runs are named by
 // its label: its own run names, else the preset's name (a comparison adds each run's cell).
 
 import { ApiError, catalog, fmt, el, post, upload } from "./api.js";
 import { buildForm, linkedConfig, linkState } from "./form.js";
 import { startRunList } from "./runlist.js";
+import { startSweepList } from "./sweeplist.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -131,6 +132,7 @@ async function main() {
   });
   const cat = await catalog();
   startRunList(cat);
+  startSweepList(cat);
   const formNode = $("run-form");
   const form = buildForm(formNode, cat, (cfg) => syncUrl(cfg));
   renderPresets(cat, form);

@@ -15,6 +15,7 @@ import { Chart, legend } from "./plots.js";
 const $ = (id) => document.getElementById(id);
 const POLL_MS = 2000;
 const WORST = 1.2; // final loss / baseline drawn at the top colour from here on (1: no better than the baseline)
+const REACH = 12; // decades of the ratio's colour scale either way (a gradient 1e-12 of its size is gone)
 const NONE = ""; // the y axis "none": one row
 
 const state = { id: document.body.dataset.sweepId, sweep: null, finished: new Set(), x: null, y: null, charts: new Map(), timer: null };
@@ -96,10 +97,12 @@ function axis(path, values, title) {
   };
 }
 
-// the colour range of each map, shared by every cell's heatmap
+// the colour range of each map, shared by every cell's heatmap: the ratio's centred at 1 (log 0),
+// at most REACH decades either way, so an explosion of a few decades still shows beside a
+// gradient that vanished by forty
 function ranges(sweep) {
   const logs = sweep.runs.map(scores.ratio).filter((v) => v !== null && Number.isFinite(v));
-  const reach = Math.max(1, ...logs.map((v) => Math.ceil(Math.abs(v))));
+  const reach = Math.min(REACH, Math.max(1, ...logs.map((v) => Math.ceil(Math.abs(v)))));
   return { loss: [0, WORST], ratio: [-reach, reach] };
 }
 
@@ -168,7 +171,7 @@ function renderMaps(sweep) {
   }
   const [lo, hi] = ranges(sweep).ratio;
   legend($("legend-loss"), { colors: VIRIDIS, min: 0, max: WORST, label: "final loss / baseline", note: `≥ ${WORST} and diverged at the top; 1 = no better than the baseline` });
-  legend($("legend-ratio"), { colors: RDBU, min: lo, max: hi, label: "log10 gradient ratio", log: true, note: "blue: vanishing back to t = 1, red: exploding" });
+  legend($("legend-ratio"), { colors: RDBU, min: lo, max: hi, label: "gradient ratio", log: true, floor: -REACH, note: "blue: vanishing back to t = 1, red: exploding, white: kept" });
 }
 
 function render() {

@@ -17,6 +17,8 @@ import pytest
 from app.core.frames import Frame
 from app.services import manager as manager_module
 from app.services.claims import reach_ratio
+from app.services.estimates import check_cost
+from app.services.lessons import sweep_presets
 from app.services.manager import QueueFull, RunManager
 from app.services.migrations import SCHEMA_VERSION
 from app.services.schemas import RunCreate
@@ -194,3 +196,13 @@ def test_a_version_8_database_gains_the_sweep_tables(tmp_path: Path) -> None:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         assert conn.execute("SELECT count(*) FROM sweep_runs").fetchone()[0] == 2
     conn.close()
+
+
+def test_the_edge_of_chaos_preset_is_a_valid_sweep_within_the_cost_limits() -> None:
+    [preset] = sweep_presets()
+    assert preset.full is not None
+    for sweep, runs in ((preset.sweep, 63), (preset.full, 120)):
+        points = expand(sweep.base, sweep.grid)
+        assert len(points) == runs and {p.config.cell for p in points} == {"rnn_tanh", "lstm", "gru"}
+        for point in points:
+            check_cost(point.config, LIMITS)
