@@ -94,6 +94,8 @@ def test_the_grid_runs_in_product_order_the_last_path_fastest_each_named_from_it
         ({"init": [{"gain": 2.0}], "init.gain": [1.0]}, TINY, "grid paths 'init' and 'init.gain' overlap"),
         ({"init.gain": [1.0, 20]}, TINY, "grid value init.gain = 20 makes an invalid run (init.gain: "),
         ({"task.seq_len": [0]}, TINY, "grid value task.seq_len = 0 makes an invalid run"),
+        ({"seed": [0, -1]}, TINY, "grid value seed = -1 makes an invalid run (Input should be greater than"),
+        ({"seed": [-1, 0]}, TINY, "grid value seed = -1 makes an invalid run (seed: Input should be greater"),
         ({"task.colour": [1]}, TINY, "task 'recall' has no parameter 'colour'"),
         (
             {"cell": ["lstm", "gru"]},
