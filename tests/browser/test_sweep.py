@@ -98,6 +98,13 @@ def test_the_sweep_page_draws_the_phase_diagram_of_a_real_sweep(
         assert time.monotonic() < deadline, sweep["counts"]
         time.sleep(0.5)
     expect(progress).to_contain_text("12 of 12 done", timeout=10_000)  # the page polled until the end
+    polls: list[str] = []
+    page.on(
+        "request",
+        lambda request: polls.append(request.url) if f"/api/sweeps/{sweep_id}" in request.url else None,
+    )
+    page.wait_for_timeout(5000)  # 2.5 polling intervals
+    assert polls == []  # and then stopped
     assert page.locator("#sweep-progress").evaluate("(p) => [p.value, p.max]") == [12, 12]
     assert page.locator("#axis-x").input_value() == "task.seq_len"  # 3 values: the axis with the most
     assert page.locator("#axis-y").input_value() == "init.gain"
@@ -132,6 +139,15 @@ def test_the_sweep_page_draws_the_phase_diagram_of_a_real_sweep(
             if hi[value] > 1.2 * lo[value]:
                 assert drawn[at[0][0]][at[0][1]] != drawn[at[1][0]][at[1][1]], (cell, kind, lo, hi)
     screenshot(page, "sweep-tiny", full_page=True)
+    page.select_option("#axis-x", "init.gain")  # the other axis's path: the two swap
+    assert page.locator("#axis-y").input_value() == "task.seq_len"
+    poll(
+        page,
+        "() => document.getElementById('map-loss-rnn_tanh')._fullLayout.xaxis.title.text === 'init gain'",
+    )
+    run = runs[("rnn_tanh", 1.5, 12)]
+    said = hover(page, "map-loss-rnn_tanh", GRID["init.gain"].index(1.5), GRID["task.seq_len"].index(12))
+    assert f"final loss / baseline {fmt(run['relative'])}" in said, said
 
     run = runs[("gru", 1.5, 8)]
     page.mouse.click(*cell_point(page, "map-loss-gru", 1, 1))
