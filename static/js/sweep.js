@@ -198,6 +198,14 @@ async function load() {
   if (state.sweep.done < state.sweep.total) state.timer = setTimeout(load, POLL_MS);
 }
 
+// a button's request: its failure said in the page's error line
+function act(request) {
+  request.catch((err) => {
+    $("sweep-error").hidden = false;
+    $("sweep-error").textContent = `${err.status ?? ""} ${err.message}`.trim();
+  });
+}
+
 function bind() {
   for (const which of ["x", "y"]) {
     $(`axis-${which}`).addEventListener("change", (ev) => {
@@ -207,11 +215,15 @@ function bind() {
       render();
     });
   }
-  $("stop-sweep").addEventListener("click", async () => {
+  $("delete-sweep").addEventListener("click", () => {
+    const what = state.sweep ? `${state.sweep.name} and its ${state.sweep.total} runs` : state.id;
+    if (!confirm(`Delete the sweep ${what}, with all their data?`)) return;
+    clearTimeout(state.timer);
+    act(api(`/api/sweeps/${state.id}`, { method: "DELETE" }).then(() => (location.href = "/")));
+  });
+  $("stop-sweep").addEventListener("click", () => {
     $("stop-sweep").disabled = true;
-    state.sweep = await post(`/api/sweeps/${state.id}/stop`);
-    render();
-    load();
+    act(post(`/api/sweeps/${state.id}/stop`).then(load));
   });
 }
 

@@ -164,3 +164,22 @@ def test_the_sweep_page_draws_the_phase_diagram_of_a_real_sweep(
     start = page.locator(f"[data-sweep='{preset['name']}']")
     expect(start).to_have_text(f"Start {preset['sweep']['name']} (63 runs)")
     expect(page.locator(f"[data-sweep-full='{preset['name']}']")).to_have_text("the full grid (120 runs)")
+
+
+def test_stop_and_delete_from_the_sweep_page(
+    gs_page: Page, http: httpx.Client, url: Callable[[str], str]
+) -> None:
+    page = gs_page
+    slow = {**TINY, "steps": 100_000, "probe_every": 1000}
+    sweep_id = http.post("/api/sweeps", json={"base": slow, "grid": {"seed": list(range(6))}}).json()["id"]
+    page.goto(url(f"/sweeps/{sweep_id}"))
+    expect(page.locator("#sweep-progress-text")).to_contain_text("0 of 6 done")
+    page.locator("#stop-sweep").click()
+    expect(page.locator("#sweep-progress-text")).to_contain_text("6 of 6 done · 6 stopped")
+    expect(page.locator("#stop-sweep")).to_be_disabled()
+    runs = [r["id"] for r in http.get(f"/api/sweeps/{sweep_id}").json()["runs"]]
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.locator("#delete-sweep").click()
+    page.wait_for_url(url("/"))
+    assert http.get(f"/api/sweeps/{sweep_id}").status_code == 404
+    assert all(http.get(f"/api/runs/{run_id}").status_code == 404 for run_id in runs)
