@@ -3,9 +3,10 @@ loopback by the module's fixture (1 CPU each), and always stopped.
 
 Runs train end to end through the manager and through the real app (API + websocket); stop,
 pause/resume and an intervention reach the actor; a killed actor process and a lost node end the
-run with a sentence; a new manager on the same database reattaches a run still training and it
-completes with every step; an unreachable cluster leaves the server serving stored runs with a 503
-for new ones (in a subprocess: this process is connected to the fixture's cluster).
+run with a sentence; a new manager on the same database reattaches a run still training (after
+the first one shut down, and after a kill -9 of a server process) and it completes with every
+step; an unreachable cluster leaves the server serving stored runs with a 503 for new ones (in a
+subprocess: this process is connected to the fixture's cluster).
 """
 
 from __future__ import annotations
@@ -197,6 +198,57 @@ def test_a_new_manager_reattaches_a_run_still_training(cluster: Cluster, tmp_pat
         assert _steps(second.storage, record.id) == list(range(1, 3001))  # nothing lost, nothing twice
         assert second.storage.probe_steps(record.id) == [0, 1000, 2000, 3000]
         assert done.node == left.node
+        wait_for(lambda: _actor_gone(f"run-{record.id}"), timeout=20, what="the actor to exit after its end")
+    finally:
+        second.shutdown()
+        second.storage.close()
+
+
+CRASHING = """
+import sys, time
+from pathlib import Path
+from app.services.executors.ray_actor import RayExecutor
+from app.services.manager import RunManager
+from app.services.storage import Storage
+from tests.services.test_manager import _config
+
+storage = Storage(Path(sys.argv[1]))
+manager = RunManager(storage, 2, None, executor=RayExecutor(sys.argv[2], None))
+manager.start()
+run = manager.submit(_config(steps=3000, probe_every=1000))
+deadline = time.monotonic() + 60
+while (storage.get_run(run.id) or run).step < 50 and time.monotonic() < deadline:
+    time.sleep(0.02)
+print(run.id, flush=True)
+time.sleep(120)  # killed before
+"""
+
+
+def test_a_run_outlives_a_killed_server_and_is_reattached(cluster: Cluster, tmp_path: Path) -> None:
+    """kill -9 of the server: what it had received but not stored comes again, once."""
+    with subprocess.Popen(
+        [sys.executable, "-c", CRASHING, str(tmp_path), cluster.address],
+        cwd=REPO_ROOT,
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    ) as server:
+        try:
+            assert server.stdout is not None
+            run_id = server.stdout.readline().strip()  # within 60 s of its start (the script's deadline)
+        finally:
+            server.kill()
+            server.wait(30)
+    assert run_id, "the server made no run"
+    second = RunManager(Storage(tmp_path), 2, Recorder(), executor=RayExecutor(cluster.address, None))
+    second.start()
+    try:
+        assert second.running() == [run_id]
+        done = wait_finished(second.storage, run_id, timeout=60)
+        assert (done.status, done.error, done.step) == ("completed", None, 3000)
+        assert _steps(second.storage, run_id) == list(range(1, 3001))
+        wait_for(lambda: _actor_gone(f"run-{run_id}"), timeout=20, what="the actor to exit after its end")
     finally:
         second.shutdown()
         second.storage.close()
@@ -207,9 +259,13 @@ def test_the_api_and_websocket_serve_a_run_trained_on_ray(cluster: Cluster, tmp_
     with TestClient(create_app(Settings(data_dir=tmp_path, ray_address=cluster.address))) as client:
         health = client.get("/api/health").json()
         assert (health["executor"], health["executor_error"]) == ("ray", None)
+        submitted = time.monotonic()
         run_id = client.post("/api/runs", json=body).json()["id"]
         with client.websocket_connect(f"/ws/runs/{run_id}") as ws:
             stream = Stream().read(ws)
+        # promptly: the earlier tests' actors have all exited, none holds a CPU waiting for its
+        # end to be acknowledged (reap waits for the actor to take it)
+        assert time.monotonic() - submitted < 60
         assert stream.steps() == list(range(1, 41))
         assert [m["frame"].step for m in stream.of("probe")][-1] == 40
         run = stream.messages[-1]["run"]

@@ -107,9 +107,10 @@ class RunActor:
         return f"{ip}/{context.get_node_id()[:8]}", os.getpid()
 
     @ray.method(num_returns="streaming", concurrency_group="stream")
-    def messages(self) -> Iterator[list[tuple[Any, ...]]]:
-        """Every message not acknowledged yet, then the new ones as they come, in batches; ends
-        after the worker's end (or when a newer call takes over)."""
+    def messages(self) -> Iterator[tuple[int, list[tuple[Any, ...]]]]:
+        """Every message not acknowledged yet, then the new ones as they come, in batches, each
+        with the sequence number of its first message (what `ack` counts in); ends after the
+        worker's end (or when a newer call takes over)."""
         with self._cond:
             self._generation += 1
             mine, cursor = self._generation, self._first
@@ -123,10 +124,11 @@ class RunActor:
                     continue
             time.sleep(max(0.0, yielded_at + BATCH_SECONDS - time.monotonic()))
             with self._cond:
-                batch = list(self._buffer)[max(0, cursor - self._first) :]
-            cursor += len(batch)
+                cursor = max(cursor, self._first)
+                batch = list(self._buffer)[cursor - self._first :]
             yielded_at = time.monotonic()
-            yield batch
+            yield cursor, batch
+            cursor += len(batch)
             if self._end is not None and cursor > self._end:
                 return
 
@@ -228,8 +230,8 @@ class RayWorker:
         self._node: str | None = None
         self._pid: int | None = None
         self._stream: Any = None
-        self._batch: deque[tuple[Any, ...]] = deque()
-        self._received = self._acked = 0
+        self._batch: deque[tuple[int, tuple[Any, ...]]] = deque()  # (sequence number, message)
+        self._received = 0  # the sequence number after the last message received
         self._acked_at = 0.0
         self._ended = False  # the stream ended after the worker's end
         self.death: str | None = None  # how the actor died, if the stream broke
@@ -259,8 +261,8 @@ class RayWorker:
                 raise EOFError(self.death or "the run's stream has ended") from None
             if not self._batch:
                 return None
-        self._received += 1
-        message = self._batch.popleft()
+        seq, message = self._batch.popleft()
+        self._received = seq + 1
         self._ended = self._ended or message[0] in ENDS
         return message
 
@@ -275,7 +277,8 @@ class RayWorker:
             timeout = 0.0
         ready, _ = ray.wait([self._stream], timeout=timeout)
         if ready:
-            self._batch.extend(ray.get(next(self._stream)))
+            first, batch = ray.get(next(self._stream))
+            self._batch.extend(enumerate(batch, start=first))
 
     def control(self, message: tuple[Any, ...]) -> None:
         try:
@@ -295,18 +298,23 @@ class RayWorker:
         """Acknowledge what was received (every ACK_SECONDS at most: also the actor's heartbeat)."""
         now = time.monotonic()
         if self.actor is not None and now - self._acked_at >= ACK_SECONDS:
-            self._acked, self._acked_at = self._received, now
+            self._acked_at = now
             self.actor.ack.remote(self._received)
 
     def detach(self) -> None:
         """Leave the actor training: a later server reattaches (ray_actor's docstring)."""
 
     def reap(self, timeout: float) -> str:
-        """After the end: acknowledge it (the actor then exits itself); else kill the actor."""
+        """After the end: acknowledge it and wait for the actor to take it (it then exits itself,
+        freeing its CPU; an acknowledgement lost to a server shutting down right after would
+        leave it waiting ORPHAN_SECONDS); else kill the actor."""
         if self.actor is None:
             return "the Ray actor was never created"
         if self._ended:
-            self.actor.ack.remote(self._received)
+            try:
+                ray.get(self.actor.ack.remote(self._received), timeout=min(timeout, CONTROL_SECONDS))
+            except (RayError, GetTimeoutError):
+                ray.kill(self.actor)
             return "the Ray actor ended its stream"
         ray.kill(self.actor)
         return self.death or "the Ray actor was killed"
