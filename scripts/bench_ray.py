@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -219,6 +220,7 @@ def main() -> None:
                 sweep(executor, per_round, args.steps, Path(data) / f"ray{i}", on_ray)
         finally:
             subprocess.run([RAY, "stop", "--force"], env=ENV, capture_output=True, timeout=120)
+            shutil.rmtree(temp, ignore_errors=True)
     print(table(summary(local), summary(on_ray), per_round * args.rounds, args.steps, args.rounds))
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -81,6 +82,7 @@ def cluster() -> Iterator[Cluster]:
         if ray.is_initialized():
             ray.shutdown()
         subprocess.run([RAY, "stop", "--force"], env=ENV, capture_output=True, timeout=60)
+        shutil.rmtree(temp, ignore_errors=True)
 
 
 @pytest.fixture
