@@ -87,7 +87,8 @@ def test_an_attached_run_reads_back_like_the_built_in_run_it_mirrors(
     assert public["config"]["module"] == "encoder.rnn" and public["config"]["script"] == "train.py"
     listed = {r["id"]: r for r in client.get("/api/runs").json()["items"]}
     brief = {k: v for k, v in public["config"].items() if k != "parameters"}  # a summary: no shapes
-    only_public = ("fork", "forks", "storage_mb", "storage_bytes", "notes")  # a summary names the parent
+    # a summary names the parent, not the lineage, storage or where the run trained
+    only_public = ("fork", "forks", "storage_mb", "storage_bytes", "notes", "executor", "node")
     summary = {k: v for k, v in public.items() if k not in only_public}
     summary |= {"config": brief, "parent": None}
     assert listed[run] == summary and listed[built]["kind"] == "built-in"
