@@ -49,7 +49,8 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from app.core.frames import Frame
 from app.services.disk import RUN_STORAGE_MB, DiskGuard, frames_stopped
 from app.services.frame_checks import Invalid, check_frame, first_error
-from app.services.manager import DELETED_ERROR, SHUTDOWN_ERROR, RunNotFound, WrongState
+from app.services.handles import SHUTDOWN_ERROR
+from app.services.manager import DELETED_ERROR, RunNotFound, WrongState
 from app.services.messages import EndMessage, Message, ProbeMessage, Publish, StatusMessage, StepMessage
 from app.services.records import RunRecord, utcnow
 from app.services.schemas import (

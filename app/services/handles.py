@@ -1,5 +1,6 @@
 """A running run as the manager holds it: `Handle` (its RunWorker, reader thread and the flags they
-share) and `Outcome` (how the worker ended, as the reader thread saw it).
+share) and `Outcome` (how the worker ended, as the reader thread saw it, and the final status
+that makes: `Outcome.verdict`).
 
 What this is not: the scheduling (app.services.manager), the executors that make workers
 (app.services.executors) or the worker's side (app.services.worker).
@@ -11,6 +12,8 @@ import threading
 from dataclasses import dataclass, field
 
 from app.services.executors import RunWorker
+
+SHUTDOWN_ERROR = "server shut down during the run"
 
 
 @dataclass(eq=False)
@@ -39,3 +42,21 @@ class Outcome:
     end: tuple[str, int, str] | None = None  # (status, step, reason) from the worker's "end"
     error: str | None = None  # the worker's "error" text, or a storage failure
     death: str | None = None  # RunWorker.reap's sentence: how the worker ended
+
+    def verdict(self, h: Handle) -> tuple[str, str | None]:
+        """The run's final status and error: the worker's own end (a stop the shutdown asked for is
+        'interrupted'), else its error, else the stop asked for, else how it died."""
+        if self.end is not None:
+            status, step, reason = self.end
+            if status == "diverged":
+                return status, f"{reason} at step {step}"
+            if status == "stopped" and h.shutting_down and not h.stop_requested:
+                return "interrupted", SHUTDOWN_ERROR
+            return status, None
+        if self.error is not None:
+            return "failed", self.error
+        if h.stop_requested:
+            return "stopped", None
+        if h.shutting_down:
+            return "interrupted", SHUTDOWN_ERROR
+        return "failed", self.death

@@ -77,7 +77,6 @@ from app.services.storage import INTERRUPTED_ERROR, Storage, StorageError
 MAX_QUEUED = 1000
 STOP_GRACE_SECONDS = 0.5
 JOIN_SECONDS = 5.0
-SHUTDOWN_ERROR = "server shut down during the run"
 DELETED_ERROR = "the run was deleted"
 
 log = logging.getLogger(__name__)
@@ -454,21 +453,7 @@ class RunManager:
         """Record the run's final status and publish it."""
         if h.deleted:
             return
-        error: str | None = None
-        if outcome.end is not None:
-            status, step, reason = outcome.end
-            if status == "diverged":
-                error = f"{reason} at step {step}"
-            elif status == "stopped" and h.shutting_down and not h.stop_requested:
-                status, error = "interrupted", SHUTDOWN_ERROR
-        elif outcome.error is not None:
-            status, error = "failed", outcome.error
-        elif h.stop_requested:
-            status = "stopped"
-        elif h.shutting_down:
-            status, error = "interrupted", SHUTDOWN_ERROR
-        else:
-            status, error = "failed", outcome.death
+        status, error = outcome.verdict(h)
         record = self.storage.update_run(h.run_id, status=status, finished_at=utcnow(), error=error)
         if record is None:
             return  # deleted meanwhile

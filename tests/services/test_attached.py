@@ -32,7 +32,8 @@ from app.services.attached import (
     RunEnded,
 )
 from app.services.frame_checks import Invalid, check_frame
-from app.services.manager import DELETED_ERROR, SHUTDOWN_ERROR, RunNotFound, WrongState
+from app.services.handles import SHUTDOWN_ERROR
+from app.services.manager import DELETED_ERROR, RunNotFound, WrongState
 from app.services.messages import EndMessage, Message, ProbeMessage, StatusMessage, StepMessage
 from app.services.records import RunRecord
 from app.services.schemas import AttachCreate, AttachedConfig, EndCreate, RunCreate, StepsIn

@@ -24,8 +24,9 @@ import torch
 from app.core.engine import Trainer
 from app.core.frames import Frame
 from app.services import manager as manager_module
+from app.services.handles import SHUTDOWN_ERROR
 from app.services.interventions import Refused
-from app.services.manager import DELETED_ERROR, SHUTDOWN_ERROR, QueueFull, RunManager, RunNotFound, WrongState
+from app.services.manager import DELETED_ERROR, QueueFull, RunManager, RunNotFound, WrongState
 from app.services.messages import EndMessage, Message, ProbeMessage, StatusMessage, StepMessage
 from app.services.records import RunRecord
 from app.services.schemas import FINISHED, RunCreate, to_train_config

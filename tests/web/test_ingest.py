@@ -22,7 +22,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from app.core.frames import MAX_FRAME_BYTES, Frame
-from app.services.manager import SHUTDOWN_ERROR
+from app.services.handles import SHUTDOWN_ERROR
 from app.services.storage import Storage
 from app.web.security import MAX_BODY_BYTES, body_limit
 from tests.live_server import REPO_ROOT, serve
