@@ -53,9 +53,10 @@ def _sentence(exc: Exception, fallback: str) -> str:
 
 async def _service_error(request: Request, exc: Exception) -> JSONResponse:
     status = next((code for kind, code in STATUS.items() if isinstance(exc, kind)), 500)
-    if status == 503:
+    retry = status == 429 or isinstance(exc, StorageError)  # an unreachable Ray waits for a restart
+    if isinstance(exc, StorageError):  # (that one was logged once, at start)
         log.error("storage error on %s %s: %s", request.method, request.url.path, exc)
-    headers = {"Retry-After": "5"} if status in (429, 503) else None
+    headers = {"Retry-After": "5"} if retry else None
     body: dict[str, object] = {"detail": _sentence(exc, type(exc).__name__)}
     if getattr(exc, "stop", False):
         body["stop"] = True  # an ended attached run: its script should stop sending

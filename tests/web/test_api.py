@@ -412,7 +412,7 @@ def test_storage_errors_are_503_with_their_sentence(
 
     monkeypatch.setattr(client.app.state.storage, "list_runs", full)  # type: ignore[attr-defined]
     response = client.get("/api/runs")
-    assert response.status_code == 503
+    assert response.status_code == 503 and response.headers["retry-after"] == "5"
     assert response.json() == {"detail": "the disk is full: /data/gatescope.db (while listing runs)"}
 
 
