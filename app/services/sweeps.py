@@ -207,7 +207,7 @@ class Sweeps:
                 ) from exc
         sweep = SweepRow(
             id=uuid.uuid4().hex[:12],
-            name=body.name or f"sweep of {' × '.join(body.grid)}",
+            name=body.name or " × ".join(body.grid),  # the page says "Sweep <name>"
             created_at=utcnow(),
             base=body.base.model_dump(mode="json"),
             grid=body.grid,

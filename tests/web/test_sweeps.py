@@ -34,7 +34,7 @@ def test_a_sweep_is_made_listed_read_stopped_and_deleted(tmp_path: Path) -> None
         )
         assert answer.status_code == 201, answer.text
         sweep = answer.json()
-        assert sweep["name"] == "sweep of seed × init.gain" and sweep["total"] == 6
+        assert sweep["name"] == "seed × init.gain" and sweep["total"] == 6
         assert sweep["base"]["cell"] == "lstm" and sweep["grid"] == {"seed": [0, 1, 2], "init.gain": [0.5, 2]}
         assert [r["name"] for r in sweep["runs"][:2]] == ["seed 0 · gain 0.5", "seed 0 · gain 2"]
         assert sweep["counts"]["queued"] >= 5  # one training slot
