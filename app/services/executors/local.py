@@ -94,7 +94,9 @@ class LocalWorker:
         """Nothing is buffered on the worker's side."""
 
     def detach(self) -> None:  # pragma: no cover - LocalExecutor.detaches is False
-        raise NotImplementedError("a local worker cannot outlive the server")
+        """Never called: the manager detaches only an executor's workers that outlive the server,
+        and a local worker (a daemon process) ends with it."""
+        raise RuntimeError("a local worker cannot outlive the server: LocalExecutor.detaches is False")
 
     def reap(self, timeout: float) -> str:
         """Join the process (terminate, then kill it after `timeout` s); "worker exited with code N"."""
