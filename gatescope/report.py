@@ -1,0 +1,179 @@
+"""The one-file report: a run's views as one self-contained HTML file, opened from disk.
+
+What this is: `build_report(data, frames, static_dir, plotly_js, budget)` writes the HTML of one
+file that draws a run's views with no server and no network: plotly.min.js inlined as a classic
+script; the views' ES modules (static/js: report.js and every module it imports, found by reading
+their `import ... from "./x.js"` lines) each as a data: URL in an import map, their relative
+imports rewritten to the bare names the map knows ("gatescope/x.js"): the modules stay the very
+files the pages load (one implementation of each view), and Chromium resolves a data: module's
+bare imports through the document's import map, which also works under file:// (where a module
+file next to the HTML would be refused: file:// modules are cross-origin). The page's CSP allows
+exactly the inline scripts by hash and data: modules, and never eval. `data` (the run, its task,
+the catalog, metrics, gradient flows: JSON) and the probe frames (the one frame format, base64)
+are embedded in a JSON script the page reads (embedded.js). Frames are thinned evenly to fit the
+budget: step 0 and the latest always stay (like app.services.thinning.kept_steps), and the
+file says what was kept and what was left out.
+
+It lives in the `gatescope` package, which never imports the server (tests/test_architecture.py),
+so the server's route (app/web/report.py) and `gatescope report FILE` build the same file.
+What this is not: reading storage or a run file (the callers gather `data` and `frames`).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import html
+import json
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+MB = 2**20
+DEFAULT_BUDGET_MB = 15.0
+ENTRY = "report.js"
+_IMPORT = re.compile(r"""(\bfrom\s*|\bimport\s*)"\./([\w-]+\.js)\"""")
+
+
+def _modules(js_dir: Path, entry: str = ENTRY) -> dict[str, str]:
+    """Every module `entry` imports, transitively: name -> its source with bare imports."""
+    out: dict[str, str] = {}
+    todo = [entry]
+    while todo:
+        name = todo.pop()
+        if name in out:
+            continue
+        source = (js_dir / name).read_text(encoding="utf-8")
+        todo.extend(m.group(2) for m in _IMPORT.finditer(source))
+        out[name] = _IMPORT.sub(lambda m: f'{m.group(1)}"gatescope/{m.group(2)}"', source)
+    return out
+
+
+def _sha(text: str) -> str:
+    return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode() + "'"
+
+
+def kept_frames(sizes: Mapping[int, int], budget: int) -> list[int]:
+    """The steps of `sizes` (step -> bytes) kept within `budget`, spread evenly over the list: the
+    first and the latest always (even over budget), then as many as fit at an even stride."""
+    steps = sorted(sizes)
+    if sum(sizes.values()) <= budget or len(steps) <= 2:
+        return steps
+    for n in range(len(steps) - 1, 1, -1):
+        picks = sorted({round(i * (len(steps) - 1) / (n - 1)) for i in range(n)})
+        chosen = [steps[i] for i in picks]
+        if sum(sizes[s] for s in chosen) <= budget:
+            return chosen
+    return [steps[0], steps[-1]]
+
+
+def build_report(
+    data: dict[str, Any],
+    frames: Mapping[int, bytes],
+    static_dir: Path,
+    plotly_js: Path,
+    budget_mb: float = DEFAULT_BUDGET_MB,
+) -> str:
+    """The report's HTML (see the module docstring); the embedded data gain `frames` and
+    `report` (what was kept). ValueError when the budget cannot hold even the page without frames."""
+    modules = _modules(static_dir / "js")
+    imports = {
+        f"gatescope/{name}": "data:text/javascript;base64," + base64.b64encode(src.encode()).decode()
+        for name, src in modules.items()
+    }
+    importmap = json.dumps({"imports": imports})
+    entry = f'import "gatescope/{ENTRY}";'
+    plotly = plotly_js.read_text(encoding="utf-8")
+    style = (static_dir / "style.css").read_text(encoding="utf-8")
+    csp = "; ".join(
+        [
+            "default-src 'none'",
+            f"script-src {_sha(plotly)} {_sha(importmap)} {_sha(entry)} data:",
+            "style-src 'unsafe-inline'",
+            "img-src data: blob:",
+            "base-uri 'none'",
+            "form-action 'none'",
+        ]
+    )
+    stored = sorted(frames)
+
+    def page(kept: list[int]) -> str:
+        report = {
+            "budget_mb": budget_mb,
+            "stored_steps": stored,
+            "kept_steps": kept,
+            "left_out": len(stored) - len(kept),
+        }
+        embedded = {
+            **data,
+            "frames": {str(s): base64.b64encode(frames[s]).decode() for s in kept},
+            "report": report,
+        }
+        payload = json.dumps(embedded, separators=(",", ":")).replace("</", "<\\/")
+        return _page(embedded, csp, style, plotly, importmap, entry, payload)
+
+    budget = int(budget_mb * MB)
+    fixed = len(page([]).encode()) + len(json.dumps(stored))  # the kept list's room too
+    if fixed > budget:
+        raise ValueError(
+            f"a budget of {budget_mb:g} MB cannot hold the report's page itself ({fixed / MB:.1f} MB "
+            "without any probe frame): ask for a larger budget_mb"
+        )
+    sizes = {s: (len(b) + 2) // 3 * 4 + len(str(s)) + 6 for s, b in frames.items()}
+    return page(kept_frames(sizes, budget - fixed))
+
+
+def _page(
+    data: dict[str, Any], csp: str, style: str, plotly: str, importmap: str, entry: str, payload: str
+) -> str:
+    run = data.get("run") or {}
+    title = html.escape(f"Gatescope report · {run.get('name') or run.get('id', '')}")
+    return (
+        '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">\n'
+        f'<meta http-equiv="Content-Security-Policy" content="{html.escape(csp, quote=False)}">\n'
+        f"<title>{title}</title>\n<style>{style}</style>\n"
+        f"<script>{plotly}</script>\n"
+        f'<script type="importmap">{importmap}</script>\n'
+        f'<script type="application/json" id="report-data">{payload}</script>\n'
+        f'<script type="module">{entry}</script>\n'
+        f'</head><body class="report">\n{_BODY}\n</body></html>\n'
+    )
+
+
+_VIEWS = [
+    ("loss", "Loss", ""),
+    ("gradflow", "Gradient flow", "wide tall"),
+    ("gradlines", "Gradient at the selected step", ""),
+    ("itemized", "Itemized ‖∂ℓ_s/∂h_t‖", ""),
+    ("connectivity", "Input connectivity", "strip"),
+    ("hidden", "Hidden state h", ""),
+    ("saturation", "Gate saturation over training", ""),
+    ("gradnorm", "Global gradient norm", ""),
+    ("params", "Per-parameter gradient norms", ""),
+    ("update", "Update ratio ‖Δθ‖/‖θ‖", ""),
+]
+
+
+def _view(name: str, title: str, kind: str) -> str:
+    wide = " wide" if "wide" in kind else ""
+    chart = " tall" if "tall" in kind else " strip" if "strip" in kind else ""
+    return (
+        f'<section class="view{wide}" data-view="{name}"><h3>{html.escape(title)}</h3>'
+        f'<div class="chart{chart}" id="chart-{name}"></div>'
+        f'<div class="legend" id="legend-{name}"></div></section>'
+    )
+
+
+_HEAD = """<main><section class="run-head"><div>
+<h1>Run <code id="run-id"></code> <span id="run-status" class="status"></span></h1>
+<p id="run-desc" class="desc"></p><p id="report-note" class="desc" role="note"></p>
+<p id="run-error" class="error" role="alert" hidden></p></div></section>
+<section class="scrubber" aria-label="probe step">
+<label for="scrub">probe step <output id="scrub-label">–</output></label>
+<input type="range" id="scrub" min="0" max="0" value="0" step="1">
+<span class="opts"><button type="button" id="clear-t">clear t</button></span></section>
+<div class="views" id="views">"""
+_BODY = "\n".join(
+    [_HEAD, *(_view(*v) for v in _VIEWS), '<div class="gates" id="gates"></div>', "</div></main>"]
+)
