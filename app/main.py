@@ -51,6 +51,7 @@ from app.web import (
     interventions,
     lessons,
     pages,
+    report,
     runs,
     security,
     sweeps,
@@ -129,6 +130,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(api.router)
     app.include_router(estimate.router)  # before runs: POST /api/runs/estimate is no run id
     app.include_router(runs.router)
+    app.include_router(report.router)
     app.include_router(interventions.router)
     app.include_router(forks.router)
     app.include_router(texts.router)

@@ -315,6 +315,7 @@ async function start() {
   applyKind(run, task);
   gateCharts = buildGates($("gates"), state.cat.cells.find((c) => c.name === run.config.cell), state.cat.gate_captions, pickT);
   $("export").href = `/api/runs/${runId}/export`;
+  $("report").href = `/api/runs/${runId}/report`;
   if (run.group) await showGroup(run, state.cat.limits);
   if (task) setupTools({ run, task, frame: feed.frame, display: state.cat.display, limits: state.cat.limits });
   state.task = task;

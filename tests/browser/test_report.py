@@ -1,0 +1,78 @@
+"""The one-file report opened from disk: file://, every other request routed and counted (zero),
+the views drawn from the embedded data (heatmap cells painted, the loss curve), the scrubber
+changing the frame shown. Screenshot: test-artifacts/report.png."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+from playwright.sync_api import Page, Route
+
+from tests.browser.conftest import heatmap, poll, reveal_all, screenshot, scrub, wait_for_run
+
+RUN = {
+    "cell": "lstm",
+    "hidden_size": 8,
+    "task": {"name": "adding", "seq_len": 8},
+    "batch_size": 4,
+    "steps": 60,
+    "probe_every": 10,
+}
+
+# the share of painted (non-transparent) cells of a chart's heatmap canvas (one pixel a cell)
+PAINTED = """(id) => {
+  const c = document.querySelector(`#${id} canvas.gs-heatmap`);
+  if (!c || !c.width) return 0;
+  const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+  let n = 0;
+  for (let i = 3; i < d.length; i += 4) if (d[i] > 0) n += 1;
+  return n / (c.width * c.height);
+}"""
+
+
+def test_report_draws_from_disk_with_no_request(page: Page, http: httpx.Client, tmp_path: Path) -> None:
+    run_id = http.post("/api/runs", json=RUN).json()["id"]
+    assert wait_for_run(http, run_id)["status"] == "completed"
+    r = http.get(f"/api/runs/{run_id}/report", timeout=60)
+    assert r.status_code == 200, r.text
+    path = tmp_path / f"gatescope-{run_id}.html"
+    path.write_bytes(r.content)
+
+    requests: list[str] = []
+    errors: list[str] = []
+
+    def count(route: Route) -> None:
+        if route.request.url == path.as_uri():
+            route.continue_()
+            return
+        requests.append(route.request.url)
+        route.abort()
+
+    page.route("**/*", count)
+    page.on("pageerror", lambda err: errors.append(str(err)))
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.goto(path.as_uri())
+    poll(page, "() => window.__gatescopeReport && window.__gatescopeReport.state.frame")
+    reveal_all(page)  # charts draw once on screen
+    poll(page, f"() => document.querySelector('{heatmap('chart-hidden')}')")
+    assert poll(page, "() => (" + PAINTED + ")('chart-hidden')") == 1
+    assert poll(page, "() => (" + PAINTED + ")('chart-gradflow')") > 0.5
+    points = poll(page, "() => document.querySelectorAll('#chart-loss .scatterlayer path.js-line').length")
+    assert points >= 1
+    steps = page.evaluate("() => window.__gatescopeReport.source.probeSteps")
+    assert steps == http.get(f"/api/runs/{run_id}/probes").json()
+    last = page.evaluate("() => window.__gatescopeReport.state.frame.step")
+    assert last == steps[-1]
+    shown = "() => document.querySelector('#chart-hidden canvas.gs-heatmap').toDataURL()"
+    before = page.evaluate(shown)
+    scrub(page, 0)
+    reveal_all(page)
+    poll(page, f"() => window.__gatescopeReport.state.frame.step === {steps[0]}")
+    assert page.locator("#scrub-label").text_content() == str(steps[0])
+    assert page.evaluate(shown) != before  # the hidden state of step 0, drawn
+    assert "stored probe frames are in it" in (page.locator("#report-note").text_content() or "")
+    page.evaluate("() => window.scrollTo(0, 0)")
+    screenshot(page, "report", full_page=True)
+    assert requests == []
+    assert errors == []
