@@ -13,6 +13,8 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
+from pathlib import Path
 
 import httpx
 import uvicorn
@@ -65,6 +67,41 @@ def import_file(path: str, server: str, token: str | None) -> int:
     return 0
 
 
+def report_file(path: str, out: str, budget_mb: float) -> int:
+    """Write the one-file report of each run in a run file (one per watched module): the same
+    file GET /api/runs/{id}/report makes, from a temporary storage, with no server."""
+    from app.services.attached import AttachedRuns
+    from app.services.report import report_parts
+    from app.services.storage import Storage
+    from app.services.views import Views
+    from app.web.pages import plotly_js
+    from app.web.report import STATIC_DIR
+    from gatescope.report import build_report
+
+    with tempfile.TemporaryDirectory(prefix="gatescope-report-") as tmp, Storage(Path(tmp)) as storage:
+        try:
+            group = AttachedRuns(storage).import_file(Path(path).read_bytes())
+        except (OSError, ValueError) as exc:
+            print(f"cannot read {path}: {exc}", file=sys.stderr)
+            return 1
+        target = Path(out)
+        for i, run in enumerate(group.runs):
+            record = storage.get_run(run.id)
+            assert record is not None  # just imported
+            data, frames = report_parts(storage, Views(storage), record)
+            try:
+                html = build_report(data, frames, STATIC_DIR, plotly_js(), budget_mb)
+            except ValueError as exc:
+                print(str(exc), file=sys.stderr)
+                return 1
+            where = target if len(group.runs) == 1 else target.with_name(f"{target.stem}-{i}{target.suffix}")
+            where.write_text(html, encoding="utf-8")
+            print(f"{where}  {run.config.module or '(the model)'}  {len(html) / 2**20:.1f} MB")  # type: ignore[union-attr]
+        for warning in group.warnings:
+            print(f"warning: {warning}", file=sys.stderr)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if not argv:
@@ -80,7 +117,13 @@ def main(argv: list[str] | None = None) -> int:
     imports.add_argument("file", help="the .gsrun file")
     imports.add_argument("--server", default=os.environ.get("GATESCOPE_SERVER") or DEFAULT_SERVER)
     imports.add_argument("--token", default=os.environ.get("GATESCOPE_TOKEN"))
+    reports = commands.add_parser("report", help="a run file's one-file HTML report, with no server")
+    reports.add_argument("file", help="the .gsrun file")
+    reports.add_argument("-o", "--out", required=True, help="the HTML file to write")
+    reports.add_argument("--budget-mb", type=float, default=15.0, help="the file's size budget (MB)")
     args = parser.parse_args(argv)
+    if args.command == "report":
+        return report_file(args.file, args.out, args.budget_mb)
     return import_file(args.file, args.server, args.token)
 
 

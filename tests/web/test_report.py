@@ -5,7 +5,14 @@ from __future__ import annotations
 import base64
 import json
 import re
+from pathlib import Path
 
+import pytest
+import torch
+from torch import nn
+
+import gatescope
+from app.__main__ import main
 from gatescope.report import MB, kept_frames
 from tests.web.conftest import Served
 
@@ -67,3 +74,27 @@ def test_kept_frames_keeps_the_ends_and_spreads_the_rest() -> None:
     assert kept_frames(sizes, 100) == sorted(sizes)
     assert kept_frames(sizes, 30) == [0, 40, 90]
     assert kept_frames(sizes, 5) == [0, 90]
+
+
+def test_python_m_app_report_writes_a_run_files_report(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`python -m app report FILE -o out.html`: the same file, from a run file, with no server."""
+    rnn = nn.LSTM(3, 5)
+    with gatescope.watch(rnn, server=None, path=tmp_path / "run.gsrun", every=2, name="offline") as w:
+        for _ in range(6):
+            rnn(torch.randn(7, 2, 3))[0].sum().backward()
+            w.step(loss=0.5)
+    out = tmp_path / "out.html"
+    assert main(["report", str(tmp_path / "run.gsrun"), "-o", str(out)]) == 0
+    data = _data(out.read_text())
+    assert data["run"]["name"] == "offline" and data["task"] is None and len(data["metrics"]) == 6
+    assert data["report"]["left_out"] == 0 and data["report"]["kept_steps"] == [
+        1,
+        2,
+        4,
+        6,
+    ]  # the first step, then every 2nd
+    assert str(out) in capsys.readouterr().out
+    assert main(["report", str(tmp_path / "nothing.gsrun"), "-o", str(out)]) == 1
+    assert "cannot read" in capsys.readouterr().err
