@@ -172,7 +172,10 @@ _HEAD = """<main><section class="run-head"><div>
 <section class="scrubber" aria-label="probe step">
 <label for="scrub">probe step <output id="scrub-label">–</output></label>
 <input type="range" id="scrub" min="0" max="0" value="0" step="1">
-<span class="opts"><button type="button" id="clear-t">clear t</button></span></section>
+<span class="opts"><label>layer <select id="layer"></select></label>
+<label>gradient <select id="kind"><option value="last">last loss ‖∂ℓ_T/∂h_t‖</option>
+<option value="total">total ‖∂L/∂h_t‖</option></select></label>
+<button type="button" id="clear-t">clear t</button></span></section>
 <div class="views" id="views">"""
 _BODY = "\n".join(
     [_HEAD, *(_view(*v) for v in _VIEWS), '<div class="gates" id="gates"></div>', "</div></main>"]

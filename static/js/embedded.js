@@ -29,7 +29,9 @@ export function flowOf(answer, reset = 0) {
 }
 
 export class EmbeddedSource {
-  constructor(data) {
+  constructor(data, { kind = "last", layer = 0 } = {}) {
+    this.kind = kind;
+    this.layer = layer;
     this.run = data.run;
     this.task = data.task ?? null;
     this.catalog = data.catalog;
@@ -50,8 +52,21 @@ export class EmbeddedSource {
     this.probeSteps = [...new Set([...this.encoded.keys(), ...this.decoded.keys()])].sort((a, b) => a - b);
   }
 
-  gradflow(kind, layer) {
-    return this.flows.get(`${kind}|${layer}`) ?? this.flows.get(`${kind}|0`) ?? null;
+  get gradflow() {
+    return this.flows.get(`${this.kind}|${this.layer}`) ?? this.flows.get(`${this.kind}|0`) ?? null;
+  }
+
+  setView(kind, layer) {
+    this.kind = kind;
+    this.layer = layer;
+  }
+
+  get kept() {
+    return this.probeSteps;
+  }
+
+  get frame() {
+    return this.probeSteps.length ? this.decode(this.probeSteps.at(-1)) : null;
   }
 
   /** The stored step nearest `step` (the earlier on a tie), or null when there is no frame. */
@@ -61,13 +76,16 @@ export class EmbeddedSource {
     return best;
   }
 
-  async frame(step) {
+  async show(step) {
     const s = this.nearest(step);
-    if (s === null) return null;
-    if (!this.decoded.has(s)) {
-      this.decoded.set(s, decodeFrame(fromBase64(this.encoded.get(s))));
-      this.encoded.delete(s);
+    return s === null ? null : this.decode(s);
+  }
+
+  decode(step) {
+    if (!this.decoded.has(step)) {
+      this.decoded.set(step, decodeFrame(fromBase64(this.encoded.get(step))));
+      this.encoded.delete(step);
     }
-    return this.decoded.get(s);
+    return this.decoded.get(step);
   }
 }

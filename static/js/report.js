@@ -1,7 +1,8 @@
 // The one-file report's page (gatescope/report.py inlines it with every module it imports): one
 // run's views drawn from the embedded data (embedded.js) with the run page's own figure functions
 // (views.js, curves.js, gates.js) and charts (plots.js): the curves over training, the gradient
-// flow, the frame views at the scrubber's step, hover and the highlighted timestep (click a cell).
+// flow (either kind, any layer), the frame views at the scrubber's step, hover and the highlighted
+// timestep (click a cell).
 // No request is made: everything is in the file. What this is not: the live run page (run.js),
 // which reads the same views from the API (feed.js, scrubber.js).
 
@@ -47,8 +48,8 @@ function renderCurves() {
 function renderFrame() {
   const { frame } = state;
   const probes = source.probeSteps.length;
-  const flow = source.gradflow("last", 0);
-  const common = { frame, t: state.t, floor: display.floor, layer: 0, bidirectional: !!cfg.bidirectional, task, run, probes };
+  const flow = source.gradflow;
+  const common = { frame, t: state.t, floor: display.floor, layer: source.layer, bidirectional: !!cfg.bidirectional, task, run, probes };
   const units = { directions: cfg.bidirectional ? 2 : 1, hidden: cfg.hidden_size };
   charts.gradflow.update({ ...common, flow, step: frame ? frame.step : null, interventions: source.interventions });
   charts.saturation.update({ flow, run, probes, interventions: source.interventions });
@@ -70,7 +71,7 @@ function setT(t) {
 
 async function scrubTo(step) {
   state.step = step;
-  const frame = await source.frame(step);
+  const frame = await source.show(step);
   if (state.step !== step) return; // a later move won
   state.frame = frame;
   renderFrame();
@@ -92,9 +93,15 @@ async function main() {
   renderCurves();
   $("scrub").addEventListener("input", (ev) => scrubTo(source.probeSteps[Number(ev.target.value)]));
   $("clear-t").addEventListener("click", () => setT(null));
-  const last = source.probeSteps.at(-1);
-  if (last !== undefined) await scrubTo(last);
-  else renderFrame();
+  for (let l = 0; l < (cfg.num_layers ?? 1); l++) $("layer").append(new Option(`${l}`, `${l}`));
+  const view = () => {
+    source.setView($("kind").value, Number($("layer").value));
+    renderFrame();
+  };
+  $("layer").addEventListener("change", view);
+  $("kind").addEventListener("change", view);
+  state.frame = source.frame; // the newest
+  renderFrame();
   window.__gatescopeReport = { source, state, charts };
 }
 

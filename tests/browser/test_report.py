@@ -71,6 +71,10 @@ def test_report_draws_from_disk_with_no_request(page: Page, http: httpx.Client, 
     poll(page, f"() => window.__gatescopeReport.state.frame.step === {steps[0]}")
     assert page.locator("#scrub-label").text_content() == str(steps[0])
     assert page.evaluate(shown) != before  # the hidden state of step 0, drawn
+    legend = "() => document.querySelector('#legend-gradflow').textContent"
+    assert "‖∂ℓ_T/∂h_t‖" in page.evaluate(legend)
+    page.select_option("#kind", "total")  # the other embedded flow (the same values on this
+    assert poll(page, f"() => ({legend})().includes('‖∂L/∂h_t‖')")  # many-to-one task)
     assert "stored probe frames are in it" in (page.locator("#report-note").text_content() or "")
     page.evaluate("() => window.scrollTo(0, 0)")
     screenshot(page, "report", full_page=True)
