@@ -1,4 +1,5 @@
-"""``python -m app``: serve Gatescope with uvicorn on the configured host and port.
+"""``python -m app`` (or the ``gatescope`` command): serve Gatescope with uvicorn on the configured
+host and port (also ``gatescope serve``).
 
 ``python -m app import FILE [--server URL] [--token T]``: bring a run file that
 `gatescope.watch(server=None)` wrote into a running server (POST /api/import; the server checks it
@@ -102,15 +103,21 @@ def report_file(path: str, out: str, budget_mb: float) -> int:
     return 0
 
 
+def _prog() -> str:
+    """How this was started: `gatescope` (the console script) or `python -m app`."""
+    return "gatescope" if Path(sys.argv[0]).name == "gatescope" else "python -m app"
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if not argv:
+    if not argv or argv == ["serve"]:
         serve()
         return 0
     parser = argparse.ArgumentParser(
-        prog="python -m app", description="Serve Gatescope, or import a run file."
+        prog=_prog(), description="Serve Gatescope, import a run file, or write a run file's report."
     )
     commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("serve", help="serve Gatescope (the default with no command)")
     imports = commands.add_parser(
         "import", help="bring a run file (gatescope.watch(server=None)) into a server"
     )

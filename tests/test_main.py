@@ -128,3 +128,33 @@ def test_settings_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.max_runs == (os.cpu_count() or 1)
     assert settings.token is None
     assert get_settings() is get_settings()
+
+
+def test_the_gatescope_command_writes_a_run_files_report(tmp_path: Path) -> None:
+    """`gatescope report FILE -o out.html`: the console script pyproject.toml installs beside the
+    interpreter, run as a user runs it (a subprocess, from another directory)."""
+    import torch
+    from torch import nn
+
+    import gatescope
+
+    command = Path(sys.executable).with_name("gatescope")
+    assert command.is_file(), "pip install -e . installs the gatescope command (pyproject [project.scripts])"
+    rnn = nn.GRU(3, 4)
+    with gatescope.watch(rnn, server=None, path=tmp_path / "run.gsrun", every=2, name="cli") as w:
+        for _ in range(4):
+            rnn(torch.randn(5, 2, 3))[0].sum().backward()
+            w.step(loss=0.25)
+    done = subprocess.run(
+        [str(command), "report", "run.gsrun", "-o", "out.html", "--budget-mb", "8"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    html = (tmp_path / "out.html").read_text(encoding="utf-8")
+    assert html.startswith("<!doctype html>") and "budget_mb" in html and "cli" in html
+    assert "out.html" in done.stdout
+    usage = subprocess.run([str(command), "report"], capture_output=True, text=True, timeout=60)
+    assert usage.returncode == 2 and "usage: gatescope report" in usage.stderr
