@@ -26,13 +26,14 @@ import hashlib
 import html
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 MB = 2**20
 DEFAULT_BUDGET_MB = 15.0
 ENTRY = "report.js"
+GROUP_ENTRY = "comparereport.js"
 _IMPORT = re.compile(r"""(\bfrom\s*|\bimport\s*)"\./([\w-]+\.js)\"""")
 
 
@@ -68,6 +69,57 @@ def kept_frames(sizes: Mapping[int, int], budget: int) -> list[int]:
     return [steps[0], steps[-1]]
 
 
+def fit(
+    parts: Sequence[tuple[dict[str, Any], Mapping[int, bytes]]],
+    budget_mb: float,
+    render: Callable[[list[dict[str, Any]]], str],
+) -> str:
+    """The text `render` makes of one snapshot per part (its data + `frames`, base64 by step, +
+    `report`, what was kept), all within `budget_mb`: the frames are thinned evenly, the budget
+    shared over the parts (share_budget). ValueError when the budget cannot hold even the text
+    without any frame."""
+    stored = [sorted(frames) for _, frames in parts]
+
+    def snapshots(kept: list[list[int]]) -> list[dict[str, Any]]:
+        return [
+            {
+                **data,
+                "frames": {str(s): base64.b64encode(frames[s]).decode() for s in keep},
+                "report": {
+                    "budget_mb": budget_mb,
+                    "stored_steps": steps,
+                    "kept_steps": keep,
+                    "left_out": len(steps) - len(keep),
+                },
+            }
+            for (data, frames), steps, keep in zip(parts, stored, kept, strict=True)
+        ]
+
+    budget = int(budget_mb * MB)
+    empty = render(snapshots([[] for _ in parts]))
+    fixed = len(empty.encode()) + sum(len(json.dumps(steps)) for steps in stored)  # kept lists' room
+    if fixed > budget:
+        raise ValueError(
+            f"a budget of {budget_mb:g} MB cannot hold the report itself ({fixed / MB:.1f} MB "
+            "without any probe frame): ask for a larger budget_mb"
+        )
+    sizes = [{s: (len(b) + 2) // 3 * 4 + len(str(s)) + 6 for s, b in frames.items()} for _, frames in parts]
+    return render(snapshots(share_budget(sizes, budget - fixed)))
+
+
+def share_budget(sizes: Sequence[Mapping[int, int]], budget: int) -> list[list[int]]:
+    """Each part's kept steps (kept_frames) with `budget` shared: the parts in the order of their
+    frames' total size, each given an equal share of what is left, so a part whose frames all fit
+    keeps them all and leaves the rest of its share to the larger parts."""
+    kept: list[list[int]] = [[] for _ in sizes]
+    left = budget
+    order = sorted(range(len(sizes)), key=lambda i: sum(sizes[i].values()))
+    for rank, i in enumerate(order):
+        kept[i] = kept_frames(sizes[i], left // (len(sizes) - rank))
+        left -= sum(sizes[i][s] for s in kept[i])
+    return kept
+
+
 def build_report(
     data: dict[str, Any],
     frames: Mapping[int, bytes],
@@ -75,15 +127,36 @@ def build_report(
     plotly_js: Path,
     budget_mb: float = DEFAULT_BUDGET_MB,
 ) -> str:
-    """The report's HTML (see the module docstring); the embedded data gain `frames` and
-    `report` (what was kept). ValueError when the budget cannot hold even the page without frames."""
-    modules = _modules(static_dir / "js")
+    """One run's report HTML (see the module docstring): `data` and its frames embedded as one
+    snapshot (fit), which report.js reads."""
+    page = _pager(static_dir, plotly_js, ENTRY)
+    return fit([(data, frames)], budget_mb, lambda snaps: page(snaps[0], snaps[0].get("run") or {}))
+
+
+def build_group_report(
+    parts: Sequence[tuple[dict[str, Any], Mapping[int, bytes]]],
+    title: str,
+    static_dir: Path,
+    plotly_js: Path,
+    budget_mb: float = DEFAULT_BUDGET_MB,
+) -> str:
+    """Several runs' report HTML, side by side (comparereport.js): `{"runs": [snapshot, ...]}`
+    embedded, the budget shared over the runs (fit)."""
+    page = _pager(static_dir, plotly_js, GROUP_ENTRY)
+    return fit(parts, budget_mb, lambda snaps: page({"runs": snaps}, {"name": title}))
+
+
+def _pager(
+    static_dir: Path, plotly_js: Path, entry_module: str
+) -> Callable[[dict[str, Any], dict[str, Any]], str]:
+    """The page maker of `entry_module`: (embedded JSON, run for the title) -> the HTML."""
+    modules = _modules(static_dir / "js", entry_module)
     imports = {
         f"gatescope/{name}": "data:text/javascript;base64," + base64.b64encode(src.encode()).decode()
         for name, src in modules.items()
     }
     importmap = json.dumps({"imports": imports})
-    entry = f'import "gatescope/{ENTRY}";'
+    entry = f'import "gatescope/{entry_module}";'
     plotly = plotly_js.read_text(encoding="utf-8")
     style = (static_dir / "style.css").read_text(encoding="utf-8")
     csp = "; ".join(
@@ -96,38 +169,17 @@ def build_report(
             "form-action 'none'",
         ]
     )
-    stored = sorted(frames)
 
-    def page(kept: list[int]) -> str:
-        report = {
-            "budget_mb": budget_mb,
-            "stored_steps": stored,
-            "kept_steps": kept,
-            "left_out": len(stored) - len(kept),
-        }
-        embedded = {
-            **data,
-            "frames": {str(s): base64.b64encode(frames[s]).decode() for s in kept},
-            "report": report,
-        }
+    def page(embedded: dict[str, Any], run: dict[str, Any]) -> str:
         payload = json.dumps(embedded, separators=(",", ":")).replace("</", "<\\/")
-        return _page(embedded, csp, style, plotly, importmap, entry, payload)
+        return _page(run, csp, style, plotly, importmap, entry, payload)
 
-    budget = int(budget_mb * MB)
-    fixed = len(page([]).encode()) + len(json.dumps(stored))  # the kept list's room too
-    if fixed > budget:
-        raise ValueError(
-            f"a budget of {budget_mb:g} MB cannot hold the report's page itself ({fixed / MB:.1f} MB "
-            "without any probe frame): ask for a larger budget_mb"
-        )
-    sizes = {s: (len(b) + 2) // 3 * 4 + len(str(s)) + 6 for s, b in frames.items()}
-    return page(kept_frames(sizes, budget - fixed))
+    return page
 
 
 def _page(
-    data: dict[str, Any], csp: str, style: str, plotly: str, importmap: str, entry: str, payload: str
+    run: dict[str, Any], csp: str, style: str, plotly: str, importmap: str, entry: str, payload: str
 ) -> str:
-    run = data.get("run") or {}
     title = html.escape(f"Gatescope report · {run.get('name') or run.get('id', '')}")
     return (
         '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">\n'

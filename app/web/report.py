@@ -2,22 +2,25 @@
 
 What this is: a thin route that gathers what a run's report embeds (app.services.report) and
 hands it to gatescope.report.build_report, as `python -m app report FILE` does too. Sent as an
-attachment, gatescope-<name>-<id>.html.
+attachment, gatescope-<name>-<id>.html. `?format=json` answers the snapshot the file embeds
+instead (the same data, frames base64, thinned so that the JSON answer is within the budget):
+what gatescope.show reads from a server.
 What this is not: the HTML building (gatescope/report.py) or any array work (the services').
 """
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Response
 
 from app.services.report import report_parts
 from app.web.deps import NOT_FOUND, ManagerDep, RunDep, StorageDep, ViewsDep, require_token
 from app.web.pages import plotly_js
-from gatescope.report import DEFAULT_BUDGET_MB, build_report
+from gatescope.report import DEFAULT_BUDGET_MB, build_report, fit
 
 STATIC_DIR = Path(__file__).resolve().parent.parent.parent / "static"
 
@@ -32,7 +35,11 @@ def _filename(name: str | None, run_id: str) -> str:
 @router.get(
     "/runs/{run_id}/report",
     response_class=Response,
-    responses={**NOT_FOUND, 200: {"content": {"text/html": {}}}, 422: {"description": "a budget too small"}},
+    responses={
+        **NOT_FOUND,
+        200: {"content": {"text/html": {}, "application/json": {}}},
+        422: {"description": "a budget too small"},
+    },
 )
 def run_report(
     run: RunDep,
@@ -42,12 +49,19 @@ def run_report(
     budget_mb: Annotated[
         float, Query(gt=0, le=500, description="the file's size budget in MB")
     ] = DEFAULT_BUDGET_MB,
+    format: Annotated[
+        Literal["html", "json"], Query(description="html: the file; json: the snapshot it embeds")
+    ] = "html",
 ) -> Response:
     """One HTML file that draws the run's views from disk with no server and no network (its
-    probe frames thinned evenly to fit `budget_mb`; the file says what was left out)."""
+    probe frames thinned evenly to fit `budget_mb`; the file says what was left out), or with
+    `format=json` the snapshot it embeds, within the same budget."""
     public = manager.public(run)
     data, frames = report_parts(storage, views, run, public)
     try:
+        if format == "json":
+            text = fit([(data, frames)], budget_mb, lambda snaps: json.dumps(snaps[0], separators=(",", ":")))
+            return Response(text, media_type="application/json")
         body = build_report(data, frames, STATIC_DIR, plotly_js(), budget_mb)
     except ValueError as err:
         raise HTTPException(422, str(err)) from err

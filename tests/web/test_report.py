@@ -65,8 +65,35 @@ def test_report_refusals_are_sentences(served: Served) -> None:
     r = served.client.get("/api/runs/nope/report")
     assert r.status_code == 404 and "no run with id 'nope'" in r.json()["detail"]
     r = served.client.get(f"/api/runs/{served.hello}/report?budget_mb=1")
-    assert r.status_code == 422 and "cannot hold the report's page itself" in r.json()["detail"]
+    assert r.status_code == 422 and "cannot hold the report itself" in r.json()["detail"]
     assert served.client.get(f"/api/runs/{served.hello}/report?budget_mb=0").status_code == 422
+    r = served.client.get("/api/runs/nope/report?format=json")
+    assert r.status_code == 404 and "no run with id 'nope'" in r.json()["detail"]
+    r = served.client.get(f"/api/runs/{served.hello}/report?format=json&budget_mb=0.001")
+    assert r.status_code == 422 and "cannot hold the report itself" in r.json()["detail"]
+    r = served.client.get(f"/api/runs/{served.hello}/report?format=xml")
+    assert r.status_code == 422 and "'html' or 'json'" in r.text
+
+
+def test_format_json_answers_the_snapshot_the_file_embeds(served: Served) -> None:
+    r = served.client.get(f"/api/runs/{served.hello}/report?format=json")
+    assert r.status_code == 200 and r.headers["content-type"] == "application/json"
+    assert r.json() == _data(served.client.get(f"/api/runs/{served.hello}/report").text)
+
+
+def test_format_json_thins_within_its_budget(served: Served) -> None:
+    full = served.client.get(f"/api/runs/{served.hello}/report?format=json")
+    one = max(len(f) for f in full.json()["frames"].values())
+    budget = (len(full.content) - 2.5 * one) / MB  # room for all but about two frames
+    r = served.client.get(f"/api/runs/{served.hello}/report?format=json&budget_mb={budget}")
+    assert r.status_code == 200, r.text
+    assert len(r.content) <= budget * MB
+    snapshot = r.json()
+    report = snapshot["report"]
+    assert report["budget_mb"] == budget and report["left_out"] >= 2
+    assert sorted(snapshot["frames"], key=int) == [str(s) for s in report["kept_steps"]]
+    assert report["kept_steps"][0] == report["stored_steps"][0]
+    assert report["kept_steps"][-1] == report["stored_steps"][-1]
 
 
 def test_kept_frames_keeps_the_ends_and_spreads_the_rest() -> None:
