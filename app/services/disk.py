@@ -7,7 +7,7 @@ shutil.disk_usage, one statvfs call), injectable so tests can fill the disk. `Di
 refusal of a new run below the floor (HTTP 507); `frames_stopped`: the note of a running run
 below it. The defaults of the settings GATESCOPE_RUN_STORAGE_MB and GATESCOPE_MIN_FREE_MB live here.
 
-What this is not: the per-run budget's thinning (app.services.thinning, storage) or a quota.
+What this is not: the per-run budget's thinning (app.core.thinning.kept_steps, storage) or a quota.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ what a run's frames, snapshots, history rows and checkpoint take. `RunRecord`
 
 Storage budget: a run with a `storage_mb` keeps its frames and snapshots within it; `add_probe`,
 in the transaction that stores a frame, thins the run's older frames and snapshots together
-(app.services.thinning.kept_steps: the first, the latest and every fork point stay). Metrics and
+(app.core.thinning.kept_steps: the first, the latest and every fork point stay). Metrics and
 history rows are never thinned. `add_note` appends a sentence to a run's notes.
 
 Disk: the file uses incremental auto-vacuum; `reclaim()` (the API calls it after deleting runs)
@@ -40,6 +40,7 @@ from typing import Any, Literal
 import orjson
 
 from app.core.engine import StepMetrics
+from app.core.thinning import kept_steps
 from app.services.database import DB_NAME as DB_NAME
 from app.services.database import Database, iso
 from app.services.database import StorageError as StorageError
@@ -50,7 +51,7 @@ from app.services.run_query import RunQuery
 from app.services.run_rows import BRIEF_COLUMNS, RUN_COLUMNS, UPDATABLE, column_value
 from app.services.run_rows import record as record_of
 from app.services.schemas import RunSummary
-from app.services.thinning import MB, history_row, kept_steps
+from app.services.thinning import MB, history_row
 
 INTERRUPTED_ERROR = "server restarted during the run"
 TEXTS_KEPT_CHARS = 64 * 2**20  # stored custom texts beyond this, least recently saved first, are dropped
@@ -409,7 +410,7 @@ def _run_bytes(conn: sqlite3.Connection, run_id: str) -> int:
 
 
 def _thin(conn: sqlite3.Connection, run_id: str) -> None:
-    """Drop the run's frames and snapshots that thinning.kept_steps leaves out of its budget."""
+    """Drop the run's frames and snapshots that kept_steps leaves out of its budget."""
     row = conn.execute("SELECT storage_mb, fork_step FROM runs WHERE id = ?", (run_id,)).fetchone()
     if row is None or row[0] is None:
         return  # no budget (or the run is gone: its rows go with it)
