@@ -7,8 +7,10 @@ import { stateFigure } from "./views.js";
 const NO_GATES =
   "This cell has no gates: its only path through time is W_hh, multiplied in at every step, which is why its gradient vanishes or explodes.";
 
-/** Build the sections in `box` for `cell` (a catalog cell); the charts by gate name ({} for none). */
-export function buildGates(box, cell, captions, onClick) {
+/** Build the sections in `box` for `cell` (a catalog cell); the charts by gate name ({} for none).
+ * `anchors`: each title links to the page with just that view (?view=gate-i); off where there is
+ * no such page (the one-file report, the notebook widget: a link would leave the file or the notebook). */
+export function buildGates(box, cell, captions, onClick, { anchors = true } = {}) {
   const names = cell.name === "lstm" ? [...cell.gates, "c"] : cell.gates;
   if (!names.length) {
     box.append(Object.assign(document.createElement("p"), { className: "caption view", textContent: NO_GATES }));
@@ -21,7 +23,8 @@ export function buildGates(box, cell, captions, onClick) {
     section.id = `view-gate-${g}`;
     section.dataset.view = `gate-${g}`;
     const title = g === "c" ? "Cell state c" : `Gate ${g}`;
-    section.innerHTML = `<h3>${title} <a class="anchor" href="?view=gate-${g}" data-view-link="gate-${g}">#</a></h3>
+    const anchor = anchors ? ` <a class="anchor" href="?view=gate-${g}" data-view-link="gate-${g}">#</a>` : "";
+    section.innerHTML = `<h3>${title}${anchor}</h3>
       <div class="chart" id="chart-gate-${g}"></div><div class="legend" id="legend-gate-${g}"></div>
       <p class="caption"></p>`;
     section.querySelector(".caption").textContent = captions[g] ?? "";
