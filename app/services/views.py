@@ -8,7 +8,8 @@ closes it with the app), holding three caches, each bounded in bytes and dropped
   rows (app.services.thinning.history_row: a display frame's grad_h / grad_h_last and spectra,
   kept for every probe step however storage thins the frames to the run's budget) and cached per
   (run, step): they never change once stored. `remember` puts a frame's rows in as it is
-  published, so a live run's history is built as it goes, never re-read;
+  published, so a live run's history is built as it goes, never re-read. The rows and their
+  assembly into an answer are app.core.flow's (the notebook widget answers with them too);
 - each run's loss curve for the sparklines (`sparkline`), read incrementally (`since`);
 - each run's task as the pages need it (`run_task`): the baseline at the run's own parameters
   and the text its probe sample reads;
@@ -30,14 +31,13 @@ from array import array
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Generic, Literal, TypeVar
+from typing import Generic, TypeVar
 
 import numpy as np
-import orjson
-from numpy.typing import NDArray
 from pydantic import BaseModel
 
 from app.core.engine import probe_sample
+from app.core.flow import FlowKind, FlowRows, FlowView, flow_view, keep_rows
 from app.core.frames import Frame
 from app.core.tasks import CharLMTask, InputValue, Span, make_task
 from app.services.schemas import RunCreate, to_train_config
@@ -45,13 +45,11 @@ from app.services.spectra import SPECTRA_ARRAYS, Spectra, SpectraRow, spectra
 from app.services.storage import Storage
 from app.services.thinning import FLOW_ARRAYS
 
-FlowKind = Literal["last", "total"]
 FLOW_BYTES = 256 * 1024 * 1024  # gradient-flow rows kept: 10,000 frames x 2 kinds x 3 layers x 500 t fit
 CURVE_BYTES = 64 * 1024 * 1024  # loss curves kept (16 bytes a step)
 TASK_ENTRIES = 1024  # runs whose task view is kept
 SPECTRA_BYTES = 32 * 1024 * 1024  # spectra rows kept (an LSTM of 3 layers x 2 directions: 1 kB a row)
 
-Array = NDArray[np.float32]
 K = TypeVar("K")
 V = TypeVar("V")
 
@@ -109,36 +107,6 @@ class LRU(Generic[K, V]):
 # -- the gradient-flow history ------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class FlowRows:
-    """One probe frame's share of the gradient-flow view: every layer, both kinds, display width."""
-
-    grad_h: Array  # (L, W)
-    grad_h_last: Array  # (L, W)
-    saturation: dict[str, dict[str, list[float]]]  # gate -> {"low": [L], "high": [L]}
-    T: int  # timesteps at full resolution
-    width: int  # full-resolution timesteps per column
-    last_step: int  # the last t with a loss term
-
-    @classmethod
-    def of(cls, frame: Frame) -> FlowRows:
-        pool = frame.header["pool"]
-        W = int(frame.arrays["grad_h"].shape[1])
-        return cls(
-            grad_h=frame.arrays["grad_h"],
-            grad_h_last=frame.arrays["grad_h_last"],
-            saturation=frame.header["saturation"],
-            T=int(pool["T"]) if pool else W,
-            width=int(pool["t_width"]) if pool else 1,
-            last_step=int(frame.header["last_step"]),
-        )
-
-    @property
-    def nbytes(self) -> int:
-        floats = sum(len(v) for sides in self.saturation.values() for v in sides.values())
-        return self.grad_h.nbytes + self.grad_h_last.nbytes + 24 * floats + 400
-
-
 class GradFlow(BaseModel):
     """GET /api/runs/{id}/gradflow (the route answers it as JSON straight from numpy)."""
 
@@ -152,44 +120,6 @@ class GradFlow(BaseModel):
     saturation: dict[str, dict[str, list[float]]]  # gate -> {"low", "high"} -> one value per row
     total_rows: int  # probe frames the run has stored (rows before thinning)
     last_step: int | None  # the last t with a loss term; None before the first frame
-
-
-@dataclass
-class FlowView:
-    """A GradFlow with its matrix as numpy (so 2,000 x 500 floats serialize in milliseconds)."""
-
-    kind: FlowKind
-    layer: int
-    T: int
-    width: int
-    steps: list[int]
-    z: Array  # (rows, W)
-    saturation: dict[str, dict[str, list[float]]]
-    total_rows: int
-    last_step: int | None
-
-    def to_json(self) -> bytes:
-        body = {
-            "kind": self.kind,
-            "layer": self.layer,
-            "T": self.T,
-            "width": self.width,
-            "t": list(range(0, self.z.shape[1] * self.width, self.width)),
-            "steps": self.steps,
-            "z": self.z,
-            "saturation": self.saturation,
-            "total_rows": self.total_rows,
-            "last_step": self.last_step,
-        }
-        return orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)
-
-
-def keep_rows(n: int, max_rows: int) -> list[int]:
-    """Indices of at most `max_rows` of n rows, evenly spread, always the first and the last."""
-    if n <= max_rows:
-        return list(range(n))
-    picks = np.unique(np.linspace(0, n - 1, max(max_rows, 2)).round().astype(int))
-    return [int(i) for i in picks]
 
 
 # -- the loss curves ------------------------------------------------------------------------------
@@ -318,30 +248,9 @@ class Views:
         picked: list[tuple[int, FlowRows]] = []
         for i in keep_rows(len(candidates), max_rows):
             rows = self._rows(run_id, candidates[i])
-            if rows is not None and (not picked or rows.grad_h.shape == picked[0][1].grad_h.shape):
-                picked.append((candidates[i], rows))  # one shape per run; never mix shapes in a matrix
-        if not picked:
-            return FlowView(kind, layer, 0, 1, [], np.zeros((0, 0), np.float32), {}, len(all_steps), None)
-        latest = picked[-1][1]
-        layer = min(layer, latest.grad_h.shape[0] - 1)
-        z = np.stack([(r.grad_h_last if kind == "last" else r.grad_h)[layer] for _, r in picked])
-        saturation: dict[str, dict[str, list[float]]] = {}
-        for _, r in picked:
-            for gate, sides in r.saturation.items():
-                entry = saturation.setdefault(gate, {"low": [], "high": []})
-                for side in ("low", "high"):
-                    entry[side].append(float(sides[side][min(layer, len(sides[side]) - 1)]))
-        return FlowView(
-            kind=kind,
-            layer=layer,
-            T=latest.T,
-            width=latest.width,
-            steps=[s for s, _ in picked],
-            z=z,
-            saturation=saturation,
-            total_rows=len(all_steps),
-            last_step=latest.last_step,
-        )
+            if rows is not None:
+                picked.append((candidates[i], rows))
+        return flow_view(picked, kind, layer, len(all_steps))
 
     # -- W_hh's spectra ---------------------------------------------------------------------
 
