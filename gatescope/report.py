@@ -189,46 +189,6 @@ def _page(
         f'<script type="importmap">{importmap}</script>\n'
         f'<script type="application/json" id="report-data">{payload}</script>\n'
         f'<script type="module">{entry}</script>\n'
-        f'</head><body class="report">\n{_BODY}\n</body></html>\n'
+        '</head><body class="report">\n<main id="report"></main>\n</body></html>\n'
     )
 
-
-_VIEWS = [
-    ("loss", "Loss", ""),
-    ("gradflow", "Gradient flow", "wide tall"),
-    ("gradlines", "Gradient at the selected step", ""),
-    ("itemized", "Itemized ‖∂ℓ_s/∂h_t‖", ""),
-    ("connectivity", "Input connectivity", "strip"),
-    ("hidden", "Hidden state h", ""),
-    ("saturation", "Gate saturation over training", ""),
-    ("gradnorm", "Global gradient norm", ""),
-    ("params", "Per-parameter gradient norms", ""),
-    ("update", "Update ratio ‖Δθ‖/‖θ‖", ""),
-]
-
-
-def _view(name: str, title: str, kind: str) -> str:
-    wide = " wide" if "wide" in kind else ""
-    chart = " tall" if "tall" in kind else " strip" if "strip" in kind else ""
-    return (
-        f'<section class="view{wide}" data-view="{name}"><h3>{html.escape(title)}</h3>'
-        f'<div class="chart{chart}" id="chart-{name}"></div>'
-        f'<div class="legend" id="legend-{name}"></div></section>'
-    )
-
-
-_HEAD = """<main><section class="run-head"><div>
-<h1>Run <code id="run-id"></code> <span id="run-status" class="status"></span></h1>
-<p id="run-desc" class="desc"></p><p id="report-note" class="desc" role="note"></p>
-<p id="run-error" class="error" role="alert" hidden></p></div></section>
-<section class="scrubber" aria-label="probe step">
-<label for="scrub">probe step <output id="scrub-label">–</output></label>
-<input type="range" id="scrub" min="0" max="0" value="0" step="1">
-<span class="opts"><label>layer <select id="layer"></select></label>
-<label>gradient <select id="kind"><option value="last">last loss ‖∂ℓ_T/∂h_t‖</option>
-<option value="total">total ‖∂L/∂h_t‖</option></select></label>
-<button type="button" id="clear-t">clear t</button></span></section>
-<div class="views" id="views">"""
-_BODY = "\n".join(
-    [_HEAD, *(_view(*v) for v in _VIEWS), '<div class="gates" id="gates"></div>', "</div></main>"]
-)

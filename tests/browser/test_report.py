@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 from playwright.sync_api import Page, Route
 
-from tests.browser.conftest import heatmap, poll, reveal_all, screenshot, scrub, wait_for_run
+from tests.browser.conftest import poll, reveal_all, screenshot, wait_for_run
 
 RUN = {
     "cell": "lstm",
@@ -20,9 +20,10 @@ RUN = {
     "probe_every": 10,
 }
 
-# the share of painted (non-transparent) cells of a chart's heatmap canvas (one pixel a cell)
-PAINTED = """(id) => {
-  const c = document.querySelector(`#${id} canvas.gs-heatmap`);
+# the share of painted (non-transparent) cells of a chart's heatmap canvas (one pixel a cell);
+# the views name their parts by data- attributes (static/js/runview.js: several can share a page)
+PAINTED = """(name) => {
+  const c = document.querySelector(`[data-chart="${name}"] canvas.gs-heatmap`);
   if (!c || !c.width) return 0;
   const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
   let n = 0;
@@ -55,27 +56,28 @@ def test_report_draws_from_disk_with_no_request(page: Page, http: httpx.Client, 
     page.goto(path.as_uri())
     poll(page, "() => window.__gatescopeReport && window.__gatescopeReport.state.frame")
     reveal_all(page)  # charts draw once on screen
-    poll(page, f"() => document.querySelector('{heatmap('chart-hidden')}')")
-    assert poll(page, "() => (" + PAINTED + ")('chart-hidden')") == 1
-    assert poll(page, "() => (" + PAINTED + ")('chart-gradflow')") > 0.5
-    points = poll(page, "() => document.querySelectorAll('#chart-loss .scatterlayer path.js-line').length")
+    assert poll(page, "() => (" + PAINTED + ")('hidden')") == 1
+    assert poll(page, "() => (" + PAINTED + ")('gradflow')") > 0.5
+    lines = """() => document.querySelectorAll('[data-chart="loss"] .scatterlayer path.js-line').length"""
+    points = poll(page, lines)
     assert points >= 1
     steps = page.evaluate("() => window.__gatescopeReport.source.probeSteps")
     assert steps == http.get(f"/api/runs/{run_id}/probes").json()
     last = page.evaluate("() => window.__gatescopeReport.state.frame.step")
     assert last == steps[-1]
-    shown = "() => document.querySelector('#chart-hidden canvas.gs-heatmap').toDataURL()"
+    shown = """() => document.querySelector('[data-chart="hidden"] canvas.gs-heatmap').toDataURL()"""
     before = page.evaluate(shown)
-    scrub(page, 0)
+    to_first = "(el) => { el.value = 0; el.dispatchEvent(new Event('input')); }"
+    page.locator('[data-part="scrub"]').evaluate(to_first)
     reveal_all(page)
     poll(page, f"() => window.__gatescopeReport.state.frame.step === {steps[0]}")
-    assert page.locator("#scrub-label").text_content() == str(steps[0])
+    assert page.locator('[data-part="scrub-label"]').text_content() == str(steps[0])
     assert page.evaluate(shown) != before  # the hidden state of step 0, drawn
-    legend = "() => document.querySelector('#legend-gradflow').textContent"
+    legend = """() => document.querySelector('[data-legend="gradflow"]').textContent"""
     assert "‖∂ℓ_T/∂h_t‖" in page.evaluate(legend)
-    page.select_option("#kind", "total")  # the other embedded flow (the same values on this
+    page.select_option('[data-part="kind"]', "total")  # the other embedded flow (the same values on this
     assert poll(page, f"() => ({legend})().includes('‖∂L/∂h_t‖')")  # many-to-one task)
-    assert "stored probe frames are in it" in (page.locator("#report-note").text_content() or "")
+    assert "stored probe frames are in it" in (page.locator('[data-part="note"]').text_content() or "")
     page.evaluate("() => window.scrollTo(0, 0)")
     screenshot(page, "report", full_page=True)
     assert requests == []
