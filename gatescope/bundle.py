@@ -64,7 +64,7 @@ def _parts(source: str) -> list[str]:
     parts: list[str] = ['import Plotly from "', _PLOTLY, '"; '] if GLOBAL_PLOTLY in source else [""]
     at = 0
     for m in IMPORT.finditer(source):
-        quote = m.start(2) - 2  # the `"` before ./
+        quote = m.start(2) - 3  # the `"` before ./
         parts[-1] += source[at : quote + 1]
         parts += [m.group(2), ""]
         at = m.end(2)
