@@ -9,12 +9,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from fastapi.testclient import TestClient
 from torch import nn
 
 import gatescope
 from app.__main__ import main
-from gatescope.report import MB, kept_frames
-from tests.web.conftest import Served
+from gatescope.report import MB, kept_frames, share_budget
+from tests.web.conftest import HELLO, Served, wait_for
 
 DATA = re.compile(r'<script type="application/json" id="report-data">(.*?)</script>', re.S)
 
@@ -125,3 +126,70 @@ def test_python_m_app_report_writes_a_run_files_report(
     assert str(out) in capsys.readouterr().out
     assert main(["report", str(tmp_path / "nothing.gsrun"), "-o", str(out)]) == 1
     assert "cannot read" in capsys.readouterr().err
+
+
+def test_report_of_runs_side_by_side_embeds_each_runs_snapshot(served: Served) -> None:
+    ids = [served.adding, served.hello]
+    r = served.client.get(f"/api/report?runs={','.join(ids)}")
+    assert r.status_code == 200, r.text
+    disposition = f'attachment; filename="gatescope-compare-{served.adding}-{served.hello}.html"'
+    assert r.headers["content-disposition"] == disposition
+    assert len(r.content) <= 15 * MB and '"gatescope/comparereport.js"' in r.text
+    runs = _data(r.text)["runs"]
+    for run_id, snapshot in zip(ids, runs, strict=True):  # in the order asked for, each whole
+        assert snapshot == served.client.get(f"/api/runs/{run_id}/report?format=json").json()
+
+
+def test_a_group_reports_budget_is_shared_over_its_runs(served: Served) -> None:
+    ids = f"{served.adding},{served.hello}"
+    full = served.client.get(f"/api/report?runs={ids}")
+    small, large = (
+        sum(len(k) + len(v) + 6 for k, v in s["frames"].items())  # as they sit in the JSON
+        for s in _data(full.text)["runs"]
+    )
+    assert small < large  # the adding run's frames are the smaller
+    # room for the smaller run's frames twice: it keeps them all, the larger one has to thin
+    budget = (len(full.content) - large + small + 100) / MB
+    r = served.client.get(f"/api/report?runs={ids}&budget_mb={budget}")
+    assert r.status_code == 200, r.text
+    assert len(r.content) <= budget * MB
+    kept_small, kept_large = (s["report"] for s in _data(r.text)["runs"])
+    assert kept_small["left_out"] == 0
+    assert kept_large["left_out"] == 1 and kept_large["kept_steps"][-1] == kept_large["stored_steps"][-1]
+
+
+def test_share_budget_gives_what_a_small_part_leaves_to_the_larger() -> None:
+    small = {0: 10, 5: 10}
+    large = {s: 10 for s in range(0, 100, 10)}
+    assert share_budget([large, small], 60) == [[0, 30, 60, 90], [0, 5]]  # not 3 of an even 30
+    assert share_budget([large, small], 20) == [[0, 90], [0, 5]]  # the ends always stay
+    assert share_budget([large, large], 80) == [[0, 30, 60, 90]] * 2
+
+
+def test_group_report_is_the_runs_one_comparison_made(client: TestClient) -> None:
+    config = {**HELLO, "steps": 4, "probe_every": 2, "hidden_size": 4}
+    made = client.post("/api/compare", json={"config": config, "cells": ["gru", "lstm"]}).json()
+    for run in made["runs"]:
+        wait_for(client, run["id"])
+    r = client.get(f"/api/groups/{made['group']}/report")
+    assert r.status_code == 200, r.text
+    assert [s["run"]["config"]["cell"] for s in _data(r.text)["runs"]] == ["gru", "lstm"]
+    r = client.get("/api/groups/nope/report")
+    assert r.status_code == 404 and "there is no comparison group 'nope'" in r.json()["detail"]
+
+
+def test_group_report_refusals_are_sentences(served: Served) -> None:
+    get = served.client.get
+    r = get(f"/api/report?runs={served.hello}")
+    assert r.status_code == 422
+    one = f"one run's report is GET /api/runs/{served.hello}/report"
+    assert r.json()["detail"] == f"a report side by side holds 2 to 8 runs, not 1: {one}"
+    r = get(f"/api/report?runs={','.join([served.hello] * 2)}")
+    assert r.status_code == 422 and "names a run twice" in r.json()["detail"]
+    r = get(f"/api/report?runs={','.join(str(i) for i in range(9))}")
+    assert r.status_code == 422 and "holds 2 to 8 runs, not 9" in r.json()["detail"]
+    r = get(f"/api/report?runs={served.hello},nope")
+    assert r.status_code == 404 and "no run with id 'nope'" in r.json()["detail"]
+    r = get(f"/api/report?runs={served.hello},{served.adding}&budget_mb=1")
+    assert r.status_code == 422 and "cannot hold the report itself" in r.json()["detail"]
+    assert get("/api/report").status_code == 422  # ?runs= is required

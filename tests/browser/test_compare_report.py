@@ -1,0 +1,105 @@
+"""The group report opened from disk: the three-cell comparison's file (the compare page's
+"report" button; the same file as GET /api/groups/{group}/report) in Chromium from file://, every
+other request routed and counted (zero); every column's views drawn from the embedded runs, the
+gradient-flow and hidden-state colour scales shared across the columns, the gradient kind
+switched. Screenshot: test-artifacts/compare-report.png."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import httpx
+from playwright.sync_api import Page, Route, expect
+
+from tests.browser.conftest import poll, reveal_all, screenshot, wait_for_run
+
+RUN: dict[str, Any] = {
+    "hidden_size": 8,
+    "task": {"name": "adding", "seq_len": 8},
+    "batch_size": 4,
+    "steps": 40,
+    "probe_every": 10,
+}
+DATA = re.compile(r'<script type="application/json" id="report-data">(.*?)</script>', re.S)
+
+# the share of painted (non-transparent) cells of the heatmap canvas in the chart with this id
+PAINTED = """(id) => {
+  const c = document.querySelector(`#${id} canvas.gs-heatmap`);
+  if (!c || !c.width) return 0;
+  const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+  let n = 0;
+  for (let i = 3; i < d.length; i += 4) if (d[i] > 0) n += 1;
+  return n / (c.width * c.height);
+}"""
+# [min, max] of each column's heatmap colour scale in one chart row (gradflow | hidden)
+SCALES = """(row) => window.__gatescopeReport.view.columns.map((c) => {
+  const spec = document.getElementById(`chart-${row}-${c.runId}`).__chart.layer.spec;
+  return [spec.min, spec.max];
+})"""
+LINES = """(id) => document.querySelectorAll(`#${id} .scatterlayer path.js-line`).length"""
+
+
+def test_the_three_cell_comparison_as_one_file(
+    gs_page: Page, url: Any, http: httpx.Client, tmp_path: Path
+) -> None:
+    made = http.post("/api/compare", json={"config": {"cell": "lstm", **RUN}}).json()
+    ids = [r["id"] for r in made["runs"]]
+    for run_id in ids:
+        assert wait_for_run(http, run_id)["status"] == "completed"
+    page = gs_page
+    page.goto(url(f"/compare?runs={','.join(ids)}"))
+    button = page.locator("#report")
+    expect(button).to_be_visible()
+    href = button.get_attribute("href")
+    assert href == f"/api/report?runs={','.join(ids)}"
+    r = http.get(href, timeout=60)
+    assert r.status_code == 200, r.text
+    assert http.get(f"/api/groups/{made['group']}/report", timeout=60).text == r.text  # the group's file
+    match = DATA.search(r.text)
+    assert match is not None
+    embedded = json.loads(match.group(1).replace("<\\/", "</"))
+    assert [s["run"]["config"]["cell"] for s in embedded["runs"]] == ["rnn_tanh", "lstm", "gru"]
+    path = tmp_path / "compare.html"
+    path.write_bytes(r.content)
+
+    requests: list[str] = []
+
+    def count(route: Route) -> None:
+        if route.request.url == path.as_uri():
+            route.continue_()
+            return
+        requests.append(route.request.url)
+        route.abort()
+
+    page.route("**/*", count)
+    page.goto(path.as_uri())
+    poll(page, "() => window.__gatescopeReport && window.__gatescopeReport.view")
+    expect(page.locator(".column")).to_have_count(3)
+    reveal_all(page)  # charts draw once on screen
+    for run_id in ids:
+        assert poll(page, f"() => ({PAINTED})('chart-gradflow-{run_id}')") > 0.5
+        assert poll(page, f"() => ({PAINTED})('chart-hidden-{run_id}') === 1")
+        assert poll(page, f"() => ({LINES})('chart-loss-{run_id}')") >= 1
+        assert poll(page, f"() => ({LINES})('chart-lines-{run_id}')") >= 1
+    flow = page.evaluate(f"() => ({SCALES})('gradflow')")
+    hidden = page.evaluate(f"() => ({SCALES})('hidden')")
+    assert len({tuple(s) for s in flow}) == 1, flow  # one shared colour scale across the columns
+    assert len({tuple(s) for s in hidden}) == 1 and hidden[0] == [-1, 1], hidden  # tanh-bounded h
+    expect(page.locator("#legend-flow")).to_contain_text("shared: ‖∂ℓ_T/∂h_t‖")
+    note = page.locator("#report-note")
+    expect(note).to_contain_text("within a budget of 15 MB shared by its 3 runs")
+    expect(note).to_contain_text("all 5 probe frames")
+    page.select_option(".compare-kind", "total")
+    expect(page.locator("#legend-flow")).to_contain_text("shared: ‖∂L/∂h_t‖")
+    reveal_all(page)
+    flow = poll(
+        page,
+        f"""() => {{ const s = ({SCALES})('gradflow');
+              return s.every((x) => x[0] === s[0][0] && x[1] === s[0][1]) && s; }}""",
+    )
+    assert len(flow) == 3
+    screenshot(page, "compare-report", full_page=True)
+    assert requests == []
