@@ -4,10 +4,11 @@
 // json_length | json {runs: [snapshot...], seq} | frame bytes, each snapshot's frames as
 // {step: [offset, length]} into the bytes after the JSON), `_mode` ("run": one run's views,
 // runview.js; "compare": the runs side by side, compareview.js) and "add" messages ({type: "add",
-// seq, run?, metrics, frames: [step...], gradflow} with buffers[i] the bytes of frames[i]). An
-// "add" is applied only when its seq is the next after what is drawn; any other waits for a
-// snapshot newer than what is drawn, which replaces everything (messages sent before the view
-// loaded are lost; the snapshot is what a saved notebook keeps). Nothing is sent to the kernel.
+// seq, index (which run), run?, metrics, frames: [step...], gradflow: flow answers since the last
+// row sent} with buffers[i] the bytes of frames[i]). An "add" is applied only when its seq is the
+// next after what is drawn; any other waits for a snapshot newer than what is drawn, which
+// replaces everything (messages sent before the view loaded are lost; the snapshot is what a
+// saved notebook keeps). Nothing is sent to the kernel.
 // What this is not: the views (runview.js, compareview.js) nor a data source (embedded.js).
 
 import { mountCompareView } from "./compareview.js";
@@ -68,7 +69,7 @@ function apply(current, msg, buffers) {
   const frames = {};
   (msg.frames ?? []).forEach((step, i) => (frames[step] = buffers[i]));
   const { sources } = current;
-  const source = sources.length === 1 ? sources[0] : sources.find((s) => msg.run && s.run.id === msg.run.id);
+  const source = Number.isInteger(msg.index) ? sources[msg.index] : sources.length === 1 ? sources[0] : null;
   if (!source) return; // which run it extends is unsaid: the next snapshot says
   source.add({ run: msg.run ?? null, metrics: msg.metrics ?? [], frames, gradflow: msg.gradflow ?? {} });
   current.seq = msg.seq;
