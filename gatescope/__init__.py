@@ -1,5 +1,6 @@
 """Gatescope, the library: watch your own PyTorch RNN, LSTM or GRU while it trains (gatescope.watch),
-and talk to a Gatescope server from a script (gatescope.Client).
+see stored runs in a notebook (gatescope.show, gatescope.compare), and talk to a Gatescope server
+from a script (gatescope.Client).
 
     import gatescope
     watch = gatescope.watch(model, server="http://127.0.0.1:8000", every=10, name="my-lstm")
@@ -13,7 +14,8 @@ and talk to a Gatescope server from a script (gatescope.Client).
 
 Its names load on first use (module __getattr__): `import gatescope` and `from gatescope import
 Client` load no torch (the client needs httpx, orjson, websockets and numpy); `watch` / `Watch`
-bring in torch and app.core. No name here loads server code (app.services, app.web).
+bring in torch and app.core; `show` / `compare` those and anywidget (the `notebook` extra). No
+name here loads server code (app.services, app.web).
 """
 
 from __future__ import annotations
@@ -27,16 +29,20 @@ from app import __version__
 
 if TYPE_CHECKING:
     from gatescope.client import Client, GatescopeError
+    from gatescope.show import compare, show
     from gatescope.watch import Watch, watch
 
-__all__ = ["Client", "GatescopeError", "Watch", "__version__", "watch"]
+__all__ = ["Client", "GatescopeError", "Watch", "__version__", "compare", "show", "watch"]
 
 _LAZY = {
     "Client": "gatescope.client",
     "GatescopeError": "gatescope.client",
     "Watch": "gatescope.watch",
     "watch": "gatescope.watch",
+    "show": "gatescope.show",
+    "compare": "gatescope.show",
 }
+_FUNCTIONS = ("watch", "show")  # submodules named like the function they hold
 
 
 def __getattr__(name: str) -> Any:
@@ -50,13 +56,14 @@ def __getattr__(name: str) -> Any:
 
 
 class _Package(ModuleType):
-    """gatescope's module type: `gatescope.watch` stays the function. Importing the submodule
-    gatescope.watch (by anyone, at any time) makes the import system set the package's `watch`
-    attribute to that submodule; this keeps the submodule's function there instead."""
+    """gatescope's module type: `gatescope.watch` and `gatescope.show` stay the functions.
+    Importing the submodule gatescope.watch (by anyone, at any time) makes the import system set
+    the package's `watch` attribute to that submodule; this keeps the submodule's function there
+    instead (and the same for show)."""
 
     def __setattr__(self, name: str, value: object) -> None:
-        if name == "watch" and isinstance(value, ModuleType):
-            value = value.watch
+        if name in _FUNCTIONS and isinstance(value, ModuleType):
+            value = getattr(value, name)
         super().__setattr__(name, value)
 
 

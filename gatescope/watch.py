@@ -25,6 +25,7 @@ weights with or without a watch. What this is not: a transport (gatescope.sink, 
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import socket
@@ -75,6 +76,7 @@ def watch(
     token: str | None = None,
     path: str | os.PathLike[str] | None = None,
     sink: Sink | None = None,
+    notebook: bool | None = None,
 ) -> Watch:
     """Watch `model`'s recurrent modules; call `.step()` once per training step, then `.close()`.
 
@@ -94,6 +96,10 @@ def watch(
     storage_mb the MB the server keeps this run's frames within (default: the server's
                GATESCOPE_RUN_STORAGE_MB); sent only when set, so older servers still attach.
     token      the server's token ($GATESCOPE_TOKEN if None).
+    notebook   True: show the run live in a widget under the notebook cell (gatescope.notebook),
+               no server needed, and record the local run file too (as server=None), or post to
+               server= as well when a URL other than the default (or $GATESCOPE_SERVER) is given.
+               None (default): the widget when server=None inside a Jupyter kernel. False: never.
     """
     if not isinstance(every, int) or isinstance(every, bool) or every < 1:
         raise ValueError(f"every must be a whole number >= 1, not {every!r}")
@@ -110,9 +116,11 @@ def watch(
         every=every, fraction=probe_budget, itemize=itemize, first=1, spectra_every=costliest
     )
     if sink is None:
-        sink = _sink(server, token, path, name)
+        sink = _notebook_tee(server, token, path, name, notebook)
     elif path is not None:
         raise ValueError("path= names a run file for server=None; with sink= the sink decides")
+    elif notebook:
+        raise ValueError("notebook=True makes watch's own sinks; with sink= the sink decides")
     body = _attach(model, found, layouts, name, every, probe is not None, probe_budget)
     sink.open(body if storage_mb is None else {**body, "storage_mb": storage_mb})
     fixed = None if probe is None else (tuple(probe) if isinstance(probe, tuple | list) else (probe,))
@@ -208,6 +216,11 @@ class Watch:
     @property
     def dropped_frames(self) -> int:
         return int(self.sink.dropped_frames)
+
+    @property
+    def widget(self) -> Any:
+        """The notebook widget (gatescope.notebook.RunWidget) showing this watch, or None."""
+        return getattr(self.sink, "widget", None)
 
     def close(self, status: str | None = None, error: str | None = None) -> None:
         """Remove every hook and end the runs: `status` "completed" (or "stopped" if the dashboard
@@ -369,6 +382,44 @@ def _attach(
         "parameters": {n: list(p.shape) for n, p in model.named_parameters()},
         "client": {"gatescope": app.__version__, "torch": torch.__version__, "host": socket.gethostname()},
     }
+
+
+def _notebook_tee(
+    server: str | None,
+    token: str | None,
+    path: str | os.PathLike[str] | None,
+    name: str | None,
+    notebook: bool | None,
+) -> Sink:
+    """`_sink`'s sink, and beside it (gatescope.notebook.TeeSink) the notebook widget's when
+    `notebook` asks for it (see watch's docstring)."""
+    kernel = _in_notebook()
+    if notebook and not kernel:
+        raise ValueError(
+            "notebook=True shows a widget under a notebook cell, and this is not running in a Jupyter "
+            "kernel: leave notebook= out here (server=None records a run file that gatescope.show(path) "
+            "shows in a notebook)"
+        )
+    if notebook is None:
+        notebook = server is None and kernel and importlib.util.find_spec("anywidget") is not None
+    if not notebook:
+        return _sink(server, token, path, name)
+    try:
+        from gatescope.notebook import NotebookSink, TeeSink
+    except ImportError as exc:
+        raise ImportError(
+            f"the notebook widget needs anywidget ({exc}): pip install 'gatescope[notebook]'"
+        ) from exc
+    if server == DEFAULT_SERVER and not os.environ.get("GATESCOPE_SERVER"):
+        server = None  # notebook=True needs no server: the widget and a run file
+    return TeeSink(_sink(server, token, path, name), NotebookSink(show=True))
+
+
+def _in_notebook() -> bool:
+    """True inside a Jupyter kernel (an IPython shell with a kernel), where a widget can show."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    return shell is not None and getattr(shell, "kernel", None) is not None
 
 
 def _sink(
