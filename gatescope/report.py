@@ -12,7 +12,12 @@ exactly the inline scripts by hash and data: modules, and never eval. `data` (th
 the catalog, metrics, gradient flows: JSON) and the probe frames (the one frame format, base64)
 are embedded in a JSON script the page reads (embedded.js). Frames are thinned evenly to fit the
 budget: step 0 and the latest always stay (like app.services.thinning.kept_steps), and the
-file says what was kept and what was left out.
+file says what was kept and what was left out. That embedded object is the "snapshot" (what
+gatescope.show and the notebook widget hold of a run too); `fit(parts, budget, render)` makes
+any text of snapshots within a budget (GET .../report?format=json renders one as JSON).
+`build_group_report(parts, ...)` is the file of several runs side by side (comparereport.js
+reads `{"runs": [snapshot, ...]}`), the budget shared over them (share_budget: the smallest
+first, each an equal share of what is left).
 
 It lives in the `gatescope` package, which never imports the server (tests/test_architecture.py),
 so the server's route (app/web/report.py) and `gatescope report FILE` build the same file.
@@ -191,4 +196,3 @@ def _page(
         f'<script type="module">{entry}</script>\n'
         '</head><body class="report">\n<main id="report"></main>\n</body></html>\n'
     )
-

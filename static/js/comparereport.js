@@ -25,7 +25,7 @@ function main() {
   root.append(
     el("section", { class: "compare-head" },
       el("h1", { text: "Compare runs" }),
-      el("p", { class: "desc", text: "The same views side by side on shared colour scales and axes: gradient flow, loss (dashed: the task's baseline), the hidden state and ‖∂ℓ_T/∂h_t‖ of each run's latest probe frame. Click a timestep to mark it in every column." }),
+      el("p", { class: "desc", text: "The same views side by side on shared colour scales and axes: gradient flow, loss (dashed: the task's baseline), the hidden state and ‖∂ℓ_T/∂h_t‖ of each run's probe frame at the scrubber's step (its nearest kept frame; the latest at first). Click a timestep to mark it in every column, a gradient-flow row to show that step." }),
       el("p", { class: "desc", id: "report-note", role: "note", text: note(runs[0].report.budget_mb, sources) })),
   );
   const view = mountCompareView(root, sources);

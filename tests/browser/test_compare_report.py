@@ -39,6 +39,7 @@ SCALES = """(row) => window.__gatescopeReport.view.columns.map((c) => {
   const spec = document.getElementById(`chart-${row}-${c.runId}`).__chart.layer.spec;
   return [spec.min, spec.max];
 })"""
+PICTURE = "document.querySelector('#chart-hidden-{}' + ' canvas.gs-heatmap').toDataURL()"
 LINES = """(id) => document.querySelectorAll(`#${id} .scatterlayer path.js-line`).length"""
 
 
@@ -92,6 +93,25 @@ def test_the_three_cell_comparison_as_one_file(
     note = page.locator("#report-note")
     expect(note).to_contain_text("within a budget of 15 MB shared by its 3 runs")
     expect(note).to_contain_text("all 5 probe frames")
+    # the shared scrubber: every column shows its frame of step 0, then the newest again
+    shown = f"() => [{', '.join(PICTURE.format(i) for i in ids)}]"
+    newest = page.evaluate(shown)
+    to = "(i) => (el) => { el.value = i; el.dispatchEvent(new Event('input')); }"
+    page.locator(".compare-scrub").evaluate(f"({to})(0)")
+    poll(page, "() => window.__gatescopeReport.view.columns.every((c) => c.shown && c.shown.step === 0)")
+    reveal_all(page)
+    expect(page.locator(".compare-step")).to_have_text("0")
+    expect(page.locator(f'.column[data-run="{ids[0]}"] h3').nth(2)).to_have_text("Hidden state at step 0")
+    first = poll(
+        page,
+        f"() => {{ const s = ({shown})(); return s.every((x, i) => x !== {json.dumps(newest)}[i]) && s; }}",
+    )
+    assert len(first) == 3  # each column's hidden state drew anew
+    page.locator(".compare-scrub").evaluate(f"({to})(4)")
+    expect(page.locator(".compare-step")).to_have_text("40 (latest)")
+    expect(page.locator(f'.column[data-run="{ids[0]}"] h3').nth(2)).to_have_text(
+        "Hidden state at the latest step (40)"
+    )
     page.select_option(".compare-kind", "total")
     expect(page.locator("#legend-flow")).to_contain_text("shared: ‖∂L/∂h_t‖")
     reveal_all(page)
