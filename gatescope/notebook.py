@@ -145,6 +145,8 @@ def decode(data: bytes) -> tuple[dict[str, Any], dict[int, dict[int, bytes]]]:
 class RunWidget(anywidget.AnyWidget):
     """Runs' views in a notebook: `RunWidget("run", [snapshot])`, or "compare" with 2..8."""
 
+    _esm = traitlets.Unicode("").tag(sync=True)  # gatescope.bundle.widget_esm(), set per widget
+    _css = traitlets.Unicode("").tag(sync=True)
     _snapshot = traitlets.Bytes(b"").tag(sync=True)
     _mode = traitlets.Unicode("run").tag(sync=True)
     _budget_mb = traitlets.Float(DEFAULT_BUDGET_MB).tag(sync=True)
