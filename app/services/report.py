@@ -1,9 +1,10 @@
 """What a run's one-file report embeds, read from storage: `report_parts(storage, views, record)`.
 
 What this is: the run's public record, its task (a built-in run's; None for an attached one), the
-catalog, every step's metrics, its applied interventions, the gradient flow of every layer in both
-kinds (as GET .../gradflow answers them, up to FLOW_ROWS rows) and its display frames by step,
-for gatescope.report.build_report. Used by GET /api/runs/{id}/report and `python -m app report
+view catalog (app.core.display: what the views read, as the notebook's snapshots carry it), every
+step's metrics, its applied interventions, the gradient flow of every layer in both kinds (as GET
+.../gradflow answers them, up to FLOW_ROWS rows) and its display frames by step, for
+gatescope.report.build_report. Used by GET /api/runs/{id}/report and `python -m app report
 FILE` (a run file imported into a temporary storage), so both make the same file.
 What this is not: the HTML (gatescope/report.py) or a route (app/web/report.py).
 """
@@ -13,7 +14,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from app.services.catalog import catalog
+from app.core.display import view_catalog
 from app.services.records import RunRecord
 from app.services.schemas import RunCreate, RunPublic
 from app.services.storage import Storage
@@ -38,7 +39,7 @@ def report_parts(
     data: dict[str, Any] = {
         "run": public.model_dump(mode="json"),
         "task": task.model_dump(mode="json") if task is not None else None,
-        "catalog": catalog().model_dump(mode="json"),
+        "catalog": view_catalog(),
         "metrics": storage.metrics(record.id),
         "interventions": [i.model_dump(mode="json") for i in storage.interventions(record.id)],
         "gradflow": gradflow,
