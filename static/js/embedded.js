@@ -78,6 +78,12 @@ export class EmbeddedSource {
     if (run) this.run = run;
     this.metrics.add(metrics);
     this.addFrames(frames);
+    if (this.report) {
+      // frames that came live are kept (the budget thins the next snapshot, not what is drawn)
+      const steps = Object.keys(frames).map(Number);
+      const more = (list) => [...new Set([...list, ...steps])].sort((a, b) => a - b);
+      this.report = { ...this.report, stored_steps: more(this.report.stored_steps), kept_steps: more(this.report.kept_steps) };
+    }
     for (const [key, answer] of Object.entries(gradflow)) {
       const old = this.flows.get(key);
       if (old) appendFlow(old, answer);

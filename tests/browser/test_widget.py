@@ -1,22 +1,27 @@
-"""The notebook widget's front end in Chromium, with no notebook: a blank page imports
-gatescope.bundle.widget_esm() as a blob: module (as anywidget does) and calls its render({model, el})
-with a small model that answers get/on/off like anywidget's, fed with a snapshot and "add" messages
-in the encoding of the shared contract (uint32 LE json length | json | frame bytes). Every request
-is routed and counted: zero. Asserted: the views draw (heatmap cells painted, the loss curve), a
-live "add" extends them (the scrubber follows the newest frame), an "add" out of sequence waits for
-the next snapshot, the scrubber changes the frame. Screenshot: test-artifacts/widget.png."""
+"""The notebook widget's front end in Chromium, with no notebook: a blank page (CSP: blob: modules
+only, no eval) imports gatescope.bundle.widget_esm() as a blob: module, as anywidget does, and
+calls its render({model, el}) with a small model that answers get/on/off like anywidget's. What it
+receives is what gatescope.notebook.RunWidget produced in this process from a real run's data
+(the server's GET .../report?format=json): its first `_snapshot`, its "add" messages (recorded as
+RunWidget sends them) and its final `_snapshot`. Every request is routed and counted: zero; the
+notebook's own global Plotly stays. Asserted: the views draw (heatmap cells painted, the loss
+curve), an "add" extends them and the scrubber follows the newest frame unless the user moved
+it, an "add" out of sequence waits, a snapshot newer than what is drawn replaces it (compare mode:
+one column per run). Screenshots: test-artifacts/widget.png, widget-compare.png."""
 
 from __future__ import annotations
 
 import base64
 import json
-import struct
+import time
 from typing import Any
 
 import httpx
+import pytest
 from playwright.sync_api import Page, Route
 
 from gatescope.bundle import widget_css, widget_esm
+from gatescope.notebook import ADD_SECONDS, RunWidget
 from tests.browser.conftest import poll, reveal_all, screenshot, wait_for_run
 
 RUN = {
@@ -27,7 +32,7 @@ RUN = {
     "steps": 60,
     "probe_every": 10,
 }
-SPLIT = 30  # the snapshot holds the steps up to here; one "add" brings the rest
+RNN = {**RUN, "cell": "rnn_tanh"}
 
 # a model as anywidget's (get/on/off of traits and "msg:custom"), and the page's hooks to feed it
 HARNESS = """async ([esm, css, snapshot, mode]) => {
@@ -43,6 +48,7 @@ HARNESS = """async ([esm, css, snapshot, mode]) => {
     set: (k, b64) => { state[k] = bytes(b64); (handlers[`change:${k}`] ?? []).forEach((f) => f()); },
     send: (msg, buffers) => (handlers["msg:custom"] ?? []).forEach((f) => f(msg, buffers.map(bytes))),
   };
+  window.Plotly = { theNotebooksOwn: true }; // another plotly the notebook loaded: left as it is
   const style = document.createElement("style");
   style.textContent = css;
   document.head.append(style);
@@ -55,123 +61,192 @@ HARNESS = """async ([esm, css, snapshot, mode]) => {
   return true;
 }"""
 
-PAINTED = """(name) => {
-  const c = document.querySelector(`#out [data-chart="${name}"] canvas.gs-heatmap`);
+# blob: modules only, never eval (as a notebook's page may have it), and nothing fetched
+CSP = "default-src 'none'; script-src blob:; style-src 'unsafe-inline'; img-src data: blob:"
+PAGE = f"""<!doctype html><html><head><meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="{CSP}"></head><body></body></html>"""
+
+# the share of painted cells of the heatmap canvas in the chart `selector` finds (one pixel a cell)
+PAINTED = """(selector) => {
+  const c = document.querySelector(`${selector} canvas.gs-heatmap`);
   if (!c || !c.width) return 0;
   const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
   let n = 0;
   for (let i = 3; i < d.length; i += 4) if (d[i] > 0) n += 1;
   return n / (c.width * c.height);
 }"""
-DRAWN = "document.getElementById('out').gatescope"
-VIEW = "document.getElementById('out').gatescope.views[0]"
+DRAWN = "document.getElementById('out').gatescope"  # what widget.js drew: {seq, sources, views | view}
+VIEW = f"{DRAWN}.views[0]"
 
 
-def encode(runs: list[dict[str, Any]], seq: int) -> bytes:
-    """The `_snapshot` bytes of the shared contract: frames as [offset, length] after the JSON."""
-    blobs: list[bytes] = []
-    out = []
-    at = 0
-    for run in runs:
-        frames = {}
-        for step, blob in run["frames"].items():
-            frames[str(step)] = [at, len(blob)]
-            blobs.append(blob)
-            at += len(blob)
-        out.append({**run, "frames": frames})
-    text = json.dumps({"runs": out, "seq": seq}).encode()
-    return struct.pack("<I", len(text)) + text + b"".join(blobs)
+class Recorded(RunWidget):
+    """A RunWidget whose "add" messages are kept here (content, buffers) for the page to receive,
+    with the first `_snapshot` it had (the one a front end loaded at once would read)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.sent: list[tuple[dict[str, Any], list[bytes]]] = []
+        super().__init__(*args, **kwargs)
+        self.snapshot_sent: bytes = self._snapshot
+
+    def send(self, content: dict[str, Any], buffers: Any = None) -> None:
+        self.sent.append((content, list(buffers or [])))
 
 
-def split_flow(answer: dict[str, Any], keep: Any) -> dict[str, Any]:
-    """The rows of a GET .../gradflow answer whose steps `keep` picks."""
-    rows = [i for i, s in enumerate(answer["steps"]) if keep(s)]
-    saturation = {
-        gate: {side: [v[i] for i in rows] for side, v in sides.items()}
-        for gate, sides in answer["saturation"].items()
-    }
+def part(data: dict[str, Any], lo: float, hi: float) -> dict[str, Any]:
+    """The metrics rows and frames (bytes) of a run's report JSON with lo < step <= hi."""
     return {
-        **answer,
-        "steps": [answer["steps"][i] for i in rows],
-        "z": [answer["z"][i] for i in rows],
-        "saturation": saturation,
-        "total_rows": len(rows),
+        "metrics": [m for m in data["metrics"] if lo < m["step"] <= hi],
+        "frames": {int(s): base64.b64decode(b) for s, b in data["frames"].items() if lo < int(s) <= hi},
     }
 
 
-def parts(data: dict[str, Any], keep: Any) -> dict[str, Any]:
-    """The part of a run's snapshot (the report's JSON) whose steps `keep` picks, frames as bytes."""
-    return {
-        "metrics": [m for m in data["metrics"] if keep(m["step"])],
-        "frames": {int(s): base64.b64decode(b) for s, b in data["frames"].items() if keep(int(s))},
-        "gradflow": {k: split_flow(a, keep) for k, a in data["gradflow"].items()},
-    }
+def report_json(http: httpx.Client, run: dict[str, Any]) -> dict[str, Any]:
+    """A finished run's snapshot as the server's report embeds it (GET .../report?format=json)."""
+    run_id = http.post("/api/runs", json=run).json()["id"]
+    assert wait_for_run(http, run_id)["status"] == "completed"
+    r = http.get(f"/api/runs/{run_id}/report", params={"format": "json"}, timeout=60)
+    assert r.status_code == 200, r.text
+    data: dict[str, Any] = r.json()
+    return data
+
+
+def start(data: dict[str, Any], upto: float) -> dict[str, Any]:
+    """The snapshot a watch would have at step `upto` (its flows made by RunWidget from the frames)."""
+    return {"run": data["run"], "task": data["task"], "catalog": data["catalog"], **part(data, -1, upto)}
 
 
 def b64(blob: bytes) -> str:
     return base64.b64encode(blob).decode()
 
 
-def test_widget_draws_a_snapshot_and_live_adds(page: Page, http: httpx.Client) -> None:
-    run_id = http.post("/api/runs", json=RUN).json()["id"]
-    assert wait_for_run(http, run_id)["status"] == "completed"
-    r = http.get(f"/api/runs/{run_id}/report", params={"format": "json"}, timeout=60)
-    assert r.status_code == 200, r.text
-    data = r.json()
-    early = {**data, **parts(data, lambda s: s <= SPLIT), "report": None}
-    late = parts(data, lambda s: s > SPLIT)
-    assert early["frames"] and late["frames"], "the run's probes fall on both sides of SPLIT"
+@pytest.fixture(scope="module")
+def lstm(http: httpx.Client) -> dict[str, Any]:
+    return report_json(http, RUN)
 
-    requests: list[str] = []
-    errors: list[str] = []
 
-    def count(route: Route) -> None:
-        requests.append(route.request.url)
+class Harness:
+    """The blank page with the widget rendered in #out; every request routed, counted, refused."""
+
+    def __init__(self, page: Page, widget: RunWidget) -> None:
+        self.page = page
+        self.requests: list[str] = []
+        self.errors: list[str] = []
+        page.route("**/*", self.refuse)
+        page.on("pageerror", lambda err: self.errors.append(str(err)))
+        page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
+        page.set_content(PAGE)
+        args = [widget_esm(), widget_css(), b64(widget.snapshot_sent), widget._mode]
+        page.evaluate(HARNESS, args)
+
+    def refuse(self, route: Route) -> None:
+        self.requests.append(route.request.url)
         route.abort()
 
-    page.route("**/*", count)
-    page.on("pageerror", lambda err: errors.append(str(err)))
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    page.set_content("<!doctype html><html><head><meta charset='utf-8'></head><body></body></html>")
-    page.evaluate(HARNESS, [widget_esm(), widget_css(), b64(encode([early], 0)), "run"])
+    def send(self, message: tuple[dict[str, Any], list[bytes]]) -> None:
+        content, buffers = message
+        self.page.evaluate("([m, b]) => window.__widget.send(m, b)", [content, [b64(b) for b in buffers]])
+
+    def snapshot(self, blob: bytes) -> None:
+        self.page.evaluate("([b]) => window.__widget.set('_snapshot', b)", [b64(blob)])
+
+    def painted(self, selector: str) -> float:
+        reveal_all(self.page)
+        return float(poll(self.page, f"() => ({PAINTED})({json.dumps(selector)})"))
+
+    def value(self, expression: str) -> Any:
+        return self.page.evaluate(f"() => {expression}")
+
+    def done(self, name: str) -> None:
+        reveal_all(self.page)  # charts off screen draw their last input once seen
+        screenshot(self.page, name, full_page=True)
+        assert self.value("window.Plotly.theNotebooksOwn") is True  # the notebook's plotly is left alone
+        assert self.requests == []
+        assert self.errors == []
+
+
+def test_widget_draws_a_snapshot_and_live_adds(page: Page, lstm: dict[str, Any]) -> None:
+    widget = Recorded("run", [start(lstm, 30)])
+    for lo, hi in [(30, 45), (45, 60)]:
+        time.sleep(ADD_SECONDS)  # each add its own message
+        widget.add(0, **part(lstm, lo, hi))
+    widget.add(0, run={**lstm["run"], "name": "renamed"})
+    widget.finish()
+    assert [(m["seq"], m["frames"]) for m, _ in widget.sent] == [(1, [40]), (2, [50, 60]), (3, [])]
+    all_steps = sorted(int(s) for s in lstm["frames"])
+    flow = lstm["gradflow"]["last|0"]["steps"]
+    assert flow == all_steps  # the server's flow has a row per frame, as RunWidget's
+
+    w = Harness(page, widget)
     poll(page, f"() => {DRAWN} && {VIEW}.state.frame")
-    reveal_all(page)
-    assert poll(page, "() => (" + PAINTED + ")('hidden')") == 1
-    assert poll(page, "() => (" + PAINTED + ")('gradflow')") > 0.5
-    lines = """() => document.querySelectorAll('#out [data-chart="loss"] path.js-line').length"""
-    assert poll(page, lines) >= 1
-    early_steps = sorted(early["frames"])
-    assert page.evaluate(f"() => {VIEW}.source.probeSteps") == early_steps
-    assert page.evaluate(f"() => {VIEW}.state.frame.step") == early_steps[-1]
-    flow_rows = f"() => {VIEW}.source.gradflow.steps.length"
-    assert page.evaluate(flow_rows) == len(early["gradflow"]["last|0"]["steps"])
-    height = "() => document.querySelector('#out [data-chart=\"gradflow\"] canvas.gs-heatmap').height"
-    assert page.evaluate(height) == len(early["gradflow"]["last|0"]["steps"])
+    assert w.painted('#out [data-chart="hidden"]') == 1
+    assert w.painted('#out [data-chart="gradflow"]') > 0.5
+    assert poll(page, """() => document.querySelectorAll('#out [data-chart="loss"] path.js-line').length""")
+    assert w.value(f"{VIEW}.source.probeSteps") == [0, 10, 20, 30]
+    assert w.value(f"{VIEW}.state.frame.step") == 30
+    rows = f"{VIEW}.source.gradflow.steps"
+    height = """document.querySelector('#out [data-chart="gradflow"]').__chart.layer.drawn"""  # rows painted
+    assert w.value(rows) == [0, 10, 20, 30] and w.value(height) == 4
 
-    # an "add" out of sequence (seq 2 after 0) waits; the next one in sequence is applied
-    frames = sorted(late["frames"])
-    add = {"type": "add", "metrics": late["metrics"], "frames": frames, "gradflow": late["gradflow"]}
-    buffers = [b64(late["frames"][s]) for s in frames]
-    page.evaluate("([m, b]) => window.__widget.send(m, b)", [{**add, "seq": 2}, buffers])
-    assert page.evaluate(f"() => {VIEW}.source.probeSteps") == early_steps
-    page.evaluate("([m, b]) => window.__widget.send(m, b)", [{**add, "seq": 1}, buffers])
-    all_steps = http.get(f"/api/runs/{run_id}/probes").json()
-    assert page.evaluate(f"() => {VIEW}.source.probeSteps") == all_steps
-    assert poll(page, f"() => {VIEW}.state.frame.step === {all_steps[-1]}")  # it follows the newest
-    assert page.evaluate(flow_rows) == len(data["gradflow"]["last|0"]["steps"])
+    w.send(widget.sent[1])  # seq 2 after 0: out of sequence, waits
+    assert w.value(f"{VIEW}.source.probeSteps") == [0, 10, 20, 30]
+    w.send(widget.sent[0])
+    assert w.value(f"{VIEW}.source.probeSteps") == [0, 10, 20, 30, 40]
+    assert poll(page, f"() => {VIEW}.state.frame.step === 40")  # the scrubber follows the newest
+    assert w.value(rows) == [0, 10, 20, 30, 40] and w.value(f"{VIEW}.source.metrics.length") == 45
     reveal_all(page)
-    assert poll(page, f"() => ({height})() === {len(data['gradflow']['last|0']['steps'])}")
-    assert page.evaluate(f"() => {VIEW}.source.metrics.length") == len(data["metrics"])
+    assert poll(page, f"() => {height} === 5")  # the new flow row drawn
 
-    # the scrubber changes the frame drawn
-    shown = """() => document.querySelector('#out [data-chart="hidden"] canvas.gs-heatmap').toDataURL()"""
-    before = page.evaluate(shown)
-    to_first = "(el) => { el.value = 0; el.dispatchEvent(new Event('input')); }"
-    page.locator('#out [data-part="scrub"]').evaluate(to_first)
-    poll(page, f"() => {VIEW}.state.frame.step === {all_steps[0]}")
+    # the scrubber changes the frame drawn, and a user's step stays while more comes
+    shown = """document.querySelector('#out [data-chart="hidden"] canvas.gs-heatmap').toDataURL()"""
+    before = w.value(shown)
+    page.locator('#out [data-part="scrub"]').evaluate(
+        "(el) => { el.value = 0; el.dispatchEvent(new Event('input')); }"
+    )
+    poll(page, f"() => {VIEW}.state.frame.step === 0")
     reveal_all(page)
-    assert poll(page, f"() => ({shown})() !== {json.dumps(before)}")
-    page.evaluate("() => window.scrollTo(0, 0)")
-    screenshot(page, "widget", full_page=True)
-    assert requests == []
-    assert errors == []
+    assert poll(page, f"() => {shown} !== {json.dumps(before)}")
+    w.send(widget.sent[1])
+    assert w.value(f"{VIEW}.source.probeSteps") == all_steps
+    assert w.value(rows) == all_steps and w.value(f"{VIEW}.source.metrics.length") == len(lstm["metrics"])
+    assert w.value(f"{VIEW}.state.frame.step") == 0
+    assert w.value("document.querySelector('#out [data-part=\"scrub\"]').max") == str(len(all_steps) - 1)
+
+    # the run as it is now comes with an add; a snapshot of no more than is drawn changes nothing
+    w.send(widget.sent[2])
+    assert "renamed" in w.value("document.querySelector('#out [data-part=\"run-id\"]').textContent")
+    w.value(f"({VIEW}.seen = true)")
+    w.snapshot(widget._snapshot)
+    assert w.value(f"{VIEW}.seen") is True and w.value(f"{VIEW}.state.frame.step") == 0
+    note = w.value("document.querySelector('#out [data-part=\"note\"]').textContent")
+    assert f"all {len(all_steps)} stored probe frames are in it" in note
+    w.done("widget")
+
+
+def test_compare_widget_catches_up_from_a_snapshot(
+    page: Page, http: httpx.Client, lstm: dict[str, Any]
+) -> None:
+    rnn = report_json(http, RNN)
+    widget = Recorded("compare", [start(lstm, 30), start(rnn, 30)])
+    widget.add(1, **part(rnn, 30, 60))
+    time.sleep(ADD_SECONDS)
+    widget.add(0, **part(lstm, 30, 60))
+    widget.finish()
+    assert [(m["seq"], m["index"]) for m, _ in widget.sent] == [(1, 1), (2, 0)]
+
+    w = Harness(page, widget)
+    columns = f"{DRAWN}.view.columns"
+    poll(page, f"() => {DRAWN} && {columns}.length === 2")
+    ids = [lstm["run"]["id"], rnn["run"]["id"]]
+    for run_id in ids:
+        assert w.painted(f'#out [data-run="{run_id}"] [data-chart="gradflow"]') > 0.5
+        assert w.painted(f'#out [data-run="{run_id}"] [data-chart="hidden"]') == 1
+    steps = f"{columns}.map((c) => c.feed.probeSteps)"
+    assert w.value(steps) == [[0, 10, 20, 30]] * 2
+    w.send(widget.sent[0])  # the rnn's frames; the lstm's (seq 2) is lost
+    assert w.value(steps) == [[0, 10, 20, 30], [0, 10, 20, 30, 40, 50, 60]]
+    w.snapshot(widget._snapshot)  # seq 2: newer than what is drawn, it replaces all
+    assert poll(page, f"() => {columns}[0].feed.probeSteps.length === 7")
+    assert w.value(steps) == [[0, 10, 20, 30, 40, 50, 60]] * 2
+    for run_id in ids:
+        assert w.painted(f'#out [data-run="{run_id}"] [data-chart="gradflow"]') > 0.5
+    w.done("widget-compare")
