@@ -38,7 +38,7 @@ import orjson
 import traitlets
 
 from app.core.display import view_catalog
-from app.core.flow import FLOW_KINDS, FlowRows, flow_view
+from app.core.flow import FLOW_ARRAYS, FLOW_KINDS, FlowRows, flow_view
 from app.core.frames import Frame
 from app.core.probes import ProbeFrame
 from gatescope.report import DEFAULT_BUDGET_MB, MB, share_budget
@@ -48,7 +48,6 @@ ADD_SECONDS = 0.2  # an "add" message at most this often
 SNAPSHOT_SECONDS = 5.0  # the _snapshot trait at most this often while adds go out
 MODES = ("run", "compare")
 MAX_COMPARE = 8  # runs side by side
-FLOW_NAMES = ("grad_h", "grad_h_last")  # what a frame's gradient-flow rows read
 _LENGTH = struct.Struct("<I")
 
 
@@ -82,7 +81,7 @@ class RunState:
             if int(step) in self.frames:
                 raise ValueError(f"the run already has a frame at step {step}")
             self.frames[int(step)] = data
-            self.flows.append((int(step), FlowRows.of(Frame.from_bytes(data, names=FLOW_NAMES))))
+            self.flows.append((int(step), FlowRows.of(Frame.from_bytes(data, names=FLOW_ARRAYS))))
 
     def gradflow(self, since_row: int = 0) -> dict[str, Any]:
         """The gradient-flow answers by "kind|layer" (rows from `since_row` on)."""
@@ -251,12 +250,6 @@ def _shell() -> Any:
     except ImportError:  # pragma: no cover - anywidget brings IPython
         return None
     return get_ipython()
-
-
-def in_notebook() -> bool:
-    """True inside a Jupyter kernel (where a widget can be shown)."""
-    shell = _shell()
-    return shell is not None and getattr(shell, "kernel", None) is not None
 
 
 # -- a watch into the widget --------------------------------------------------------------------

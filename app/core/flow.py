@@ -25,6 +25,7 @@ from app.core.frames import Frame
 
 FlowKind = Literal["last", "total"]
 FLOW_KINDS: tuple[FlowKind, ...] = ("last", "total")
+FLOW_ARRAYS = ("grad_h", "grad_h_last")  # the frame arrays the rows read (Frame.from_bytes names=)
 Array = NDArray[np.float32]
 
 

@@ -12,11 +12,11 @@ frame) or the views themselves (app.services.views).
 
 from __future__ import annotations
 
+from app.core.flow import FLOW_ARRAYS
 from app.core.frames import Frame
 from app.services.spectra import SPECTRA_ARRAYS
 
 MB = 2**20
-FLOW_ARRAYS = ("grad_h", "grad_h_last")  # the gradient-flow view's arrays
 HISTORY_ARRAYS = (*FLOW_ARRAYS, *SPECTRA_ARRAYS)
 
 

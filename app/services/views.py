@@ -37,13 +37,12 @@ import numpy as np
 from pydantic import BaseModel
 
 from app.core.engine import probe_sample
-from app.core.flow import FlowKind, FlowRows, FlowView, flow_view, keep_rows
+from app.core.flow import FLOW_ARRAYS, FlowKind, FlowRows, FlowView, flow_view, keep_rows
 from app.core.frames import Frame
 from app.core.tasks import CharLMTask, InputValue, Span, make_task
 from app.services.schemas import RunCreate, to_train_config
 from app.services.spectra import SPECTRA_ARRAYS, Spectra, SpectraRow, spectra
 from app.services.storage import Storage
-from app.services.thinning import FLOW_ARRAYS
 
 FLOW_BYTES = 256 * 1024 * 1024  # gradient-flow rows kept: 10,000 frames x 2 kinds x 3 layers x 500 t fit
 CURVE_BYTES = 64 * 1024 * 1024  # loss curves kept (16 bytes a step)
