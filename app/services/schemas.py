@@ -48,6 +48,7 @@ class Limits(BaseModel):
     sample_length: int = 10_000
     inspect_steps: int = 2000
     compare_cells: int = 4
+    compare_runs: int = 8  # runs side by side: the compare page's columns, one group report's runs
     name_chars: int = 200  # a run's name, after trimming spaces
     tags: int = 20  # tags on one run
     tag_chars: int = 40  # one tag, after trimming spaces

@@ -6,7 +6,7 @@ attachment, gatescope-<name>-<id>.html. `?format=json` answers the snapshot the 
 instead (the same data, frames base64, thinned so that the JSON answer is within the budget):
 what gatescope.show reads from a server. The group report (GET /api/report?runs=a,b,c, or
 GET /api/groups/{group}/report for the runs one comparison made) is one file of 2 to
-MAX_COMPARE runs side by side (comparereport.js), the budget shared over them
+limits.compare_runs runs side by side (comparereport.js), the budget shared over them
 (gatescope.report.share_budget).
 What this is not: the HTML building (gatescope/report.py) or any array work (the services').
 """
@@ -24,6 +24,7 @@ from fastapi import Path as PathParam
 from app.services.manager import RunManager
 from app.services.report import report_parts
 from app.services.run_query import RunQuery
+from app.services.schemas import LIMITS
 from app.services.storage import Storage
 from app.services.views import Views
 from app.web.deps import NOT_FOUND, ManagerDep, RunDep, StorageDep, ViewsDep, require_token
@@ -33,7 +34,6 @@ from gatescope.report import DEFAULT_BUDGET_MB, build_group_report, build_report
 STATIC_DIR = Path(__file__).resolve().parent.parent.parent / "static"
 
 router = APIRouter(prefix="/api", tags=["data"], dependencies=[Depends(require_token)])
-MAX_COMPARE = 8  # runs side by side in one report, as the compare page shows at most
 Budget = Annotated[float, Query(gt=0, le=500, description="the file's size budget in MB")]
 HTML: dict[int | str, dict[str, Any]] = {
     200: {"content": {"text/html": {}}},
@@ -92,7 +92,7 @@ def runs_report(
     runs: Annotated[str, Query(max_length=1000, description="the runs' ids, comma-separated")],
     budget_mb: Budget = DEFAULT_BUDGET_MB,
 ) -> Response:
-    """One HTML file of 2 to MAX_COMPARE runs side by side, in the order given (the compare
+    """One HTML file of 2 to limits.compare_runs runs side by side, in the order given (the compare
     page's columns), on shared scales, opened from disk with no server."""
     ids = [i.strip() for i in runs.split(",") if i.strip()]
     if len(set(ids)) != len(ids):
@@ -114,14 +114,14 @@ def group_report(
 ) -> Response:
     """The runs one comparison (POST /api/compare, POST /api/groups, one watch) made together, in
     the order they were made, as one file side by side (like GET /api/report?runs=)."""
-    summaries, total = storage.list_runs(RunQuery(group=group), limit=MAX_COMPARE + 1)
+    summaries, total = storage.list_runs(RunQuery(group=group), limit=LIMITS.compare_runs + 1)
     if not total:
         raise HTTPException(404, f"there is no comparison group {group!r}: no run has it as its group")
-    if total > MAX_COMPARE:
+    if total > LIMITS.compare_runs:
         raise HTTPException(
             422,
-            f"group {group!r} has {total} runs (a sweep?); a group report holds at most {MAX_COMPARE}: "
-            "pick some with GET /api/report?runs=a,b,c",
+            f"group {group!r} has {total} runs (a sweep?); a group report holds at most "
+            f"{LIMITS.compare_runs}: pick some with GET /api/report?runs=a,b,c",
         )
     ids = [s.id for s in reversed(summaries)]  # listed newest first
     return _group_file(ids, group, storage, manager, views, budget_mb)
@@ -131,10 +131,12 @@ def _group_file(
     ids: list[str], stem: str, storage: Storage, manager: RunManager, views: Views, budget_mb: float
 ) -> Response:
     """The group report of the runs `ids` as an attachment gatescope-compare-<stem>.html; 422 for
-    a count outside 2..MAX_COMPARE or a budget too small, 404 for an id no run has."""
-    if not 2 <= len(ids) <= MAX_COMPARE:
+    a count outside 2..limits.compare_runs or a budget too small, 404 for an id no run has."""
+    if not 2 <= len(ids) <= LIMITS.compare_runs:
         one = f": one run's report is GET /api/runs/{ids[0]}/report" if len(ids) == 1 else ""
-        raise HTTPException(422, f"a report side by side holds 2 to {MAX_COMPARE} runs, not {len(ids)}{one}")
+        raise HTTPException(
+            422, f"a report side by side holds 2 to {LIMITS.compare_runs} runs, not {len(ids)}{one}"
+        )
     found = [storage.get_run(i) for i in ids]
     records = [r for r in found if r is not None]
     if len(records) < len(ids):

@@ -11,7 +11,7 @@ import { DiffView } from "./diff.js";
 
 const $ = (id) => document.getElementById(id);
 const query = new URLSearchParams(location.search);
-const ids = (query.get("runs") || "").split(",").map((s) => s.trim()).filter(Boolean).slice(0, 8);
+const ids = (query.get("runs") || "").split(",").map((s) => s.trim()).filter(Boolean);
 const diff = query.get("diff") === "1"; // the diff of two runs (diff.js) instead of the columns
 const state = {
   kind: query.get("kind") === "total" ? "total" : "last",
@@ -101,6 +101,11 @@ async function main() {
   });
   if (!ids.length) return listGroups();
   if (diff) return showDiff();
+  const most = cat.limits.compare_runs;
+  if (ids.length > most) {
+    $("compare").before(el("p", { class: "error", role: "alert", text: `This address names ${ids.length} runs; a comparison shows at most ${most}: the first ${most} are shown.` }));
+    ids.splice(most);
+  }
   if (ids.length === 2) { // two runs: their diff is one click away
     document.querySelector(".compare-head .opts").append(el("a", { class: "button", id: "to-diff", href: `/compare?runs=${ids.join(",")}&diff=1` }, "diff these two"));
   }

@@ -14,6 +14,8 @@ from torch import nn
 
 import gatescope
 from app.__main__ import main
+from app.services.records import RunRecord
+from app.services.schemas import LIMITS, RunCreate
 from gatescope.report import MB, kept_frames, share_budget
 from tests.web.conftest import HELLO, Served, wait_for
 
@@ -193,3 +195,16 @@ def test_group_report_refusals_are_sentences(served: Served) -> None:
     r = get(f"/api/report?runs={served.hello},{served.adding}&budget_mb=1")
     assert r.status_code == 422 and "cannot hold the report itself" in r.json()["detail"]
     assert get("/api/report").status_code == 422  # ?runs= is required
+
+
+def test_a_group_larger_than_a_comparison_is_refused_with_a_way_out(client: TestClient) -> None:
+    storage = client.app.state.storage  # type: ignore[attr-defined]
+    config = RunCreate.model_validate(HELLO)
+    for i in range(LIMITS.compare_runs + 1):  # as a sweep's group
+        storage.create_run(RunRecord.new(f"big{i}", config, "sweep1"))
+    r = client.get("/api/groups/sweep1/report")
+    assert r.status_code == 422
+    assert r.json()["detail"] == (
+        "group 'sweep1' has 9 runs (a sweep?); a group report holds at most 8: "
+        "pick some with GET /api/report?runs=a,b,c"
+    )
