@@ -75,3 +75,20 @@ def test_the_styles_apply_under_the_widget_root_only() -> None:
     whole = widget_css()
     assert whole.startswith(f".{ROOT_CLASS} {{") and whole.count("{") == whole.count("}")
     assert not re.search(r"^(:root|body)\s*\{", whole, re.MULTILINE)
+
+
+def test_a_wheel_carries_every_file_the_bundle_reads() -> None:
+    """gatescope/_static links to the repository's static/, and pyproject's package data for
+    `gatescope` names every file of the bundle there (`pip wheel .` then carries them)."""
+    import fnmatch
+    import tomllib
+
+    import gatescope
+
+    package = Path(gatescope.__file__).resolve().parent
+    assert (package / "_static").resolve() == static_dir().resolve()
+    pyproject = tomllib.loads((package.parent / "pyproject.toml").read_text(encoding="utf-8"))
+    globs = pyproject["tool"]["setuptools"]["package-data"]["gatescope"]
+    needed = [f"_static/js/{name}" for name, _ in module_table(JS)] + ["_static/style.css"]
+    for path in needed:
+        assert any(fnmatch.fnmatch(path, g) for g in globs), f"{path} would be left out of a wheel"
