@@ -236,7 +236,8 @@ def test_queue_stop_and_delete(make: Make, monkeypatch: pytest.MonkeyPatch) -> N
     assert stopped.status == "stopped" and stopped.finished_at is not None and manager.queued() == [b.id]
     *announced, status, end = recorder.of(c.id)  # a's start may have announced c's place first
     assert all(isinstance(m, StatusMessage) and m.run.status == "queued" for m in announced)
-    assert isinstance(status, StatusMessage) and status.run.status == "stopped" and isinstance(end, EndMessage)
+    assert isinstance(status, StatusMessage) and status.run.status == "stopped"
+    assert isinstance(end, EndMessage)
 
     wait_steps(storage, a.id, 5)
     assert storage.get_run(b.id).status == "queued"  # type: ignore[union-attr]
