@@ -9,6 +9,7 @@ account. Time is a fake monotonic clock, so batching is tested exactly.
 from __future__ import annotations
 
 import base64
+import importlib
 from pathlib import Path
 from typing import Any
 
@@ -426,3 +427,28 @@ def test_the_example_notebook_trains_live_into_its_widgets(
     head, frames = decode(states[side]["_snapshot"])
     assert states[side]["_mode"] == "compare" and len(frames) == 2
     assert [r["run"]["config"]["cell"] for r in head["runs"]] == ["lstm", "rnn_tanh"]
+
+
+def test_in_a_kernel_which_sinks_a_watch_makes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """server=None in a kernel: the widget (shown) and the run file; notebook=True with the default
+    server: the same, no server; notebook=False: the run file alone."""
+    from gatescope.runfile import FileSink
+
+    module = importlib.import_module("gatescope.watch")
+    monkeypatch.setattr(module, "_in_notebook", lambda: True)
+    monkeypatch.delenv("GATESCOPE_SERVER", raising=False)
+    displayed: list[Any] = []
+    monkeypatch.setattr("IPython.display.display", displayed.append)
+    choices: list[dict[str, Any]] = [{"server": None}, {"notebook": True}]
+    for i, kwargs in enumerate(choices):
+        model = Net()
+        with gatescope.watch(model, every=10, path=tmp_path / f"{i}.gsrun", **kwargs) as watch:
+            train(model, watch, steps=2)
+        assert isinstance(watch.sink, TeeSink)
+        assert [type(s) for s in watch.sink.sinks] == [FileSink, NotebookSink]
+        assert displayed[-1] is watch.widget and len(displayed) == i + 1
+        assert watch.path == tmp_path / f"{i}.gsrun" and len(read_runfile(watch.path).steps) == 2
+        assert len(decode(watch.widget._snapshot)[0]["runs"][0]["metrics"]) == 2
+    plain = gatescope.watch(Net(), server=None, notebook=False, path=tmp_path / "plain.gsrun")
+    plain.close()
+    assert isinstance(plain.sink, FileSink) and plain.widget is None and len(displayed) == 2
