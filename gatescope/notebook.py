@@ -76,12 +76,12 @@ class RunState:
     def add_frames(self, frames: Mapping[int, bytes]) -> None:
         if frames and self.given_flow:
             raise ValueError("this run's gradient flow came whole with its snapshot: frames cannot be added")
-        for step in sorted(frames):
-            data = frames[step]
-            if int(step) in self.frames:
-                raise ValueError(f"the run already has a frame at step {step}")
-            self.frames[int(step)] = data
-            self.flows.append((int(step), FlowRows.of(Frame.from_bytes(data, names=FLOW_ARRAYS))))
+        again = sorted(set(map(int, frames)) & set(self.frames))
+        if again:
+            raise ValueError(f"the run already has a frame at step {again[0]}")
+        rows = [(int(s), FlowRows.of(Frame.from_bytes(frames[s], names=FLOW_ARRAYS))) for s in sorted(frames)]
+        self.frames.update((int(s), data) for s, data in frames.items())  # all checked: none or all kept
+        self.flows.extend(rows)
 
     def gradflow(self, since_row: int = 0) -> dict[str, Any]:
         """The gradient-flow answers by "kind|layer" (rows from `since_row` on)."""
@@ -169,7 +169,6 @@ class RunWidget(anywidget.AnyWidget):
             raise ValueError(f"budget_mb must be a positive number of MB, not {budget_mb!r}")
         self.states = [RunState(s) for s in snapshots]
         self.seq = 0  # the last add sent (a snapshot carries the seq it includes)
-        self.snapshots = 1  # _snapshot values set so far
         self._pending: dict[int, dict[str, Any]] = {}  # run index -> its next add, not sent yet
         self._last_add = 0.0
         self._last_snapshot = time.monotonic()
@@ -238,7 +237,6 @@ class RunWidget(anywidget.AnyWidget):
 
     def _snapshot_now(self) -> None:
         self._snapshot = encode(self.states, self.seq, self._budget_mb)
-        self.snapshots += 1
         self._last_snapshot = time.monotonic()
         self._adds_since_snapshot = False
 

@@ -7,7 +7,8 @@ would otherwise restate: `display` (the display frame's sizes, the log floor of 
 each gate's kind), `statuses` (all and finished), `defaults` (a RunCreate's default values, read
 off the pydantic model), `gate_captions`, and the presets, lessons and sweeps of app/services/lessons.py.
 The cells, `display` and `gate_captions` are app.core.display's view catalog (what the one-file
-report and the notebook widget carry without a server). Served as GET /api/catalog; tests/test_constants.py keeps static/js from restating any of it.
+report and the notebook widget carry without a server).
+Served as GET /api/catalog; tests/test_constants.py keeps static/js from restating any of it.
 
 What this is not: validation (schemas.py and app.core.tasks check every value) or a web route.
 """
@@ -19,7 +20,8 @@ from typing import Any, Literal, get_args
 
 from pydantic import BaseModel
 
-from app.core.display import GATE_CAPTIONS, view_catalog
+from app.core.display import GATE_CAPTIONS as GATE_CAPTIONS  # served here, made there
+from app.core.display import view_catalog
 from app.core.engine import OPTIMIZERS
 from app.core.model import INIT_SCHEMES
 from app.core.tasks import TASKS, ParamSpec, make_task

@@ -258,6 +258,9 @@ def test_refusals_are_sentences() -> None:
     widget.add(0, frames={3: data})
     with pytest.raises(ValueError, match="already has a frame at step 3"):
         widget.add(0, frames={3: data})
+    with pytest.raises(ValueError, match="frame"):
+        widget.add(0, metrics=[{"step": 4}], frames={4: data, 5: b"not a frame"})
+    assert sorted(widget.states[0].frames) == [3] and widget.states[0].metrics == []  # nothing half-kept
     with pytest.raises(ValueError, match="this is not running in a Jupyter kernel"):
         gatescope.watch(Net(), notebook=True)
     with pytest.raises(ValueError, match="with sink= the sink decides"):
