@@ -339,9 +339,18 @@ def test_show_a_file_of_several_modules_says_how_to_pick(tmp_path: Path) -> None
     assert second["run"]["config"]["module"] == "dec" and second["run"]["config"]["hidden_size"] == 6
 
 
-def test_show_a_run_on_a_live_server(tmp_path: Path) -> None:
+def test_show_a_run_on_a_live_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = record(tmp_path / "lstm.gsrun", Net())
+    monkeypatch.setattr(importlib.import_module("gatescope.watch"), "_in_notebook", lambda: True)
+    monkeypatch.setattr("IPython.display.display", lambda widget: None)
     with serve(tmp_path / "server") as server, httpx.Client(base_url=server.url, timeout=30) as http:
+        model = Net()  # notebook=True with a server's URL: to the server and to the widget
+        with gatescope.watch(model, server=server.url, notebook=True, every=10) as watch:
+            train(model, watch)
+        (teed,) = watch.run_ids
+        assert watch.path is None and len(decode(watch.widget._snapshot)[1][0]) == 3
+        assert http.get(f"/api/runs/{teed}/probes").json() == [1, 10, 20]
+        assert len(http.get(f"/api/runs/{teed}/metrics").json()) == 21
         imported = http.post("/api/import", content=path.read_bytes())
         assert imported.status_code == 201, imported.text
         run_id = imported.json()["runs"][0]["id"]
