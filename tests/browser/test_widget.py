@@ -22,7 +22,7 @@ from playwright.sync_api import Page, Route
 
 from gatescope.bundle import widget_css, widget_esm
 from gatescope.notebook import ADD_SECONDS, RunWidget
-from tests.browser.conftest import poll, reveal_all, screenshot, wait_for_run
+from tests.browser.conftest import poll, report, reveal_all, screenshot, wait_for_run
 
 RUN = {
     "cell": "lstm",
@@ -136,7 +136,9 @@ class Harness:
         page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
         page.set_content(PAGE)
         args = [widget_esm(), widget_css(), b64(widget.snapshot_sent), widget._mode]
-        page.evaluate(HARNESS, args)
+        start = time.perf_counter()
+        page.evaluate(HARNESS, args)  # the bundle imported (plotly's 4.8 MB parsed) and rendered
+        self.load_s = time.perf_counter() - start
 
     def refuse(self, route: Route) -> None:
         self.requests.append(route.request.url)
@@ -178,6 +180,8 @@ def test_widget_draws_a_snapshot_and_live_adds(page: Page, lstm: dict[str, Any])
 
     w = Harness(page, widget)
     poll(page, f"() => {DRAWN} && {VIEW}.state.frame")
+    figures = {"esm_bytes": len(widget_esm().encode()), "import_and_render_s": round(w.load_s, 3)}
+    report("widget-load", figures)
     assert w.painted('#out [data-chart="hidden"]') == 1
     assert w.painted('#out [data-chart="gradflow"]') > 0.5
     assert poll(page, """() => document.querySelectorAll('#out [data-chart="loss"] path.js-line').length""")
