@@ -12,7 +12,7 @@ view). plotly.min.js becomes a module exporting Plotly; a module that declares `
 (plots.js) gets it as a module binding, and the page's own global Plotly (another plotly the
 notebook loaded) is put back as it was, so the widget and the notebook never swap plotly versions.
 Bundles are cached on the page by their hash: ten widgets load plotly once.
-`widget_css()` is static/style.css nested under `.gatescope-widget` (the widget's root), its
+`widget_css()` is static/style.css nested under `.gatescope-widget` (widget.js's ROOT_CLASS), its
 `:root` and `body` rules applying to that root, so the widget never restyles the notebook.
 
 static/ is the repository's (an editable install, as the report reads it) or the copy a wheel
@@ -29,11 +29,11 @@ from functools import cache
 from pathlib import Path
 
 ENTRY = "widget.js"
-ROOT_CLASS = "gatescope-widget"
 IMPORT = re.compile(r"""(\bfrom\s*|\bimport\s*)"\./([\w-]+\.js)\"""")
 GLOBAL_PLOTLY = "/* global Plotly */"
 _PLOTLY = "plotly"  # the table's name of the plotly module (no file of static/js has it)
 _PAGE_RULES = re.compile(r"^(:root|body)\s*\{", re.MULTILINE)
+_ROOT_CLASS = re.compile(r'^export const ROOT_CLASS = "([\w-]+)";', re.MULTILINE)
 
 
 def static_dir() -> Path:
@@ -146,12 +146,21 @@ def widget_esm() -> str:
     return bundle(static_dir() / "js", plotly_js())
 
 
-def scoped_css(style: str) -> str:
-    """`style` nested under the widget's root class; its `:root` and `body` rules become the root's."""
-    return f".{ROOT_CLASS} {{\n{_PAGE_RULES.sub('& {', style)}\n}}\n"
+def root_class(js_dir: Path) -> str:
+    """The class widget.js gives the widget's root (its `ROOT_CLASS`: the one place it is named)."""
+    found = _ROOT_CLASS.search((js_dir / ENTRY).read_text(encoding="utf-8"))
+    if found is None:
+        raise RuntimeError(f"{js_dir / ENTRY} no longer exports ROOT_CLASS, which widget_css() scopes to")
+    return found.group(1)
+
+
+def scoped_css(style: str, root: str) -> str:
+    """`style` nested under the class `root`; its `:root` and `body` rules become the root's."""
+    return f".{root} {{\n{_PAGE_RULES.sub('& {', style)}\n}}\n"
 
 
 @cache
 def widget_css() -> str:
-    """The widget's styles (anywidget `_css`): static/style.css scoped to `.gatescope-widget`."""
-    return scoped_css((static_dir() / "style.css").read_text(encoding="utf-8"))
+    """The widget's styles (anywidget `_css`): static/style.css scoped to widget.js's ROOT_CLASS."""
+    static = static_dir()
+    return scoped_css((static / "style.css").read_text(encoding="utf-8"), root_class(static / "js"))

@@ -15,7 +15,7 @@ import { mountCompareView } from "./compareview.js";
 import { EmbeddedSource } from "./embedded.js";
 import { mountRunView } from "./runview.js";
 
-export const ROOT_CLASS = "gatescope-widget";
+export const ROOT_CLASS = "gatescope-widget"; // widget_css() scopes the styles to it (gatescope/bundle.py reads it here)
 
 const asBytes = (value) => {
   if (value instanceof DataView) return new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
@@ -90,9 +90,9 @@ function render({ model, el }) {
       const snapshot = decodeSnapshot(model.get("_snapshot"));
       const mode = model.get("_mode");
       if (!snapshot) root.textContent = "Waiting for the run's first data.";
+      // a snapshot of no more than the "add" messages drew is not redrawn (that would lose the user's step and zoom)
       else if (!current || current.mode !== mode || snapshot.seq > current.seq) current = { ...mount(root, snapshot, mode), mode };
       el.gatescope = current; // what is drawn (the browser tests read it)
-      // else: the "add" messages drew this much already (redrawing would lose the user's step and zoom)
     } catch (err) {
       fail(err);
     }

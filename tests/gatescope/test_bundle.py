@@ -13,9 +13,9 @@ from gatescope.bundle import (
     ENTRY,
     GLOBAL_PLOTLY,
     IMPORT,
-    ROOT_CLASS,
     module_table,
     plotly_js,
+    root_class,
     scoped_css,
     static_dir,
     widget_css,
@@ -69,11 +69,12 @@ def test_the_esm_holds_plotly_and_every_module_once() -> None:
 
 
 def test_the_styles_apply_under_the_widget_root_only() -> None:
-    css = scoped_css(":root {\n  --fg: #000;\n}\nbody {\n  margin: 0;\n}\nh1 { font-size: 2rem; }\n")
+    css = scoped_css(":root {\n  --fg: #000;\n}\nbody {\n  margin: 0;\n}\nh1 { font-size: 2rem; }\n", "root")
     inner = "& {\n  --fg: #000;\n}\n& {\n  margin: 0;\n}\nh1 { font-size: 2rem; }\n"
-    assert css == f".{ROOT_CLASS} {{\n{inner}\n}}\n"
+    assert css == f".root {{\n{inner}\n}}\n"
     whole = widget_css()
-    assert whole.startswith(f".{ROOT_CLASS} {{") and whole.count("{") == whole.count("}")
+    assert root_class(JS) == "gatescope-widget"  # widget.js's ROOT_CLASS, read from it
+    assert whole.startswith(".gatescope-widget {") and whole.count("{") == whole.count("}")
     assert not re.search(r"^(:root|body)\s*\{", whole, re.MULTILINE)
 
 
