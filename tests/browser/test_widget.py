@@ -61,6 +61,18 @@ HARNESS = """async ([esm, css, snapshot, mode]) => {
   return true;
 }"""
 
+# a second widget of the same bundle (its own model: no hooks), in #out2; the bundles loaded so far
+ANOTHER = """async ([esm, snapshot, mode]) => {
+  const bytes = Uint8Array.from(atob(snapshot), (c) => c.charCodeAt(0));
+  const state = { _snapshot: new DataView(bytes.buffer), _mode: mode };
+  const model = { get: (k) => state[k], on: () => {}, off: () => {} };
+  const el = Object.assign(document.createElement("div"), { id: "out2" });
+  document.body.append(el);
+  const url = URL.createObjectURL(new Blob([esm], { type: "text/javascript" }));
+  await (await import(url)).default.render({ model, el });
+  return Object.keys(globalThis.__gatescopeBundles);
+}"""
+
 # blob: modules only, never eval (as a notebook's page may have it), and nothing fetched
 CSP = "default-src 'none'; script-src blob:; style-src 'unsafe-inline'; img-src data: blob:"
 PAGE = f"""<!doctype html><html><head><meta charset="utf-8">
@@ -139,6 +151,12 @@ class Harness:
         start = time.perf_counter()
         page.evaluate(HARNESS, args)  # the bundle imported (plotly's 4.8 MB parsed) and rendered
         self.load_s = time.perf_counter() - start
+
+    def another(self, widget: RunWidget) -> list[str]:
+        """Render a second widget in #out2 from a second import of the same bundle."""
+        args = [widget_esm(), b64(widget._snapshot), widget._mode]
+        keys: list[str] = self.page.evaluate(ANOTHER, args)
+        return keys
 
     def refuse(self, route: Route) -> None:
         self.requests.append(route.request.url)
@@ -223,6 +241,12 @@ def test_widget_draws_a_snapshot_and_live_adds(page: Page, lstm: dict[str, Any])
     assert w.value(f"{VIEW}.seen") is True and w.value(f"{VIEW}.state.frame.step") == 0
     note = w.value("document.querySelector('#out [data-part=\"note\"]').textContent")
     assert f"all {len(all_steps)} stored probe frames are in it" in note
+
+    # a second widget of the same bundle on the page: its modules (and plotly) load once
+    assert len(w.another(widget)) == 1
+    poll(page, "() => document.getElementById('out2').gatescope.views[0].state.frame")
+    assert w.painted('#out2 [data-chart="hidden"]') == 1
+    assert w.value("document.getElementById('out2').gatescope.views[0].source.probeSteps") == all_steps
     w.done("widget")
 
 
