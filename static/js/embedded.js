@@ -9,7 +9,8 @@
 // set with setView(kind, layer)), `frame` (the newest) and `show(step)` (a Promise of the decoded
 // frame of the kept step nearest `step`, decoded once). `add(part)` takes a live widget's next
 // increment: newer metrics rows and frames, the run as it is now, and flow answers `since` the
-// last row, which are APPENDED (as Feed.adoptFlow appends a `since` answer).
+// last row, which are APPENDED (as Feed.adoptFlow appends a `since` answer); `keep(steps, report)`
+// drops the frames a later snapshot of the run thinned away.
 // What this is not: a renderer or a decoder (frame.js decodes); nothing here fetches.
 
 import { decodeFrame } from "./frame.js";
@@ -89,6 +90,15 @@ export class EmbeddedSource {
       if (old) appendFlow(old, answer);
       else this.flows.set(key, flowOf(answer, this.flows.size));
     }
+  }
+
+  /** Keep only the frames of `steps` (a later snapshot of this run, thinned to its budget, holds
+   * just those) and take that snapshot's `report` of what it kept. */
+  keep(steps, report) {
+    const kept = new Set(steps.map(Number));
+    for (const map of [this.encoded, this.decoded]) for (const s of [...map.keys()]) if (!kept.has(s)) map.delete(s);
+    this.probeSteps = this.probeSteps.filter((s) => kept.has(s));
+    this.report = report ?? this.report;
   }
 
   addFrames(frames) {

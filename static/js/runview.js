@@ -52,7 +52,7 @@ function keptNote(r) {
   const left = r.left_out
     ? `${r.left_out} of the ${r.stored_steps.length} stored probe frames were left out (thinned evenly; step ${r.kept_steps[0]} and the latest kept)`
     : `all ${r.stored_steps.length} stored probe frames are in it`;
-  return `Within a budget of ${r.budget_mb} MB: ${left}.`;
+  return `Within a budget of ${Number(r.budget_mb.toPrecision(3))} MB: ${left}.`;
 }
 
 /** Mount one run's views in `root` (emptied) from `source` (an EmbeddedSource). */
@@ -111,7 +111,7 @@ export function mountRunView(root, source) {
     for (const [g, c] of Object.entries(gateCharts)) c.update({ ...common, name: g === "c" ? "c" : `gates.${g}`, units, gateKinds: display.gate_kinds });
     const steps = source.probeSteps;
     part("scrub").max = String(Math.max(0, steps.length - 1));
-    if (frame) part("scrub").value = String(steps.indexOf(frame.step));
+    if (frame && steps.includes(frame.step)) part("scrub").value = String(steps.indexOf(frame.step));
     part("scrub-label").textContent = frame ? String(frame.step) : "–";
   }
 
@@ -149,7 +149,7 @@ export function mountRunView(root, source) {
       if (state.follow || !state.frame) {
         state.frame = source.frame; // the newest
         state.step = state.frame ? state.frame.step : null;
-      }
+      } else if (!source.probeSteps.includes(state.frame.step)) scrubTo(state.frame.step).catch(fail); // thinned away: the nearest kept
       renderFrame();
     } catch (err) {
       fail(err);

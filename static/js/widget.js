@@ -8,7 +8,8 @@
 // row sent} with buffers[i] the bytes of frames[i]). An "add" is applied only when its seq is the
 // next after what is drawn; any other waits for a snapshot newer than what is drawn, which
 // replaces everything (messages sent before the view loaded are lost; the snapshot is what a
-// saved notebook keeps). Nothing is sent to the kernel.
+// saved notebook keeps); a snapshot of just what is drawn only drops the frames its budget left
+// out, so the browser holds no more frames than the kernel keeps. Nothing is sent to the kernel.
 // What this is not: the views (runview.js, compareview.js) nor a data source (embedded.js).
 
 import { mountCompareView } from "./compareview.js";
@@ -76,6 +77,14 @@ function apply(current, msg, buffers) {
   current.refresh();
 }
 
+/** A snapshot of what the "add" messages drew already: not redrawn (that would lose the user's
+ * step and zoom), but its thinning to the budget is followed (the frames it left out are dropped). */
+function thin(current, snapshot) {
+  if (snapshot.runs.length !== current.sources.length) return;
+  snapshot.runs.forEach((run, i) => current.sources[i].keep(Object.keys(run.frames), run.report));
+  current.refresh();
+}
+
 function render({ model, el }) {
   el.classList.add(ROOT_CLASS);
   const root = document.createElement("div");
@@ -90,8 +99,8 @@ function render({ model, el }) {
       const snapshot = decodeSnapshot(model.get("_snapshot"));
       const mode = model.get("_mode");
       if (!snapshot) root.textContent = "Waiting for the run's first data.";
-      // a snapshot of no more than the "add" messages drew is not redrawn (that would lose the user's step and zoom)
       else if (!current || current.mode !== mode || snapshot.seq > current.seq) current = { ...mount(root, snapshot, mode), mode };
+      else if (snapshot.seq === current.seq) thin(current, snapshot);
       el.gatescope = current; // what is drawn (the browser tests read it)
     } catch (err) {
       fail(err);

@@ -20,8 +20,10 @@ import httpx
 import pytest
 from playwright.sync_api import Page, Route
 
+from gatescope import notebook
 from gatescope.bundle import widget_css, widget_esm
 from gatescope.notebook import ADD_SECONDS, RunWidget
+from gatescope.report import MB
 from tests.browser.conftest import poll, report, reveal_all, screenshot, wait_for_run
 
 RUN = {
@@ -278,3 +280,31 @@ def test_compare_widget_catches_up_from_a_snapshot(
     for run_id in ids:
         assert w.painted(f'#out [data-run="{run_id}"] [data-chart="gradflow"]') > 0.5
     w.done("widget-compare")
+
+
+def test_a_snapshot_of_what_is_drawn_thins_it_to_the_budget(page: Page, lstm: dict[str, Any]) -> None:
+    frame = max(len(base64.b64decode(b)) for b in lstm["frames"].values())
+    roomy = Recorded("run", [start(lstm, 60)])
+    head = len(roomy._snapshot) - sum(len(base64.b64decode(b)) for b in lstm["frames"].values())
+    budget_mb = (head + 3.5 * frame) / MB  # the page and about three frames
+    widget = Recorded("run", [start(lstm, 30)], budget_mb=budget_mb)
+    widget.add(0, **part(lstm, 30, 60))
+    widget.finish()
+    snapshots = (widget.snapshot_sent, widget._snapshot)
+    first, last = (notebook.decode(b)[0]["runs"][0]["report"] for b in snapshots)
+    assert last["left_out"] >= 3  # the budget thinned the last (the first may fit: less JSON)
+
+    w = Harness(page, widget)
+    poll(page, f"() => {DRAWN} && {VIEW}.state.frame")
+    assert w.value(f"{VIEW}.source.probeSteps") == first["kept_steps"]
+    w.send(widget.sent[0])  # every new frame comes live
+    assert w.value(f"{VIEW}.source.probeSteps") == sorted({*first["kept_steps"], 40, 50, 60})
+    w.value(f"({VIEW}.seen = true)")
+    w.snapshot(widget._snapshot)  # the same seq: not redrawn, but thinned as the kernel thinned it
+    assert w.value(f"{VIEW}.seen") is True
+    assert w.value(f"{VIEW}.source.probeSteps") == last["kept_steps"]
+    assert w.value(f"{VIEW}.state.frame.step") == 60
+    note = w.value("""document.querySelector('#out [data-part="note"]').textContent""")
+    assert f"{last['left_out']} of the 7 stored probe frames were left out" in note
+    assert w.painted('#out [data-chart="hidden"]') == 1
+    w.done("widget-thinned")
