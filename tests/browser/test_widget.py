@@ -7,7 +7,9 @@ RunWidget sends them) and its final `_snapshot`. Every request is routed and cou
 notebook's own global Plotly stays. Asserted: the views draw (heatmap cells painted, the loss
 curve), an "add" extends them and the scrubber follows the newest frame unless the user moved
 it, an "add" out of sequence waits, a snapshot newer than what is drawn replaces it (compare mode:
-one column per run). Screenshots: test-artifacts/widget.png, widget-compare.png."""
+one column per run), a snapshot of just what is drawn thins it to the budget without a redraw, a
+second widget of the bundle shares its modules. Screenshots: test-artifacts/widget.png,
+widget-compare.png, widget-thinned.png; load figures: widget-load.json."""
 
 from __future__ import annotations
 
