@@ -75,8 +75,7 @@ def report_file(path: str, out: str, budget_mb: float) -> int:
     from app.services.report import report_parts
     from app.services.storage import Storage
     from app.services.views import Views
-    from app.web.pages import plotly_js
-    from app.web.report import STATIC_DIR
+    from gatescope.bundle import plotly_js, static_dir
     from gatescope.report import build_report
 
     with tempfile.TemporaryDirectory(prefix="gatescope-report-") as tmp, Storage(Path(tmp)) as storage:
@@ -91,7 +90,7 @@ def report_file(path: str, out: str, budget_mb: float) -> int:
             assert record is not None  # just imported
             data, frames = report_parts(storage, Views(storage), record)
             try:
-                html = build_report(data, frames, STATIC_DIR, plotly_js(), budget_mb)
+                html = build_report(data, frames, static_dir(), plotly_js(), budget_mb)
             except ValueError as exc:
                 print(str(exc), file=sys.stderr)
                 return 1

@@ -48,8 +48,10 @@ def static_dir() -> Path:
     )
 
 
+@cache
 def plotly_js() -> Path:
-    """plotly.min.js as the plotly Python package ships it."""
+    """plotly.min.js as the plotly Python package ships it (the pages serve it, the report and
+    the widget inline it)."""
     import plotly
 
     path = Path(plotly.__file__).resolve().parent / "package_data" / "plotly.min.js"
@@ -58,10 +60,12 @@ def plotly_js() -> Path:
     return path
 
 
-def _parts(source: str) -> list[str]:
+def _parts(source: str, plotly_module: bool = True) -> list[str]:
     """`source` split at its relative import specifiers: text, module name, text, ..., text
-    (the quotes stay in the texts). A module declaring the global Plotly imports the plotly module."""
-    parts: list[str] = ['import Plotly from "', _PLOTLY, '"; '] if GLOBAL_PLOTLY in source else [""]
+    (the quotes stay in the texts). With `plotly_module`, a module declaring the global Plotly
+    imports the plotly module (the report keeps plotly a classic script: the global)."""
+    imports_plotly = plotly_module and GLOBAL_PLOTLY in source
+    parts: list[str] = ['import Plotly from "', _PLOTLY, '"; '] if imports_plotly else [""]
     at = 0
     for m in IMPORT.finditer(source):
         quote = m.start(2) - 3  # the `"` before ./
@@ -72,7 +76,7 @@ def _parts(source: str) -> list[str]:
     return parts
 
 
-def module_table(js_dir: Path, entry: str = ENTRY) -> list[tuple[str, list[str]]]:
+def module_table(js_dir: Path, entry: str = ENTRY, plotly_module: bool = True) -> list[tuple[str, list[str]]]:
     """`entry` and every module it imports, transitively, as (name, parts), each after the modules
     it imports. ValueError for an import cycle (a blob: URL must exist before its importer's)."""
     table: dict[str, list[str]] = {}
@@ -85,7 +89,7 @@ def module_table(js_dir: Path, entry: str = ENTRY) -> list[tuple[str, list[str]]
             cycle = " -> ".join([*visiting[visiting.index(name) :], name])
             raise ValueError(f"the widget's modules import each other in a cycle ({cycle}): break it")
         visiting.append(name)
-        parts = _parts((js_dir / name).read_text(encoding="utf-8"))
+        parts = _parts((js_dir / name).read_text(encoding="utf-8"), plotly_module)
         for dep in parts[1::2]:
             if dep != _PLOTLY:
                 visit(dep)

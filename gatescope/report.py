@@ -11,8 +11,8 @@ file next to the HTML would be refused: file:// modules are cross-origin). The p
 exactly the inline scripts by hash and data: modules, and never eval. `data` (the run, its task,
 the catalog, metrics, gradient flows: JSON) and the probe frames (the one frame format, base64)
 are embedded in a JSON script the page reads (embedded.js). Frames are thinned evenly to fit the
-budget: step 0 and the latest always stay (like app.services.thinning.kept_steps), and the
-file says what was kept and what was left out. That embedded object is the "snapshot" (what
+budget by the storage budget's rule (app.core.thinning.kept_steps: step 0 and the latest always
+stay), and the file says what was kept and what was left out. That embedded object is the "snapshot" (what
 gatescope.show and the notebook widget hold of a run too); `fit(parts, budget, render)` makes
 any text of snapshots within a budget (GET .../report?format=json renders one as JSON).
 `build_group_report(parts, ...)` is the file of several runs side by side (comparereport.js
@@ -30,48 +30,30 @@ import base64
 import hashlib
 import html
 import json
-import re
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from app.core.thinning import kept_steps
+from gatescope.bundle import module_table
 
 MB = 2**20
 DEFAULT_BUDGET_MB = 15.0
 ENTRY = "report.js"
 GROUP_ENTRY = "comparereport.js"
-_IMPORT = re.compile(r"""(\bfrom\s*|\bimport\s*)"\./([\w-]+\.js)\"""")
 
 
-def _modules(js_dir: Path, entry: str = ENTRY) -> dict[str, str]:
-    """Every module `entry` imports, transitively: name -> its source with bare imports."""
-    out: dict[str, str] = {}
-    todo = [entry]
-    while todo:
-        name = todo.pop()
-        if name in out:
-            continue
-        source = (js_dir / name).read_text(encoding="utf-8")
-        todo.extend(m.group(2) for m in _IMPORT.finditer(source))
-        out[name] = _IMPORT.sub(lambda m: f'{m.group(1)}"gatescope/{m.group(2)}"', source)
-    return out
+def _modules(js_dir: Path, entry: str) -> dict[str, str]:
+    """Every module `entry` imports, transitively (gatescope.bundle's table): name -> its source
+    with its relative imports made the bare names of the import map ("gatescope/x.js")."""
+    return {
+        name: "".join(f"gatescope/{p}" if i % 2 else p for i, p in enumerate(parts))
+        for name, parts in module_table(js_dir, entry, plotly_module=False)
+    }
 
 
 def _sha(text: str) -> str:
     return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode() + "'"
-
-
-def kept_frames(sizes: Mapping[int, int], budget: int) -> list[int]:
-    """The steps of `sizes` (step -> bytes) kept within `budget`, spread evenly over the list: the
-    first and the latest always (even over budget), then as many as fit at an even stride."""
-    steps = sorted(sizes)
-    if sum(sizes.values()) <= budget or len(steps) <= 2:
-        return steps
-    for n in range(len(steps) - 1, 1, -1):
-        picks = sorted({round(i * (len(steps) - 1) / (n - 1)) for i in range(n)})
-        chosen = [steps[i] for i in picks]
-        if sum(sizes[s] for s in chosen) <= budget:
-            return chosen
-    return [steps[0], steps[-1]]
 
 
 def fit(
@@ -113,14 +95,14 @@ def fit(
 
 
 def share_budget(sizes: Sequence[Mapping[int, int]], budget: int) -> list[list[int]]:
-    """Each part's kept steps (kept_frames) with `budget` shared: the parts in the order of their
-    frames' total size, each given an equal share of what is left, so a part whose frames all fit
-    keeps them all and leaves the rest of its share to the larger parts."""
+    """Each part's kept steps (app.core.thinning.kept_steps) with `budget` shared: the parts in
+    the order of their frames' total size, each given an equal share of what is left, so a part
+    whose frames all fit keeps them all and leaves the rest of its share to the larger parts."""
     kept: list[list[int]] = [[] for _ in sizes]
     left = budget
     order = sorted(range(len(sizes)), key=lambda i: sum(sizes[i].values()))
     for rank, i in enumerate(order):
-        kept[i] = kept_frames(sizes[i], left // (len(sizes) - rank))
+        kept[i] = sorted(kept_steps(sizes[i], left // (len(sizes) - rank)))
         left -= sum(sizes[i][s] for s in kept[i])
     return kept
 

@@ -24,6 +24,7 @@ from fastapi.templating import Jinja2Templates
 
 from app import __version__
 from app.web.compression import accepts_gzip, gzipped
+from gatescope.bundle import plotly_js
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 templates = Jinja2Templates(directory=PROJECT_ROOT / "templates")
@@ -65,17 +66,6 @@ def compare_page(request: Request) -> HTMLResponse:
 def learn_page(request: Request) -> HTMLResponse:
     """A guided tour of RNNs and LSTMs, with one-click live demos."""
     return _page(request, "learn.html", "learn")
-
-
-@cache
-def plotly_js() -> Path:
-    """plotly.min.js as the plotly Python package ships it."""
-    import plotly
-
-    path = Path(plotly.__file__).resolve().parent / "package_data" / "plotly.min.js"
-    if not path.is_file():  # pragma: no cover - a broken plotly install
-        raise RuntimeError(f"plotly.min.js is missing from the plotly package ({path})")
-    return path
 
 
 @cache

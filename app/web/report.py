@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Response
@@ -28,10 +27,8 @@ from app.services.schemas import LIMITS
 from app.services.storage import Storage
 from app.services.views import Views
 from app.web.deps import NOT_FOUND, ManagerDep, RunDep, StorageDep, ViewsDep, require_token
-from app.web.pages import plotly_js
+from gatescope.bundle import plotly_js, static_dir
 from gatescope.report import DEFAULT_BUDGET_MB, build_group_report, build_report, fit
-
-STATIC_DIR = Path(__file__).resolve().parent.parent.parent / "static"
 
 router = APIRouter(prefix="/api", tags=["data"], dependencies=[Depends(require_token)])
 Budget = Annotated[float, Query(gt=0, le=500, description="the file's size budget in MB")]
@@ -78,7 +75,7 @@ def run_report(
         if format == "json":
             text = fit([(data, frames)], budget_mb, lambda snaps: json.dumps(snaps[0], separators=(",", ":")))
             return Response(text, media_type="application/json")
-        body = build_report(data, frames, STATIC_DIR, plotly_js(), budget_mb)
+        body = build_report(data, frames, static_dir(), plotly_js(), budget_mb)
     except ValueError as err:
         raise HTTPException(422, str(err)) from err
     return _attachment(body, public.name or "", run.id)
@@ -145,7 +142,7 @@ def _group_file(
     parts = [report_parts(storage, views, r, p) for r, p in zip(records, publics, strict=True)]
     title = " | ".join(p.name or p.id for p in publics)
     try:
-        body = build_group_report(parts, title, STATIC_DIR, plotly_js(), budget_mb)
+        body = build_group_report(parts, title, static_dir(), plotly_js(), budget_mb)
     except ValueError as err:
         raise HTTPException(422, str(err)) from err
     return _attachment(body, "compare", stem)

@@ -8,6 +8,7 @@ import gzip
 import pytest
 
 from app.web import compression, pages
+from gatescope.bundle import plotly_js
 from tests.web.conftest import Served
 
 GZIP = {"Accept-Encoding": "gzip"}
@@ -59,7 +60,7 @@ def test_frames_checkpoints_and_zips_go_as_they_are(served: Served) -> None:
 
 def test_plotly_is_gzipped_once_and_sent_plain_to_clients_that_ask_so(served: Served) -> None:
     pages.plotly_js_gzipped.cache_clear()
-    original = pages.plotly_js().read_bytes()
+    original = plotly_js().read_bytes()
     size, encoding, body = raw_size(served, "/static/vendor/plotly.min.js", GZIP)
     assert encoding == "gzip" and body == original and size < len(original) / 3
     again = served.client.get("/static/vendor/plotly.min.js", headers=GZIP)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from app.web import pages
+from gatescope.bundle import plotly_js
 from tests.web.conftest import Served
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -50,7 +50,7 @@ def test_plotly_is_served_from_the_python_package_with_cache_headers(served: Ser
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/javascript")
     assert "max-age=" in response.headers["cache-control"]
-    assert response.content == pages.plotly_js().read_bytes()
+    assert response.content == plotly_js().read_bytes()
     assert b"plotly.js v" in response.content[:200]
 
 
