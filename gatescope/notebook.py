@@ -41,6 +41,7 @@ from app.core.display import view_catalog
 from app.core.flow import FLOW_ARRAYS, FLOW_KINDS, FlowRows, flow_view
 from app.core.frames import Frame
 from app.core.probes import ProbeFrame
+from app.core.thinning import kept_steps
 from gatescope.report import DEFAULT_BUDGET_MB, MB, share_budget
 from gatescope.sink import check_status
 
@@ -82,6 +83,12 @@ class RunState:
         rows = [(int(s), FlowRows.of(Frame.from_bytes(frames[s], names=FLOW_ARRAYS))) for s in sorted(frames)]
         self.frames.update((int(s), data) for s, data in frames.items())  # all checked: none or all kept
         self.flows.extend(rows)
+
+    def thin(self, budget: int) -> None:
+        """Keep the frames within `budget` bytes by the snapshot's rule (kept_steps: nested, so a
+        frame dropped here is one no later snapshot would keep); the flow rows all stay."""
+        kept = kept_steps({step: len(blob) for step, blob in self.frames.items()}, budget)
+        self.frames = {step: blob for step, blob in self.frames.items() if step in kept}
 
     def gradflow(self, since_row: int = 0) -> dict[str, Any]:
         """The gradient-flow answers by "kind|layer" (rows from `since_row` on)."""
@@ -196,6 +203,7 @@ class RunWidget(anywidget.AnyWidget):
             shell.events.register("post_run_cell", self._after_cell)
         state = self.states[index]
         state.add_frames(frames or {})
+        state.thin(int(self._budget_mb * MB))  # the kernel holds no more than a snapshot can show
         state.metrics.extend(dict(m) for m in metrics)
         pending = self._pending.setdefault(index, {"metrics": [], "frames": []})
         if run is not None:
@@ -229,7 +237,8 @@ class RunWidget(anywidget.AnyWidget):
             message = {"type": "add", "seq": self.seq, "index": index, **part}
             message["gradflow"] = state.gradflow(state.sent_rows) if part["frames"] else {}
             state.sent_rows = len(state.flows)
-            self.send(orjson.loads(_json(message)), [state.frames[s] for s in part["frames"]])
+            message["frames"] = [s for s in part["frames"] if s in state.frames]  # not thinned meanwhile
+            self.send(orjson.loads(_json(message)), [state.frames[s] for s in message["frames"]])
         self._last_add = now
         self._adds_since_snapshot = True
         if now - self._last_snapshot >= SNAPSHOT_SECONDS:

@@ -464,3 +464,18 @@ def test_in_a_kernel_which_sinks_a_watch_makes(tmp_path: Path, monkeypatch: pyte
     plain = gatescope.watch(Net(), server=None, notebook=False, path=tmp_path / "plain.gsrun")
     plain.close()
     assert isinstance(plain.sink, FileSink) and plain.widget is None and len(displayed) == 2
+
+
+def test_the_kernel_holds_no_more_frames_than_the_budget(wire: list[Any], clock: Clock) -> None:
+    """A long live watch: the kernel keeps the frames a snapshot could show (kept_steps' rule, the
+    first and the latest always), not every frame; every add still sends its new frame."""
+    data = Frame.from_probe("r", probe_frame("gru", seq_len=12, hidden=8)).pooled().to_bytes()
+    budget_mb = 8 * len(data) / 2**20  # room for 8 frames
+    widget = RunWidget("run", [{"run": {"id": "r", "step": 0}}], budget_mb=budget_mb)
+    for step in range(0, 400, 10):
+        clock.now += 1  # each add goes at once
+        widget.add(0, metrics=[{"step": step, "loss": 1.0}], frames={step: data})
+    held = sorted(widget.states[0].frames)
+    assert len(held) <= 8 and held[0] == 0 and held[-1] == 390
+    assert [m["frames"] for m, _ in adds(wire)] == [[s] for s in range(0, 400, 10)]
+    assert len(widget.states[0].flows) == 40  # the gradient flow keeps every row
