@@ -22,7 +22,7 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import ConsoleMessage, Page, Request, ViewportSize, expect
+from playwright.sync_api import ConsoleMessage, Page, Request, Route, ViewportSize, expect
 
 from tests.live_server import REPO_ROOT, LiveServer, free_port, serve
 
@@ -193,6 +193,39 @@ def wait_for_run(http: httpx.Client, run_id: str, timeout: float = 120.0) -> dic
 def heatmap(chart_id: str) -> str:
     """The selector of a heatmap image drawn in the chart with this id (static/js/heatmap.js)."""
     return f"#{chart_id} canvas.gs-heatmap"
+
+
+# the share of painted (non-transparent) cells of the heatmap canvas under the CSS `selector`
+# (one pixel a cell): the run page, the reports and the widget draw every heatmap this way
+PAINTED = """(selector) => {
+  const c = document.querySelector(`${selector} canvas.gs-heatmap`);
+  if (!c || !c.width) return 0;
+  const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+  let n = 0;
+  for (let i = 3; i < d.length; i += 4) if (d[i] > 0) n += 1;
+  return n / (c.width * c.height);
+}"""
+
+
+def painted(page: Page, selector: str) -> float:
+    """PAINTED of the chart `selector` finds, once it is painted at all (poll)."""
+    return float(poll(page, f"() => ({PAINTED})({json.dumps(selector)})"))
+
+
+def only_the_file(page: Page, path: Path) -> list[str]:
+    """Route every request of `page`: the file at `path` loads, anything else is refused and
+    listed in the returned list (a one-file report must make no request)."""
+    refused: list[str] = []
+
+    def route(route: Route) -> None:
+        if route.request.url == path.as_uri():
+            route.continue_()
+            return
+        refused.append(route.request.url)
+        route.abort()
+
+    page.route("**/*", route)
+    return refused
 
 
 def poll(page: Page, expression: str, timeout: float = TIMEOUT_MS / 1000) -> Any:

@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from playwright.sync_api import Page, Route, expect
+from playwright.sync_api import Page, expect
 
-from tests.browser.conftest import poll, reveal_all, screenshot, wait_for_run
+from tests.browser.conftest import PAINTED, only_the_file, painted, poll, reveal_all, screenshot, wait_for_run
 
 RUN: dict[str, Any] = {
     "hidden_size": 8,
@@ -25,15 +25,6 @@ RUN: dict[str, Any] = {
 }
 DATA = re.compile(r'<script type="application/json" id="report-data">(.*?)</script>', re.S)
 
-# the share of painted (non-transparent) cells of the heatmap canvas in the chart with this id
-PAINTED = """(id) => {
-  const c = document.querySelector(`#${id} canvas.gs-heatmap`);
-  if (!c || !c.width) return 0;
-  const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
-  let n = 0;
-  for (let i = 3; i < d.length; i += 4) if (d[i] > 0) n += 1;
-  return n / (c.width * c.height);
-}"""
 # [min, max] of each column's heatmap colour scale in one chart row (gradflow | hidden)
 SCALES = """(row) => window.__gatescopeReport.view.columns.map((c) => {
   const spec = document.getElementById(`chart-${row}-${c.runId}`).__chart.layer.spec;
@@ -66,23 +57,14 @@ def test_the_three_cell_comparison_as_one_file(
     path = tmp_path / "compare.html"
     path.write_bytes(r.content)
 
-    requests: list[str] = []
-
-    def count(route: Route) -> None:
-        if route.request.url == path.as_uri():
-            route.continue_()
-            return
-        requests.append(route.request.url)
-        route.abort()
-
-    page.route("**/*", count)
+    requests = only_the_file(page, path)
     page.goto(path.as_uri())
     poll(page, "() => window.__gatescopeReport && window.__gatescopeReport.view")
     expect(page.locator(".column")).to_have_count(3)
     reveal_all(page)  # charts draw once on screen
     for run_id in ids:
-        assert poll(page, f"() => ({PAINTED})('chart-gradflow-{run_id}')") > 0.5
-        assert poll(page, f"() => ({PAINTED})('chart-hidden-{run_id}') === 1")
+        assert painted(page, f"#chart-gradflow-{run_id}") > 0.5
+        assert poll(page, f"() => ({PAINTED})('#chart-hidden-{run_id}') === 1")
         assert poll(page, f"() => ({LINES})('chart-loss-{run_id}')") >= 1
         assert poll(page, f"() => ({LINES})('chart-lines-{run_id}')") >= 1
     flow = page.evaluate(f"() => ({SCALES})('gradflow')")

@@ -7,9 +7,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
-from playwright.sync_api import Page, Route
+from playwright.sync_api import Page
 
-from tests.browser.conftest import poll, reveal_all, screenshot, wait_for_run
+from tests.browser.conftest import only_the_file, painted, poll, reveal_all, screenshot, wait_for_run
 
 RUN = {
     "cell": "lstm",
@@ -20,17 +20,6 @@ RUN = {
     "probe_every": 10,
 }
 
-# the share of painted (non-transparent) cells of a chart's heatmap canvas (one pixel a cell);
-# the views name their parts by data- attributes (static/js/runview.js: several can share a page)
-PAINTED = """(name) => {
-  const c = document.querySelector(`[data-chart="${name}"] canvas.gs-heatmap`);
-  if (!c || !c.width) return 0;
-  const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
-  let n = 0;
-  for (let i = 3; i < d.length; i += 4) if (d[i] > 0) n += 1;
-  return n / (c.width * c.height);
-}"""
-
 
 def test_report_draws_from_disk_with_no_request(page: Page, http: httpx.Client, tmp_path: Path) -> None:
     run_id = http.post("/api/runs", json=RUN).json()["id"]
@@ -40,24 +29,15 @@ def test_report_draws_from_disk_with_no_request(page: Page, http: httpx.Client, 
     path = tmp_path / f"gatescope-{run_id}.html"
     path.write_bytes(r.content)
 
-    requests: list[str] = []
+    requests = only_the_file(page, path)
     errors: list[str] = []
-
-    def count(route: Route) -> None:
-        if route.request.url == path.as_uri():
-            route.continue_()
-            return
-        requests.append(route.request.url)
-        route.abort()
-
-    page.route("**/*", count)
     page.on("pageerror", lambda err: errors.append(str(err)))
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     page.goto(path.as_uri())
     poll(page, "() => window.__gatescopeReport && window.__gatescopeReport.state.frame")
     reveal_all(page)  # charts draw once on screen
-    assert poll(page, "() => (" + PAINTED + ")('hidden')") == 1
-    assert poll(page, "() => (" + PAINTED + ")('gradflow')") > 0.5
+    assert painted(page, '[data-chart="hidden"]') == 1
+    assert painted(page, '[data-chart="gradflow"]') > 0.5
     lines = """() => document.querySelectorAll('[data-chart="loss"] .scatterlayer path.js-line').length"""
     points = poll(page, lines)
     assert points >= 1

@@ -26,7 +26,7 @@ from gatescope import notebook
 from gatescope.bundle import widget_css, widget_esm
 from gatescope.notebook import ADD_SECONDS, RunWidget
 from gatescope.report import MB
-from tests.browser.conftest import poll, report, reveal_all, screenshot, wait_for_run
+from tests.browser.conftest import painted, poll, report, reveal_all, screenshot, wait_for_run
 
 RUN = {
     "cell": "lstm",
@@ -82,15 +82,6 @@ CSP = "default-src 'none'; script-src blob:; style-src 'unsafe-inline'; img-src 
 PAGE = f"""<!doctype html><html><head><meta charset="utf-8">
 <meta http-equiv="Content-Security-Policy" content="{CSP}"></head><body></body></html>"""
 
-# the share of painted cells of the heatmap canvas in the chart `selector` finds (one pixel a cell)
-PAINTED = """(selector) => {
-  const c = document.querySelector(`${selector} canvas.gs-heatmap`);
-  if (!c || !c.width) return 0;
-  const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
-  let n = 0;
-  for (let i = 3; i < d.length; i += 4) if (d[i] > 0) n += 1;
-  return n / (c.width * c.height);
-}"""
 DRAWN = "document.getElementById('out').gatescope"  # what widget.js drew: {seq, sources, views | view}
 VIEW = f"{DRAWN}.views[0]"
 
@@ -175,7 +166,7 @@ class Harness:
 
     def painted(self, selector: str) -> float:
         reveal_all(self.page)
-        return float(poll(self.page, f"() => ({PAINTED})({json.dumps(selector)})"))
+        return painted(self.page, selector)
 
     def value(self, expression: str) -> Any:
         return self.page.evaluate(f"() => {expression}")

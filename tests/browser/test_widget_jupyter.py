@@ -23,8 +23,8 @@ import httpx
 import pytest
 from playwright.sync_api import Page, Route
 
-from tests.browser.conftest import poll, screenshot
-from tests.browser.test_widget import PAINTED, RUN, report_json
+from tests.browser.conftest import painted, poll, screenshot
+from tests.browser.test_widget import RUN, report_json
 from tests.live_server import REPO_ROOT, free_port
 
 TOKEN = "gatescope-widget-test"
@@ -102,12 +102,12 @@ def jupyterlab(tmp_path: Path) -> Iterator[tuple[str, Path]]:
         log.close()
 
 
-def painted(page: Page, chart: str) -> float:
+def painted_chart(page: Page, chart: str) -> float:
     """The painted share of a chart's heatmap, once scrolled into view (charts draw when seen; the
     notebook scrolls in its own panel, not the window)."""
     selector = f'.gatescope-widget [data-chart="{chart}"]'
     page.locator(selector).scroll_into_view_if_needed()
-    return float(poll(page, f"() => ({PAINTED})({json.dumps(selector)})"))
+    return painted(page, selector)
 
 
 def run_cell(page: Page, index: int) -> None:
@@ -151,7 +151,7 @@ def test_the_widget_in_jupyterlab(page: Page, http: httpx.Client, jupyterlab: tu
     run_cell(page, 0)
     poll(page, f"() => {WIDGET} && {WIDGET}.gatescope && {VIEW}.state.frame", timeout=90)
     assert page.evaluate(f"() => {VIEW}.source.probeSteps") == [0, 10, 20, 30]
-    assert painted(page, "hidden") == 1
+    assert painted_chart(page, "hidden") == 1
     page.evaluate(f"() => {{ {VIEW}.seen = true; }}")
     run_cell(page, 1)
     steps = sorted(int(s) for s in data["frames"])
@@ -159,8 +159,8 @@ def test_the_widget_in_jupyterlab(page: Page, http: httpx.Client, jupyterlab: tu
     assert page.evaluate(f"() => {VIEW}.seen") is True  # extended by the "add", not redrawn anew
     assert page.evaluate(f"() => {VIEW}.state.frame.step") == steps[-1]
     assert page.evaluate(f"() => {VIEW}.source.metrics.length") == len(data["metrics"])
-    assert painted(page, "hidden") == 1
-    assert painted(page, "gradflow") > 0.5
+    assert painted_chart(page, "hidden") == 1
+    assert painted_chart(page, "gradflow") > 0.5
     page.locator(".gatescope-widget .run-head").scroll_into_view_if_needed()
     screenshot(page, "widget-jupyterlab")
     assert outside == []
