@@ -27,15 +27,8 @@ from gatescope.bundle import widget_css, widget_esm
 from gatescope.notebook import ADD_SECONDS, RunWidget
 from gatescope.report import MB
 from tests.browser.conftest import painted, poll, report, reveal_all, screenshot, wait_for_run
+from tests.browser.test_report import RUN  # the run the report tests draw
 
-RUN = {
-    "cell": "lstm",
-    "hidden_size": 8,
-    "task": {"name": "adding", "seq_len": 8},
-    "batch_size": 4,
-    "steps": 60,
-    "probe_every": 10,
-}
 RNN = {**RUN, "cell": "rnn_tanh"}
 
 # a model as anywidget's (get/on/off of traits and "msg:custom"), and the page's hooks to feed it
