@@ -6,17 +6,18 @@ What this is (the interface is /work/notes/proto13.md, in short):
   interventions, gradflow, frames}` with `frames` {step: display frame bytes} here in Python;
   `RunState` keeps one and grows it (`add`): metrics rows, frames, and the gradient-flow rows of
   every frame (app.core.flow), from which it answers gradflow whole or since the last row sent;
-- `RunWidget(mode, snapshots, budget_mb)` (anywidget) syncs the trait `_snapshot`: `uint32 LE
-  json length | json | frame bytes`, the json `{"runs": [...], "seq": n}` with each run's frames as
-  [offset, length] into the bytes after it, frames thinned evenly to the budget (as the group
-  report thins them, gatescope.report.share_budget: step 0 and the latest stay). It is set at
-  creation, at most every SNAPSHOT_SECONDS while adds go out, and by `finish()`; saved with the
-  notebook's widget state, it is what a handed-in notebook shows. Between snapshots, `add()`
+- `RunWidget(mode, snapshots, budget_mb)` (anywidget) syncs the trait `_snapshot`: `uint32 LE json
+  length | json | frame bytes`, the json `{"runs": [...], "seq": n}` with each run's frames as
+  [offset, length] into the bytes after it, frames thinned evenly to the budget (as the group report
+  thins them, gatescope.report.share_budget: step 0 and the latest stay). It is set at creation;
+  while adds go out, at most every `snapshot_interval(size)` (0.5 s while it is small, so a front
+  end that loaded late soon catches up; 5 s for one of 10 MB or more); and by `finish()`. Saved with
+  the notebook's widget state, it is what a handed-in notebook shows. Between snapshots, `add()`
   batches increments into custom messages `{"type": "add", "seq", "index", "run", "metrics",
   "frames", "gradflow"}` (`index`: which run; the frames' bytes as buffers, in order), sent at most
-  every ADD_SECONDS, the rest after the cell (IPython's post_run_cell) and at `finish()`.
-  Messages sent before the front end loaded are lost: a front end that sees a gap in `seq` waits
-  for the next snapshot, which replaces all;
+  every ADD_SECONDS, the rest after the cell (IPython's post_run_cell) and at `finish()`. Messages
+  sent before the front end loaded are lost: a front end that sees a gap in `seq` waits for the next
+  snapshot, which replaces all;
 - `NotebookSink`: the gatescope.sink.Sink a watch writes to (gatescope.watch(notebook=True)), and
   `TeeSink`, which writes to it and to the watch's run file or server alike.
 
@@ -46,7 +47,16 @@ from gatescope.report import DEFAULT_BUDGET_MB, MB, share_budget
 from gatescope.sink import check_status
 
 ADD_SECONDS = 0.2  # an "add" message at most this often
-SNAPSHOT_SECONDS = 5.0  # the _snapshot trait at most this often while adds go out
+SNAPSHOT_SECONDS = (0.5, 5.0)  # the _snapshot trait at most this often while adds go out: by its size,
+SNAPSHOT_RATE = 2 * 2**20  # bytes a second: a 1 MB snapshot every 0.5 s, a 10 MB one every 5 s
+
+
+def snapshot_interval(size: int) -> float:
+    """Seconds between snapshots of `size` bytes while adds go out."""
+    low, high = SNAPSHOT_SECONDS
+    return min(high, max(low, size / SNAPSHOT_RATE))
+
+
 MODES = ("run", "compare")
 MAX_COMPARE = 8  # runs side by side
 _LENGTH = struct.Struct("<I")
@@ -241,7 +251,7 @@ class RunWidget(anywidget.AnyWidget):
             self.send(orjson.loads(_json(message)), [state.frames[s] for s in message["frames"]])
         self._last_add = now
         self._adds_since_snapshot = True
-        if now - self._last_snapshot >= SNAPSHOT_SECONDS:
+        if now - self._last_snapshot >= snapshot_interval(len(self._snapshot)):
             self._snapshot_now()
 
     def _snapshot_now(self) -> None:

@@ -203,7 +203,7 @@ def test_adds_are_batched_in_sequence_with_their_frames_and_the_new_flow_rows(
     assert "run" not in second  # unchanged since the last add
     assert second["gradflow"]["last|0"]["steps"] == [2]  # only the rows since the last add
     assert second["gradflow"]["last|0"]["total_rows"] == 2
-    assert len(snapshots(wire)) == 1  # the opening state only: no snapshot within 5 s
+    assert len(snapshots(wire)) == 1  # the opening state only: a small one waits 0.5 s
     clock.now += 5
     widget.add(0, metrics=[{"step": 5, "loss": 0.6}])
     head, frames = decode(snapshots(wire)[-1])
@@ -479,3 +479,11 @@ def test_the_kernel_holds_no_more_frames_than_the_budget(wire: list[Any], clock:
     assert len(held) <= 8 and held[0] == 0 and held[-1] == 390
     assert [m["frames"] for m, _ in adds(wire)] == [[s] for s in range(0, 400, 10)]
     assert len(widget.states[0].flows) == 40  # the gradient flow keeps every row
+
+
+def test_snapshots_come_often_while_small_and_every_5_s_when_large() -> None:
+    """A front end that loaded late (the adds before it were lost) catches up at the next
+    snapshot: within 0.5 s while the run is small, at most 5 s for a snapshot of 10 MB."""
+    assert notebook.snapshot_interval(10_000) == 0.5
+    assert notebook.snapshot_interval(4 * 2**20) == 2.0
+    assert notebook.snapshot_interval(15 * 2**20) == 5.0
