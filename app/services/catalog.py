@@ -20,8 +20,7 @@ from typing import Any, Literal, get_args
 
 from pydantic import BaseModel
 
-from app.core.display import GATE_CAPTIONS as GATE_CAPTIONS  # served here, made there
-from app.core.display import view_catalog
+from app.core.display import GATE_CAPTIONS, view_catalog
 from app.core.engine import OPTIMIZERS
 from app.core.model import INIT_SCHEMES
 from app.core.tasks import TASKS, ParamSpec, make_task

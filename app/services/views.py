@@ -37,10 +37,7 @@ import numpy as np
 from pydantic import BaseModel
 
 from app.core.engine import probe_sample
-from app.core.flow import FLOW_ARRAYS, FlowView, flow_view
-from app.core.flow import FlowKind as FlowKind  # the names the routes and tests import from here
-from app.core.flow import FlowRows as FlowRows
-from app.core.flow import keep_rows as keep_rows
+from app.core.flow import FLOW_ARRAYS, FlowKind, FlowRows, FlowView, flow_view, keep_rows
 from app.core.frames import Frame
 from app.core.tasks import CharLMTask, InputValue, Span, make_task
 from app.services.schemas import RunCreate, to_train_config

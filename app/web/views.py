@@ -21,8 +21,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response
 
+from app.core.flow import FlowKind
 from app.services.spectra import Spectra
-from app.services.views import FlowKind, GradFlow, RunTask, Sparkline
+from app.services.views import GradFlow, RunTask, Sparkline
 from app.web.deps import BuiltInRunDep, RunDep, StorageDep, ViewsDep, require_token
 
 MAX_ROWS = 2000  # gradient-flow rows a page gets by default

@@ -24,7 +24,8 @@ import pytest
 from playwright.sync_api import Page, Route
 
 from tests.browser.conftest import painted, poll, screenshot
-from tests.browser.test_widget import RUN, report_json
+from tests.browser.test_report import RUN
+from tests.browser.test_widget import report_json
 from tests.live_server import REPO_ROOT, free_port
 
 TOKEN = "gatescope-widget-test"

@@ -9,8 +9,9 @@ import pytest
 
 from app.core import frames
 from app.core.cells import CELLS, GATES
+from app.core.display import GATE_CAPTIONS
 from app.core.tasks import TASKS, make_task
-from app.services.catalog import GATE_CAPTIONS, catalog, run_defaults
+from app.services.catalog import catalog, run_defaults
 from app.services.lessons import presets
 from app.services.schemas import FINISHED, LIMITS, CompareCreate, RunCreate
 

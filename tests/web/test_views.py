@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 from starlette.testclient import TestClient
 
+from app.core.flow import FlowRows, keep_rows
 from app.core.frames import Frame
 from app.services.storage import Storage
-from app.services.views import LRU, FlowRows, Views, bucket_means, keep_rows
+from app.services.views import LRU, Views, bucket_means
 from tests.web.conftest import Served, make_app, wait_for
 
 LONG: dict[str, Any] = {  # T = 1200 > MAX_T: stored with a display frame of 400 columns
