@@ -1,4 +1,5 @@
-"""minGRU / minLSTM: the parallel scan against the sequential reference, and the cells' equations."""
+"""minGRU / minLSTM: the parallel scan against the sequential reference, the cells' equations, and
+the probes (traces, backward, step norms) against autograd and jacrev on the unrolled graph."""
 
 from __future__ import annotations
 
@@ -6,8 +7,23 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from torch import Tensor
 
-from app.core.minrnn import MIN_CELLS, MinRNN, scan, scan_sequential
+from app.core.cells import stack_trace
+from app.core.minrnn import (
+    GATES,
+    MIN_CELLS,
+    MinCell,
+    MinRNN,
+    backward,
+    retention,
+    scan,
+    scan_sequential,
+    step,
+    step_norms,
+    traces,
+    unroll,
+)
 
 shapes = st.tuples(st.integers(1, 3), st.integers(1, 70), st.integers(1, 4), st.integers(1, 6))
 
@@ -79,3 +95,137 @@ def test_refusals_are_sentences() -> None:
         MinRNN("gru", 3, 4)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="num_layers must be 1 to 3, not 4"):
         MinRNN("mingru", 3, 4, num_layers=4)
+
+
+# ----------------------------------------------------------------------------------------------
+# the probes: unroll, traces, backward, step_norms
+
+
+def _net(cell: MinCell, n_in: int, H: int, layers: int, seed: int) -> dict[str, Tensor]:
+    torch.manual_seed(seed)
+    model = MinRNN(cell, n_in, H, layers)
+    with torch.no_grad():  # wider than the init, so the gates leave 1/2 and the layers differ
+        for p in model.parameters():
+            p.mul_(3)
+    return {k: v.detach() for k, v in model.named_parameters()}
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.sampled_from(MIN_CELLS),
+    st.integers(1, 12),
+    st.integers(1, 4),
+    st.integers(1, 6),
+    st.integers(1, 3),
+    st.sampled_from([None, 2]),
+    st.integers(0, 2**16),
+)
+def test_backward_is_autograd_on_the_unrolled_graph(
+    cell: MinCell, T: int, n_in: int, H: int, layers: int, window: int | None, seed: int
+) -> None:
+    """Every layer's total dL/dh_t and the input gradient, per row, against autograd: row 0 has
+    gradient entering at every step, rows 1.. only at one step each (the itemized rows)."""
+    params = _net(cell, n_in, H, layers, seed)
+    x = torch.randn(1, T, n_in, requires_grad=True)
+    h0 = torch.randn(layers, 1, H)
+    u = unroll(cell, params, x, layers, h0, window)
+    steps = sorted({0, T - 1, T // 2})
+    top = torch.randn(T, H)
+    rows = torch.zeros(T, 1 + len(steps), H)  # (T, R, H) the gradient entering the top layer's h
+    rows[:, 0] = top
+    for r, s in enumerate(steps, start=1):
+        rows[s, r] = top[s]
+    hs = [h for layer in u.layers for h in layer[0].h]  # [layer * T + t] (1, H)
+    expected_h, expected_x = [], []
+    for r in range(rows.shape[1]):
+        loss = (u.output[0] * rows[:, r]).sum()
+        *grads, gx = torch.autograd.grad(loss, [*hs, x], retain_graph=True, allow_unused=True)
+        grads = [g if g is not None else torch.zeros(1, H) for g in grads]  # cut off by the window
+        by_layer = [torch.cat(grads[k * T : (k + 1) * T]) for k in range(layers)]
+        expected_h.append(torch.stack(by_layer))  # (L, T, H)
+        expected_x.append(gx[0])  # (T, I)
+    want_h = torch.stack(expected_h, dim=2)  # (L, T, R, H)
+    want_x = torch.stack(expected_x, dim=1)  # (T, R, I)
+
+    seqs = traces(cell, params, x[0].detach(), layers, h0[:, 0])
+    direct = rows
+    for layer in reversed(range(layers)):
+        got = backward(cell, params, layer, seqs[layer][0], direct, window)
+        assert got.c is None
+        torch.testing.assert_close(got.h, want_h[layer], rtol=2e-4, atol=1e-6)
+        direct = got.x  # (T, R, I_layer): into the layer below
+    torch.testing.assert_close(direct, want_x, rtol=2e-4, atol=1e-6)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    st.sampled_from(MIN_CELLS),
+    st.integers(1, 40),
+    st.integers(1, 4),
+    st.integers(1, 6),
+    st.integers(1, 3),
+    st.integers(0, 2**16),
+)
+def test_traces_are_the_unrolled_graph(
+    cell: MinCell, T: int, n_in: int, H: int, layers: int, seed: int
+) -> None:
+    """The parallel scan's states and gates are those of the step-by-step graph, within 1e-5."""
+    params = _net(cell, n_in, H, layers, seed)
+    x = torch.randn(T, n_in)
+    h0 = torch.randn(layers, H)
+    seqs = traces(cell, params, x, layers, h0)
+    u = unroll(cell, params, x[None], layers, h0[:, None])
+    assert len(seqs) == layers and all(len(dirs) == 1 for dirs in seqs)
+    for layer, (seq,) in enumerate(seqs):
+        ref = stack_trace(u.layers[layer][0])
+        assert set(seq) == {"h", "a", "h0", *GATES[cell]}
+        for name in ("h", "h0", *GATES[cell]):
+            torch.testing.assert_close(seq[name], ref[name], atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(seq["a"], retention(cell, ref), atol=1e-6, rtol=1e-6)
+    torch.testing.assert_close(u.h_n[:, 0], torch.stack([s[0]["h"][-1] for s in seqs]), atol=1e-5, rtol=1e-5)
+    assert u.c_n is None and u.output.shape == (1, T, H)
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    st.sampled_from(MIN_CELLS), st.integers(1, 8), st.integers(1, 6), st.integers(1, 3), st.integers(0, 2**16)
+)
+def test_step_norms_are_the_spectral_norm_of_one_step(
+    cell: MinCell, T: int, H: int, layers: int, seed: int
+) -> None:
+    """||dh_t/dh_{t-1}||_2 of `step`, through torch.func.jacrev, at every step of every layer."""
+    params = _net(cell, 3, H, layers, seed)
+    x = torch.randn(T, 3)
+    seqs = traces(cell, params, x, layers)
+    inp = x
+    for layer, (seq,) in enumerate(seqs):
+        projected = torch.nn.functional.linear(inp, params[f"weight_l{layer}"], params[f"bias_l{layer}"])
+        prev = torch.cat([seq["h0"][None], seq["h"][:-1]])
+        want = torch.stack(
+            [
+                torch.linalg.matrix_norm(torch.func.jacrev(lambda h, p=p: step(cell, p, h)[0])(hp), ord=2)
+                for p, hp in zip(projected, prev, strict=True)
+            ]
+        )
+        torch.testing.assert_close(step_norms(cell, params, layer, seq), want, rtol=2e-4, atol=1e-6)
+        inp = seq["h"]
+
+
+@pytest.mark.parametrize("cell", MIN_CELLS)
+def test_two_windows_with_the_carried_state_are_one_pass(cell: MinCell) -> None:
+    """Truncated BPTT as the engine runs it: net(x_window, state) with the previous window's h_n
+    (detached) gives the outputs and final states of one pass over the whole sequence."""
+    torch.manual_seed(3)
+    model = MinRNN(cell, 3, 5, num_layers=2)
+    x = torch.randn(4, 17, 3)
+    h0 = torch.randn(2, 4, 5)
+    whole, last = model(x, h0)
+    first, state = model(x[:, :9], h0)
+    second, state = model(x[:, 9:], state.detach())
+    torch.testing.assert_close(torch.cat([first, second], dim=1), whole, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(state, last, atol=1e-5, rtol=1e-5)
+    # and what the second window's loss reaches is only that window's steps: the state is a constant
+    x.requires_grad_(True)
+    second, _ = model(x[:, 9:], model(x[:, :9], h0)[1].detach())
+    (gx,) = torch.autograd.grad(second.sum(), [x])
+    assert gx[:, :9].abs().max() == 0 and gx[:, 9:].abs().max() > 0
