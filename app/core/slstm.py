@@ -20,8 +20,10 @@ Parameters, per layer l (torch.nn.LSTM's init, uniform ±1/√H): `weight_ih_l{l
 `weight_hh_l{l}` (4H, H), the recurrent R, and `bias_l{l}` (4H,), rows in GATES order z, i, f, o.
 
 The module's forward is the training path: the input projections of every t in one matmul, then
-one recurrent matmul a step. `unroll` is the reference: every gate on a named line per step and
-every tensor kept, the explicit graph of backprop through time the tests hold the rest to.
+one recurrent matmul a step, under an autograd Function whose backward is the same hand-written
+walk as the probes' (`_Recurrence`: m held constant, exact for a loss of h; see there).
+`unroll` is the reference: every gate on a named line per step and every tensor kept, the
+explicit graph of backprop through time the tests hold the rest to.
 `traces`, `backward` and `step_norms` are the probes' side (one sample): the per-step quantities,
 the hand-written backprop through time of any number of gradient rows, and the exact spectral
 norm of each step's Jacobian of (h, c, n).
@@ -34,7 +36,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
@@ -158,7 +160,7 @@ def _run_layer(
     xw: Tensor, w_hh: Tensor, start: State, forget: Forget, stabilizer: bool, keep: bool
 ) -> tuple[Tensor, State, dict[str, Tensor]]:
     """One layer over xw = x W_ih^T + b (B, T, 4H): the top h (B, T, H), the last state and, with
-    `keep`, every step's c, n, m, z, i, f, o as (B, T, H). One recurrent matmul a step."""
+    `keep`, every step's c, n, m, z, i, f, o as (T, B, H). One recurrent matmul a step."""
     h, c, n, m = start
     H = h.shape[-1]
     w_hh_t = w_hh.T  # (H, 4H)
@@ -182,7 +184,56 @@ def _run_layer(
         if keep:
             for name, value in zip((*STATES, *GATES), (c, n, m, z, i, f, o), strict=True):
                 kept[name].append(value)
-    return torch.stack(hs, 1), (h, c, n, m), {k: torch.stack(v, 1) for k, v in kept.items()}
+    return torch.stack(hs, 1), (h, c, n, m), {k: torch.stack(v) for k, v in kept.items()}
+
+
+class _Recurrence(torch.autograd.Function):
+    """One layer's recurrence for a batch: forward by `_run_layer`, backward by the hand-written
+    walk (`_walk`, one row per sample). Inputs xw (B, T, 4H), R (4H, H), the start (h, c, n, m)
+    each (B, H); outputs every h (B, T, H) and the last c, n, m (B, H).
+
+    The walk holds every m_t (t ≥ 1) constant. That is exact for any loss that reads h and the
+    last state only through what it means, c e^m and n e^m (the next window's h, or c/n): such a
+    loss does not change when (c, n, m) become (c e^-δ, n e^-δ, m + δ), so the gradient along m
+    cancels (the gradient that reaches the last m is dropped for that reason). A loss that reads
+    the stored numbers c, n, m themselves gets the m-constant gradient. The start m_0 gets its
+    exact gradient, through f'_1 (zero without the stabilizer, where m is 0)."""
+
+    @staticmethod
+    def forward(
+        ctx: Any,
+        xw: Tensor,
+        w_hh: Tensor,
+        h0: Tensor,
+        c0: Tensor,
+        n0: Tensor,
+        m0: Tensor,
+        forget: Forget,
+        stabilizer: bool,
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        hs, (_, c, n, m), kept = _run_layer(xw, w_hh, (h0, c0, n0, m0), forget, stabilizer, keep=True)
+        ctx.save_for_backward(w_hh, hs, h0, c0, n0, m0, *(kept[k] for k in (*STATES, *GATES)))
+        ctx.forget, ctx.stabilizer = forget, stabilizer
+        return hs, c, n, m
+
+    @staticmethod
+    def backward(ctx: Any, g_hs: Tensor, g_c: Tensor, g_n: Tensor, g_m: Tensor) -> tuple[Tensor | None, ...]:
+        del g_m  # m is held constant
+        w_hh, hs, h0, c0, n0, m0, *values = ctx.saved_tensors
+        seq = {"h": hs.transpose(0, 1), "h0": h0, "c0": c0, "n0": n0, "m0": m0}
+        seq.update(zip((*STATES, *GATES), values, strict=True))  # (T, B, H) each
+        direct = g_hs.transpose(0, 1)  # (T, B, H): one row per sample
+        _, _, d_pre, (carry_h, carry_c, carry_n) = _walk(
+            _local(seq, ctx.forget),
+            direct,
+            w_hh,
+            None,
+            (torch.zeros_like(g_c), g_c, g_n),
+        )
+        h_prev = torch.cat([h0[None], seq["h"][:-1]])  # (T, B, H) what each step read
+        d_w_hh = d_pre.flatten(0, 1).T @ h_prev.flatten(0, 1)  # (4H, H)
+        d_m0 = carry_c * c0 + carry_n * n0 if ctx.stabilizer else None  # f'_1 = exp(log f_1 + m_0 - m_1)
+        return d_pre.transpose(0, 1), d_w_hh, carry_h, carry_c, carry_n, d_m0, None, None
 
 
 class SLSTM(nn.Module):
@@ -219,7 +270,11 @@ class SLSTM(nn.Module):
             w_ih, w_hh, bias = (self.get_parameter(k) for k in _names(layer))
             xw = nn.functional.linear(x, w_ih, bias)  # (B, T, 4H), every t at once
             start = _initial(state, layer, zeros, self.stabilizer)
-            x, end, _ = _run_layer(xw, w_hh, start, self.forget, self.stabilizer, keep=False)
+            if torch.is_grad_enabled():
+                x, c, n, m = _Recurrence.apply(xw, w_hh, *start, self.forget, self.stabilizer)  # type: ignore[no-untyped-call]
+                end = (x[:, -1], c, n, m)
+            else:
+                x, end, _ = _run_layer(xw, w_hh, start, self.forget, self.stabilizer, keep=False)
             last.append(end)
         h, c, n, m = (torch.stack(s) for s in zip(*last, strict=True))
         return x, (h, c, n, m)
@@ -252,7 +307,7 @@ def traces(
         w_ih, w_hh, bias = (params[k] for k in _names(layer))
         start = _initial(batched, layer, zeros, stabilizer)  # type: ignore[arg-type]
         inp, _, kept = _run_layer(inp @ w_ih.T + bias, w_hh, start, forget, stabilizer, keep=True)
-        seq = {"h": inp[0], **{k: v[0] for k, v in kept.items()}}
+        seq = {"h": inp[0], **{k: v[:, 0] for k, v in kept.items()}}
         seq.update({f"{k}0": s[0] for k, s in zip(("h", *STATES), start, strict=True)})
         seqs.append([seq])
     return seqs
@@ -278,8 +333,10 @@ class _Local:
 
 
 def _local(seq: Mapping[str, Tensor], forget: Forget) -> _Local:
-    def prev(name: str) -> Tensor:
-        return torch.cat([seq[f"{name}0"].reshape(1, -1), seq[name][:-1]])  # (T, H) what each step read
+    """From one sample's seq, each (T, H), or a batch's, each (T, B, H) with (B, H) starts."""
+
+    def prev(name: str) -> Tensor:  # (T, ...) what each step read
+        return torch.cat([seq[f"{name}0"].reshape(1, *seq[name].shape[1:]), seq[name][:-1]])
 
     z, i, f, o, c, n, h = (seq[k] for k in ("z", "i", "f", "o", "c", "n", "h"))
     if forget == "exp":
@@ -326,27 +383,43 @@ def backward(
     """
     del stabilizer  # the trace holds the effective gates of either form
     w_ih, w_hh, _ = (params[k] for k in _names(layer))
+    out_h, out_c, out_pre, _ = _walk(_local(seq, forget), direct, w_hh, window, None)
+    return DirectionGrads(h=out_h, c=out_c, x=out_pre @ w_ih)
+
+
+def _walk(
+    loc: _Local,
+    direct: Tensor,
+    w_hh: Tensor,
+    window: int | None,
+    enter: tuple[Tensor, Tensor, Tensor] | None,
+) -> tuple[Tensor, Tensor, Tensor, tuple[Tensor, Tensor, Tensor]]:
+    """From the last step to the first: the total dL/dh_t, dL/dc_t (T, R, H) and dL/d pre_t
+    (T, R, 4H), and the carries (h, c, n) (R, H) that leave the first step. `loc` is one sample's,
+    each (T, H), shared by the rows, or one per row, (T, R, H); `enter` the gradients at the last
+    (h, c, n) from outside (zeros if None). A few elementwise ops and one matmul a step."""
     T, R, H = direct.shape
-    loc = _local(seq, forget)
     # d pre = [gc, gc, gc, gh] * p_c + [gn, gn, gn, gn] * p_n, blocks z, i, f, o
     zero = torch.zeros_like(loc.f)
-    p_c = torch.cat([loc.c_dz, loc.c_di, loc.c_prev * loc.d_f, loc.h_do], -1).unbind(0)  # T x (4H,)
+    p_c = torch.cat([loc.c_dz, loc.c_di, loc.c_prev * loc.d_f, loc.h_do], -1).unbind(0)  # T x (.., 4H)
     p_n = torch.cat([zero, loc.i, loc.n_prev * loc.d_f, zero], -1).unbind(0)
     keep, o_n, h_n = loc.f.unbind(0), loc.o_n.unbind(0), loc.h_n.unbind(0)
     out_h, out_c = direct.new_zeros(T, R, H), direct.new_zeros(T, R, H)
     out_pre = direct.new_zeros(T, R, 4 * H)
-    carry_h, carry_c, carry_n = (direct.new_zeros(R, H) for _ in range(3))
+    if enter is None:
+        carry_h, carry_c, carry_n = (direct.new_zeros(R, H) for _ in range(3))
+    else:
+        carry_h, carry_c, carry_n = enter
     for t in range(T - 1, -1, -1):
         gh = torch.add(direct[t], carry_h, out=out_h[t])  # (R, H) total dL/dh_t
         gc = torch.addcmul(carry_c, gh, o_n[t], out=out_c[t])  # (R, H) total dL/dc_t
         gn = carry_n - gh * h_n[t]  # (R, H) total dL/dn_t
-        d_pre = torch.addcmul(
-            torch.cat([gc, gc, gc, gh], -1) * p_c[t], gn.repeat(1, 4), p_n[t], out=out_pre[t]
-        )
+        spread = torch.cat([gc, gc, gc, gh], -1) * p_c[t]  # (R, 4H)
+        d_pre = torch.addcmul(spread, gn.repeat(1, 4), p_n[t], out=out_pre[t])  # at z̃, ĩ, f̃, õ
         carry_h, carry_c, carry_n = d_pre @ w_hh, gc * keep[t], gn * keep[t]
         if window is not None and t % window == 0:  # truncated BPTT: the graph was cut here
             carry_h, carry_c, carry_n = (torch.zeros_like(g) for g in (carry_h, carry_c, carry_n))
-    return DirectionGrads(h=out_h, c=out_c, x=out_pre @ w_ih)
+    return out_h, out_c, out_pre, (carry_h, carry_c, carry_n)
 
 
 @torch.no_grad()
