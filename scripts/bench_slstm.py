@@ -19,14 +19,11 @@ import torch
 from app.core.slstm import SLSTM, unroll
 
 
-def timed(run: Callable[[], torch.Tensor], model: SLSTM, repeats: int) -> float:
-    runs = []
-    for _ in range(repeats):
-        model.zero_grad()
-        start = time.perf_counter()
-        run().sum().backward()
-        runs.append(time.perf_counter() - start)
-    return statistics.median(runs)
+def once(run: Callable[[], torch.Tensor], model: SLSTM) -> float:
+    model.zero_grad()
+    start = time.perf_counter()
+    run().sum().backward()
+    return time.perf_counter() - start
 
 
 def main() -> None:
@@ -42,8 +39,11 @@ def main() -> None:
     model = SLSTM(8, args.hidden)
     params = dict(model.named_parameters())
     print(f"T={args.T} B={args.batch} H={args.hidden}, forward+backward, median of {args.repeats}")
-    ref = timed(lambda: unroll(params, x, 1, forget="exp", stabilizer=True).output, model, args.repeats)
-    fast = timed(lambda: model(x)[0], model, args.repeats)
+    refs, fasts = [], []
+    for _ in range(args.repeats):  # alternated, so that a load that comes and goes hits both
+        refs.append(once(lambda: unroll(params, x, 1, forget="exp", stabilizer=True).output, model))
+        fasts.append(once(lambda: model(x)[0], model))
+    ref, fast = statistics.median(refs), statistics.median(fasts)
     print(f"slstm    unroll {ref * 1000:7.1f} ms  training path {fast * 1000:7.1f} ms  {ref / fast:4.1f} x")
 
 
