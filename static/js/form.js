@@ -48,6 +48,18 @@ function runFields(cat) {
   );
 }
 
+// a cell's own settings (catalog cells[].options: sLSTM's forget gate and stabiliser), named
+// "<cell>.<option>", shown only for that cell
+function cellOptionFields(cat) {
+  return cat.cells.flatMap((cell) =>
+    cell.options.map((o) => {
+      const name = `${cell.name}.${o.name}`;
+      const input = o.kind === "bool" ? checkbox(name) : select(name, o.choices.map((c) => ({ name: c })));
+      return field(`${cell.name} ${o.name}`, input, { show: `cell:${cell.name}`, hint: o.doc });
+    }),
+  );
+}
+
 function networkFields(cat) {
   const L = cat.limits;
   return el(
@@ -57,13 +69,15 @@ function networkFields(cat) {
     field("cell", select("cell", cat.cells)),
     field("hidden size", int("hidden_size", L.hidden_size)),
     field("layers", int("num_layers", L.num_layers)),
-    field("bidirectional", checkbox("bidirectional")),
+    field("bidirectional", checkbox("bidirectional"), { hint: "read the sequence both ways (not for the one-way cells)" }),
+    ...cellOptionFields(cat),
     field("init", select("init.scheme", cat.init_schemes)),
     field("gain", number("init.gain", { step: 0.05 }), { hint: "scale of W_hh: <1 vanishes, >1 explodes" }),
     field("forget bias", number("init.forget_bias", { step: 0.5, placeholder: "default" }), {
-      show: "lstm",
-      hint: "LSTM only: b_if + b_hf (empty: the init scheme's)",
+      show: "forget",
+      hint: "the forget gate's bias, for the cells with one (LSTM: b_if + b_hf; empty: the init scheme's)",
     }),
+    el("p", { class: "task-doc", id: "cell-note", hidden: true }), // why a field is off for this cell
   );
 }
 
@@ -126,7 +140,7 @@ function actions() {
       "div",
       { class: "form-actions" },
       el("button", { type: "submit", class: "primary", id: "start-run" }, "Start run"),
-      el("button", { type: "button", id: "compare-cells", title: "the same config and seed with a tanh RNN, an LSTM and a GRU" }, "Compare RNN · LSTM · GRU"),
+      el("button", { type: "button", id: "compare-cells", title: "the same config and seed with a tanh RNN, an LSTM, a GRU and a minGRU" }, "Compare RNN · LSTM · GRU · minGRU"),
       el("button", { type: "button", id: "copy-link", title: "a link that restores this form" }, "Copy link"),
     ),
     el("p", { class: "estimate", id: "form-estimate", role: "status", "aria-live": "polite" }),
@@ -162,7 +176,7 @@ function withDefaults(defaults, cfg) {
   return out;
 }
 
-// One form's state: its node, the catalog's tasks by name, and each task's parameters as last
+// One form's state: its node, the catalog's tasks and cells by name, and each task's parameters as last
 // edited (kept while switching tasks); the functions below read and write the form through it.
 const control = (f, name) => f.node.elements.namedItem(name);
 
@@ -182,18 +196,35 @@ function readTaskParams(f, name) {
   return out;
 }
 
-// show only the fields that apply: forget bias for LSTMs, momentum for SGD, ...
+// show only the fields that apply: forget bias for cells with a forget gate, momentum for SGD,
+// a cell's own options for it; and disable what the cell cannot take (both ways, W_hh's init)
 function showApplicable(f) {
   const value = (name) => control(f, name)?.value;
+  const cell = f.cells[value("cell")];
   const charLM = value("task.name") === "char_lm";
   const flags = {
-    lstm: value("cell") === "lstm",
+    forget: cell.gates.includes("f"),
+    [`cell:${cell.name}`]: true,
     sgd: value("optimizer.name") === "sgd",
     clip: value("clip.mode") !== "off",
     char_lm: charLM,
     custom: charLM && value("param.corpus") === "custom",
   };
   for (const node of f.node.querySelectorAll("[data-show]")) node.hidden = !flags[node.dataset.show];
+  const off = { bidirectional: !cell.bidirectional, "init.scheme": !cell.w_hh, "init.gain": !cell.w_hh };
+  for (const [name, disabled] of Object.entries(off)) control(f, name).disabled = disabled;
+  const why = [];
+  if (!cell.bidirectional) why.push(`${cell.name} runs one way only, so bidirectional is off.`);
+  if (!cell.w_hh) why.push(`${cell.name} has no recurrent weights W_hh (its gates read x_t alone), so init and gain have nothing to set.`);
+  const note = f.node.querySelector("#cell-note");
+  note.textContent = why.join(" ");
+  note.hidden = why.length === 0;
+}
+
+// a cell's own options as the form holds them: {option: value}
+function readCellOptions(f, cell) {
+  const input = (o) => control(f, `${cell.name}.${o.name}`);
+  return Object.fromEntries(cell.options.map((o) => [o.name, o.kind === "bool" ? input(o).checked : input(o).value]));
 }
 
 // the form -> a RunCreate (optional fields left out when empty)
@@ -201,12 +232,13 @@ function readConfig(f) {
   const input = (name) => control(f, name);
   const value = (name) => num(input(name).value);
   const task = input("task.name").value;
+  const cell = f.cells[input("cell").value];
   const cfg = {
-    cell: input("cell").value,
+    cell: cell.name,
     hidden_size: value("hidden_size"),
     num_layers: value("num_layers"),
-    bidirectional: input("bidirectional").checked,
-    init: { scheme: input("init.scheme").value, gain: value("init.gain") },
+    bidirectional: cell.bidirectional && input("bidirectional").checked,
+    init: cell.w_hh ? { scheme: input("init.scheme").value, gain: value("init.gain") } : {}, // no W_hh: the server's
     task: { name: task, ...readTaskParams(f, task) },
     optimizer: { name: input("optimizer.name").value, lr: value("optimizer.lr") },
     clip: { mode: input("clip.mode").value, threshold: value("clip.threshold") },
@@ -216,7 +248,8 @@ function readConfig(f) {
     probe_every: value("probe_every"),
     itemize: input("itemize").checked,
   };
-  if (cfg.cell === "lstm" && value("init.forget_bias") !== null) cfg.init.forget_bias = value("init.forget_bias");
+  if (cell.gates.includes("f") && value("init.forget_bias") !== null) cfg.init.forget_bias = value("init.forget_bias");
+  if (cell.options.length) cfg[cell.name] = readCellOptions(f, cell); // RunCreate.slstm: only for its cell
   if (cfg.optimizer.name === "sgd") cfg.optimizer.momentum = value("optimizer.momentum");
   if (cfg.clip.mode === "off") delete cfg.clip.threshold; // not shown: not asked
   if (value("tbptt") !== null) cfg.tbptt = value("tbptt");
@@ -241,6 +274,13 @@ function fillForm(f, config) {
   input("tags").value = (cfg.tags ?? []).join(", ");
   input("bidirectional").checked = !!cfg.bidirectional;
   input("itemize").checked = !!cfg.itemize;
+  for (const cell of Object.values(f.cells)) {
+    for (const o of cell.options) {
+      const value = (config[cell.name] ?? {})[o.name] ?? o.default; // the spec's own default
+      if (o.kind === "bool") input(`${cell.name}.${o.name}`).checked = !!value;
+      else input(`${cell.name}.${o.name}`).value = value;
+    }
+  }
   for (const [spec, keys] of [["init", ["scheme", "gain", "forget_bias"]], ["optimizer", ["name", "lr", "momentum"]], ["clip", ["mode", "threshold"]]]) {
     for (const k of keys) input(`${spec}.${k}`).value = cfg[spec][k] ?? "";
   }
@@ -259,7 +299,13 @@ function emptyFields(f) {
 }
 
 export function buildForm(node, catalog, onChange) {
-  const f = { node, tasks: Object.fromEntries(catalog.tasks.map((t) => [t.name, t])), defaults: catalog.defaults, taskParams: {} };
+  const f = {
+    node,
+    tasks: Object.fromEntries(catalog.tasks.map((t) => [t.name, t])),
+    cells: Object.fromEntries(catalog.cells.map((c) => [c.name, c])),
+    defaults: catalog.defaults,
+    taskParams: {},
+  };
   node.replaceChildren(runFields(catalog), networkFields(catalog), taskFields(catalog), trainingFields(catalog), probeFields(catalog), ...actions());
   const line = node.querySelector("#form-estimate");
   const estimate = estimator(node, line, () => ({ config: readConfig(f), empty: emptyFields(f) }));

@@ -16,6 +16,7 @@ import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
+from app.core.cells import CELLS
 from tests.browser.conftest import poll, screenshot
 from tests.live_server import LiveServer, serve
 
@@ -225,3 +226,62 @@ def test_a_run_is_named_and_tagged_from_the_form_and_the_link_keeps_both(
     assert (newest["name"], newest["tags"]) == ("my first GRU", ["week 3", "homework"])
     gs_page.goto(url("/"))
     expect(gs_page.locator("#runs")).to_contain_text("my first GRU")
+
+
+def form_config(page: Page, when: str = "true") -> dict[str, Any]:
+    """The form's RunCreate as its link holds it (get(), written to the URL as the person edits),
+    once `when` (a JS expression of it, `c`) holds."""
+    config: dict[str, Any] = poll(
+        page,
+        "() => { const c = JSON.parse(new URL(location.href).searchParams.get('config') || 'null');"
+        f" return c && ({when}) ? c : null; }}",
+    )
+    return config
+
+
+def shown(page: Page, name: str) -> bool:
+    return bool(page.locator(field(name)).evaluate("(c) => !c.closest('[hidden]')"))
+
+
+def test_each_cell_gets_its_own_settings(gs_page: Page, url: Callable[[str], str]) -> None:
+    """All seven cells are offered; sLSTM shows its forget gate and stabiliser (sent only for it),
+    the one-way cells disable bidirectional, the cells without W_hh disable init and gain and say
+    why, and forget bias is offered where the cell has a forget gate."""
+    open_form(
+        gs_page,
+        url,
+        {"cell": "lstm", "bidirectional": True, "init": {"forget_bias": 2}, "task": {"name": "adding"}},
+    )
+    cells = gs_page.locator(field("cell")).evaluate("(s) => [...s.options].map((o) => o.value)")
+    assert cells == list(CELLS)
+    assert not shown(gs_page, "slstm.forget") and not shown(gs_page, "slstm.stabilizer")
+    assert "slstm" not in form_config(gs_page)
+    gs_page.select_option(field("cell"), "slstm")
+    assert shown(gs_page, "slstm.forget") and shown(gs_page, "slstm.stabilizer")
+    expect(gs_page.locator(field("bidirectional"))).to_be_disabled()
+    expect(gs_page.locator(field("init.scheme"))).to_be_enabled()  # sLSTM has R, its W_hh
+    assert shown(gs_page, "init.forget_bias")
+    expect(gs_page.locator("#cell-note")).to_have_text("slstm runs one way only, so bidirectional is off.")
+    gs_page.select_option(field("slstm.forget"), "sigmoid")
+    gs_page.uncheck(field("slstm.stabilizer"))
+    cfg = form_config(gs_page, "c.slstm?.stabilizer === false")
+    assert cfg["slstm"] == {"forget": "sigmoid", "stabilizer": False}
+    assert cfg["bidirectional"] is False and cfg["init"]["forget_bias"] == 2
+    screenshot(gs_page, "form-slstm")
+    gs_page.select_option(field("cell"), "mingru")
+    cfg = form_config(gs_page, "c.cell === 'mingru'")
+    assert "slstm" not in cfg and cfg["bidirectional"] is False
+    assert cfg["init"] == {}  # no W_hh: nothing of init is sent, the server's defaults stand
+    for name in ("bidirectional", "init.scheme", "init.gain"):
+        expect(gs_page.locator(field(name))).to_be_disabled()
+    assert not shown(gs_page, "init.forget_bias")  # minGRU has no forget gate
+    expect(gs_page.locator("#cell-note")).to_contain_text("mingru has no recurrent weights W_hh")
+    screenshot(gs_page, "form-mingru")
+    gs_page.select_option(field("cell"), "minlstm")
+    assert shown(gs_page, "init.forget_bias")
+    expect(gs_page.locator("#form-estimate")).to_contain_text(" per step · ")  # the server takes it
+    gs_page.select_option(field("cell"), "gru")
+    for name in ("bidirectional", "init.scheme", "init.gain"):
+        expect(gs_page.locator(field(name))).to_be_enabled()
+    expect(gs_page.locator("#cell-note")).to_be_hidden()
+    assert form_config(gs_page, "c.cell === 'gru'")["bidirectional"] is True  # as the person left it
