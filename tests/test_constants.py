@@ -35,7 +35,7 @@ from app.services.catalog import Catalog, catalog
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 JS_DIR = REPO_ROOT / "static" / "js"
-CAPTION_F = catalog().gate_captions["f"]
+CAPTION_F = next(c for c in catalog().cells if c.name == "lstm").views["f"].caption
 
 # -- reading JavaScript -------------------------------------------------------------------------
 
@@ -148,9 +148,9 @@ def distinctive_defaults() -> dict[str, float]:
 
 
 def catalog_texts() -> set[str]:
-    """The sentences and titles the catalog serves (presets, lessons, gate captions)."""
+    """The sentences and titles the catalog serves (presets, lessons, the cells' view captions)."""
     cat = _catalog()
-    texts = set(cat.gate_captions.values())
+    texts = {view.caption for cell in cat.cells for view in cell.views.values()}
     for preset in cat.presets:
         texts |= {preset.title, preset.look_for}
     for lesson in cat.lessons:
@@ -176,7 +176,7 @@ _PATTERNS: list[tuple[str, re.Pattern[str]]] = [
         re.compile(r"\b[Ff][Ll][Oo][Oo][Rr]\w*\s*[:=]\s*-\s*\d|\?\?\s*-\s*30\b|\|\|\s*-\s*30\b"),
     ),
     (
-        "gate kinds (catalog display.gate_kinds)",
+        "gate kinds (catalog cells[].views[].kind)",
         re.compile(
             r"\b[ifgorzn]\s*:\s*[\"'](?:sigmoid|tanh)[\"'][^}]*\b[ifgorzn]\s*:\s*[\"'](?:sigmoid|tanh)[\"']"
         ),
@@ -204,7 +204,7 @@ def restatements(js: str) -> list[tuple[int, str]]:
         if len(set(items) & statuses) >= 2:
             at(offset, f"a list of run statuses {items} (catalog statuses)")
         elif len(items) >= 3 and set(items) <= gates:
-            at(offset, f"a list of gates {items} (catalog cells[].gates / display.gate_kinds)")
+            at(offset, f"a list of gates {items} (catalog cells[].gates / cells[].views)")
         elif len(set(items) & set(CELLS)) >= 2:
             at(offset, f"a list of cells {items} (catalog presets; POST /api/compare has the default)")
     for what, pattern in _PATTERNS:
@@ -281,7 +281,7 @@ def test_the_checker_finds_a_restated_value(snippet: str, what: str) -> None:
     [
         "const finished = new Set(cat.statuses.finished);",
         'if (run.status === "diverged") mark(run);',
-        "const kind = cat.display.gate_kinds[gate];",
+        "const kind = cell.views[gate].kind;",
         'const fill = kind === "sigmoid" ? VIRIDIS : RDBU;',
         "for (let i = 0; i < 256; i++) lut[i] = colour(i / 255);",
         "const LEVELS = 256;",

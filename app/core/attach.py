@@ -28,7 +28,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from app.core.cells import CHUNKS, CellName
+from app.core.cells import CHUNKS, TorchCell
 from app.core.probes import Entering, ProbeFrame, Source, backprop, forward_traces, make_frame
 
 MAX_FRAME_T = 2000  # the timesteps of an attached frame at most (the server refuses longer ones)
@@ -38,7 +38,7 @@ MAX_FRAME_T = 2000  # the timesteps of an attached frame at most (the server ref
 class Layout:
     """What one torch.nn.RNN / LSTM / GRU is, read off the module."""
 
-    cell: CellName  # rnn_tanh | rnn_relu | lstm | gru
+    cell: TorchCell  # rnn_tanh | rnn_relu | lstm | gru
     input_size: int
     hidden_size: int
     num_layers: int
@@ -65,7 +65,7 @@ def layout_of(module: nn.Module) -> Layout:
                 "projection of the cell output, which Gatescope does not recompute; watch a "
                 "module without proj_size"
             )
-        cell: CellName = "lstm"
+        cell: TorchCell = "lstm"
     elif isinstance(module, nn.GRU):
         cell = "gru"
     elif isinstance(module, nn.RNN):
@@ -93,7 +93,7 @@ def dropout_note(layout: Layout) -> str:
     )
 
 
-_TORCH_NAMES: dict[CellName, str] = {"rnn_tanh": "RNN", "rnn_relu": "RNN", "lstm": "LSTM", "gru": "GRU"}
+_TORCH_NAMES: dict[TorchCell, str] = {"rnn_tanh": "RNN", "rnn_relu": "RNN", "lstm": "LSTM", "gru": "GRU"}
 
 
 def probe_call(

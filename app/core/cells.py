@@ -13,6 +13,10 @@ What this is, in two parts:
   every h_t and at the last c; `app.core.probes` computes every probe's gradients with it (the
   built-in runs' and, through `app.core.attach`, those of a person's own modules).
 
+The cell names, gates and states of every cell Gatescope trains live here too (CELLS, GATES,
+STATES); the modern cells themselves, minGRU / minLSTM and sLSTM, are written out in
+`app.core.minrnn` and `app.core.slstm`, with their own reference and backward pass.
+
 What this is not: the training path, nor the probes' forward pass. Both run the fused torch.nn
 modules, which the reference reproduces to within float32 rounding (tests hold outputs and
 parameter gradients to 1e-5).
@@ -23,20 +27,62 @@ from __future__ import annotations
 import bisect
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, TypeGuard
 
 import torch
 from torch import Tensor
 
-CellName = Literal["rnn_tanh", "rnn_relu", "lstm", "gru"]
-CELLS: tuple[CellName, ...] = ("rnn_tanh", "rnn_relu", "lstm", "gru")
+TorchCell = Literal["rnn_tanh", "rnn_relu", "lstm", "gru"]  # torch.nn.RNN / LSTM / GRU: written out here
+ModernCell = Literal["mingru", "minlstm", "slstm"]  # app.core.minrnn, app.core.slstm: one way only
+CellName = Literal["rnn_tanh", "rnn_relu", "lstm", "gru", "mingru", "minlstm", "slstm"]
+TORCH_CELLS: tuple[TorchCell, ...] = ("rnn_tanh", "rnn_relu", "lstm", "gru")
+MODERN_CELLS: tuple[ModernCell, ...] = ("mingru", "minlstm", "slstm")
+CELLS: tuple[CellName, ...] = (*TORCH_CELLS, *MODERN_CELLS)
+WITHOUT_W_HH: tuple[CellName, ...] = ("mingru", "minlstm")  # gates read x_t alone: no recurrent weights
+# each cell's gates, in the order of its weight rows; a frame's `gates` holds these (and STATES')
 GATES: dict[CellName, tuple[str, ...]] = {
     "rnn_tanh": (),
     "rnn_relu": (),
     "lstm": ("i", "f", "g", "o"),
     "gru": ("r", "z", "n"),
+    "mingru": ("z", "h_tilde"),
+    "minlstm": ("f", "i", "h_tilde"),
+    "slstm": ("z", "i", "f", "o"),
 }
-CHUNKS: dict[CellName, int] = {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 4, "gru": 3}
+# the states a cell carries besides h: the frame's `c`, and sLSTM's normaliser n and stabiliser m
+# (which a frame keeps with the gates, as gates.n and gates.m)
+STATES: dict[CellName, tuple[str, ...]] = {"lstm": ("c",), "slstm": ("c", "n", "m")}
+CHUNKS: dict[CellName, int] = {cell: max(1, len(GATES[cell])) for cell in CELLS}
+# the range of each gate's values (and of sLSTM's n, m): sigmoid [0, 1], tanh [-1, 1], value: any
+# real number (drawn on the layer's ±max). sLSTM's i and f are the stabilised gates i'_t, f'_t, in
+# (0, 1]; without the stabiliser they are exp(...) and pass 1, which the views then clip.
+GateKind = Literal["sigmoid", "tanh", "value"]
+GATE_KINDS: dict[CellName, dict[str, GateKind]] = {
+    "rnn_tanh": {},
+    "rnn_relu": {},
+    "lstm": {"i": "sigmoid", "f": "sigmoid", "g": "tanh", "o": "sigmoid"},
+    "gru": {"r": "sigmoid", "z": "sigmoid", "n": "tanh"},
+    "mingru": {"z": "sigmoid", "h_tilde": "value"},
+    "minlstm": {"f": "sigmoid", "i": "sigmoid", "h_tilde": "value"},
+    "slstm": {"z": "tanh", "i": "sigmoid", "f": "sigmoid", "o": "sigmoid", "n": "value", "m": "value"},
+}
+ForgetKind = Literal["exp", "sigmoid"]
+
+
+@dataclass(frozen=True)
+class CellOptions:
+    """What a cell is beyond its name and sizes: sLSTM's forget gate and stabiliser (others: none)."""
+
+    forget: ForgetKind = "exp"  # sLSTM: f_t = exp(f~_t), or sigmoid(f~_t)
+    stabilizer: bool = True  # sLSTM: the stabiliser state m_t; off, exp overflows (on purpose)
+
+
+DEFAULT_OPTIONS = CellOptions()
+
+
+def is_torch_cell(cell: str) -> TypeGuard[TorchCell]:
+    """A cell of torch.nn (written out in this module), not a modern one."""
+    return cell in TORCH_CELLS
 
 
 @dataclass(frozen=True)
@@ -72,7 +118,7 @@ class StepOut:
     hn: Tensor | None = None  # (B, H) GRU only: W_hn h_{t-1} + b_hn, needed by the backward step
 
 
-def step(cell: CellName, xw: Tensor, h: Tensor, c: Tensor | None, w: Weights) -> StepOut:
+def step(cell: TorchCell, xw: Tensor, h: Tensor, c: Tensor | None, w: Weights) -> StepOut:
     """One timestep. `xw` is the input projection x_t W_ih^T + b_ih, computed for all t at once."""
     hw = torch.addmm(w.b_hh, h, w.w_hh.T)  # (B, G*H)
     if cell == "rnn_tanh":
@@ -125,7 +171,7 @@ class Unrolled:
 
 
 def unroll(
-    cell: CellName,
+    cell: TorchCell,
     params: Mapping[str, Tensor],
     x: Tensor,
     num_layers: int,
@@ -172,7 +218,7 @@ def unroll(
 
 
 def _unroll_direction(
-    cell: CellName, w: Weights, inp: Tensor, h: Tensor, c: Tensor | None, reverse: bool, window: int | None
+    cell: TorchCell, w: Weights, inp: Tensor, h: Tensor, c: Tensor | None, reverse: bool, window: int | None
 ) -> DirectionTrace:
     """One direction of one layer over inp (B, T, I) from the state (h, c), kept in natural time."""
     tr = DirectionTrace(h0=h, c0=c)
@@ -222,7 +268,7 @@ class DirectionGrads:
 
 @torch.no_grad()
 def backward_direction(
-    cell: CellName,
+    cell: TorchCell,
     w: Weights,
     seq: dict[str, Tensor],
     direct: Tensor,
@@ -300,7 +346,7 @@ class _Local:
 
 
 def _local_derivatives(
-    cell: CellName, seq: dict[str, Tensor], h0: Tensor, c0: Tensor, dtype: torch.dtype
+    cell: TorchCell, seq: dict[str, Tensor], h0: Tensor, c0: Tensor, dtype: torch.dtype
 ) -> _Local:
     """Everything the backward walk multiplies by that does not depend on the incoming gradient."""
     if cell == "lstm":
@@ -321,7 +367,7 @@ def _local_derivatives(
 
 
 def _walk(
-    cell: CellName,
+    cell: TorchCell,
     w: Weights,
     local: _Local,
     direct: Tensor,

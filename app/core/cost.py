@@ -27,12 +27,12 @@ from typing import Literal
 
 import torch
 
-from app.core.cells import CellName
-from app.core.jacobians import MAX_JACOBIAN_WORK, MAX_SPECTRA_WORK, spectra_every
+from app.core.cells import CHUNKS, CellName
+from app.core.jacobians import MAX_JACOBIAN_WORK, MAX_SPECTRA_WORK, STATE_WIDTH, spectra_every
 from app.core.probes import ITEMIZE_MAX_STEPS
 
 FACTOR = 2.0  # the estimates are within this factor of measured times and peaks (bench_cost)
-GATES: dict[CellName, int] = {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 4, "gru": 3}
+GATES: dict[CellName, int] = CHUNKS  # weight blocks per layer
 OPTIMIZER_STATES = {"sgd": 1, "rmsprop": 1, "adam": 2, "adagrad": 1}  # per-parameter buffers
 SMALL_CHECKPOINT_BYTES = 4 * 2**20  # up to this, a worker sends its checkpoint with every probe
 STARTUP_SECONDS = 3.0  # a worker process: spawn, import torch, build the task and the net
@@ -111,7 +111,17 @@ PROBE: Terms = {
     "jacobian": 1.17e-10,
     "spectra": 6.72e-10,
 }
-ACTIVATION_FLOATS: dict[CellName, float] = {"rnn_tanh": 5.0, "rnn_relu": 5.0, "lstm": 18.0, "gru": 13.0}
+# the modern cells' are reasoned, not fitted by bench_cost: minGRU/minLSTM keep a and b at each of
+# the scan's log2(T) levels (about 2 log2 T + 6 floats for T = 64..1000), sLSTM LSTM's plus n and m
+ACTIVATION_FLOATS: dict[CellName, float] = {
+    "rnn_tanh": 5.0,
+    "rnn_relu": 5.0,
+    "lstm": 18.0,
+    "gru": 13.0,
+    "mingru": 20.0,
+    "minlstm": 24.0,
+    "slstm": 24.0,
+}
 PROBE_FLOATS = 11.0  # floats held per (t, row, unit, direction) of one layer's backward walk
 REFERENCE_SECONDS = 1.017e-3  # calibrate()'s tiny step on the reference machine
 
@@ -130,7 +140,9 @@ def train_terms(s: Shape) -> Terms:
         "flop": 3.0 * flops,
         "element": float(B * T * s.num_layers * D * (G + 2) * H + B * T * (s.input_size + s.output_size)),
         "timestep": timesteps,
-        "gru_timestep": timesteps if s.cell == "gru" else 0.0,
+        "gru_timestep": timesteps
+        if s.cell in ("gru", "slstm")
+        else 0.0,  # slower steps: GRU, sLSTM (a Python loop)
         "window": float(math.ceil(T / s.tbptt) if s.tbptt else 1),
         "weight": float(s.parameters),
         "constant": 1.0,
@@ -151,7 +163,7 @@ def probe_terms(s: Shape) -> Terms:
         flops += D * 2.0 * T * G * H * (width + H + rows * (H + width))
         row_units += D * T * rows * H
     timesteps = float(T * L * D)
-    n = 2 * H if s.cell == "lstm" else H
+    n = STATE_WIDTH.get(s.cell, 1) * H
     jacobian, spectra = L * D * T * n**3, L * D * G * H**3  # the theory: step Jacobians, W_hh spectra
     every = spectra_every(s.cell, L, D, H)  # one probe in `every` carries the spectra
     return {
@@ -160,7 +172,9 @@ def probe_terms(s: Shape) -> Terms:
         "row_gate": G * row_units,  # and per gate
         "frame": float(L * T * D * H * (G + 2) + (L + 1) * T * T * (R > 2)),  # values encoded
         "timestep": timesteps,
-        "gru_timestep": timesteps if s.cell == "gru" else 0.0,
+        "gru_timestep": timesteps
+        if s.cell in ("gru", "slstm")
+        else 0.0,  # slower steps: GRU, sLSTM (a Python loop)
         "weight": float(s.parameters),
         "checkpoint": float(s.parameters if s.parameters * FLOAT <= SMALL_CHECKPOINT_BYTES else 0),
         "snapshot": float(s.parameters * (1 + OPTIMIZER_STATES[s.optimizer])),  # the fork state it sends

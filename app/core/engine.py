@@ -32,7 +32,7 @@ import torch
 from torch import Tensor
 
 from app.core.budget import Plan, ProbeBudget
-from app.core.cells import CellName
+from app.core.cells import GATES, CellName, CellOptions
 from app.core.jacobians import spectra_every
 from app.core.model import InitScheme, ModelSpec, RecurrentNet, State, initialize
 from app.core.probes import ProbeFrame, probe
@@ -57,6 +57,7 @@ class TrainConfig:
     hidden_size: int = 64
     num_layers: int = 1
     bidirectional: bool = False
+    options: CellOptions = field(default_factory=CellOptions)  # sLSTM: forget gate kind and stabiliser
     init: InitScheme = "default"
     gain: float = 1.0
     forget_bias: float | None = None
@@ -123,6 +124,7 @@ class Trainer:
             output_size=self.task.output_size,
             num_layers=config.num_layers,
             bidirectional=config.bidirectional,
+            options=config.options,
         )
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)
@@ -165,8 +167,11 @@ class Trainer:
                     f"optimizer.reset_state must be true to switch from {self.config.optimizer} to "
                     f"{optimizer['name']}: one's state means nothing to the other"
                 )
-        if "forget_bias" in changes and self.config.cell != "lstm":
-            raise ValueError(f"forget_bias applies to LSTM only, not {self.config.cell}")
+        if "forget_bias" in changes and "f" not in GATES[self.config.cell]:
+            raise ValueError(
+                "forget_bias applies to the cells with a forget gate (lstm, minlstm, slstm), "
+                f"not {self.config.cell}"
+            )
         config = dataclasses.replace(self.config, **update)  # type: ignore[arg-type]
         reinit = cast(Mapping[str, object] | None, changes.get("reinit"))
         if reinit is not None and not 0 <= cast(int, reinit["layer"]) < config.num_layers:
@@ -311,7 +316,7 @@ class Trainer:
                 part.backward()
             loss += float(part.detach())
             outputs.append(y.detach())
-            state = tuple(s.detach() for s in state) if isinstance(state, tuple) else state.detach()  # type: ignore[assignment]
+            state = tuple(s.detach() for s in state) if isinstance(state, tuple) else state.detach()
         metric = self.task.metric(torch.cat(outputs, dim=1), batch)
         return loss, metric
 

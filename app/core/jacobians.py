@@ -10,7 +10,11 @@ for one sample and returns a `Theory`, per layer and direction:
     - vanilla RNN: h, so J_t = diag(phi'(a_t)) W_hh (H x H);
     - GRU: h, J_t = dh_t/dh_{t-1} through z, r and n (H x H);
     - LSTM: the pair (h, c), so J_t is the full 2H x 2H step Jacobian
-      [[dh_t/dh_{t-1}, dh_t/dc_{t-1}], [dc_t/dh_{t-1}, dc_t/dc_{t-1}]].
+      [[dh_t/dh_{t-1}, dh_t/dc_{t-1}], [dc_t/dh_{t-1}, dc_t/dc_{t-1}]];
+    - minGRU, minLSTM: h, and J_t = diag(a_t) (a_t = 1 - z_t, or f'_t), its norm max_j a_t,j
+      (app.core.minrnn.step_norms): no W_hh, so no spectra, and a note says so;
+    - sLSTM: (h, c, n) with the stabiliser m held constant (h does not depend on it), 3H x 3H
+      (app.core.slstm.step_norms); its W_hh is the recurrent R, blocks z, i, f, o.
   Backprop through time multiplies these: ||d s_T / d s_t|| <= prod_{k=t+1..T} ||J_k||.
 - `cell_path_mean`, `cell_path_max` (L, D, T), LSTM: the cell path dc_t/dc_{t-1} = diag(f_t),
   the forget gate's mean and max over the direction's units;
@@ -47,7 +51,17 @@ import torch
 from numpy.typing import NDArray
 from torch import Tensor
 
-from app.core.cells import CHUNKS, CellName, Weights, layer_weights
+from app.core import minrnn, slstm
+from app.core.cells import (
+    CHUNKS,
+    DEFAULT_OPTIONS,
+    CellName,
+    CellOptions,
+    TorchCell,
+    Weights,
+    is_torch_cell,
+    layer_weights,
+)
 
 TOP_SINGULAR = 8  # singular values of each W_hh block in a frame
 CHUNK_FLOATS = 2**23  # Jacobian entries formed at once (32 MB of float32)
@@ -81,10 +95,30 @@ def _spectra_every(work: int) -> int:
     return max(1, -(-work // SPECTRA_WORK_PER_PROBE))
 
 
+STATE_WIDTH: dict[CellName, int] = {"lstm": 2, "slstm": 3}  # the recurrent state s in units of H
+NO_W_HH = (
+    "{cell} has no recurrent weights W_hh: its gates read x_t alone, so there is no W_hh spectrum, and "
+    "its step Jacobian is diag(a_t), the share a_t of h_(t-1) each unit keeps (the cell path)."
+)
+
+
 @torch.no_grad()
-def theory(cell: CellName, params: Mapping[str, Tensor], seqs: Seqs, spectra: bool = True) -> Theory:
+def theory(
+    cell: CellName,
+    params: Mapping[str, Tensor],
+    seqs: Seqs,
+    spectra: bool = True,
+    options: CellOptions = DEFAULT_OPTIONS,
+) -> Theory:
     """The `Theory` of one sample from its traces (`seqs`) and the stack's weights (`params`);
-    `spectra` False: without the W_hh spectra (a probe between two that carry them)."""
+    `spectra` False: without the W_hh spectra (a probe between two that carry them).
+
+    The modern cells (one way): minGRU and minLSTM have J_t = diag(a_t) (`minrnn.step_norms`)
+    and no W_hh; their cell path is a_t. sLSTM's state is s = (h, c, n) with the stabiliser m
+    held constant, J_t 3H x 3H (`slstm.step_norms`), its cell path the stabilised forget gate f'_t
+    and its W_hh the recurrent weights R (blocks z, i, f, o)."""
+    if not is_torch_cell(cell):
+        return _modern_theory(cell, params, seqs, spectra, options)
     T, H = seqs[0][0]["h"].shape
     n = 2 * H if cell == "lstm" else H
     work = len(seqs) * len(seqs[0]) * T * n**3
@@ -117,6 +151,48 @@ def theory(cell: CellName, params: Mapping[str, Tensor], seqs: Seqs, spectra: bo
     )
 
 
+def _modern_theory(
+    cell: CellName, params: Mapping[str, Tensor], seqs: Seqs, spectra: bool, options: CellOptions
+) -> Theory:
+    T, H = seqs[0][0]["h"].shape
+    n = STATE_WIDTH.get(cell, 1) * H
+    work = len(seqs) * T * n**3
+    exact = cell != "slstm" or work <= MAX_JACOBIAN_WORK  # diag(a_t): no eigenvalues to find
+    path = "f" if cell == "slstm" else "a"
+    norms, radius, singular = [], [], []
+    for layer, dirs in enumerate(seqs):
+        seq = dirs[0]
+        if cell == "slstm":
+            if exact:
+                o = options
+                norms.append([slstm.step_norms(params, layer, seq, forget=o.forget, stabilizer=o.stabilizer)])
+        else:
+            assert cell in ("mingru", "minlstm")
+            norms.append([minrnn.step_norms(cell, params, layer, seq)])
+    spectra_work = len(seqs) * CHUNKS[cell] * H**3
+    spectral = cell == "slstm" and spectra and spectra_work <= MAX_SPECTRA_WORK
+    if spectral:
+        for layer in range(len(seqs)):
+            r, sv = w_hh_spectra(cell, params[f"weight_hh_l{layer}"])
+            radius.append([r])
+            singular.append([sv])
+    notes: list[str] = []
+    if not exact:
+        notes.append(_norms_left_out(T, n, work))
+    if cell != "slstm":
+        notes.append(NO_W_HH.format(cell={"mingru": "minGRU", "minlstm": "minLSTM"}[cell]))
+    elif not spectral:
+        notes.append(_spectra_left_out(H, spectra_work, spectra))
+    return Theory(
+        jacobian_norm=_stacked(norms) if exact else None,
+        cell_path_mean=_stacked([[dirs[0][path].mean(dim=-1)] for dirs in seqs]),
+        cell_path_max=_stacked([[dirs[0][path].amax(dim=-1)] for dirs in seqs]),
+        w_hh_radius=_stacked(radius) if spectral else None,
+        w_hh_singular=_stacked(singular) if spectral else None,
+        notes=tuple(notes),
+    )
+
+
 def _norms_left_out(T: int, n: int, work: int) -> str:
     return (
         f"The step Jacobian norms are left out of this frame: {T} steps of a {n}-unit state in every "
@@ -139,7 +215,7 @@ def _spectra_left_out(H: int, work: int, asked: bool) -> str:
     )
 
 
-def step_norms(cell: CellName, w: Weights, seq: Mapping[str, Tensor], reverse: bool) -> Tensor:
+def step_norms(cell: TorchCell, w: Weights, seq: Mapping[str, Tensor], reverse: bool) -> Tensor:
     """||J_t||_2 of every step of one direction (T,), natural time, computed in chunks of t: the
     square root of J_t J_t^T's largest eigenvalue. A ReLU step's J J^T is zero off its active
     units (h_t > 0), so only that block goes to eigvalsh (about an eighth of the work at half
@@ -169,7 +245,7 @@ def _active_block(gram: Tensor, active: Tensor) -> Tensor:
 
 
 def step_grams(
-    cell: CellName, w: Weights, seq: Mapping[str, Tensor], reverse: bool, steps: slice | None = None
+    cell: TorchCell, w: Weights, seq: Mapping[str, Tensor], reverse: bool, steps: slice | None = None
 ) -> Tensor:
     """J_t J_t^T (t, n, n) of `step_jacobians`, formed from its factors where that is cheaper: a
     vanilla J = diag(d_t) W gives diag(d_t) W W^T diag(d_t) (W W^T once, no multiply a step); an
@@ -191,7 +267,7 @@ def step_grams(
 
 
 def step_jacobians(
-    cell: CellName, w: Weights, seq: Mapping[str, Tensor], reverse: bool, steps: slice | None = None
+    cell: TorchCell, w: Weights, seq: Mapping[str, Tensor], reverse: bool, steps: slice | None = None
 ) -> Tensor:
     """J_t = d s_t / d s_{t-1} of one direction for the timesteps `steps` (natural time; all if
     None): (t, n, n), n = H (vanilla, GRU) or 2H (LSTM: s = (h, c), h first)."""
@@ -242,7 +318,7 @@ def w_hh_spectra(cell: CellName, w_hh: Tensor) -> tuple[Tensor, Tensor]:
     return radius.float(), squared.clamp(min=0).sqrt().float()
 
 
-def _rnn_slope(cell: CellName, h: Tensor) -> Tensor:
+def _rnn_slope(cell: TorchCell, h: Tensor) -> Tensor:
     """phi'(a_t) of a vanilla step from its output h_t = phi(a_t): 1 - h^2 (tanh), h > 0 (ReLU)."""
     return 1 - h**2 if cell == "rnn_tanh" else (h > 0).to(h)
 

@@ -1,8 +1,9 @@
 """Probes: what a network does with one input, at one training step.
 
 What this is: `probe(net, task, sample)` runs the instrumented cells on a single sample and
-returns a `ProbeFrame`: every h_t (all layers), LSTM c_t and gates i, f, g, o, GRU gates r, z, n,
-and the gradient norms that flow back through time:
+returns a `ProbeFrame`: every h_t (all layers), LSTM c_t and gates i, f, g, o, GRU gates r, z, n
+(minGRU z, h_tilde; minLSTM f, i, h_tilde; sLSTM z, i, f, o, its c_t, and n_t and m_t kept with
+the gates), and the gradient norms that flow back through time:
 
 - grad_h      ||dL/dh_t||, the total backprop-through-time derivative (readout *and* recurrent
               path) of the sample's whole loss L, every layer and t; grad_c the same for c_t;
@@ -26,6 +27,9 @@ The same three pieces make the frames of a person's own torch.nn.RNN / LSTM / GR
   `app.core.cells.unroll`;
 - `make_frame` assembles the `ProbeFrame`.
 
+The modern cells (one way) trace and backprop through their own modules (`app.core.minrnn`,
+`app.core.slstm`: `traces` and `backward`, the same contract), held to autograd the same way.
+
 What this is not: part of training. A probe reads the parameters and never writes them, their
 .grad, or any random generator, so a run trains bit for bit the same with or without probes.
 Norms are float32, computed in float64: underflow gives 0, never NaN.
@@ -42,13 +46,26 @@ import torch
 from numpy.typing import NDArray
 from torch import Tensor
 
-from app.core.cells import GATES, CellName, Weights, backward_direction, layer_weights
+from app.core import minrnn, slstm
+from app.core.cells import (
+    DEFAULT_OPTIONS,
+    GATE_KINDS,
+    GATES,
+    STATES,
+    CellName,
+    CellOptions,
+    DirectionGrads,
+    TorchCell,
+    Weights,
+    backward_direction,
+    is_torch_cell,
+    layer_weights,
+)
 from app.core.jacobians import Theory, theory
 from app.core.model import RecurrentNet
 from app.core.tasks import Batch, Task
 
 ITEMIZE_MAX_STEPS = 200
-SIGMOID_GATES = {"i", "f", "o", "r", "z"}  # in [0, 1]; g and n are tanh-valued, in [-1, 1]
 
 Array = NDArray[np.float32]
 WatchSource = Literal["live", "fixed"]  # gatescope.watch: the training batch's first sample, or its probe=
@@ -98,7 +115,9 @@ def probe(
     `spectra` False leaves the W_hh spectra out (app.core.jacobians.spectra_every)."""
     spec = net.spec
     params = {k: v.detach() for k, v in net.recurrent_params().items()}
-    seqs = forward_traces(spec.cell, params, sample.inputs[0], spec.num_layers, spec.bidirectional)
+    seqs = forward_traces(
+        spec.cell, params, sample.inputs[0], spec.num_layers, spec.bidirectional, options=spec.options
+    )
 
     # the gradient that reaches the top layer through the readout: row s is dl_s/dh_s
     top = torch.cat([seq["h"] for seq in seqs[-1]], dim=-1)[None].requires_grad_(True)  # (1, T, D*H)
@@ -109,7 +128,9 @@ def probe(
 
     loss_steps = [int(s) for s in torch.nonzero(sample.mask[0]).flatten()]
     entering = Entering(top=g_top[0])
-    grads = backprop(spec.cell, params, seqs, entering, loss_steps, itemize=itemize, window=window)
+    grads = backprop(
+        spec.cell, params, seqs, entering, loss_steps, itemize=itemize, window=window, options=spec.options
+    )
     return make_frame(
         spec.cell,
         seqs,
@@ -125,6 +146,7 @@ def probe(
         mark_label=task.mark_label,
         params=params,
         spectra=spectra,
+        options=spec.options,
     )
 
 
@@ -141,6 +163,7 @@ def forward_traces(
     bidirectional: bool,
     h0: Tensor | None = None,
     c0: Tensor | None = None,
+    options: CellOptions = DEFAULT_OPTIONS,
 ) -> Seqs:
     """One sample x (T, I) through the stack: [layer][direction] name -> (T, H), natural time.
 
@@ -148,8 +171,15 @@ def forward_traces(
     if None). Each direction of each layer runs through the fused kernel (fast, and the very
     computation training does); its gates are then recomputed from the states it returned, all t
     at once. Only the LSTM cell state needs a loop, one fused multiply-add a step. Each
-    direction's trace also holds its initial state as "h0" (and "c0"), (H,).
+    direction's trace also holds its initial state as "h0" (and "c0"), (H,). The modern cells
+    (one way, from zero states here) trace through their own modules: `app.core.minrnn.traces`
+    (the parallel scan) and `app.core.slstm.traces`.
     """
+    if cell in ("mingru", "minlstm"):
+        return minrnn.traces(cell, params, x, num_layers, h0)
+    if cell == "slstm":
+        return slstm.traces(params, x, num_layers, None, forget=options.forget, stabilizer=options.stabilizer)
+    assert is_torch_cell(cell)
     D = 2 if bidirectional else 1
     H = params["weight_hh_l0"].shape[1]
     inp = x  # (T, I_layer)
@@ -173,7 +203,7 @@ def forward_traces(
     return traces
 
 
-def _kernel(cell: CellName, w: Weights, x: Tensor, h0: Tensor, c0: Tensor | None) -> Tensor:
+def _kernel(cell: TorchCell, w: Weights, x: Tensor, h0: Tensor, c0: Tensor | None) -> Tensor:
     """The fused torch.nn kernel, one layer and direction: h_t (T, H) from x (T, I) and h0 (H,)."""
     weights = [w.w_ih, w.w_hh, w.b_ih, w.b_hh]
     hx = h0.reshape(1, 1, -1)
@@ -186,7 +216,7 @@ def _kernel(cell: CellName, w: Weights, x: Tensor, h0: Tensor, c0: Tensor | None
 
 
 def _gates(
-    cell: CellName, w: Weights, x: Tensor, h: Tensor, h0: Tensor, c0: Tensor | None
+    cell: TorchCell, w: Weights, x: Tensor, h: Tensor, h0: Tensor, c0: Tensor | None
 ) -> dict[str, Tensor]:
     """Gates of every step from the inputs x (T, I), the states h (T, H) the kernel produced and
     the initial state h0 (H,) (and c0, LSTM)."""
@@ -247,6 +277,7 @@ def backprop(
     *,
     itemize: bool,
     window: int | None = None,
+    options: CellOptions = DEFAULT_OPTIONS,
 ) -> Gradients:
     """Every gradient norm of a frame from what `forward_traces` computed and what enters.
 
@@ -260,7 +291,7 @@ def backprop(
     row_steps = [last, *itemized_steps]  # where each row but the first (all of L) enters
     one = len(steps) <= 1  # a single loss step: every row is all of L, computed once
     row_norms, grad_c, at_input = _backward_stack(
-        cell, params, seqs, entering, [] if one else row_steps, window
+        cell, params, seqs, entering, [] if one else row_steps, window, options
     )
 
     x_norms = _norm(at_input, dim=-1).T  # (R, T)
@@ -291,6 +322,7 @@ def _backward_stack(
     entering: Entering,
     row_steps: list[int],
     window: int | None,
+    options: CellOptions,
 ) -> tuple[Array, Array | None, Tensor]:
     """Every row back through the stack, top layer first: the row norms ||d row / dh_t|| (L, R, T),
     ||dL/dc_t|| (L, T) for LSTM (else None), and the rows' gradient at the input x (T, R, I)."""
@@ -298,7 +330,7 @@ def _backward_stack(
     T, H = seqs[0][0]["h"].shape
     R = 1 + len(row_steps)
     row_norms = np.zeros((L, R, T), np.float32)
-    grad_c = np.zeros((L, T), np.float32) if cell == "lstm" else None
+    grad_c = np.zeros((L, T), np.float32) if "c" in STATES.get(cell, ()) else None
     direct = _top_rows(entering.top, row_steps, T, D * H)  # (T, R, D*H)
     # per direction, the latest step in its own time at which each row's loss enters
     entry = [torch.tensor([T - 1, *row_steps]), T - 1 - torch.tensor([0, *row_steps])]
@@ -317,6 +349,9 @@ def _backward_stack(
             if entering.c_last is not None:
                 into_c = direct.new_zeros(R, H)
                 into_c[rows] = entering.c_last[k]
+            if not is_torch_cell(cell):  # one way, nothing entering at h_n
+                grads.append(_modern_backward(cell, params, layer, seqs[layer][d], into, window, options))
+                continue
             w = layer_weights(params, layer, reverse=d == 1)
             active = entry[d] if skip else None
             grads.append(backward_direction(cell, w, seqs[layer][d], into, d == 1, window, active, into_c))
@@ -325,6 +360,23 @@ def _backward_stack(
             grad_c[layer] = _norm(torch.cat([g.c for g in grads if g.c is not None], dim=-1)[:, 0], dim=-1)
         direct = sum(g.x for g in grads[1:]) + grads[0].x  # (T, R, I_layer): into the layer below
     return row_norms, grad_c, direct
+
+
+def _modern_backward(
+    cell: CellName,
+    params: Mapping[str, Tensor],
+    layer: int,
+    seq: dict[str, Tensor],
+    direct: Tensor,
+    window: int | None,
+    options: CellOptions,
+) -> DirectionGrads:
+    """`backward_direction` of a modern cell: its module's own hand-written backward pass."""
+    if cell == "slstm":
+        o = options
+        return slstm.backward(params, layer, seq, direct, window, forget=o.forget, stabilizer=o.stabilizer)
+    assert cell in ("mingru", "minlstm")
+    return minrnn.backward(cell, params, layer, seq, direct, window)
 
 
 def _top_rows(top: Tensor | None, row_steps: list[int], T: int, width: int) -> Tensor:
@@ -367,13 +419,21 @@ def make_frame(
     source: Source = "built-in",
     params: Mapping[str, Tensor] | None = None,
     spectra: bool = True,
+    options: CellOptions = DEFAULT_OPTIONS,
 ) -> ProbeFrame:
     """The `ProbeFrame` of one sample: its states and gates (`seqs`), gradients and context;
     with the stack's weights `params` (torch.nn names, biases included), its theory too (the
     W_hh spectra only with `spectra`)."""
-    gates = {name: _layers(seqs, name) for name in GATES[cell]}
-    theory_ = theory(cell, params, seqs, spectra) if params is not None else None
-    notes = [*(notes or []), *(theory_.notes if theory_ is not None else ())]
+    states = STATES.get(cell, ())
+    gates = {name: _layers(seqs, name) for name in (*GATES[cell], *(s for s in states if s != "c"))}
+    theory_ = theory(cell, params, seqs, spectra, options) if params is not None else None
+    notes = [
+        *(notes or []),
+        *(_overflow(seqs) if cell == "slstm" else []),
+        *(theory_.notes if theory_ is not None else ()),
+    ]
+    kinds = GATE_KINDS[cell]
+    bounded = {name: v for name, v in gates.items() if kinds.get(name) in ("sigmoid", "tanh")}
     return ProbeFrame(
         step=step,
         tokens=tokens,
@@ -385,7 +445,7 @@ def make_frame(
         outputs=outputs,
         loss=loss,
         h=_layers(seqs, "h"),
-        c=_layers(seqs, "c") if cell == "lstm" else None,
+        c=_layers(seqs, "c") if "c" in states else None,
         gates=gates,
         grad_h=grads.grad_h,
         grad_h_last=grads.grad_h_last,
@@ -394,7 +454,7 @@ def make_frame(
         connectivity=grads.connectivity,
         connectivity_total=grads.connectivity_total,
         connectivity_itemized=grads.connectivity_itemized,
-        saturation={name: _saturation(name, v) for name, v in gates.items()},
+        saturation={name: _saturation(kinds[name], v) for name, v in bounded.items()},
         unit_means={name: v.mean(axis=1) for name, v in gates.items()},
         last_step=grads.last_step,
         notes=notes,
@@ -408,9 +468,23 @@ def _layers(seqs: Seqs, name: str) -> Array:
     return np.stack([_np(torch.cat([seq[name] for seq in dirs], dim=-1)) for dirs in seqs])
 
 
-def _saturation(name: str, values: Array) -> dict[str, list[float]]:
+def _overflow(seqs: Seqs) -> list[str]:
+    """A sentence for a trace that overflowed (sLSTM without its stabiliser): where h stops being a number."""
+    for layer, dirs in enumerate(seqs):
+        bad = ~torch.isfinite(dirs[0]["h"]).all(dim=-1)  # (T,)
+        if bool(bad.any()):
+            t = int(torch.nonzero(bad)[0])
+            return [
+                f"Layer {layer} overflowed at t = {t}: exp(...) passed float32's 3.4e38, so c_t and n_t "
+                "are inf and h_t = o_t c_t / n_t is NaN from there on (drawn as 0). The stabiliser m_t "
+                "prevents this."
+            ]
+    return []
+
+
+def _saturation(kind: str, values: Array) -> dict[str, list[float]]:
     """Fractions of a gate's values below 0.1 and above 0.9 per layer (tanh gates read as (v+1)/2)."""
-    v = values if name in SIGMOID_GATES else (values + 1) / 2
+    v = values if kind == "sigmoid" else (values + 1) / 2
     flat = v.reshape(v.shape[0], -1)
     return {"low": (flat < 0.1).mean(axis=1).tolist(), "high": (flat > 0.9).mean(axis=1).tolist()}
 

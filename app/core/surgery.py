@@ -1,6 +1,7 @@
 """Weight surgery on a RecurrentNet between two steps: the lab bench's changes to the weights.
 
-What this is: `set_forget_bias(net, value)` (LSTM: the forget gate's total bias b_if + b_hf) and
+What this is: `set_forget_bias(net, value)` (the forget gate's total bias: LSTM's b_if + b_hf,
+minLSTM's, sLSTM's) and
 `rescale_recurrent(net, layer, radius)` (each gate's (H, H) block of W_hh of one layer, every
 direction, scaled so that its spectral radius is `radius`) and `reinit_layer(net, layer, scheme,
 gain, seed)` (every weight and bias of one layer drawn afresh as model.initialize draws them).
@@ -14,27 +15,23 @@ from __future__ import annotations
 
 import torch
 
-from app.core.cells import CHUNKS
-from app.core.model import InitScheme, RecurrentNet, initialize
+from app.core.cells import CHUNKS, WITHOUT_W_HH
+from app.core.model import InitScheme, RecurrentNet, initialize, write_forget_bias
 
 
 def set_forget_bias(net: RecurrentNet, value: float) -> None:
-    """b_if + b_hf = value in every LSTM layer and direction (b_hf set to 0)."""
-    if net.spec.cell != "lstm":
-        raise ValueError(f"forget_bias applies to LSTM only, not {net.spec.cell}")
-    H = net.spec.hidden_size
-    with torch.no_grad():
-        for name, p in net.rnn.named_parameters():
-            if name.startswith("bias_ih"):
-                p[H : 2 * H] = value
-            elif name.startswith("bias_hh"):
-                p[H : 2 * H] = 0.0
+    """The forget gate's total bias = value in every layer and direction (model.write_forget_bias)."""
+    write_forget_bias(net, value)
 
 
 def rescale_recurrent(net: RecurrentNet, layer: int, radius: float) -> None:
     """Scale each gate block of W_hh in `layer` (all directions) to spectral radius `radius`."""
     _check_layer(net, layer)
     H, G = net.spec.hidden_size, CHUNKS[net.spec.cell]
+    if net.spec.cell in WITHOUT_W_HH:
+        raise ValueError(
+            f"{net.spec.cell} has no recurrent weights W_hh to rescale: its gates read x_t alone"
+        )
     names = (f"weight_hh_l{layer}", f"weight_hh_l{layer}_reverse")
     weights = [p for n, p in net.rnn.named_parameters() if n in names]
     blocks = torch.cat([w.detach().view(G, H, H) for w in weights])

@@ -1,12 +1,13 @@
 """The catalog: everything a client can choose when it starts a run, and the constants the pages share.
 
-What this is: `catalog()` describes the cells (with their gates), the tasks (title, Karpathy
+What this is: `catalog()` describes the cells (with their gates, states and each one's view: title,
+kind, caption), the tasks (title, Karpathy
 shape, doc, parameters as ParamSpecs, loss kind, metric and the baseline loss at the default
 parameters), optimizers, init schemes, clip modes, the API's LIMITS, and the constants the pages
-would otherwise restate: `display` (the display frame's sizes, the log floor of gradient views,
-each gate's kind), `statuses` (all and finished), `defaults` (a RunCreate's default values, read
-off the pydantic model), `gate_captions`, and the presets, lessons and sweeps of app/services/lessons.py.
-The cells, `display` and `gate_captions` are app.core.display's view catalog (what the one-file
+would otherwise restate: `display` (the display frame's sizes, the log floor of gradient views),
+`statuses` (all and finished), `defaults` (a RunCreate's default values, read off the pydantic
+model), and the presets, lessons and sweeps of app/services/lessons.py.
+The cells and `display` are app.core.display's view catalog (what the one-file
 report and the notebook widget carry without a server).
 Served as GET /api/catalog; tests/test_constants.py keeps static/js from restating any of it.
 
@@ -20,12 +21,13 @@ from typing import Any, Literal, get_args
 
 from pydantic import BaseModel
 
-from app.core.display import GATE_CAPTIONS, view_catalog
+from app.core.cells import MODERN_CELLS
+from app.core.display import view_catalog
 from app.core.engine import OPTIMIZERS
 from app.core.model import INIT_SCHEMES
 from app.core.tasks import TASKS, ParamSpec, make_task
 from app.services.lessons import Lesson, Preset, lessons, presets, sweep_presets
-from app.services.schemas import FINISHED, LIMITS, Limits, RunCreate, RunStatus
+from app.services.schemas import FINISHED, LIMITS, Limits, RunCreate, RunStatus, SLSTMSpec
 from app.services.sweep_schemas import SweepPreset
 
 INIT_DOCS: dict[str, str] = {
@@ -52,10 +54,59 @@ class Choice(BaseModel):
     doc: str
 
 
+GateKind = Literal["sigmoid", "tanh", "value"]
+
+
+class ViewInfo(BaseModel):
+    """One gate's or state's heatmap of a cell."""
+
+    title: str
+    kind: GateKind  # sigmoid gates lie in [0, 1], tanh ones in [-1, 1], a value on the layer's ±max
+    caption: str  # what to look for in it
+
+
 class CellInfo(BaseModel):
     name: str
-    gates: list[str]
     doc: str
+    gates: list[str]  # in the order of its weight rows
+    states: list[str]  # what it carries besides h (LSTM: c; sLSTM: c, n, m)
+    w_hh: bool  # it has recurrent weights W_hh (minGRU, minLSTM: none, their gates read x_t alone)
+    views: dict[str, ViewInfo]  # each gate's and state's heatmap
+    bidirectional: bool  # it can run both ways (torch's cells; minGRU, minLSTM, sLSTM: one way only)
+    options: list[CellOption]  # its own settings, RunCreate.<cell name> (sLSTM: forget gate, stabiliser)
+
+
+class CellOption(BaseModel):
+    """One of a cell's own settings, read off its spec model (e.g. schemas.SLSTMSpec)."""
+
+    name: str
+    kind: Literal["choice", "bool"]
+    default: Any
+    choices: list[str] | None  # a choice's values
+    doc: str
+
+
+CELL_SPECS: dict[str, type[BaseModel]] = {"slstm": SLSTMSpec}  # RunCreate.slstm
+
+
+def cell_options(cell: str) -> list[CellOption]:
+    """The settings of RunCreate.<cell>, in its spec's field order (none for most cells)."""
+    spec = CELL_SPECS.get(cell)
+    if spec is None:
+        return []
+    out: list[CellOption] = []
+    for name, info in spec.model_fields.items():
+        choices = get_args(info.annotation)
+        out.append(
+            CellOption(
+                name=name,
+                kind="bool" if info.annotation is bool else "choice",
+                default=info.default,
+                choices=None if info.annotation is bool else [str(c) for c in choices],
+                doc=info.description or name,
+            )
+        )
+    return out
 
 
 class ParamInfo(BaseModel):
@@ -79,14 +130,10 @@ class TaskInfo(BaseModel):
     baseline_loss: float  # at the default parameters
 
 
-GateKind = Literal["sigmoid", "tanh"]
-
-
 class Display(BaseModel):
     max_t: int  # a display frame has at most this many timesteps (Frame.pooled)
     max_units: int  # ... and this many units per layer
     floor: int  # app.core.display.LOG_FLOOR
-    gate_kinds: dict[str, GateKind]  # sigmoid gates lie in [0, 1], tanh ones in [-1, 1]
 
 
 class Statuses(BaseModel):
@@ -104,7 +151,6 @@ class Catalog(BaseModel):
     display: Display
     statuses: Statuses
     defaults: dict[str, Any]  # every RunCreate field that has a default, with it
-    gate_captions: dict[str, str]
     presets: list[Preset]
     lessons: list[Lesson]
     sweeps: list[SweepPreset]  # ready-made sweeps (POST /api/sweeps)
@@ -157,7 +203,16 @@ def catalog() -> Catalog:
     captions are app.core.display's view catalog."""
     view = view_catalog()
     return Catalog(
-        cells=[CellInfo.model_validate(cell) for cell in view["cells"]],
+        cells=[
+            CellInfo.model_validate(
+                {
+                    **cell,
+                    "bidirectional": cell["name"] not in MODERN_CELLS,
+                    "options": cell_options(cell["name"]),
+                }
+            )
+            for cell in view["cells"]
+        ],
         tasks=[_task(name) for name in TASKS],
         optimizers=[Choice(name=o, doc=OPTIMIZER_DOCS[o]) for o in OPTIMIZERS],
         init_schemes=[Choice(name=s, doc=INIT_DOCS[s]) for s in INIT_SCHEMES],
@@ -166,7 +221,6 @@ def catalog() -> Catalog:
         display=Display.model_validate(view["display"]),
         statuses=Statuses(all=list(get_args(RunStatus)), finished=sorted(FINISHED)),
         defaults=run_defaults(),
-        gate_captions=GATE_CAPTIONS,
         presets=presets(),
         lessons=lessons(),
         sweeps=sweep_presets(),

@@ -37,6 +37,7 @@ import numpy as np
 from annotated_types import Le
 from pydantic import BaseModel
 
+from app.core.cells import GATES, WITHOUT_W_HH
 from app.services.claims import AT_BASELINE, EXPLODES, VANISHED, RunNumbers, num, reach_ratio
 from app.services.interventions import InterventionCreate
 from app.services.schemas import LIMITS, ClipSpec, OptimizerSpec, RunCreate
@@ -122,21 +123,36 @@ def _scheme(run: RunNumbers, description: str, scheme: str) -> Remedy:
 
 
 _CLIP_AT_1 = {"clip": {"mode": "norm", "threshold": 1.0}}
+# an sLSTM without its stabiliser overflows exp(): a new run with m_t (no intervention changes the cell)
+_STABILISE = Remedy(
+    description="train the sLSTM with its stabiliser m_t (exp overflows without it)",
+    patch={"slstm": {"stabilizer": True}},
+)
+
+
+def _unstabilised(run: RunNumbers) -> bool:
+    return run.config.slstm is not None and not run.config.slstm.stabilizer
+
+
+_LSTM_INSTEAD = Remedy(
+    description="train an LSTM with a forget-gate bias of 1 instead",
+    patch={"cell": "lstm", "init": {"scheme": "default", "gain": 1.0, "forget_bias": 1.0}},
+)
 
 
 def _gated(run: RunNumbers) -> Remedy:
     """The remedy for a gradient that does not reach back: a gated cell, or a forget gate held open."""
-    if run.config.cell in ("rnn_tanh", "rnn_relu"):
-        return Remedy(
-            description="train an LSTM with a forget-gate bias of 1 instead",
-            patch={"cell": "lstm", "init": {"scheme": "default", "forget_bias": 1.0}},
-        )
-    if run.config.cell == "lstm" and (run.config.init.forget_bias or 0) < 1:
+    cell = run.config.cell
+    if cell in ("rnn_tanh", "rnn_relu"):
+        return _LSTM_INSTEAD
+    if "f" in GATES[cell] and (run.config.init.forget_bias or 0) < 1:
         return Remedy(
             description="set the forget-gate bias to 1",
             patch={"init": {"forget_bias": 1.0}},
             changes={"forget_bias": 1.0},
         )
+    if cell in WITHOUT_W_HH:  # no W_hh to initialise: a cell whose gates also read h_(t-1)
+        return _LSTM_INSTEAD
     return _scheme(run, "initialise W_hh orthogonal", "orthogonal")
 
 
@@ -185,8 +201,12 @@ def _exploding(run: RunNumbers) -> Symptom | None:
     finite = norms[np.isfinite(norms)]
     median = float(np.median(finite)) if finite.size else math.nan
     remedy = (
-        Remedy(description="clip the gradient norm at 1", patch=_CLIP_AT_1, changes=_CLIP_AT_1)
+        _STABILISE
+        if _unstabilised(run)
+        else Remedy(description="clip the gradient norm at 1", patch=_CLIP_AT_1, changes=_CLIP_AT_1)
         if run.config.clip.mode == "off"
+        else _scaled_lr(run, 0.1)
+        if run.config.cell in WITHOUT_W_HH
         else _scheme(run, "initialise W_hh orthogonal with gain 1", "orthogonal")
     )
     return _symptom(
@@ -213,7 +233,9 @@ def _diverged(run: RunNumbers) -> Symptom | None:
     step = run.steps + 1
     loss = _series(run.metrics, "loss")[-1] if run.metrics else math.nan
     remedy = (
-        Remedy(description="clip the gradient norm at 1", patch=_CLIP_AT_1, changes=_CLIP_AT_1)
+        _STABILISE
+        if _unstabilised(run)
+        else Remedy(description="clip the gradient norm at 1", patch=_CLIP_AT_1, changes=_CLIP_AT_1)
         if run.config.clip.mode == "off"
         else _scaled_lr(run, 0.1)
     )
@@ -292,7 +314,7 @@ def _stuck(run: RunNumbers) -> Symptom | None:
     if run.status == "diverged" or run.steps < STUCK_AFTER or not run.loss >= AT_BASELINE * run.baseline:
         return None
     if run.config.cell in ("rnn_tanh", "rnn_relu") or (
-        run.config.cell == "lstm" and run.config.init.forget_bias is None
+        "f" in GATES[run.config.cell] and run.config.init.forget_bias is None
     ):
         remedy = _gated(run)
     else:

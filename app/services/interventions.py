@@ -17,6 +17,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from app.core.cells import GATES, WITHOUT_W_HH
+from app.core.model import init_refusal
 from app.services.schemas import LIMITS, ClipSpec, OptimizerSpec, RunCreate
 
 
@@ -137,8 +139,21 @@ def check_changes(config: RunCreate, changes: dict[str, Any]) -> None:
     for name in ("rescale", "reinit"):
         if name in changes and changes[name]["layer"] >= config.num_layers:
             raise Refused(f"{name}.layer must be at most {config.num_layers - 1}: the net's last layer")
-    if "forget_bias" in changes and config.cell != "lstm":
-        raise Refused(f"forget_bias applies to LSTM only, and this run is {config.cell}")
+    if "forget_bias" in changes and "f" not in GATES[config.cell]:
+        raise Refused(
+            "forget_bias applies to the cells with a forget gate (lstm, minlstm, slstm), "
+            f"and this run is {config.cell}"
+        )
+    if "rescale" in changes and config.cell in WITHOUT_W_HH:
+        raise Refused(
+            f"rescale: {config.cell} has no recurrent weights W_hh to rescale (its gates read x_t alone)"
+        )
+    if "reinit" in changes:
+        refusal = init_refusal(
+            config.cell, changes["reinit"]["scheme"], float(changes["reinit"]["gain"]), None
+        )
+        if refusal:
+            raise Refused(f"reinit: {refusal}")
     optimizer = changes.get("optimizer")
     now = config.optimizer.name
     if optimizer is not None and optimizer["name"] != now and not optimizer["reset_state"]:

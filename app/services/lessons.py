@@ -17,10 +17,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
+from app.core.cells import CellName
 from app.services.schemas import MAX_GROUP_RUNS, RunCreate, RunStatus
 from app.services.sweep_schemas import SweepPreset
-
-CellChoice = Literal["rnn_tanh", "rnn_relu", "lstm", "gru"]
 
 
 class Preset(BaseModel):
@@ -28,7 +27,7 @@ class Preset(BaseModel):
     title: str
     look_for: str  # one sentence: what to watch
     config: RunCreate
-    compare: list[CellChoice] | None = None  # start with POST /api/compare over these cells
+    compare: list[CellName] | None = None  # start with POST /api/compare over these cells
     variants: list[RunCreate] = []  # or start these runs beside `config`, each differing in one setting
 
 
@@ -64,6 +63,28 @@ _EXPLODING = {
     "optimizer": {"name": "sgd", "lr": 0.05},
     "steps": 1000,
     "probe_every": 20,
+}
+# minGRU's gates read x_t alone, so its recurrence is a parallel scan; it still holds the two
+# marked values across 200 steps, where the tanh RNN's gradient has vanished (measured: look_for)
+_PARALLEL = {
+    "cell": "mingru",
+    "hidden_size": 64,
+    "task": {"name": "adding", "seq_len": 200},
+    "optimizer": {"name": "adam", "lr": 0.03},
+    "steps": 600,
+    "probe_every": 50,
+}
+# exp forget and input gates with a forget bias of 3: without m_t, c_t and n_t grow like e^(3t)
+# and overflow float32 within the first forward pass of a 50-step sequence
+_STABILIZER = {
+    "cell": "slstm",
+    "slstm": {"forget": "exp", "stabilizer": True},
+    "hidden_size": 32,
+    "init": {"forget_bias": 3.0},
+    "task": {"name": "adding", "seq_len": 50},
+    "optimizer": {"name": "adam", "lr": 0.01},
+    "steps": 1000,
+    "probe_every": 50,
 }
 PRESETS: tuple[dict[str, Any], ...] = (
     {
@@ -188,6 +209,33 @@ PRESETS: tuple[dict[str, Any], ...] = (
             }
         ],
     },
+    {
+        "name": "parallel-remembers",
+        "title": "Parallel but remembers: minGRU vs tanh RNN on the adding problem, T = 200",
+        "look_for": (
+            "minGRU's gates read x_t alone, so it trains as a parallel scan, yet it holds the two marked "
+            "values across 200 steps: its loss falls below the 1/6 baseline within 200 steps and to "
+            "about 0.004 by step 600 (100-step means 0.13, 0.018, then 0.004), while the tanh RNN's "
+            "never gets below the baseline (after its first 100 steps, its 100-step means stay between "
+            "0.20 and 0.28)."
+        ),
+        "config": _PARALLEL,
+        "compare": ["rnn_tanh", "mingru"],
+    },
+    {
+        "name": "stabilizer",
+        "title": "Exponential gates need a stabiliser: sLSTM with and without m_t",
+        "look_for": (
+            "Without m_t the exponential gates overflow float32: in the probe sample h turns NaN at "
+            "t = 29 of 50 (c_t and n_t grow like e^(3t)), the first step's loss is NaN and the run "
+            "ends diverged at step 1; the same run with the stabiliser trains, its loss falling "
+            "below the 1/6 baseline to about 0.06 by step 1000."
+        ),
+        "config": {**_STABILIZER, "name": "sLSTM · stabilised"},
+        "variants": [
+            {**_STABILIZER, "slstm": {"stabilizer": False}, "name": "sLSTM · no stabiliser"},
+        ],
+    },
 )
 
 # -- lessons: the /learn page's demos, small enough to train in seconds --------------------------
@@ -211,6 +259,9 @@ _ADDING_50 = {
 # (the LSTM with a forget-gate bias of 1, as Jozefowicz et al. 2015 advise); the same seed for all
 _VANISHING = {**_ADDING_50, "steps": 800, "optimizer": {"name": "adam", "lr": 0.01}}
 _EXPLODING_30 = {**_EXPLODING, "task": {"name": "adding", "seq_len": 30}, "steps": 300, "batch_size": 32}
+# after the LSTM: the adding problem at T = 100, twice the vanishing demo's span; the same seed for
+# all five cells, sLSTM with its defaults (exponential forget gate, stabiliser on)
+_MODERN = {**_VANISHING, "task": {"name": "adding", "seq_len": 100}, "steps": 600, "probe_every": 50}
 LESSONS: tuple[dict[str, Any], ...] = (
     {
         "name": "shapes",
@@ -334,6 +385,17 @@ LESSONS: tuple[dict[str, Any], ...] = (
                     "optimizer": {"name": "adam", "lr": 0.01},
                 },
             }
+        ],
+    },
+    {
+        "name": "modern",
+        "views": ["gradflow", "loss"],
+        "runs": [
+            {"title": "tanh RNN", "config": {**_MODERN, "cell": "rnn_tanh"}},
+            {"title": "GRU", "config": {**_MODERN, "cell": "gru"}},
+            {"title": "minGRU", "config": {**_MODERN, "cell": "mingru"}},
+            {"title": "minLSTM", "config": {**_MODERN, "cell": "minlstm"}},
+            {"title": "sLSTM", "config": {**_MODERN, "cell": "slstm"}},
         ],
     },
 )

@@ -18,9 +18,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
-from app.core.cells import CELLS, CellName
+from app.core.cells import MODERN_CELLS, CellName, TorchCell
 from app.core.engine import OPTIMIZERS
-from app.core.model import INIT_SCHEMES
+from app.core.model import INIT_SCHEMES, init_refusal
 from app.core.probes import WatchSource
 from app.core.tasks import MAX_TEXT_CHARS, TASKS, CharLMTask, make_task
 from app.services.executors import ExecutorName
@@ -107,7 +107,22 @@ class InitSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
     scheme: Literal["default", "orthogonal", "identity", "normal"] = "default"
     gain: Annotated[float, Field(gt=0, le=10, description="scale of W_hh; <1 vanishes, >1 explodes")] = 1.0
-    forget_bias: Annotated[float | None, Field(ge=-20, le=20, description="LSTM only: b_if + b_hf")] = None
+    forget_bias: Annotated[
+        float | None,
+        Field(ge=-20, le=20, description="lstm, minlstm, slstm: the forget gate's bias (LSTM: b_if + b_hf)"),
+    ] = None
+
+
+class SLSTMSpec(BaseModel):
+    """sLSTM's own options (app.core.cells.CellOptions)."""
+
+    model_config = ConfigDict(extra="forbid")
+    forget: Annotated[
+        Literal["exp", "sigmoid"], Field(description="the forget gate: exp(f~) or sigmoid(f~)")
+    ] = "exp"
+    stabilizer: Annotated[
+        bool, Field(description="the stabiliser state m_t; false: exp overflows, on purpose, to watch it")
+    ] = True
 
 
 TaskName = Literal["char_lm", "adding", "copy", "recall", "tagging", "counting"]
@@ -148,7 +163,8 @@ class RunCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: RunName = None  # the run's name as created (RunPublic.name is the current one)
     tags: Tags = []
-    cell: Literal["rnn_tanh", "rnn_relu", "lstm", "gru"]
+    cell: CellName
+    slstm: Annotated[SLSTMSpec | None, Field(description="slstm only: its forget gate and stabiliser")] = None
     hidden_size: Annotated[int, Field(ge=1, le=LIMITS.hidden_size)] = 64
     num_layers: Annotated[int, Field(ge=1, le=LIMITS.num_layers)] = 1
     bidirectional: bool = False
@@ -177,8 +193,15 @@ class RunCreate(BaseModel):
 
     @model_validator(mode="after")
     def _check(self) -> RunCreate:
-        if self.init.forget_bias is not None and self.cell != "lstm":
-            raise ValueError("init.forget_bias applies to the lstm cell only")
+        if self.slstm is not None and self.cell != "slstm":
+            raise ValueError(
+                f"slstm (its forget gate and stabiliser) applies to the slstm cell only, not {self.cell}"
+            )
+        if self.bidirectional and self.cell in MODERN_CELLS:
+            raise ValueError(f"bidirectional: {self.cell} runs one way only")
+        refusal = init_refusal(self.cell, self.init.scheme, self.init.gain, self.init.forget_bias)
+        if refusal:
+            raise ValueError(f"init: {refusal}")
         if self.probe_text is not None:
             make_task(self.task.name, **self.task.params).encode_text(self.probe_text)
         return self
@@ -212,7 +235,7 @@ class AttachedModule(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     path: Annotated[str, Field(max_length=200, description='its name in the model, "" for the model itself')]
-    cell: CellName
+    cell: TorchCell
     input_size: Annotated[int, Field(ge=1, le=ATTACH_LIMITS.input_size)]
     hidden_size: Annotated[int, Field(ge=1, le=ATTACH_LIMITS.hidden_size)]
     num_layers: Annotated[int, Field(ge=1, le=ATTACH_LIMITS.num_layers)]
@@ -258,7 +281,7 @@ class AttachedConfig(BaseModel):
     RunCreate where the idea is the same; no task (the script's own)."""
 
     model_config = ConfigDict(extra="forbid")
-    cell: CellName
+    cell: TorchCell
     hidden_size: int
     num_layers: int
     bidirectional: bool
@@ -358,9 +381,12 @@ class RunSummary(BaseModel):
 class CompareCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     config: RunCreate
-    cells: Annotated[
-        list[Literal["rnn_tanh", "rnn_relu", "lstm", "gru"]], Field(min_length=1, max_length=4)
-    ] = ["rnn_tanh", "lstm", "gru"]
+    cells: Annotated[list[CellName], Field(min_length=1, max_length=LIMITS.compare_cells)] = [
+        "rnn_tanh",
+        "lstm",
+        "gru",
+        "mingru",
+    ]
 
 
 class CompareGroup(BaseModel):
@@ -468,7 +494,6 @@ class IngestReply(BaseModel):
 
 
 # the literal lists above must name exactly what the core offers
-assert set(CELLS) == {"rnn_tanh", "rnn_relu", "lstm", "gru"}
 assert set(OPTIMIZERS) == {"sgd", "rmsprop", "adam", "adagrad"}
 assert set(INIT_SCHEMES) == {"default", "orthogonal", "identity", "normal"}
 assert set(TASKS) == {"char_lm", "adding", "copy", "recall", "tagging", "counting"}

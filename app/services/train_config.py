@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from app.core.cells import CellOptions
 from app.core.engine import TrainConfig
 
 if TYPE_CHECKING:
@@ -23,6 +24,7 @@ def to_train_config(run: RunCreate, threads: int = 1) -> TrainConfig:
         hidden_size=run.hidden_size,
         num_layers=run.num_layers,
         bidirectional=run.bidirectional,
+        options=CellOptions(**run.slstm.model_dump()) if run.slstm is not None else CellOptions(),
         init=run.init.scheme,
         gain=run.init.gain,
         forget_bias=run.init.forget_bias,

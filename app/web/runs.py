@@ -22,7 +22,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
-from app.core.cells import CellName
+from app.core.cells import GATES, MODERN_CELLS, WITHOUT_W_HH, CellName
 from app.services.estimates import check_cost
 from app.services.manager import RunNotFound
 from app.services.run_query import RunQuery
@@ -116,16 +116,26 @@ def create_run(body: RunCreate, manager: ManagerDep, settings: SettingsDep) -> R
 def compare(body: CompareCreate, manager: ManagerDep, settings: SettingsDep) -> CompareGroup:
     """Queue one run per cell, identical but for the cell (same seed: same data and probe input).
 
-    init.forget_bias is dropped for the cells that are not LSTMs. Either all the runs are queued
-    or none (422 when one is beyond the cost limits, 429 when the queue cannot take them all)."""
+    Where a setting has no meaning for a cell it is dropped for that cell's run (each run's config
+    says what it trained): init.forget_bias for the cells without a forget gate (rnn_*, gru,
+    mingru), init scheme and gain for minGRU and minLSTM (no W_hh: the default at gain 1),
+    bidirectional for the one-way cells (minGRU, minLSTM, sLSTM) and `slstm` for the cells that
+    are not sLSTM. Either all the runs are queued or none (422 when
+    one is beyond the cost limits or cannot be built, 429 when the queue cannot take them all)."""
     configs: list[RunCreate] = []
     for cell in dict.fromkeys(body.cells):  # each cell once, in the order given
         data = body.config.model_dump(mode="json")
         data["cell"] = cell
         if body.config.name is not None:  # one name for the group: each run's says its cell
             data["name"] = f"{body.config.name} · {cell}"
-        if cell != "lstm":
+        if "f" not in GATES[cell]:
             data["init"]["forget_bias"] = None
+        if cell in WITHOUT_W_HH:
+            data["init"]["scheme"], data["init"]["gain"] = "default", 1.0
+        if cell != "slstm":
+            data["slstm"] = None
+        if cell in MODERN_CELLS:  # one way only
+            data["bidirectional"] = False
         try:
             config = RunCreate.model_validate(data)
         except ValidationError as exc:

@@ -141,7 +141,8 @@ export function describeRun(run) {
   const extras = Object.entries(task)
     .filter(([k, v]) => k !== "name" && k !== "text" && v !== null && v !== "")
     .map(([k, v]) => `${k === "seq_len" ? "T" : k}=${v}`); // T, as the pages write a sequence length
-  return `${c.cell} H=${c.hidden_size}${c.num_layers > 1 ? ` L=${c.num_layers}` : ""}${
+  const own = c.slstm ? `${c.slstm.forget === "sigmoid" ? " σ-forget" : ""}${c.slstm.stabilizer ? "" : " no stabiliser"}` : "";
+  return `${c.cell}${own} H=${c.hidden_size}${c.num_layers > 1 ? ` L=${c.num_layers}` : ""}${
     c.bidirectional ? " bi" : ""
   } · ${task.name}${extras.length ? ` (${extras.join(", ")})` : ""}`;
 }

@@ -2,7 +2,7 @@
 // .../resume), the knobs it trains with now (GET .../knobs: its config with every applied
 // intervention, refreshed as its status or its interventions change), an Intervene form with
 // every knob (learning rate, optimizer keeping or resetting its state, clipping mode and
-// threshold, truncated-BPTT window, the LSTM forget-gate bias, W_hh of a layer rescaled to a
+// threshold, truncated-BPTT window, the forget-gate bias (cells with f), W_hh of a layer rescaled to a
 // spectral radius, a layer re-initialised by any scheme and gain) and the interventions applied
 // so far. The form starts from the current values and sends only what differs from them; the
 // server's 422s are shown in the form's words (formcheck.js). A finished, queued or attached run
@@ -26,6 +26,7 @@ const layers = (n) => Array.from({ length: n }, (_, l) => ({ name: String(l), la
 // the form's fields, named as InterventionCreate names them (formcheck marks a 422's field by name)
 function buildForm(form, run, cat) {
   const cfg = run.config;
+  const cell = cat.cells.find((c) => c.name === cfg.cell);
   const withTitles = (choices) => choices.map((c) => ({ name: c.name, label: c.name, title: c.doc }));
   const fields = el("fieldset", { id: "bench-fields", class: "bench-fields" },
     el("div", { class: "bench-group", "aria-label": "training knobs" },
@@ -37,9 +38,9 @@ function buildForm(form, run, cat) {
       field("truncated BPTT", number("tbptt", { min: "1", step: "1", placeholder: "full" })),
     ),
     el("div", { class: "bench-group", "aria-label": "weight surgery" },
-      cfg.cell === "lstm" ? field("forget bias", number("forget_bias", { placeholder: "keep" })) : null,
-      field("rescale W_hh of", select("rescale.layer", layers(cfg.num_layers))),
-      field("to spectral radius", number("rescale.radius", { min: "0", placeholder: "keep" })),
+      cell.gates.includes("f") ? field("forget bias", number("forget_bias", { placeholder: "keep" })) : null,
+      cell.w_hh ? field("rescale W_hh of", select("rescale.layer", layers(cfg.num_layers))) : null,
+      cell.w_hh ? field("to spectral radius", number("rescale.radius", { min: "0", placeholder: "keep" })) : null,
       field("re-initialise", select("reinit.layer", layers(cfg.num_layers))),
       field("with scheme", select("reinit.scheme", [{ name: KEEP, label: "keep" }, ...withTitles(cat.init_schemes)])),
       field("gain", number("reinit.gain", { min: "0", value: "1" })),
@@ -102,7 +103,7 @@ function knobList(knobs, cell) {
     ["clipping", clip.mode === "off" ? "off" : `by ${clip.mode} at ${fmt(clip.threshold, 4)}`, "clip"],
     ["backprop through time", tbptt === null ? "full" : `truncated to ${tbptt} steps`, "tbptt"],
   ];
-  if (cell === "lstm") rows.push(["forget bias", bias === null ? "as initialised" : `set to ${bias}`, "forget_bias"]);
+  if (cell.gates.includes("f")) rows.push(["forget bias", bias === null ? "as initialised" : `set to ${bias}`, "forget_bias"]);
   return rows.map(([name, value, knob]) =>
     el("li", { "data-knob": knob },
       el("span", { class: "knob-name", text: name }), " ", el("strong", { text: value }),
@@ -142,6 +143,7 @@ export class Bench {
     this.pending = null; // "Pausing" | "Resuming", until the status says so
     this.sent = null; // the id of the intervention this page sent, until it is applied
     this.form = $("bench-form");
+    this.cell = cat.cells.find((c) => c.name === run.config.cell);
     buildForm(this.form, run, cat);
     this.form.addEventListener("submit", (ev) => this.apply(ev));
     const switched = this.form.elements.namedItem("optimizer.name");
@@ -189,7 +191,7 @@ export class Bench {
       this.knobs = knobs;
       $("bench-knobs").replaceChildren(
         el("h4", { text: run.status === "paused" ? "Knobs now (paused)" : "Knobs now" }),
-        el("ul", { class: "knob-list" }, knobList(knobs, run.config.cell)),
+        el("ul", { class: "knob-list" }, knobList(knobs, this.cell)),
       );
       $("bench-knobs").hidden = false;
       fill(this.form, knobs);

@@ -12,6 +12,7 @@ import { api, ApiError, catalog, describeRun, el, post, setStatus } from "./api.
 import { Feed } from "./feed.js";
 import { Pacer } from "./pace.js";
 import { VIRIDIS } from "./heatmap.js";
+import { viewKinds } from "./gates.js";
 import { Chart, legend, mergeRanges } from "./plots.js";
 import { gradNormFigure, lossFigure } from "./curves.js";
 import { flowRange, gradflowFigure, itemizedFigure, stateFigure } from "./views.js";
@@ -41,7 +42,7 @@ function figureFor(view, p, shared, cat) {
     return { ...common, name: "h", mask: true, relu: cfg.cell === "rnn_relu", units: { directions: cfg.bidirectional ? 2 : 1, hidden: cfg.hidden_size } };
   }
   if (view === "c") return { ...common, name: "c" };
-  return { ...common, name: `gates.${view.slice(5)}`, gateKinds: cat.display.gate_kinds };
+  return { ...common, name: `gates.${view.slice(5)}`, gateKinds: viewKinds(cat.cells.find((c) => c.name === cfg.cell)) };
 }
 
 // the Why view's input: the panel's latest frame, its top layer (where the product bounds the gradient)

@@ -18,7 +18,7 @@ import { Chart } from "./plots.js";
 import { Bench } from "./bench.js";
 import { showDiagnosis } from "./diagnosis.js";
 import { mountLineage } from "./lineage.js";
-import { buildGates } from "./gates.js";
+import { buildGates, viewKinds } from "./gates.js";
 import { FrameStore } from "./scrubber.js";
 import { applyKind, frameGap, showFrameInfo, showGroup, showHead, showLabel, showStorage, SOURCES } from "./runhead.js";
 import { setupTools } from "./tools.js";
@@ -110,7 +110,7 @@ function renderFrame() {
   const cfg = run.config;
   const common = { frame, t: state.t, floor: state.floor, layer: state.layer, bidirectional: cfg.bidirectional, task, run, probes: feed.probeSteps.length };
   const units = { directions: cfg.bidirectional ? 2 : 1, hidden: cfg.hidden_size };
-  const gateKinds = state.cat.display.gate_kinds;
+  const gateKinds = viewKinds(state.cat.cells.find((c) => c.name === cfg.cell));
   charts.gradlines.update({ ...common, which: frame && frame.arrays.grad_c ? ["grad_h_last", "grad_h", "grad_c"] : ["grad_h_last", "grad_h"] });
   charts.itemized.update(common);
   charts.connectivity.update({ ...common, kind: state.conn });
@@ -313,11 +313,11 @@ async function start() {
   const layers = $("layer");
   for (let l = 0; l < run.config.num_layers; l++) layers.append(new Option(`${l}`, `${l}`, false, l === state.layer));
   applyKind(run, task);
-  gateCharts = buildGates($("gates"), state.cat.cells.find((c) => c.name === run.config.cell), state.cat.gate_captions, pickT);
+  gateCharts = buildGates($("gates"), state.cat.cells.find((c) => c.name === run.config.cell), pickT);
   $("export").href = `/api/runs/${runId}/export`;
   $("report").href = `/api/runs/${runId}/report`;
   if (run.group) await showGroup(run, state.cat.limits);
-  if (task) setupTools({ run, task, frame: feed.frame, display: state.cat.display, limits: state.cat.limits });
+  if (task) setupTools({ run, task, frame: feed.frame, display: state.cat.display, cell: state.cat.cells.find((c) => c.name === run.config.cell), limits: state.cat.limits });
   state.task = task;
   diagnosed.status = run.status;
   diagnose("start").catch(showError); // not awaited: the views never wait for it

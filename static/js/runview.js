@@ -9,7 +9,7 @@
 // What this is not: the live run page (run.js), which reads the same views from the API.
 
 import { gradNormFigure, lossFigure, paramNormsFigure, saturationFigure, updateFigure } from "./curves.js";
-import { buildGates } from "./gates.js";
+import { buildGates, viewKinds } from "./gates.js";
 import { Chart } from "./plots.js";
 import { connectivityFigure, gradflowFigure, gradLinesFigure, itemizedFigure, stateFigure } from "./views.js";
 
@@ -85,7 +85,8 @@ export function mountRunView(root, source) {
     hidden: chart("hidden", stateFigure, { onClick: pickT }),
   };
   const cell = source.catalog.cells.find((c) => c.name === cfg.cell);
-  const gateCharts = cell ? buildGates(part("gates"), cell, source.catalog.gate_captions, pickT, { anchors: false }) : {};
+  const gateCharts = cell ? buildGates(part("gates"), cell, pickT, { anchors: false }) : {};
+  const gateKinds = cell ? viewKinds(cell) : {};
   Object.assign(charts, Object.fromEntries(Object.entries(gateCharts).map(([g, c]) => [`gate-${g}`, c])));
 
   function renderCurves() {
@@ -108,7 +109,7 @@ export function mountRunView(root, source) {
     charts.itemized.update(common);
     charts.connectivity.update({ ...common, kind: "last" });
     charts.hidden.update({ ...common, name: "h", units, relu: cfg.cell === "rnn_relu" });
-    for (const [g, c] of Object.entries(gateCharts)) c.update({ ...common, name: g === "c" ? "c" : `gates.${g}`, units, gateKinds: display.gate_kinds });
+    for (const [g, c] of Object.entries(gateCharts)) c.update({ ...common, name: g === "c" ? "c" : `gates.${g}`, units, gateKinds });
     const steps = source.probeSteps;
     part("scrub").max = String(Math.max(0, steps.length - 1));
     if (frame && steps.includes(frame.step)) part("scrub").value = String(steps.indexOf(frame.step));

@@ -8,10 +8,11 @@
 import { bytes, post } from "./api.js";
 import { decodeFrame } from "./frame.js";
 import { Chart } from "./plots.js";
+import { viewKinds } from "./gates.js";
 import { showReadout } from "./readout.js";
 import { gradLinesFigure, stateFigure } from "./views.js";
 
-const INSPECT_GATE = { lstm: "f", gru: "z" }; // the gate that decides what the cell keeps
+const INSPECT_GATE = { lstm: "f", gru: "z", mingru: "z", minlstm: "f", slstm: "f" }; // the gate that decides what the cell keeps
 
 const $ = (id) => document.getElementById(id);
 
@@ -87,7 +88,7 @@ function inspectBody(task, probe) {
   }
 }
 
-function setupInspect(run, task, frame, display) {
+function setupInspect(run, task, frame, display, cell) {
   const cfg = run.config;
   const gate = INSPECT_GATE[cfg.cell] ?? null;
   const probe = { text: null };
@@ -114,7 +115,7 @@ function setupInspect(run, task, frame, display) {
       const common = { frame: answer, floor: display.floor, bidirectional: cfg.bidirectional };
       charts.hidden.update({ ...common, name: "h", relu: cfg.cell === "rnn_relu" });
       charts.grad.update({ ...common, which: ["grad_h_last", "grad_h"] });
-      if (gate) charts.gate.update({ ...common, name: `gates.${gate}`, gateKinds: display.gate_kinds });
+      if (gate) charts.gate.update({ ...common, name: `gates.${gate}`, gateKinds: viewKinds(cell) });
     } catch (err) {
       showError($("inspect-error"), err);
     }
@@ -145,9 +146,9 @@ function setupSample(run, task, limits) {
   });
 }
 
-/** The tools of one run's page: inspect always, sample for character models. `display` and
- * `limits` are the catalog's (floor, gate kinds; the longest sample). */
-export function setupTools({ run, task, frame, display, limits }) {
-  setupInspect(run, task, frame, display);
+/** The tools of one run's page: inspect always, sample for character models. `display`, `cell`
+ * and `limits` are the catalog's (the floor; the run's cell, its gates' kinds; the longest sample). */
+export function setupTools({ run, task, frame, display, cell, limits }) {
+  setupInspect(run, task, frame, display, cell);
   if (task.name === "char_lm") setupSample(run, task, limits);
 }

@@ -122,12 +122,13 @@ function unitRows(block) {
 // the colour scale of a state: explicit, a sigmoid gate's [0, 1], this layer's ±max|x|, or ±1
 function stateScale({ frame, name, layer, zrange, gateKinds, relu }) {
   const gate = name.startsWith("gates.") ? name.slice(6) : null;
-  if (gate && !gateKinds) throw new Error("a gate view needs `gateKinds` (the catalog's display.gate_kinds)");
+  if (gate && !gateKinds) throw new Error("a gate view needs `gateKinds` (the kinds of the catalog cell's views)");
   const sigmoid = !!gate && gateKinds[gate] === "sigmoid";
+  const value = !!gate && gateKinds[gate] === "value"; // any real number: h~, sLSTM's n and m
   const what = gate || name;
   if (zrange) return { sigmoid, range: zrange, label: `${what} (shared scale)` };
   if (sigmoid) return { sigmoid, range: [0, 1], label: `${what} (fixed scale)` };
-  if (name === "c" || (name === "h" && relu)) {
+  if (name === "c" || value || (name === "h" && relu)) {
     const m = absMax(frame, name, layer);
     return { sigmoid, range: [-m, m], label: `${what} (±max|${what}| of layer ${layer})` };
   }

@@ -27,7 +27,11 @@ const REFRESH_MS = 3000; // a live run's spectra are asked for at most this ofte
 const SPECTRA_ROWS = 400; // ... at most this many probe steps of them (thinned evenly by the server)
 const MEASURED = "measured ‖∂ℓ_T/∂h_t‖";
 const sci = (v) => (v === 0 ? "0" : v >= 1e-3 && v < 1e3 ? fmt(v, 2) : v.toExponential(0).replace("e+", "e"));
-const stateJacobian = (cell) => (cell === "lstm" ? "‖∂(h,c)_t/∂(h,c)_{t−1}‖" : "‖∂h_t/∂h_{t−1}‖");
+const STATE = { lstm: "(h,c)", slstm: "(h,c,n)" }; // the recurrent state where it is more than h
+const stateJacobian = (cell) => `‖∂${STATE[cell] ?? "h"}_t/∂${STATE[cell] ?? "h"}_{t−1}‖`;
+// what multiplies the gradient along the cell path alone: LSTM's f_t, minGRU's 1 − z_t, minLSTM's f′_t, sLSTM's f′_t
+const PATH = { lstm: "f_t", mingru: "1 − z_t", minlstm: "f′_t", slstm: "f′_t" };
+const cellPath = (cell) => PATH[cell] ?? "f_t";
 
 // a line trace (plots.js) with its own dash and width; `extra`: more trace fields
 function styled(x, y, name, color, style = {}, extra = {}) {
@@ -122,8 +126,8 @@ export function factorsFigure({ frame, layer = 0, cell, t, task, run, probes }) 
     if (norms) data.push(styled(xs, Array.from(norms), `${stateJacobian(cell)}${side}`, LINES[2 + 2 * d], {}, { customdata }));
     const fMean = directionRow(frame, "cell_path_mean", layer, d);
     const fMax = directionRow(frame, "cell_path_max", layer, d);
-    if (fMean) data.push(styled(xs, Array.from(fMean), `f_t mean${side}`, LINES[3], { dash: d ? "dashdot" : "solid" }, { customdata }));
-    if (fMax) data.push(styled(xs, Array.from(fMax), `f_t max${side}`, LINES[3], { dash: "dot" }, { customdata }));
+    if (fMean) data.push(styled(xs, Array.from(fMean), `${cellPath(cell)} mean${side}`, LINES[3], { dash: d ? "dashdot" : "solid" }, { customdata }));
+    if (fMax) data.push(styled(xs, Array.from(fMax), `${cellPath(cell)} max${side}`, LINES[3], { dash: "dot" }, { customdata }));
   }
   for (const trace of data) trace.hovertemplate = `${trace.name}<br>t %{x}%{customdata}: %{y:.3f}<extra></extra>`;
   let high = 1;
@@ -207,7 +211,7 @@ export function whyCaption({ frame, layer = 0, numLayers = 1, cell, run }) {
   const fMax = directionRow(frame, "cell_path_max", layer, 0);
   if (fMean && fMax && last > 0) {
     const mean = fMean.subarray(1, last + 1).reduce((a, v) => a + v, 0) / last;
-    parts.push(`; along the cell path alone the factor is f_t: ${fmt(mean, 2)} on average, at most ${fmt(Math.max(...fMax.subarray(1, last + 1)), 2)}`);
+    parts.push(`; along the cell path alone the factor is ${cellPath(cell)}: ${fmt(mean, 2)} on average, at most ${fmt(Math.max(...fMax.subarray(1, last + 1)), 2)}`);
   }
   parts.push(". ");
   const ratio = measured[0] / measured[last];
@@ -233,7 +237,7 @@ export function whyCaption({ frame, layer = 0, numLayers = 1, cell, run }) {
 
 const CAPTIONS = {
   bound: "The measured gradient of the last loss (solid) and the running product of the step Jacobians' spectral norms back from the last loss step (dashed), started at the measured value there. The measured line can never rise above the dashed one in the top layer; how far below it runs shows how loose the worst case is.",
-  factors: "The factor of each step back: the spectral norm of the step Jacobian (exact), and for an LSTM the forget gate f_t, which alone multiplies the gradient along the cell path. Below the dotted line at 1 the gradient shrinks at that step; above it, it may grow.",
+  factors: "The factor of each step back: the spectral norm of the step Jacobian (exact), and for a gated cell the factor that alone multiplies the gradient along its cell path (LSTM: the forget gate f_t; minGRU: 1 − z_t; minLSTM and sLSTM: the normalised or stabilised forget gate f′_t). Below the dotted line at 1 the gradient shrinks at that step; above it, it may grow.",
   spectra: "Each recurrent matrix block over training: its spectral radius (solid, the growth of repeated multiplication in the long run) and its largest singular values (dotted: σ_1, the most any one step can stretch, and for a vanilla RNN the next ones, faint; GET /api/runs/{id}/spectra has the top 8 of every block). The vertical line is the probe step shown.",
 };
 

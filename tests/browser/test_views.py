@@ -31,7 +31,9 @@ SETUP = """async ({ runId, step }) => {
   const bytes = await (await fetch(`/api/runs/${runId}/probes/${at}?resolution=display`)).arrayBuffer();
   const frame = decodeFrame(bytes);
   window.__clicks = [];
-  window.__t = { frame, cat, task, views, figures, plots, charts: {},
+  const lstm = cat.cells.find((c) => c.name === "lstm");
+  const gateKinds = Object.fromEntries(Object.entries(lstm.views).map(([n, v]) => [n, v.kind]));
+  window.__t = { frame, cat, task, views, figures, plots, gateKinds, charts: {},
     draw(id, figure, input, height = 240) {
       const node = document.createElement("div");
       node.id = id;
@@ -160,7 +162,7 @@ TIME_VIEWS = """async () => { const t = window.__t; const { frame, cat, task } =
   const views = {
     gradflow: ["gradflowFigure", { flow, floor, frame, task }],
     hidden: ["stateFigure", { frame, name: "h", task }],
-    gate: ["stateFigure", { frame, name: `gates.${gate}`, gateKinds: cat.display.gate_kinds, task }],
+    gate: ["stateFigure", { frame, name: `gates.${gate}`, gateKinds: t.gateKinds, task }],
     connectivity: ["connectivityFigure", { frame, floor, task }],
     lines: ["gradLinesFigure", { frame, floor, which: ["grad_h_last", "grad_h"], task }],
     itemized: ["itemizedFigure", { frame, floor, task }],
@@ -505,7 +507,7 @@ EMPTY_VIEWS = """() => { const t = window.__t; const { frame, cat } = t; const f
     noframe: ["gradLinesFigure", { frame: null, floor, run: running }],
     loss: ["lossFigure", { metrics, run: diverged }],
     gradnorm: ["gradNormFigure", { metrics, run: diverged }],
-    gates: ["stateFigure", { frame: vanilla, name: "gates.f", gateKinds: cat.display.gate_kinds }],
+    gates: ["stateFigure", { frame: vanilla, name: "gates.f", gateKinds: t.gateKinds }],
     saturation: ["saturationFigure", { flow: flat, run: running }],
   };
   const out = {};
@@ -516,7 +518,7 @@ EMPTY_VIEWS = """() => { const t = window.__t; const { frame, cat } = t; const f
   }
   // the same chart with something to draw: the sentence goes, the axes come
   const chart = t.charts.gates.chart;
-  chart.input = { frame, name: "gates.f", gateKinds: cat.display.gate_kinds };
+  chart.input = { frame, name: "gates.f", gateKinds: t.gateKinds };
   chart.render();
   const node = document.getElementById("gates");
   out.filled = shown(node);

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from torch import Tensor, nn
 
 from app.core.attach import Layout, dropout_note, layout_of, loss_steps, packed_rows, probe_call
-from app.core.cells import CELLS, CHUNKS, GATES, CellName, DirectionTrace, Unrolled, unroll
+from app.core.cells import CHUNKS, GATES, TORCH_CELLS, DirectionTrace, TorchCell, Unrolled, unroll
 from app.core.frames import Frame
 from app.core.probes import Entering, ProbeFrame
 
@@ -28,7 +28,7 @@ LOSSES = ("output", "output_last", "h_n", "both")
 
 
 def make_module(
-    cell: CellName, inputs: int, hidden: int, layers: int, bidi: bool, batch_first: bool, bias: bool
+    cell: TorchCell, inputs: int, hidden: int, layers: int, bidi: bool, batch_first: bool, bias: bool
 ) -> nn.RNNBase:
     kwargs = {
         "input_size": inputs,
@@ -45,7 +45,7 @@ def make_module(
     return nn.RNN(nonlinearity="tanh" if cell == "rnn_tanh" else "relu", **kwargs)
 
 
-def full_params(module: nn.RNNBase, cell: CellName) -> dict[str, Tensor]:
+def full_params(module: nn.RNNBase, cell: TorchCell) -> dict[str, Tensor]:
     """The module's parameters for `cells.unroll`, with zero biases if it has none."""
     params = {n: p.detach() for n, p in module.named_parameters()}
     for name in list(params):
@@ -92,7 +92,7 @@ class Case:
 
 
 def make_case(
-    cell: CellName,
+    cell: TorchCell,
     layers: int,
     bidi: bool,
     batch_first: bool,
@@ -257,7 +257,7 @@ def check(frame: ProbeFrame, ref: dict[str, np.ndarray]) -> None:
 
 @settings(max_examples=200, deadline=None)
 @given(
-    cell=st.sampled_from(CELLS),
+    cell=st.sampled_from(TORCH_CELLS),
     layers=st.integers(1, 3),
     bidi=st.booleans(),
     batch_first=st.booleans(),
@@ -269,7 +269,7 @@ def check(frame: ProbeFrame, ref: dict[str, np.ndarray]) -> None:
     seed=st.integers(0, 10_000),
 )
 def test_every_quantity_matches_autograd_on_the_unrolled_graph(
-    cell: CellName,
+    cell: TorchCell,
     layers: int,
     bidi: bool,
     batch_first: bool,
@@ -285,8 +285,8 @@ def test_every_quantity_matches_autograd_on_the_unrolled_graph(
     check(frame, reference(case))
 
 
-@pytest.mark.parametrize("cell", CELLS)
-def test_a_classifier_on_h_n_gets_its_gradient_at_the_ends_of_both_directions(cell: CellName) -> None:
+@pytest.mark.parametrize("cell", TORCH_CELLS)
+def test_a_classifier_on_h_n_gets_its_gradient_at_the_ends_of_both_directions(cell: TorchCell) -> None:
     case = make_case(cell, 2, True, False, True, True, "h_n", 3, 5, 1)
     frame, loss = probe_case(case)
     assert frame.mask.tolist() == [1, 0, 0, 0, 1]  # backward direction ends at 0, forward at T-1

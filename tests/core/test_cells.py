@@ -6,12 +6,12 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.core.cells import CELLS, CellName, backward_direction, layer_weights, stack_trace, unroll
+from app.core.cells import TORCH_CELLS, TorchCell, backward_direction, layer_weights, stack_trace, unroll
 from app.core.model import ModelSpec, fused_module
 
 shapes = st.fixed_dictionaries(
     {
-        "cell": st.sampled_from(CELLS),
+        "cell": st.sampled_from(TORCH_CELLS),
         "layers": st.integers(1, 3),
         "bidirectional": st.booleans(),
         "batch": st.integers(1, 3),
@@ -25,7 +25,7 @@ shapes = st.fixed_dictionaries(
 
 
 def _module(s: dict[str, int | bool | str]) -> torch.nn.RNNBase:
-    cell: CellName = s["cell"]  # type: ignore[assignment]
+    cell: TorchCell = s["cell"]  # type: ignore[assignment]
     spec = ModelSpec(cell, int(s["inputs"]), int(s["hidden"]), 1, int(s["layers"]), bool(s["bidirectional"]))
     return fused_module(spec)
 
@@ -69,7 +69,7 @@ def test_backward_direction_matches_autograd_on_the_unrolled_graph(
 ) -> None:
     """Feed random gradients into every h_t of the top layer; compare every h_t, c_t, x_t gradient."""
     torch.manual_seed(int(s["seed"]))
-    cell: CellName = s["cell"]  # type: ignore[assignment]
+    cell: TorchCell = s["cell"]  # type: ignore[assignment]
     m = _module(s)
     params = {n: p.detach() for n, p in m.named_parameters()}
     L, T, H = int(s["layers"]), int(s["steps"]), int(s["hidden"])

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import Tensor
 
-from app.core.cells import CELLS, CellName, Weights, layer_weights, step
+from app.core.cells import TORCH_CELLS, TorchCell, Weights, layer_weights, step
 from app.core.jacobians import (
     TOP_SINGULAR,
     spectra_every,
@@ -21,7 +21,7 @@ from app.core.probes import forward_traces
 T, H, N_IN = 6, 5, 3
 
 
-def _stack(cell: CellName, layers: int = 2, bidirectional: bool = True) -> dict[str, Tensor]:
+def _stack(cell: TorchCell, layers: int = 2, bidirectional: bool = True) -> dict[str, Tensor]:
     modules = {"rnn_tanh": torch.nn.RNN, "rnn_relu": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}
     net = modules[cell]
     kwargs = {"nonlinearity": "relu"} if cell == "rnn_relu" else {}
@@ -32,7 +32,7 @@ def _stack(cell: CellName, layers: int = 2, bidirectional: bool = True) -> dict[
     return {k: v.detach().double() for k, v in module.named_parameters()}
 
 
-def _autograd_jacobian(cell: CellName, w: Weights, x_t: Tensor, h: Tensor, c: Tensor | None) -> Tensor:
+def _autograd_jacobian(cell: TorchCell, w: Weights, x_t: Tensor, h: Tensor, c: Tensor | None) -> Tensor:
     """d(h_t, c_t)/d(h_{t-1}, c_{t-1}) of the reference step, by torch.func.jacrev."""
     xw = torch.addmm(w.b_ih, x_t[None], w.w_ih.T)
     if cell != "lstm":
@@ -49,8 +49,8 @@ def _autograd_jacobian(cell: CellName, w: Weights, x_t: Tensor, h: Tensor, c: Te
     return J_state
 
 
-@pytest.mark.parametrize("cell", CELLS)
-def test_every_step_jacobian_matches_jacrev(cell: CellName) -> None:
+@pytest.mark.parametrize("cell", TORCH_CELLS)
+def test_every_step_jacobian_matches_jacrev(cell: TorchCell) -> None:
     torch.manual_seed(0)
     params = _stack(cell)
     x = torch.randn(T, N_IN, dtype=torch.float64)
@@ -98,8 +98,8 @@ def test_relu_norms_from_the_active_units_alone_dead_steps_included() -> None:
     assert norms[2:4].eq(0).all()
 
 
-@pytest.mark.parametrize("cell", CELLS)
-def test_theory_arrays_have_the_frame_shapes(cell: CellName) -> None:
+@pytest.mark.parametrize("cell", TORCH_CELLS)
+def test_theory_arrays_have_the_frame_shapes(cell: TorchCell) -> None:
     torch.manual_seed(2)
     params = _stack(cell)
     seqs = forward_traces(cell, params, torch.randn(T, N_IN, dtype=torch.float64), 2, True)

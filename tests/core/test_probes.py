@@ -8,7 +8,17 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.core.cells import CELLS, CHUNKS, CellName, Weights, layer_weights, step
+from app.core.cells import (
+    CELLS,
+    CHUNKS,
+    TORCH_CELLS,
+    CellName,
+    CellOptions,
+    TorchCell,
+    Weights,
+    layer_weights,
+    step,
+)
 from app.core.model import ModelSpec, RecurrentNet, initialize
 from app.core.probes import ProbeFrame, probe
 from app.core.tasks import Batch, Task, make_task
@@ -28,8 +38,10 @@ def _setup(
     name, params = TASKS[task_index]
     task = make_task(name, **params)
     torch.manual_seed(seed)
+    bidi = bidi and cell in TORCH_CELLS  # the modern cells run one way only
     net = RecurrentNet(ModelSpec(cell, task.input_size, 5, task.output_size, layers, bidi))
-    initialize(net, "normal", gain=1.3)
+    if cell not in ("mingru", "minlstm"):  # no W_hh to draw
+        initialize(net, "normal", gain=1.3)
     return net, task, task.sample(1, torch.Generator().manual_seed(seed))
 
 
@@ -65,7 +77,7 @@ def _reference(net: RecurrentNet, task: Task, sample: Batch, window: int | None)
     for s in steps:
         ref["itemized"][:, s] = per_layer(terms[s], "h")
         ref["connectivity_itemized"][s] = at_input(terms[s])
-    if net.spec.cell == "lstm":
+    if net.spec.cell in ("lstm", "slstm"):
         ref["grad_c"] = per_layer(terms.sum(), "c")
     return ref
 
@@ -169,8 +181,8 @@ def test_a_probe_carries_the_marks_of_its_sample() -> None:
     assert plain.marks == [] and plain.mark_label is None
 
 
-@pytest.mark.parametrize("cell", CELLS)
-def test_a_probe_s_step_jacobian_norms_match_jacrev_on_the_unrolled_net(cell: CellName) -> None:
+@pytest.mark.parametrize("cell", TORCH_CELLS)
+def test_a_probe_s_step_jacobian_norms_match_jacrev_on_the_unrolled_net(cell: TorchCell) -> None:
     net, task, sample = _setup(cell, 0, 2, True, 5)
     frame = probe(net, task, sample)
     assert frame.theory is not None and frame.theory.jacobian_norm is not None
@@ -201,7 +213,7 @@ def test_a_probe_s_step_jacobian_norms_match_jacrev_on_the_unrolled_net(cell: Ce
         )
 
 
-def _next_state(cell: CellName, xw: torch.Tensor, s: torch.Tensor, w: Weights) -> torch.Tensor:
+def _next_state(cell: TorchCell, xw: torch.Tensor, s: torch.Tensor, w: Weights) -> torch.Tensor:
     """The reference step as a function of the state s = h, or (h, c) for LSTM."""
     H = w.w_hh.shape[1]
     out = step(cell, xw, s[None, :H], s[None, H:] if cell == "lstm" else None, w)
@@ -228,7 +240,7 @@ def test_too_large_a_w_hh_leaves_its_spectra_out_with_a_note(monkeypatch: pytest
     assert len(frame.notes) == 1 and "spectra of W_hh are left out" in frame.notes[0]
 
 
-@pytest.mark.parametrize("cell", ["rnn_tanh", "rnn_relu", "gru"])
+@pytest.mark.parametrize("cell", ["rnn_tanh", "rnn_relu", "gru", "mingru", "minlstm", "slstm"])
 def test_the_running_product_of_step_norms_bounds_the_last_loss_gradient(cell: CellName) -> None:
     """||dl_T/dh_t|| <= ||dl_T/dh_T|| * prod_{k=t+1..T} ||J_k||: the bound a page draws over grad_h_last
     (one layer, one direction, adding: the loss enters at h_T alone)."""
@@ -244,3 +256,55 @@ def test_the_running_product_of_step_norms_bounds_the_last_loss_gradient(cell: C
     for t in range(T):
         bound = grad[T] * np.prod(norms[t + 1 : T + 1])
         assert grad[t] <= bound * (1 + 1e-5) + 1e-12, (t, grad[t], bound)
+
+
+@settings(max_examples=12, deadline=None)
+@given(st.integers(0, len(TASKS) - 1), st.integers(1, 2), st.booleans(), st.sampled_from(["exp", "sigmoid"]))
+def test_slstm_probe_gradients_match_autograd_with_every_option(
+    task_index: int, layers: int, stabilizer: bool, forget: str
+) -> None:
+    """sLSTM with and without its stabiliser, either forget gate, against the unrolled graph."""
+    name, params = TASKS[task_index]
+    task = make_task(name, **params)
+    torch.manual_seed(task_index)
+    options = CellOptions(forget=forget, stabilizer=stabilizer)  # type: ignore[arg-type]
+    net = RecurrentNet(ModelSpec("slstm", task.input_size, 4, task.output_size, layers, options=options))
+    sample = task.sample(1, torch.Generator().manual_seed(task_index))
+    _check(probe(net, task, sample), _reference(net, task, sample, None))
+
+
+def test_modern_cells_have_their_own_theory() -> None:
+    """minGRU: no W_hh (a note says so), cell path a_t; sLSTM: R's spectra and f' as its cell path."""
+    net, task, sample = _setup("mingru", 0, 1, False, 2)
+    frame = probe(net, task, sample)
+    assert frame.theory is not None and frame.theory.w_hh_radius is None
+    assert frame.theory.cell_path_max is not None and frame.theory.jacobian_norm is not None
+    np.testing.assert_allclose(frame.theory.jacobian_norm[0, 0], frame.theory.cell_path_max[0, 0], rtol=1e-6)
+    assert any("no recurrent weights W_hh" in n for n in frame.notes)
+    np.testing.assert_allclose(
+        frame.theory.cell_path_max[0, 0], (1 - frame.gates["z"][0]).max(-1), rtol=1e-5, atol=1e-6
+    )
+    net, task, sample = _setup("slstm", 0, 2, False, 2)
+    frame = probe(net, task, sample)
+    assert frame.theory is not None and frame.theory.w_hh_radius is not None
+    assert frame.theory.w_hh_radius.shape == (2, 1, 4) and frame.notes == []
+    assert frame.c is not None and set(frame.gates) == {"z", "i", "f", "o", "n", "m"}
+    assert set(frame.saturation) == {"z", "i", "f", "o"}  # n and m are values, not gates
+
+
+def test_an_slstm_without_its_stabiliser_overflows_and_the_frame_says_where() -> None:
+    task = make_task("adding", seq_len=40)
+    net = RecurrentNet(
+        ModelSpec("slstm", task.input_size, 4, task.output_size, options=CellOptions(stabilizer=False))
+    )
+    with torch.no_grad():
+        net.rnn.get_parameter("bias_l0")[4:8] = 30.0  # i~ = 30 a step: exp(30) * 40 steps, then the forget
+        net.rnn.get_parameter("bias_l0")[8:12] = 5.0  # exp forget gate e^5 a step: past 3.4e38 by t ~ 12
+    sample = task.sample(1, torch.Generator().manual_seed(0))
+    frame = probe(net, task, sample)
+    assert any("overflowed at t = " in n for n in frame.notes), frame.notes
+    assert np.isfinite(frame.grad_h).all()  # norms: NaN -> 0, never NaN
+    stable = RecurrentNet(ModelSpec("slstm", task.input_size, 4, task.output_size))
+    stable.load_state_dict(net.state_dict())
+    steady = probe(stable, task, sample)
+    assert not any("overflowed" in n for n in steady.notes) and np.isfinite(steady.h).all()

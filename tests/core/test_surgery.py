@@ -5,12 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from app.core.cells import CellName
+from app.core.cells import CellName, is_torch_cell
 from app.core.engine import TrainConfig, Trainer
 
 
 def _trainer(cell: CellName = "lstm") -> Trainer:
-    config = TrainConfig(cell=cell, hidden_size=6, num_layers=2, bidirectional=True, batch_size=4, steps=5)
+    two_way = is_torch_cell(cell)  # the modern cells run one way only
+    config = TrainConfig(cell=cell, hidden_size=6, num_layers=2, bidirectional=two_way, batch_size=4, steps=5)
     return Trainer(config)
 
 
@@ -60,9 +61,26 @@ def test_a_refused_change_changes_nothing(changes: dict[str, object], message: s
     assert all(torch.equal(v, weights[k]) for k, v in trainer.net.state_dict().items())
 
 
-def test_forget_bias_is_lstm_only() -> None:
-    with pytest.raises(ValueError, match="forget_bias applies to LSTM only, not gru"):
+def test_forget_bias_needs_a_forget_gate() -> None:
+    with pytest.raises(ValueError, match=r"forget gate \(lstm, minlstm, slstm\), not gru"):
         _trainer("gru").apply({"forget_bias": 1.0})
+
+
+@pytest.mark.parametrize(("cell", "rows"), [("minlstm", slice(0, 6)), ("slstm", slice(12, 18))])
+def test_forget_bias_sets_the_f_rows_of_a_modern_cell(cell: CellName, rows: slice) -> None:
+    trainer = _trainer(cell)
+    before = trainer.net.rnn.get_parameter("bias_l0").detach().clone()
+    trainer.apply({"forget_bias": 2.5})
+    after = trainer.net.rnn.get_parameter("bias_l0").detach()
+    assert torch.all(after[rows] == 2.5)
+    mask = torch.ones_like(after, dtype=torch.bool)
+    mask[rows] = False
+    assert torch.equal(after[mask], before[mask])  # only the forget gate's rows
+
+
+def test_a_mingru_has_no_w_hh_to_rescale() -> None:
+    with pytest.raises(ValueError, match="no recurrent weights W_hh to rescale"):
+        _trainer("mingru").apply({"rescale": {"layer": 0, "radius": 0.9}})
 
 
 def test_reinit_draws_one_layer_afresh_as_initialize_does() -> None:

@@ -144,7 +144,7 @@ def test_a_watch_into_the_widget_makes_the_snapshot_of_its_run(wire: list[Any]) 
     for kind in ("last", "total"):
         expected = orjson.loads(flow_view(rows, kind, 0, 3).to_json())
         assert run["gradflow"][f"{kind}|0"] == expected
-    assert run["catalog"]["display"]["gate_kinds"]["f"] == "sigmoid"
+    assert run["catalog"]["cells"][2]["views"]["f"]["kind"] == "sigmoid"  # lstm
     assert run["report"] == {
         "budget_mb": 15.0,
         "stored_steps": [1, 10, 20],

@@ -26,7 +26,7 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_
 
 import gatescope
 from app.core.attach import layout_of, packed_rows
-from app.core.cells import CELLS, CellName
+from app.core.cells import TORCH_CELLS, TorchCell
 from app.services.schemas import AttachCreate
 from gatescope.sink import MemorySink
 from tests.core.test_attach import Case, check, make_module, reference
@@ -37,7 +37,7 @@ State = Tensor | tuple[Tensor, Tensor] | None
 
 @dataclass(frozen=True)
 class Spec:
-    cell: CellName = "lstm"
+    cell: TorchCell = "lstm"
     layers: int = 1
     bidi: bool = False
     batch_first: bool = True
@@ -207,7 +207,7 @@ def expected(spec: Spec, step: Step) -> dict[str, np.ndarray]:
 
 SPECS = st.builds(
     Spec,
-    cell=st.sampled_from(CELLS),
+    cell=st.sampled_from(TORCH_CELLS),
     layers=st.integers(1, 3),
     bidi=st.booleans(),
     batch_first=st.booleans(),

@@ -37,6 +37,22 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "tanh RNN, truncated BPTT k = 10": LESSON_RUNS[
         "tanh RNN, truncated BPTT k = 10"
     ],  # the remedies lesson's
+    "minGRU, adding T = 100": {
+        "cell": "mingru",
+        "hidden_size": 16,
+        "task": {"name": "adding", "seq_len": 100},
+        "steps": 20,
+        "probe_every": 10,
+    },
+    "sLSTM without its stabiliser": {
+        "cell": "slstm",
+        "slstm": {"stabilizer": False},
+        "hidden_size": 16,
+        "init": {"forget_bias": 3.0},
+        "task": {"name": "adding", "seq_len": 60},
+        "steps": 20,
+        "probe_every": 10,
+    },
 }
 
 
@@ -220,3 +236,20 @@ def test_a_gradient_norm_storage_holds_as_null_is_an_overflow(trained: Any) -> N
     assert evidence.values["median"] == float(
         np.median([m["grad_norm"] for m in run.metrics[:150] + run.metrics[151:]])
     )
+
+
+def test_a_mingru_s_vanishing_gradient_gets_a_cell_that_can_keep_it(trained: Any) -> None:
+    """minGRU at init keeps about half of h_(t-1) a step (z ~ 0.5): 100 steps back the gradient is
+    gone, and having no W_hh to initialise, the remedy is a gated cell whose gates read h too."""
+    found = kinds(trained("minGRU, adding T = 100"))
+    assert "vanishing" in found
+    remedy = found["vanishing"].remedy
+    assert remedy.config is not None and remedy.config.cell == "lstm" and remedy.changes is None
+
+
+def test_an_slstm_without_its_stabiliser_diverges_and_the_remedy_is_the_stabiliser(trained: Any) -> None:
+    run = trained("sLSTM without its stabiliser")
+    assert run.status == "diverged"
+    found = kinds(run)
+    config = found["diverged"].remedy.config
+    assert config is not None and config.slstm is not None and config.slstm.stabilizer

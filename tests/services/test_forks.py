@@ -41,7 +41,11 @@ def test_the_forks_config_has_the_knobs_of_its_step_then_the_changes() -> None:
 def test_changes_the_parent_cannot_take_are_refused_with_a_sentence() -> None:
     gru = PARENT.model_copy(update={"cell": "gru"})
     cases: list[tuple[RunCreate, dict[str, Any], str]] = [
-        (gru, {"forget_bias": 1.0}, "forget_bias applies to LSTM only, and this run is gru"),
+        (
+            gru,
+            {"forget_bias": 1.0},
+            "a forget gate .lstm, minlstm, slstm., and this run is gru",
+        ),
         (PARENT, {"reinit": {"layer": 1, "scheme": "normal", "gain": 1.0}}, "reinit.layer must be at most 0"),
         (PARENT, {"optimizer": {"name": "sgd", "reset_state": False}}, "switch from adam to sgd"),
     ]

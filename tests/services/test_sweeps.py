@@ -100,7 +100,7 @@ def test_the_grid_runs_in_product_order_the_last_path_fastest_each_named_from_it
         (
             {"cell": ["lstm", "gru"]},
             {**TINY, "cell": "lstm", "init": {"forget_bias": 1.0}},
-            'grid value cell = "gru" makes an invalid run (init.forget_bias applies to the lstm cell only)',
+            'grid value cell = "gru" makes an invalid run (init: forget_bias applies to the cells with',
         ),
         ({"seed": list(range(40)), "init.gain": [0.5] * 26}, TINY, "the grid makes 1,040 runs (40 seed × 26"),
     ],

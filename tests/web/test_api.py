@@ -29,8 +29,17 @@ from tests.web.conftest import ADDING, HELLO, LONG, SLOW, Served, make_app, seed
 
 def test_catalog_describes_every_choice_and_valid_presets(served: Served) -> None:
     body = served.client.get("/api/catalog").json()
-    assert [c["name"] for c in body["cells"]] == ["rnn_tanh", "rnn_relu", "lstm", "gru"]
+    assert [c["name"] for c in body["cells"]] == [
+        "rnn_tanh",
+        "rnn_relu",
+        "lstm",
+        "gru",
+        "mingru",
+        "minlstm",
+        "slstm",
+    ]
     assert body["cells"][2]["gates"] == ["i", "f", "g", "o"]
+    assert body["cells"][6]["gates"] == ["z", "i", "f", "o"] and body["cells"][6]["states"] == ["c", "n", "m"]
     tasks = {t["name"]: t for t in body["tasks"]}
     assert set(tasks) == {"char_lm", "adding", "copy", "recall", "tagging", "counting"}
     adding = tasks["adding"]
@@ -387,8 +396,35 @@ def test_compare_makes_runs_identical_but_for_the_cell(tmp_path: Path) -> None:
             assert rest == {k: v for k, v in runs[1]["config"].items() if k not in ("cell", "init")}
             assert r["config"]["seed"] == 7 and r["config"]["init"]["scheme"] == "orthogonal"
         default_cells = http.post("/api/compare", json={"config": {**ADDING, "steps": 1}}).json()
-        assert [r["config"]["cell"] for r in default_cells["runs"]] == ["rnn_tanh", "lstm", "gru"]
+        assert [r["config"]["cell"] for r in default_cells["runs"]] == ["rnn_tanh", "lstm", "gru", "mingru"]
         for r in runs:
+            assert http.delete(f"/api/runs/{r['id']}").status_code == 204
+
+
+def test_compare_drops_what_a_cell_cannot_take(tmp_path: Path) -> None:
+    """From a bidirectional LSTM with orthogonal init and a forget bias, the default compare's
+    minGRU runs one way at the default init without a forget bias; from an sLSTM's options,
+    only the sLSTM keeps them."""
+    with TestClient(make_app(tmp_path, max_runs=1)) as http:
+        config = {
+            **SLOW,
+            "cell": "lstm",
+            "bidirectional": True,
+            "init": {"scheme": "orthogonal", "gain": 0.9, "forget_bias": 1.0},
+        }
+        response = http.post("/api/compare", json={"config": config})
+        assert response.status_code == 201, response.text
+        runs = {r["config"]["cell"]: r["config"] for r in response.json()["runs"]}
+        assert list(runs) == ["rnn_tanh", "lstm", "gru", "mingru"]
+        assert [runs[c]["bidirectional"] for c in runs] == [True, True, True, False]
+        assert runs["mingru"]["init"] == {"scheme": "default", "gain": 1.0, "forget_bias": None}
+        assert runs["lstm"]["init"] == {"scheme": "orthogonal", "gain": 0.9, "forget_bias": 1.0}
+        slstm = {**SLOW, "cell": "slstm", "slstm": {"forget": "sigmoid", "stabilizer": False}}
+        response = http.post("/api/compare", json={"config": slstm, "cells": ["slstm", "minlstm", "gru"]})
+        assert response.status_code == 201, response.text
+        options = [r["config"]["slstm"] for r in response.json()["runs"]]
+        assert options == [{"forget": "sigmoid", "stabilizer": False}, None, None]
+        for r in http.get("/api/runs").json()["items"]:
             assert http.delete(f"/api/runs/{r['id']}").status_code == 204
 
 
@@ -398,9 +434,9 @@ def test_a_full_queue_is_429_and_compare_queues_all_or_nothing(
     monkeypatch.setattr(manager_module, "MAX_QUEUED", 0)
     full = client.post("/api/runs", json=ADDING)
     assert full.status_code == 429 and "queue is full" in full.json()["detail"]
-    monkeypatch.setattr(manager_module, "MAX_QUEUED", 2)  # room for two of the three runs
+    monkeypatch.setattr(manager_module, "MAX_QUEUED", 2)  # room for two of the four runs
     response = client.post("/api/compare", json={"config": {**SLOW, "cell": "gru"}})
-    assert response.status_code == 429 and "these 3 runs need 3" in response.json()["detail"]
+    assert response.status_code == 429 and "these 4 runs need 4" in response.json()["detail"]
     assert client.get("/api/runs").json()["total"] == 0  # none of them was stored
 
 

@@ -118,7 +118,7 @@ def test_refused_forks_say_why_and_create_nothing(client: TestClient) -> None:
             parent,
             {"step": 10, "changes": {"forget_bias": 1.0}},
             422,
-            "forget_bias applies to LSTM only, and this run is gru",
+            "forget_bias applies to the cells with a forget gate (lstm, minlstm, slstm), and this run is gru",
         ),
         (
             parent,

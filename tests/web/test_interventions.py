@@ -113,7 +113,10 @@ def test_weight_surgery_out_of_the_net_is_422_with_a_sentence(served: Served) ->
     assert layer.json()["detail"] == "rescale.layer must be at most 0: the net's last layer"
     gru = served.client.post(f"/api/runs/{served.adding}/interventions", json={"forget_bias": 1.0})
     assert gru.status_code == 422
-    assert gru.json()["detail"] == "forget_bias applies to LSTM only, and this run is gru"
+    assert (
+        gru.json()["detail"]
+        == "forget_bias applies to the cells with a forget gate (lstm, minlstm, slstm), and this run is gru"
+    )
     radius = served.client.post(hello, json={"rescale": {"layer": 0, "radius": 0}})
     assert radius.status_code == 422 and "radius" in str(radius.json()["detail"])
     switch = served.client.post(hello, json={"optimizer": {"name": "sgd"}})  # the worker would refuse it
