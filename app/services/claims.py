@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from app.core.frames import Frame
 from app.core.tasks import make_task
@@ -315,6 +316,79 @@ def _gates(runs: Sequence[RunNumbers]) -> Finding:
     return Finding(sentence, failed)
 
 
+def retention(run: RunNumbers, frame: Frame) -> NDArray[np.float64]:
+    """A minGRU's 1 − z_t or a minLSTM's f′_t = f_t / (f_t + i_t), top layer: (T, units), the
+    factor that multiplies the gradient along h at each step (dh_t/dh_{t-1} = diag of it)."""
+
+    def gate(name: str) -> NDArray[np.float64]:
+        return np.asarray(frame.arrays[f"gates.{name}"][-1], dtype=np.float64)
+
+    if run.config.cell == "mingru":
+        return 1 - gate("z")
+    f, i = gate("f"), gate("i")
+    return f / (f + i)
+
+
+def carried(run: RunNumbers, frame: Frame) -> tuple[float, float]:
+    """The smallest and largest over units of Π_t retention over steps 1..T-1: ∂ℓ_T/∂h_0 is
+    ∂ℓ_T/∂h_(T-1) times these products, unit by unit, so reach_ratio lies between them."""
+    T = int(frame.header["last_step"])
+    products = np.prod(retention(run, frame)[1 : T + 1], axis=0)
+    return float(products.min()), float(products.max())
+
+
+def _within(x: float, bounds: tuple[float, float], rtol: float = 1e-3) -> bool:
+    low, high = bounds
+    return low * (1 - rtol) <= x <= high * (1 + rtol)
+
+
+def _modern(runs: Sequence[RunNumbers]) -> Finding:
+    rnn, gru, mingru, minlstm, slstm = runs
+    gated, minimal = (gru, mingru, minlstm, slstm), (mingru, minlstm)
+    bounds = {r.title: (carried(r, r.first), carried(r, r.last)) for r in minimal}
+
+    def span(bound: tuple[float, float]) -> str:
+        return f"{num(bound[0])} to {num(bound[1])}"
+
+    products = "; ".join(
+        f"{r.title} ({'1 − z_t' if r.config.cell == 'mingru' else 'f′_t'}): {span(bounds[r.title][0])} "
+        f"at step 0, {span(bounds[r.title][1])} now"
+        for r in minimal
+    )
+    sentence = (
+        f"After {rnn.steps} steps, ‖∂ℓ_T/∂h_0‖ / ‖∂ℓ_T/∂h_T‖ is {each(runs, lambda r: reach_ratio(r.last))}; "
+        f"at step 0 it was {each(runs, lambda r: reach_ratio(r.first))}. The product over the T − 1 steps "
+        f"of the factor along h, across units: {products}; each ratio lies within its range. Final loss: "
+        f"{each(runs, lambda r: r.loss)}, against the baseline {num(rnn.baseline)}."
+    )
+    failed = _failures(
+        (reach_ratio(rnn.last) < VANISHED, f"the gradient of the {rnn.title} did not vanish"),
+        (rnn.loss >= AT_BASELINE * rnn.baseline, f"the {rnn.title} learned"),
+        *(
+            (reach_ratio(r.first) < VANISHED, f"the gradient of the {r.title} had not vanished at step 0")
+            for r in (gru, *minimal)
+        ),
+        (
+            reach_ratio(slstm.first) > ALIVE,
+            f"the gradient of the {slstm.title} did not reach t = 0 at step 0",
+        ),
+        *(
+            (
+                _within(reach_ratio(frame), bounds[r.title][k]),
+                f"the {r.title}'s ratio at step {frame.step} is not within its products of the factor",
+            )
+            for r in minimal
+            for k, frame in enumerate((r.first, r.last))
+        ),
+        *(
+            (reach_ratio(r.last) > ALIVE, f"the gradient of the {r.title} does not reach t = 0")
+            for r in gated
+        ),
+        *((r.learned(), f"the {r.title} did not learn") for r in gated),
+    )
+    return Finding(sentence, failed)
+
+
 Claim = Callable[[Sequence[RunNumbers]], Finding]
 CLAIMS: dict[str, Claim] = {
     "shapes": _shapes,
@@ -324,6 +398,7 @@ CLAIMS: dict[str, Claim] = {
     "exploding": _exploding,
     "remedies": _remedies,
     "gates": _gates,
+    "modern": _modern,
 }
 
 

@@ -77,7 +77,7 @@ def test_a_learn_demo_starts_with_one_click_and_draws_inline(
 ) -> None:
     page = gs_page
     page.goto(url("/learn"))
-    expect(page.locator(".lesson")).to_have_count(7)
+    expect(page.locator(".lesson")).to_have_count(8)
     page.click('[data-demo="hello"]')
     panel = page.locator('[data-demo-out="hello"] .demo-panel')
     expect(panel).to_have_count(1)
@@ -130,6 +130,28 @@ def test_learn_vanishing_demo_compares_three_cells(
     expect(page.locator('[data-findings="vanishing"]')).to_have_text(
         re.compile(r"^No findings: .+ ended stopped before it ran its course\.$")
     )
+
+
+def test_learn_after_the_lstm_demo_runs_five_cells_to_its_findings(
+    gs_page: Page, url: Callable[[str], str], http: httpx.Client
+) -> None:
+    page = gs_page
+    page.goto(url("/learn#modern"))
+    page.click('[data-demo="modern"]')
+    panels = page.locator('[data-demo-out="modern"] .demo-panel')
+    expect(panels.locator("h4 a")).to_have_text(["tanh RNN", "GRU", "minGRU", "minLSTM", "sLSTM"])
+    runs = [http.get(f"/api/runs/{p.get_attribute('data-run')}").json() for p in panels.all()]
+    assert [r["config"]["cell"] for r in runs] == ["rnn_tanh", "gru", "mingru", "minlstm", "slstm"]
+    assert len({r["group"] for r in runs}) == 1  # one POST /api/groups
+    findings = page.locator('[data-findings="modern"]')  # every run ran its course (a few minutes)
+    expect(findings).to_contain_text("What these runs showed: After 600 steps", timeout=480_000)
+    expect(findings).to_contain_text("minGRU (1 − z_t): ")
+    expect(findings).to_have_class(re.compile(r"findings-hold"))
+    reveal_all(page)
+    drawn = '[data-demo-out="modern"] canvas.gs-heatmap:not([hidden])'
+    expect(page.locator(drawn)).to_have_count(5)  # a gradient flow per cell, on one colour scale
+    expect(page.locator('[data-demo-out="modern"] > .legend')).to_contain_text("shared")
+    page.locator("#modern").screenshot(path=str(screenshot_path("learn-modern")))
 
 
 SLOW: dict[str, Any] = {**TINY, "steps": 100_000, "probe_every": 1000}

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from app.services import worker
-from app.services.claims import CLAIMS, RunNumbers, findings, num, reach_ratio, run_numbers
+from app.services.claims import CLAIMS, RunNumbers, carried, findings, num, reach_ratio, run_numbers
 from app.services.lessons import LESSONS, Lesson, lessons
 from app.services.records import RunRecord
 from app.services.storage import Storage
@@ -113,6 +113,10 @@ def test_lessons_are_valid_runs_for_the_learn_pages_sections() -> None:
     assert [r.config.clip.mode for r in LESSON["exploding"].runs] == ["norm", "off"]
     assert LESSON["gates"].runs[0].config.init.forget_bias == 1.0
     assert LESSON["remedies"].runs[2].config.tbptt == 10
+    modern = LESSON["modern"].runs
+    assert [r.config.cell for r in modern] == ["rnn_tanh", "gru", "mingru", "minlstm", "slstm"]
+    assert len({r.config.model_dump_json(exclude={"cell"}) for r in modern}) == 1  # only the cell differs
+    assert modern[0].config.task.params == {"seq_len": 100}
     for lesson in LESSON.values():
         titles = [run.title for run in lesson.runs]
         assert len(set(titles)) == len(titles)  # each run's name is its panel's title: one each
@@ -203,3 +207,32 @@ def test_gates(demo: Any) -> None:
     sentence = holds("gates", [run])
     marks = run.last.header["marks"]
     assert f"t = {marks[0]}, {marks[1]} and" in sentence and f"Final loss {num(run.loss)}" in sentence
+
+
+def test_modern(demo: Any) -> None:
+    runs = demo("modern")
+    sentence = holds("modern", runs)
+    rnn, _, mingru, minlstm, slstm = runs
+    assert max(reach_ratio(rnn.last), *(reach_ratio(r.first) for r in runs[:4])) < 1e-6
+    assert min(reach_ratio(r.last) for r in runs[1:]) > 1e-3 < reach_ratio(slstm.first)
+    for r in (mingru, minlstm):  # ∂ℓ_T/∂h_0 = Π_t diag(retention) ∂ℓ_T/∂h_(T-1): within the units' products
+        low, high = carried(r, r.last)
+        assert low <= reach_ratio(r.last) * (1 + 1e-3) and reach_ratio(r.last) <= high * (1 + 1e-3)
+        assert f"{num(low)} to {num(high)} now" in sentence
+    for r in runs:
+        assert (
+            f"{num(reach_ratio(r.first))} ({r.title})" in sentence
+            and f"{num(r.loss)} ({r.title})" in sentence
+        )
+
+
+def test_modern_claim_fails_on_numbers_that_contradict_it(demo: Any) -> None:
+    rnn, gru, mingru, minlstm, _ = demo("modern")
+    finding = findings(LESSON["modern"], [gru, gru, mingru, minlstm, rnn])  # swapped: a GRU, a tanh "sLSTM"
+    assert not finding.holds and finding.failed == [
+        "the gradient of the GRU did not vanish",
+        "the GRU learned",
+        "the gradient of the tanh RNN did not reach t = 0 at step 0",
+        "the gradient of the tanh RNN does not reach t = 0",
+        "the tanh RNN did not learn",
+    ]
