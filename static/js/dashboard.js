@@ -43,7 +43,7 @@ async function start(what, form) {
       const run = await post("/api/runs", form.get());
       location.href = `/runs/${run.id}`;
     } else {
-      const group = await post("/api/compare", { config: form.get() }); // the server's cells: tanh RNN, LSTM, GRU
+      const group = await post("/api/compare", { config: form.get() }); // the server's default cells: tanh RNN, LSTM, GRU, minGRU
       location.href = `/compare?runs=${group.runs.map((r) => r.id).join(",")}`;
     }
   } catch (err) {

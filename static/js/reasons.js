@@ -30,7 +30,9 @@ export function noSteps(run, what) {
   if (!run) return `No ${what} yet.`;
   if (run.status === "queued") return `Queued${ahead(run)}: no training step has run yet.`;
   if (run.status === "diverged") {
-    return `The run diverged at step ${divergedAt(run)}: its loss or gradient was not finite (NaN or ∞) there, so there is no ${what} to draw. A smaller learning rate or init gain keeps it finite.`;
+    const unstabilised = run.config?.slstm && !run.config.slstm.stabilizer;
+    const fix = unstabilised ? "This sLSTM runs without its stabiliser m_t, so exp() overflowed: with it, the same run stays finite." : "A smaller learning rate or init gain keeps it finite.";
+    return `The run diverged at step ${divergedAt(run)}: its loss or gradient was not finite (NaN or ∞) there, so there is no ${what} to draw. ${fix}`;
   }
   if (run.kind === "attached" && what === "loss") return "No loss yet: pass it with watch.step(loss=loss) to see it here.";
   if (run.status === "running") return `Waiting for the first training step's ${what}…`;
