@@ -43,6 +43,7 @@ SETTLES = 1.5  # "settles": final loss within 1.5 x the baseline
 HOLDS_SUM = 0.9  # a cell-state unit holds the running sum: |correlation| at least this
 OPEN_RATIO = 1.3  # a gate opens at the marked steps: its mean there >= 1.3 x elsewhere
 NEAR_ONE = 0.9  # a forget gate near 1
+MARKED_LARGER = 2.0  # "large only in the marked columns": at least twice its mean elsewhere
 
 
 @dataclass(frozen=True)
@@ -389,6 +390,49 @@ def _modern(runs: Sequence[RunNumbers]) -> Finding:
     return Finding(sentence, failed)
 
 
+def _mingates(runs: Sequence[RunNumbers]) -> Finding:
+    (run,) = runs
+    frame = run.last
+    marks = [int(t) for t in frame.header["marks"]]
+    channel = make_task(run.config.task.name, **run.config.task.params).input_value
+    assert channel is not None  # the adding task: its value channel
+    values = frame.arrays["inputs"][:, channel.channel].astype(np.float64)
+    running = np.zeros_like(values)
+    for t in marks:
+        running[t:] += values[t]
+    h = frame.arrays["h"][-1].astype(np.float64)  # (T, units)
+    corr = np.array(
+        [abs(np.corrcoef(h[:, u], running)[0, 1]) if h[:, u].std() > 0 else 0 for u in range(h.shape[1])]
+    )
+    u = int(np.argmax(corr))
+    z = frame.arrays["gates.z"][-1][:, u].astype(np.float64)
+    elsewhere = np.delete(np.arange(len(z)), marks)
+    z_marks, z_else = float(z[marks].mean()), float(z[elsewhere].mean())
+    size = np.abs(frame.arrays["gates.h_tilde"][-1].astype(np.float64)).mean(axis=1)  # (T,) mean |h̃_t|
+    h_marks, h_else = float(size[marks].mean()), float(size[elsewhere].mean())
+    sentence = (
+        f"Unit {u}'s hidden state follows the running sum of the marked values (correlation {num(corr[u])}): "
+        f"its update gate z is {num(z_marks)} at the marked steps t = {', '.join(map(str, marks))} and "
+        f"{num(z_else)} elsewhere, so it keeps 1 − z = {num(1 - z_else)} of its state a step between them. "
+        f"The candidate's mean |h̃_t| over units is {num(h_marks)} at the marked steps and {num(h_else)} "
+        f"elsewhere. Final loss {num(run.loss)} against the baseline {num(run.baseline)}."
+    )
+    failed = _failures(
+        (run.learned(), "the minGRU did not learn"),
+        (
+            h_marks >= MARKED_LARGER * h_else,
+            f"the candidate is not {MARKED_LARGER:g}x larger at the marked steps",
+        ),
+        (corr[u] >= HOLDS_SUM, "no unit's hidden state holds the running sum"),
+        (
+            z_marks >= MARKED_LARGER * z_else,
+            f"that unit's update gate is not {MARKED_LARGER:g}x larger at the marked steps",
+        ),
+        (1 - z_else >= NEAR_ONE, "between the marks it does not keep its state (1 − z not near 1)"),
+    )
+    return Finding(sentence, failed)
+
+
 Claim = Callable[[Sequence[RunNumbers]], Finding]
 CLAIMS: dict[str, Claim] = {
     "shapes": _shapes,
@@ -399,6 +443,7 @@ CLAIMS: dict[str, Claim] = {
     "remedies": _remedies,
     "gates": _gates,
     "modern": _modern,
+    "mingates": _mingates,
 }
 
 

@@ -32,8 +32,20 @@ class Preset(BaseModel):
 
 
 LessonView = Literal[
-    "loss", "hidden", "itemized", "gradflow", "gradnorm", "gate-f", "gate-i", "gate-o", "c", "why"
-]  # "why": static/js/why.js, the bound of the product of Jacobians over the measured gradient
+    "loss",
+    "hidden",
+    "itemized",
+    "gradflow",
+    "gradnorm",
+    "gate-f",
+    "gate-i",
+    "gate-o",
+    "gate-z",
+    "gate-h_tilde",
+    "c",
+    "why",
+]  # "why": static/js/why.js, the bound of the product of Jacobians over the measured gradient;
+# "gate-<name>": that gate of the panel's cell, titled as the catalog's cell views title it
 
 
 class LessonRun(BaseModel):
@@ -396,6 +408,24 @@ LESSONS: tuple[dict[str, Any], ...] = (
             {"title": "minGRU", "config": {**_MODERN, "cell": "mingru"}},
             {"title": "minLSTM", "config": {**_MODERN, "cell": "minlstm"}},
             {"title": "sLSTM", "config": {**_MODERN, "cell": "slstm"}},
+        ],
+    },
+    {
+        "name": "mingates",
+        "views": ["gate-z", "gate-h_tilde", "hidden"],
+        "runs": [
+            {
+                "title": "minGRU, adding T = 30",
+                "config": {
+                    "cell": "mingru",
+                    "hidden_size": 16,
+                    "task": {"name": "adding", "seq_len": 30},
+                    "batch_size": 32,
+                    "steps": 500,
+                    "probe_every": 20,
+                    "optimizer": {"name": "adam", "lr": 0.01},
+                },
+            }
         ],
     },
 )

@@ -70,7 +70,15 @@ async function startRuns(lesson) {
   return (await post("/api/groups", { runs })).runs;
 }
 
-const HEATMAPS = new Set(["hidden", "itemized", "gate-f", "gate-i", "gate-o", "c"]); // each with its colour bar
+const HEATMAPS = new Set(["hidden", "itemized", "c"]); // each with its colour bar, as every gate-* view
+const isHeatmap = (view) => HEATMAPS.has(view) || view.startsWith("gate-");
+
+// a view's row title: the lesson's own words, else (the modern cells' gates) the catalog cell's
+function viewTitle(view, run, cat) {
+  if (TITLES[view]) return TITLES[view];
+  const cell = cat.cells.find((c) => c.name === run.config.cell);
+  return cell?.views[view.slice(5)]?.title ?? view;
+}
 const WAITING = "waiting for the first probe…";
 const QUEUE_POLL_MS = 2000;
 
@@ -91,8 +99,8 @@ function panel(demo, run) {
     }
     const chart = el("div", { class: `chart ${view === "gradflow" || view === "itemized" ? "" : "short"}` });
     chart.dataset.empty = WAITING;
-    const bar = HEATMAPS.has(view) ? el("div", { class: "legend" }) : null;
-    node.append(el("p", { class: "row-title", text: TITLES[view] }), chart, ...(bar ? [bar] : []));
+    const bar = isHeatmap(view) ? el("div", { class: "legend" }) : null;
+    node.append(el("p", { class: "row-title", text: viewTitle(view, run, demo.cat) }), chart, ...(bar ? [bar] : []));
     p.charts[view] = new Chart(chart, FIGURES[view] || stateFigure, { name: `${demo.lesson.name}-${view}`, legend: bar });
   }
   p.feed = new Feed(run.id, (what) => {

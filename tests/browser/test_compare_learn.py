@@ -154,6 +154,30 @@ def test_learn_after_the_lstm_demo_runs_five_cells_to_its_findings(
     page.locator("#modern").screenshot(path=str(screenshot_path("learn-modern")))
 
 
+def test_learn_mingru_gates_demo_titles_its_views_from_the_catalog(
+    gs_page: Page, url: Callable[[str], str], http: httpx.Client
+) -> None:
+    page = gs_page
+    page.goto(url("/learn#modern"))
+    page.click('[data-demo="mingates"]')
+    panel = page.locator('[data-demo-out="mingates"] .demo-panel')
+    expect(panel.locator(".status")).to_have_text("completed", timeout=120_000)
+    views = http.get("/api/catalog").json()["cells"]
+    mingru = next(c for c in views if c["name"] == "mingru")["views"]
+    expect(panel.locator(".row-title")).to_have_text(
+        [mingru["z"]["title"], mingru["h_tilde"]["title"], "hidden state h"]
+    )
+    reveal_all(page)
+    expect(panel.locator("canvas.gs-heatmap")).to_have_count(3)  # z, h̃ and h, each with its colour bar
+    expect(panel.locator(".legend .legend-bar")).to_have_count(3)
+    findings = page.locator('[data-findings="mingates"]')
+    expect(findings).to_contain_text("hidden state follows the running sum of the marked values")
+    expect(findings).to_have_class(re.compile(r"findings-hold"))
+    page.locator('section:has([data-demo="mingates"])').screenshot(
+        path=str(screenshot_path("learn-mingates"))
+    )
+
+
 SLOW: dict[str, Any] = {**TINY, "steps": 100_000, "probe_every": 1000}
 
 

@@ -9,6 +9,7 @@ lessons are validated like the presets (catalog).
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import threading
 from collections.abc import Iterator
@@ -117,6 +118,7 @@ def test_lessons_are_valid_runs_for_the_learn_pages_sections() -> None:
     assert [r.config.cell for r in modern] == ["rnn_tanh", "gru", "mingru", "minlstm", "slstm"]
     assert len({r.config.model_dump_json(exclude={"cell"}) for r in modern}) == 1  # only the cell differs
     assert modern[0].config.task.params == {"seq_len": 100}
+    assert LESSON["mingates"].runs[0].config.cell == "mingru"
     for lesson in LESSON.values():
         titles = [run.title for run in lesson.runs]
         assert len(set(titles)) == len(titles)  # each run's name is its panel's title: one each
@@ -236,3 +238,20 @@ def test_modern_claim_fails_on_numbers_that_contradict_it(demo: Any) -> None:
         "the gradient of the tanh RNN does not reach t = 0",
         "the tanh RNN did not learn",
     ]
+
+
+def test_mingates(demo: Any) -> None:
+    (run,) = demo("mingates")
+    sentence = holds("mingates", [run])
+    marks = run.last.header["marks"]
+    assert f"at the marked steps t = {marks[0]}, {marks[1]} and" in sentence
+    assert f"Final loss {num(run.loss)}" in sentence and run.loss < 0.5 * run.baseline
+    z = run.last.arrays["gates.z"][-1]
+    unit = int(sentence.split("'s hidden state")[0].removeprefix("Unit "))
+    assert f"its update gate z is {num(float(z[marks, unit].mean()))}" in sentence
+
+
+def test_mingates_claim_fails_on_a_run_that_did_not_learn(demo: Any) -> None:
+    (run,) = demo("mingates")
+    unlearned = dataclasses.replace(run, last=run.first)  # its step-0 frame as its last
+    assert not findings(LESSON["mingates"], [unlearned]).holds

@@ -32,7 +32,7 @@ def test_findings_only_for_a_demo_s_own_finished_runs(client: TestClient) -> Non
     other = seed_run(storage, ADDING)
     waiting = RunRecord.new("waiting", LESSON["hello"].runs[0].config)
     storage.create_run(waiting)
-    lessons = "shapes, hello, bptt, vanishing, exploding, remedies, gates, modern"
+    lessons = "shapes, hello, bptt, vanishing, exploding, remedies, gates, modern, mingates"
     assert findings(client, "nope", other) == (
         404,
         {"detail": f"there is no lesson 'nope'; the lessons are {lessons}"},
