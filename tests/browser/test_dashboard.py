@@ -43,7 +43,7 @@ def test_dashboard_loads_with_catalog_form_and_presets(gs_page: Page, url: Calla
     gs_page.goto(url("/"))
     expect(gs_page.locator("#start-run")).to_be_visible()
     cells = gs_page.locator('#run-form [name="cell"] option').all_inner_texts()
-    assert cells == ["rnn_tanh", "rnn_relu", "lstm", "gru"]
+    assert cells == ["rnn_tanh", "rnn_relu", "lstm", "gru", "mingru", "minlstm", "slstm"]
     for knob in (
         "hidden_size",
         "num_layers",
