@@ -44,11 +44,12 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
+from app.core import cells
 from app.core.cells import DirectionGrads, DirectionTrace, Unrolled
 
 MinCell = Literal["mingru", "minlstm"]
 MIN_CELLS: tuple[MinCell, ...] = ("mingru", "minlstm")
-GATES: dict[MinCell, tuple[str, ...]] = {"mingru": ("z", "h_tilde"), "minlstm": ("f", "i", "h_tilde")}
+GATES: dict[MinCell, tuple[str, ...]] = {cell: cells.GATES[cell] for cell in MIN_CELLS}  # one source
 MAX_LAYERS = 3
 Seqs = list[list[dict[str, Tensor]]]  # [layer][direction: only 0] name -> (T, H), natural time
 

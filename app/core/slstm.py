@@ -36,17 +36,18 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, get_args
 
 import torch
 from torch import Tensor, nn
 
-from app.core.cells import DirectionGrads, DirectionTrace, Unrolled
+from app.core import cells
+from app.core.cells import DirectionGrads, DirectionTrace, ForgetKind, Unrolled
 
-Forget = Literal["exp", "sigmoid"]
-FORGETS: tuple[Forget, ...] = ("exp", "sigmoid")
-GATES = ("z", "i", "f", "o")
-STATES = ("c", "n", "m")
+Forget = ForgetKind
+FORGETS: tuple[Forget, ...] = get_args(ForgetKind)
+GATES = cells.GATES["slstm"]  # z, i, f, o
+STATES = cells.STATES["slstm"]  # c, n, m
 MAX_LAYERS = 3
 
 State = tuple[Tensor, Tensor, Tensor, Tensor]  # (h, c, n, m), each (L, B, H), or (B, H) for one layer
