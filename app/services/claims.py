@@ -283,8 +283,12 @@ def _remedies(runs: Sequence[RunNumbers]) -> Finding:
     return Finding(sentence, failed)
 
 
-def _gates(runs: Sequence[RunNumbers]) -> Finding:
-    (run,) = runs
+def _summing_unit(
+    run: RunNumbers, state: str
+) -> tuple[list[int], int, NDArray[np.float64], NDArray[np.intp]]:
+    """The adding run's unit whose `state` ("c" or "h", top layer, last frame) best follows the
+    running sum of the marked values: the marked steps, the unit, every unit's |correlation| with
+    that sum, and the steps that are not marked."""
     frame = run.last
     marks = [int(t) for t in frame.header["marks"]]
     channel = make_task(run.config.task.name, **run.config.task.params).input_value
@@ -293,13 +297,18 @@ def _gates(runs: Sequence[RunNumbers]) -> Finding:
     running = np.zeros_like(values)
     for t in marks:
         running[t:] += values[t]
-    c = frame.arrays["c"][-1].astype(np.float64)  # (T, units)
+    x = frame.arrays[state][-1].astype(np.float64)  # (T, units)
     corr = np.array(
-        [abs(np.corrcoef(c[:, u], running)[0, 1]) if c[:, u].std() > 0 else 0 for u in range(c.shape[1])]
+        [abs(np.corrcoef(x[:, u], running)[0, 1]) if x[:, u].std() > 0 else 0 for u in range(x.shape[1])]
     )
-    u = int(np.argmax(corr))
+    return marks, int(np.argmax(corr)), corr, np.delete(np.arange(x.shape[0]), marks)
+
+
+def _gates(runs: Sequence[RunNumbers]) -> Finding:
+    (run,) = runs
+    frame = run.last
+    marks, u, corr, elsewhere = _summing_unit(run, "c")
     i, f = frame.arrays["gates.i"][-1][:, u], frame.arrays["gates.f"][-1][:, u]
-    elsewhere = np.delete(np.arange(len(i)), marks)
     i_marks, i_else = float(i[marks].mean()), float(i[elsewhere].mean())
     f_mean = float(f.mean())
     sentence = (
@@ -393,20 +402,8 @@ def _modern(runs: Sequence[RunNumbers]) -> Finding:
 def _mingates(runs: Sequence[RunNumbers]) -> Finding:
     (run,) = runs
     frame = run.last
-    marks = [int(t) for t in frame.header["marks"]]
-    channel = make_task(run.config.task.name, **run.config.task.params).input_value
-    assert channel is not None  # the adding task: its value channel
-    values = frame.arrays["inputs"][:, channel.channel].astype(np.float64)
-    running = np.zeros_like(values)
-    for t in marks:
-        running[t:] += values[t]
-    h = frame.arrays["h"][-1].astype(np.float64)  # (T, units)
-    corr = np.array(
-        [abs(np.corrcoef(h[:, u], running)[0, 1]) if h[:, u].std() > 0 else 0 for u in range(h.shape[1])]
-    )
-    u = int(np.argmax(corr))
+    marks, u, corr, elsewhere = _summing_unit(run, "h")
     z = frame.arrays["gates.z"][-1][:, u].astype(np.float64)
-    elsewhere = np.delete(np.arange(len(z)), marks)
     z_marks, z_else = float(z[marks].mean()), float(z[elsewhere].mean())
     size = np.abs(frame.arrays["gates.h_tilde"][-1].astype(np.float64)).mean(axis=1)  # (T,) mean |h̃_t|
     h_marks, h_else = float(size[marks].mean()), float(size[elsewhere].mean())
