@@ -130,8 +130,14 @@ _STABILISE = Remedy(
 )
 
 
-def _unstabilised(run: RunNumbers) -> bool:
-    return run.config.slstm is not None and not run.config.slstm.stabilizer
+def _bounding(run: RunNumbers, otherwise: Remedy) -> Remedy:
+    """The remedy for a gradient or loss that grew out of bounds: the stabiliser for an sLSTM
+    without it, else clipping at 1 where it is off, else `otherwise`."""
+    if run.config.slstm is not None and not run.config.slstm.stabilizer:
+        return _STABILISE
+    if run.config.clip.mode == "off":
+        return Remedy(description="clip the gradient norm at 1", patch=_CLIP_AT_1, changes=_CLIP_AT_1)
+    return otherwise
 
 
 _LSTM_INSTEAD = Remedy(
@@ -200,14 +206,11 @@ def _exploding(run: RunNumbers) -> Symptom | None:
     step = int(run.metrics[at]["step"])
     finite = norms[np.isfinite(norms)]
     median = float(np.median(finite)) if finite.size else math.nan
-    remedy = (
-        _STABILISE
-        if _unstabilised(run)
-        else Remedy(description="clip the gradient norm at 1", patch=_CLIP_AT_1, changes=_CLIP_AT_1)
-        if run.config.clip.mode == "off"
-        else _scaled_lr(run, 0.1)
-        if run.config.cell in WITHOUT_W_HH
-        else _scheme(run, "initialise W_hh orthogonal with gain 1", "orthogonal")
+    remedy = _bounding(
+        run,
+        _scaled_lr(run, 0.1)
+        if run.config.cell in WITHOUT_W_HH  # no W_hh to initialise
+        else _scheme(run, "initialise W_hh orthogonal with gain 1", "orthogonal"),
     )
     return _symptom(
         run,
@@ -232,13 +235,7 @@ def _diverged(run: RunNumbers) -> Symptom | None:
         return None
     step = run.steps + 1
     loss = _series(run.metrics, "loss")[-1] if run.metrics else math.nan
-    remedy = (
-        _STABILISE
-        if _unstabilised(run)
-        else Remedy(description="clip the gradient norm at 1", patch=_CLIP_AT_1, changes=_CLIP_AT_1)
-        if run.config.clip.mode == "off"
-        else _scaled_lr(run, 0.1)
-    )
+    remedy = _bounding(run, _scaled_lr(run, 0.1))
     return _symptom(
         run,
         "diverged",
