@@ -19,7 +19,7 @@ import copy
 from functools import cache
 from typing import Any
 
-from app.core.cells import CELLS, GATE_KINDS, GATES, STATES, WITHOUT_W_HH, CellName
+from app.core.cells import CELLS, GATE_KINDS, GATES, MODERN_CELLS, STATES, WITHOUT_W_HH, CellName
 from app.core.frames import MAX_T, MAX_UNITS
 
 LOG_FLOOR = -30  # log10 of the smallest gradient norm the pages tell apart: below it, the floor colour
@@ -108,6 +108,7 @@ def _cell(cell: CellName) -> dict[str, Any]:
         "gates": list(GATES[cell]),
         "states": list(STATES.get(cell, ())),
         "w_hh": cell not in WITHOUT_W_HH,  # recurrent weights: what rescale, reinit schemes and gain act on
+        "bidirectional": cell not in MODERN_CELLS,  # it can run both ways (the modern cells: one way only)
         "views": {
             n: {"title": TITLES.get(n, f"Gate {n}"), "kind": kinds[n], "caption": CAPTIONS[cell][n]}
             for n in names

@@ -21,7 +21,7 @@ from typing import Any, Literal, get_args
 
 from pydantic import BaseModel
 
-from app.core.cells import MODERN_CELLS
+from app.core.cells import GateKind
 from app.core.display import view_catalog
 from app.core.engine import OPTIMIZERS
 from app.core.model import INIT_SCHEMES
@@ -52,9 +52,6 @@ CLIP_DOCS: dict[str, str] = {
 class Choice(BaseModel):
     name: str
     doc: str
-
-
-GateKind = Literal["sigmoid", "tanh", "value"]
 
 
 class ViewInfo(BaseModel):
@@ -204,14 +201,7 @@ def catalog() -> Catalog:
     view = view_catalog()
     return Catalog(
         cells=[
-            CellInfo.model_validate(
-                {
-                    **cell,
-                    "bidirectional": cell["name"] not in MODERN_CELLS,
-                    "options": cell_options(cell["name"]),
-                }
-            )
-            for cell in view["cells"]
+            CellInfo.model_validate({**cell, "options": cell_options(cell["name"])}) for cell in view["cells"]
         ],
         tasks=[_task(name) for name in TASKS],
         optimizers=[Choice(name=o, doc=OPTIMIZER_DOCS[o]) for o in OPTIMIZERS],
